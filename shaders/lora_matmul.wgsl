@@ -1,0 +1,113 @@
+// Fused LoRA matmul for prefill (n >= 16 rows), tiled 64 rows x 64 outputs per workgroup,
+// 16 x 16 threads each owning a 4 x 4 block of outputs; K advances 16 at a time through
+// workgroup memory. The epilogue adds each row's adapters, s·T·Bᵀ (T from lora_shrink),
+// inside the output tile, then writes y once.
+// Needs w_at / w_at4 from a weights_*.wgsl snippet (binding 0).
+
+struct Params {
+    n: u32,
+    cols: u32,
+    rows: u32,
+    out_base: u32,
+    y_stride: u32,
+    wg_x: u32,
+    pad0: u32,
+    pad1: u32,
+}
+
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> arena: array<f32>;
+@group(0) @binding(3) var<storage, read> t: array<f32>;
+@group(0) @binding(4) var<storage, read> routes: array<u32>;
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(6) var<uniform> p: Params;
+
+const TM: u32 = 64u;
+const TN: u32 = 64u;
+const TK: u32 = 16u;
+// Transposed tiles, [k][row] and [k][out], so the inner loop reads 4 neighbours at once.
+var<workgroup> xs: array<array<f32, 64>, 16>;
+var<workgroup> ws: array<array<f32, 64>, 16>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let n0 = wid.x * TN;
+    let m0 = wid.y * TM;
+    let tx = lid % 16u;
+    let ty = lid / 16u;
+    // Tile loading: thread loads 4 consecutive k of row / weight row `lr`.
+    let lr = lid / 4u;
+    let lk = (lid % 4u) * 4u;
+    let aligned = p.cols % 4u == 0u;
+
+    var acc: array<vec4<f32>, 4>;
+    for (var k0 = 0u; k0 < p.cols; k0 += TK) {
+        let k = k0 + lk;
+        var xv = vec4<f32>(0.0);
+        let xr = m0 + lr;
+        if (xr < p.n) {
+            for (var j = 0u; j < 4u; j++) {
+                if (k + j < p.cols) {
+                    xv[j] = x[xr * p.cols + k + j];
+                }
+            }
+        }
+        var wv = vec4<f32>(0.0);
+        let wr = n0 + lr;
+        if (wr < p.rows) {
+            if (aligned && k < p.cols) {
+                wv = w_at4(wr, k, p.cols);
+            } else {
+                for (var j = 0u; j < 4u; j++) {
+                    if (k + j < p.cols) {
+                        wv[j] = w_at(wr, k + j, p.cols);
+                    }
+                }
+            }
+        }
+        for (var j = 0u; j < 4u; j++) {
+            xs[lk + j][lr] = xv[j];
+            ws[lk + j][lr] = wv[j];
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < TK; kk++) {
+            let a = vec4<f32>(xs[kk][ty * 4u], xs[kk][ty * 4u + 1u], xs[kk][ty * 4u + 2u], xs[kk][ty * 4u + 3u]);
+            let b = vec4<f32>(ws[kk][tx * 4u], ws[kk][tx * 4u + 1u], ws[kk][tx * 4u + 2u], ws[kk][tx * 4u + 3u]);
+            acc[0] += a.x * b;
+            acc[1] += a.y * b;
+            acc[2] += a.z * b;
+            acc[3] += a.w * b;
+        }
+        workgroupBarrier();
+    }
+
+    let o0 = n0 + tx * 4u;
+    for (var i = 0u; i < 4u; i++) {
+        let row = m0 + ty * 4u + i;
+        if (row >= p.n) {
+            break;
+        }
+        var v = acc[i];
+        for (var e = routes[row]; e < routes[row + 1u]; e++) {
+            let base = p.n + 1u + e * 6u;
+            let b_off = routes[base + 2u];
+            let rank = routes[base + 3u];
+            let t_off = routes[base + 4u];
+            for (var k = 0u; k < rank; k++) {
+                let tv = t[t_off + k];
+                for (var j = 0u; j < 4u; j++) {
+                    let o = o0 + j;
+                    if (o < p.rows) {
+                        v[j] += tv * arena[b_off + (p.out_base + o) * rank + k];
+                    }
+                }
+            }
+        }
+        for (var j = 0u; j < 4u; j++) {
+            let o = o0 + j;
+            if (o < p.rows) {
+                y[row * p.y_stride + p.out_base + o] = v[j];
+            }
+        }
+    }
+}

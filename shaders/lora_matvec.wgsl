@@ -1,0 +1,85 @@
+// Fused LoRA matrix-vector product for decode (n < 16 rows):
+//   y[r, o] = X[r] · W[o] + Σ_entries(r) T[t_off..t_off+rank] · B[o, :]
+// One workgroup per output row o and block of 4 input rows. Its 64 threads stride over the
+// weight row, then over the adapters' ranks: the LoRA term is just more terms of the same
+// dot product, so one reduction yields the finished value and y is written once.
+// Needs w_at / w_at4 from a weights_*.wgsl snippet (binding 0).
+
+struct Params {
+    n: u32,         // input rows
+    cols: u32,      // in features
+    rows: u32,      // weight rows in this chunk
+    out_base: u32,  // first output index of this chunk
+    y_stride: u32,  // out features
+    wg_x: u32,      // workgroups along x (outputs are spread over x and y)
+    pad0: u32,
+    pad1: u32,
+}
+
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> arena: array<f32>;
+@group(0) @binding(3) var<storage, read> t: array<f32>;
+@group(0) @binding(4) var<storage, read> routes: array<u32>;
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(6) var<uniform> p: Params;
+
+const WG: u32 = 64u;
+var<workgroup> part: array<vec4<f32>, WG>;
+
+fn x4(r: u32, k: u32) -> vec4<f32> {
+    let i = r * p.cols + k;
+    return vec4<f32>(x[i], x[i + 1u], x[i + 2u], x[i + 3u]);
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let o = wid.x + wid.y * p.wg_x;
+    if (o >= p.rows) {
+        return; // whole workgroup: o depends only on the workgroup id
+    }
+    let r0 = wid.z * 4u;
+    let nr = min(4u, p.n - r0);
+    var acc = vec4<f32>(0.0);
+    if (p.cols % 4u == 0u) {
+        for (var k = lid * 4u; k < p.cols; k += WG * 4u) {
+            let wv = w_at4(o, k, p.cols);
+            for (var r = 0u; r < nr; r++) {
+                acc[r] += dot(wv, x4(r0 + r, k));
+            }
+        }
+    } else {
+        for (var k = lid; k < p.cols; k += WG) {
+            let wv = w_at(o, k, p.cols);
+            for (var r = 0u; r < nr; r++) {
+                acc[r] += wv * x[(r0 + r) * p.cols + k];
+            }
+        }
+    }
+    let go = p.out_base + o;
+    for (var r = 0u; r < nr; r++) {
+        let row = r0 + r;
+        for (var e = routes[row]; e < routes[row + 1u]; e++) {
+            let base = p.n + 1u + e * 6u;
+            let b_off = routes[base + 2u];
+            let rank = routes[base + 3u];
+            let t_off = routes[base + 4u];
+            for (var k = lid; k < rank; k += WG) {
+                acc[r] += t[t_off + k] * arena[b_off + go * rank + k];
+            }
+        }
+    }
+    part[lid] = acc;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
+        if (lid < stride) {
+            part[lid] += part[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        let v = part[0];
+        for (var r = 0u; r < nr; r++) {
+            y[(r0 + r) * p.y_stride + go] = v[r];
+        }
+    }
+}

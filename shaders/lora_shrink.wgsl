@@ -1,0 +1,53 @@
+// LoRA shrink: T[t_off + k] = coef * X[row] · A[k] for each route entry (row, adapter).
+// One workgroup per (entry, k); 64 threads stride over `cols` and tree-reduce.
+// Route table layout (u32): row_start[n + 1], then 6 words per entry:
+// row, a_off, b_off, rank, t_off, coef (f32 bits).
+
+struct Params {
+    n: u32,
+    cols: u32,
+    pad0: u32,
+    pad1: u32,
+}
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> arena: array<f32>;
+@group(0) @binding(2) var<storage, read> routes: array<u32>;
+@group(0) @binding(3) var<storage, read_write> t: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+const WG: u32 = 64u;
+var<workgroup> part: array<f32, WG>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let e = p.n + 1u + wid.x * 6u;
+    let row = routes[e];
+    let a_off = routes[e + 1u];
+    let rank = routes[e + 3u];
+    let t_off = routes[e + 4u];
+    let coef = bitcast<f32>(routes[e + 5u]);
+    let k = wid.y;
+    // Workgroups past this entry's rank idle (the grid is sized for the largest rank).
+    let live = k < rank;
+
+    var s = 0.0;
+    if (live) {
+        let xo = row * p.cols;
+        let ao = a_off + k * p.cols;
+        for (var j = lid; j < p.cols; j += WG) {
+            s += x[xo + j] * arena[ao + j];
+        }
+    }
+    part[lid] = s;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
+        if (lid < stride) {
+            part[lid] += part[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    if (live && lid == 0u) {
+        t[t_off + k] = coef * part[0];
+    }
+}

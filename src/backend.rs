@@ -1,0 +1,77 @@
+//! The small set of ops every backend implements. The layer (and later the model and the
+//! adapter engine) is written once over this trait; `cpu` runs ops eagerly, `gpu` records
+//! them as compute passes and only syncs on `read`.
+
+use crate::error::{Error, Result};
+use crate::lora::Routes;
+use crate::weights::HostWeight;
+use std::future::Future;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    Cpu,
+    Gpu,
+}
+
+impl BackendKind {
+    /// The name the JS API reports in `rt.backend`.
+    pub fn js_name(self) -> &'static str {
+        match self {
+            BackendKind::Cpu => "cpu",
+            BackendKind::Gpu => "webgpu",
+        }
+    }
+}
+
+/// What the caller asked for at runtime creation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendChoice {
+    Auto,
+    WebGpu,
+    Cpu,
+}
+
+impl BackendChoice {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(BackendChoice::Auto),
+            "webgpu" | "gpu" => Ok(BackendChoice::WebGpu),
+            "cpu" => Ok(BackendChoice::Cpu),
+            _ => Err(Error::config(format!("unknown backend {s:?} (expected \"auto\", \"webgpu\" or \"cpu\")"))),
+        }
+    }
+}
+
+pub trait Backend: Clone + 'static {
+    /// A row-major f32 matrix living where this backend computes.
+    type Tensor;
+    /// A base weight in its storage format.
+    type Weight;
+    /// One layer's packed adapter factors (f32), addressed by `Slot` offsets.
+    type Arena;
+
+    fn kind(&self) -> BackendKind;
+    /// Human-readable device description (GPU adapter name, or the CPU path in use).
+    fn describe(&self) -> String;
+
+    fn tensor(&self, data: &[f32], rows: usize, cols: usize) -> Result<Self::Tensor>;
+    /// An output tensor; its contents are unspecified until an op writes it.
+    fn empty(&self, rows: usize, cols: usize) -> Result<Self::Tensor>;
+    fn read(&self, t: &Self::Tensor) -> impl Future<Output = Result<Vec<f32>>>;
+
+    fn weight(&self, w: HostWeight) -> Result<Self::Weight>;
+    fn arena(&self) -> Self::Arena;
+    /// Writes `data` at element `offset`, growing the arena as needed.
+    fn arena_write(&self, arena: &mut Self::Arena, offset: usize, data: &[f32]) -> Result<()>;
+
+    /// `y[n, out] = x[n, in]·Wᵀ + Σ_entries coef·(x_row·Aᵀ)·Bᵀ`, fused: W read once, y
+    /// written once. Every element of `y` is written.
+    fn lora_linear(
+        &self,
+        x: &Self::Tensor,
+        w: &Self::Weight,
+        arena: &Self::Arena,
+        routes: &Routes,
+        y: &mut Self::Tensor,
+    ) -> Result<()>;
+}

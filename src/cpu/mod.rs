@@ -1,0 +1,101 @@
+//! CPU backend: wasm SIMD128 kernels under wasm32, the same code on portable vectors natively.
+//! Ops run eagerly; tensors are plain `Vec<f32>`.
+
+pub mod kernels;
+pub mod simd;
+
+use crate::backend::{Backend, BackendKind};
+use crate::error::{checked_len, Error, Result};
+use crate::lora::Routes;
+use crate::weights::{HostWeight, WeightData};
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuBackend;
+
+#[derive(Clone, Debug)]
+pub struct CpuTensor {
+    pub data: Vec<f32>,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl Backend for CpuBackend {
+    type Tensor = CpuTensor;
+    type Weight = HostWeight;
+    type Arena = Vec<f32>;
+
+    fn kind(&self) -> BackendKind {
+        BackendKind::Cpu
+    }
+
+    fn describe(&self) -> String {
+        if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
+            "CPU (wasm SIMD128, 1 thread)".into()
+        } else {
+            "CPU (portable, 1 thread)".into()
+        }
+    }
+
+    fn tensor(&self, data: &[f32], rows: usize, cols: usize) -> Result<CpuTensor> {
+        if data.len() != checked_len("tensor", &[rows, cols])? {
+            return Err(Error::shape(format!("tensor data has {} values for [{rows}, {cols}]", data.len())));
+        }
+        Ok(CpuTensor { data: data.to_vec(), rows, cols })
+    }
+
+    fn empty(&self, rows: usize, cols: usize) -> Result<CpuTensor> {
+        Ok(CpuTensor { data: vec![0.0; checked_len("tensor", &[rows, cols])?], rows, cols })
+    }
+
+    async fn read(&self, t: &CpuTensor) -> Result<Vec<f32>> {
+        Ok(t.data.clone())
+    }
+
+    fn weight(&self, w: HostWeight) -> Result<HostWeight> {
+        Ok(w)
+    }
+
+    fn arena(&self) -> Vec<f32> {
+        Vec::new()
+    }
+
+    fn arena_write(&self, arena: &mut Vec<f32>, offset: usize, data: &[f32]) -> Result<()> {
+        let end = offset + data.len();
+        if arena.len() < end {
+            arena.try_reserve(end - arena.len()).map_err(|_| Error::backend("out of memory growing adapter storage"))?;
+            arena.resize(end, 0.0);
+        }
+        arena[offset..end].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn lora_linear(
+        &self,
+        x: &CpuTensor,
+        w: &HostWeight,
+        arena: &Vec<f32>,
+        routes: &Routes,
+        y: &mut CpuTensor,
+    ) -> Result<()> {
+        let n = x.rows;
+        if x.cols != w.cols || y.rows != n || y.cols != w.rows || routes.n_rows() != n {
+            return Err(Error::shape(format!(
+                "lora_linear: x [{n}, {}], W [{}, {}], y [{}, {}], routes for {} rows do not fit",
+                x.cols,
+                w.rows,
+                w.cols,
+                y.rows,
+                y.cols,
+                routes.n_rows()
+            )));
+        }
+        let mut t = vec![0.0; routes.t_len];
+        kernels::lora_shrink(&x.data, x.cols, arena, routes, &mut t);
+        let args = (&x.data[..], n, w.cols);
+        match &w.data {
+            WeightData::F32(v) => kernels::lora_linear(args.0, args.1, args.2, v, w.rows, arena, routes, &t, &mut y.data),
+            WeightData::F16(v) => kernels::lora_linear(args.0, args.1, args.2, v, w.rows, arena, routes, &t, &mut y.data),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,117 @@
+//! A four-lane f32 vector: wasm SIMD128 under wasm32 (+simd128), plain arrays elsewhere
+//! (LLVM vectorises those on native). The CPU kernels are written once against this type.
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod imp {
+    use core::arch::wasm32::*;
+
+    #[derive(Clone, Copy)]
+    pub struct F32x4(v128);
+
+    impl F32x4 {
+        #[inline(always)]
+        pub fn zero() -> Self {
+            F32x4(f32x4_splat(0.0))
+        }
+        /// # Safety
+        /// `p..p+4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load(p: *const f32) -> Self {
+            F32x4(v128_load(p as *const v128))
+        }
+        /// Four IEEE half floats (bit patterns) widened to f32, exact for every value.
+        /// # Safety
+        /// `p..p+4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load_f16(p: *const u16) -> Self {
+            let h = u32x4_load_extend_u16x4(p);
+            let sign = u32x4_shl(v128_and(h, u32x4_splat(0x8000)), 16);
+            let em = v128_and(h, u32x4_splat(0x7fff));
+            let shifted = u32x4_shl(em, 13);
+            // Exponent rebias by multiplying with 2^112: also right for subnormals and zero.
+            let finite = f32x4_mul(shifted, f32x4_splat(f32::from_bits(0x7780_0000)));
+            // Inf/NaN: keep the mantissa, force an all-ones exponent.
+            let special = v128_or(shifted, u32x4_splat(0x7f80_0000));
+            let is_special = u32x4_ge(em, u32x4_splat(0x7c00));
+            F32x4(v128_or(v128_bitselect(special, finite, is_special), sign))
+        }
+        #[inline(always)]
+        pub fn mul_add(self, b: Self, acc: Self) -> Self {
+            F32x4(f32x4_add(acc.0, f32x4_mul(self.0, b.0)))
+        }
+        pub fn to_array(self) -> [f32; 4] {
+            let v = self.0;
+            [f32x4_extract_lane::<0>(v), f32x4_extract_lane::<1>(v), f32x4_extract_lane::<2>(v), f32x4_extract_lane::<3>(v)]
+        }
+        #[inline(always)]
+        pub fn sum(self) -> f32 {
+            let v = self.0;
+            (f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v))
+                + (f32x4_extract_lane::<2>(v) + f32x4_extract_lane::<3>(v))
+        }
+    }
+}
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+mod imp {
+    #[derive(Clone, Copy)]
+    pub struct F32x4([f32; 4]);
+
+    impl F32x4 {
+        #[inline(always)]
+        pub fn zero() -> Self {
+            F32x4([0.0; 4])
+        }
+        /// # Safety
+        /// `p..p+4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load(p: *const f32) -> Self {
+            F32x4(core::ptr::read_unaligned(p as *const [f32; 4]))
+        }
+        /// # Safety
+        /// `p..p+4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load_f16(p: *const u16) -> Self {
+            let h = core::ptr::read_unaligned(p as *const [u16; 4]);
+            F32x4(h.map(|b| half::f16::from_bits(b).to_f32()))
+        }
+        #[inline(always)]
+        pub fn mul_add(self, b: Self, acc: Self) -> Self {
+            let (a, b, c) = (self.0, b.0, acc.0);
+            F32x4([c[0] + a[0] * b[0], c[1] + a[1] * b[1], c[2] + a[2] * b[2], c[3] + a[3] * b[3]])
+        }
+        pub fn to_array(self) -> [f32; 4] {
+            self.0
+        }
+        #[inline(always)]
+        pub fn sum(self) -> f32 {
+            let v = self.0;
+            (v[0] + v[1]) + (v[2] + v[3])
+        }
+    }
+}
+
+pub use imp::F32x4;
+
+/// Dot product of two equal-length slices, four lanes at a time with two accumulators.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let n8 = n / 8 * 8;
+    let (mut s0, mut s1) = (F32x4::zero(), F32x4::zero());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut k = 0;
+    // SAFETY: k + 8 <= n8 <= len of both slices.
+    unsafe {
+        while k < n8 {
+            s0 = F32x4::load(pa.add(k)).mul_add(F32x4::load(pb.add(k)), s0);
+            s1 = F32x4::load(pa.add(k + 4)).mul_add(F32x4::load(pb.add(k + 4)), s1);
+            k += 8;
+        }
+    }
+    let mut s = s0.sum() + s1.sum();
+    for i in n8..n {
+        s += a[i] * b[i];
+    }
+    s
+}

@@ -1,0 +1,105 @@
+//! Finding an adapter and opening a device with the limits our kernels need.
+
+use crate::error::{Error, Result};
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    /// Cap on bytes per storage binding, below the device's own limit. Tests use it to force
+    /// the splitting of large weights; real callers leave it `None`.
+    pub max_binding_bytes: Option<u64>,
+}
+
+pub struct Context {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter_name: String,
+    /// Bytes one storage binding may span (device limit, or the test cap).
+    pub max_binding: u64,
+    pub max_dispatch: u32,
+    /// First asynchronous GPU error (validation, out of memory, device lost), if any.
+    pub fault: Arc<Mutex<Option<String>>>,
+}
+
+impl Context {
+    pub async fn new(opts: &GpuOptions) -> Result<Context> {
+        #[cfg(target_arch = "wasm32")]
+        if !web_gpu_present() {
+            return Err(Error::backend("WebGPU is not available here (navigator.gpu is missing)"));
+        }
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::backend(format!("no WebGPU adapter: {e}")))?;
+        let info = adapter.get_info();
+        let have = adapter.limits();
+        // WebGPU's defaults, raised to what the adapter offers where big layers need it.
+        let limits = wgpu::Limits {
+            max_storage_buffer_binding_size: have.max_storage_buffer_binding_size,
+            max_buffer_size: have.max_buffer_size,
+            max_storage_buffers_per_shader_stage: have.max_storage_buffers_per_shader_stage.min(10),
+            max_compute_workgroup_storage_size: have.max_compute_workgroup_storage_size,
+            ..wgpu::Limits::default()
+        };
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("lorafuse"),
+                required_features: wgpu::Features::empty(),
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::backend(format!("could not open the GPU device: {e}")))?;
+
+        let fault = Arc::new(Mutex::new(None::<String>));
+        let f = fault.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = f.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert_with(|| format!("GPU error: {e}"));
+        }));
+        let f = fault.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            let mut slot = f.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert_with(|| format!("GPU device lost ({reason:?}): {msg}"));
+        });
+
+        let name = if info.name.is_empty() { format!("{:?} adapter", info.backend) } else { info.name.clone() };
+        let max_binding = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size)
+            .min(opts.max_binding_bytes.unwrap_or(u64::MAX));
+        Ok(Context {
+            device,
+            queue,
+            adapter_name: format!("{name} ({:?})", info.backend),
+            max_binding: max_binding / 256 * 256,
+            max_dispatch: limits.max_compute_workgroups_per_dimension,
+            fault,
+        })
+    }
+
+    /// The first GPU fault seen so far, as a `Backend` error.
+    pub fn check(&self) -> Result<()> {
+        match self.fault.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            Some(m) => Err(Error::backend(m.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `navigator.gpu` exists (wgpu would throw deep inside otherwise, e.g. in Node).
+#[cfg(target_arch = "wasm32")]
+fn web_gpu_present() -> bool {
+    use wasm_bindgen::JsValue;
+    let global = js_sys::global();
+    let nav = js_sys::Reflect::get(&global, &JsValue::from_str("navigator")).unwrap_or(JsValue::UNDEFINED);
+    if nav.is_undefined() || nav.is_null() {
+        return false;
+    }
+    let gpu = js_sys::Reflect::get(&nav, &JsValue::from_str("gpu")).unwrap_or(JsValue::UNDEFINED);
+    !(gpu.is_undefined() || gpu.is_null())
+}

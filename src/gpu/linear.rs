@@ -1,0 +1,145 @@
+//! Recording the fused LoRA linear: one shrink pass (T = coef·X·Aᵀ for every route entry),
+//! then per weight chunk one matvec (n < 16) or tiled matmul pass that adds T·Bᵀ in-tile.
+
+use super::pipelines::{Kernel, Pipeline};
+use super::pool::PoolBuf;
+use super::{GpuArena, GpuTensor, GpuWeight, Inner, STORAGE};
+use crate::error::{Error, Result};
+use crate::lora::Routes;
+use bytemuck::{Pod, Zeroable};
+
+/// Rows at which the tiled kernel takes over from the matvec one.
+pub const PREFILL_ROWS: usize = 16;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct LinearParams {
+    n: u32,
+    cols: u32,
+    rows: u32,
+    out_base: u32,
+    y_stride: u32,
+    wg_x: u32,
+    pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct ShrinkParams {
+    n: u32,
+    cols: u32,
+    pad: [u32; 2],
+}
+
+pub(super) fn encode(
+    g: &Inner,
+    x: &GpuTensor,
+    w: &GpuWeight,
+    arena: &GpuArena,
+    routes: &Routes,
+    y: &mut GpuTensor,
+) -> Result<()> {
+    g.ctx.check()?;
+    let n = x.rows;
+    if x.cols != w.cols || y.rows != n || y.cols != w.rows || routes.n_rows() != n {
+        return Err(Error::shape(format!(
+            "lora_linear: x [{n}, {}], W [{}, {}], y [{}, {}], routes for {} rows do not fit",
+            x.cols,
+            w.rows,
+            w.cols,
+            y.rows,
+            y.cols,
+            routes.n_rows()
+        )));
+    }
+    let max = g.ctx.max_dispatch as usize;
+    if routes.entries.len() > max || n.div_ceil(64) > max {
+        return Err(Error::shape(format!(
+            "{n} rows with {} adapter entries exceed one GPU dispatch ({max} workgroups)",
+            routes.entries.len()
+        )));
+    }
+    let dev = &g.ctx.device;
+    let uniform = wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST;
+    let upload = |bytes: &[u8], usage| {
+        let b = g.pool.acquire(dev, bytes.len() as u64, usage);
+        g.ctx.queue.write_buffer(&b.buf, 0, bytes);
+        b
+    };
+    let words = routes.to_words();
+    let routes_buf = upload(bytemuck::cast_slice(&words), STORAGE);
+    let t_buf = g.pool.acquire(dev, (routes.t_len.max(1) * 4) as u64, STORAGE);
+    let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("lora_linear") });
+
+    if !routes.entries.is_empty() {
+        let params = ShrinkParams { n: n as u32, cols: x.cols as u32, pad: [0; 2] };
+        let pbuf = upload(bytemuck::bytes_of(&params), uniform);
+        let pipe = g.pipes.get(dev, Kernel::LoraShrink, || g.pool.new_id());
+        let bufs = [(&x.buf.buf, x.buf.id), (&arena.buf, arena.id), (&routes_buf.buf, routes_buf.id), (&t_buf.buf, t_buf.id), (&pbuf.buf, pbuf.id)];
+        let bg = bind(g, &pipe, &bufs);
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&pipe.pipeline);
+        pass.set_bind_group(0, &bg, &[]);
+        pass.dispatch_workgroups(routes.entries.len() as u32, routes.max_rank, 1);
+    }
+
+    let kernel = if n < PREFILL_ROWS { Kernel::LoraMatvec(w.format) } else { Kernel::LoraMatmul(w.format) };
+    let pipe = g.pipes.get(dev, kernel, || g.pool.new_id());
+    // Per-chunk uniforms live until the submit below.
+    let mut keep: Vec<PoolBuf> = Vec::with_capacity(w.chunks.len());
+    for c in &w.chunks {
+        let (wg_x, grid) = match kernel {
+            Kernel::LoraMatvec(_) => {
+                let wg_x = c.rows.min(max);
+                (wg_x, [wg_x, c.rows.div_ceil(wg_x), n.div_ceil(4)])
+            }
+            _ => (0, [c.rows.div_ceil(64), n.div_ceil(64), 1]),
+        };
+        if grid.iter().any(|&d| d > max) {
+            return Err(Error::shape(format!("weight chunk of {} rows exceeds one GPU dispatch", c.rows)));
+        }
+        let params = LinearParams {
+            n: n as u32,
+            cols: w.cols as u32,
+            rows: c.rows as u32,
+            out_base: c.row0 as u32,
+            y_stride: w.rows as u32,
+            wg_x: wg_x as u32,
+            pad: [0; 2],
+        };
+        let pbuf = upload(bytemuck::bytes_of(&params), uniform);
+        let bufs = [
+            (&c.buf, c.id),
+            (&x.buf.buf, x.buf.id),
+            (&arena.buf, arena.id),
+            (&t_buf.buf, t_buf.id),
+            (&routes_buf.buf, routes_buf.id),
+            (&y.buf.buf, y.buf.id),
+            (&pbuf.buf, pbuf.id),
+        ];
+        let bg = bind(g, &pipe, &bufs);
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&pipe.pipeline);
+        pass.set_bind_group(0, &bg, &[]);
+        pass.dispatch_workgroups(grid[0] as u32, grid[1] as u32, grid[2] as u32);
+        drop(pass);
+        keep.push(pbuf);
+    }
+    g.ctx.queue.submit([enc.finish()]);
+    g.ctx.check()
+}
+
+/// The (cached) bind group binding `bufs` to bindings 0.. of the pipeline's group 0.
+fn bind(g: &Inner, pipe: &Pipeline, bufs: &[(&wgpu::Buffer, u64)]) -> wgpu::BindGroup {
+    let mut key = vec![pipe.id];
+    key.extend(bufs.iter().map(|b| b.1));
+    g.pool.bind_group(key, || {
+        let layout = pipe.pipeline.get_bind_group_layout(0);
+        let entries: Vec<_> = bufs
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.0.as_entire_binding() })
+            .collect();
+        g.ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &layout, entries: &entries })
+    })
+}

@@ -1,0 +1,249 @@
+//! GPU backend on wgpu: WebGPU in the browser, Vulkan or GL natively. Weights and adapter
+//! arenas stay resident; activations are pooled buffers; every op is a compute pass.
+
+pub mod context;
+mod linear;
+pub mod pipelines;
+pub mod pool;
+
+use crate::backend::{Backend, BackendKind};
+use crate::error::{checked_len, Error, Result};
+use crate::lora::Routes;
+use crate::weights::{HostWeight, WeightFormat};
+pub use context::{Context, GpuOptions};
+use pipelines::Pipelines;
+use pool::{Pool, PoolBuf};
+use std::rc::Rc;
+
+#[derive(Clone)]
+pub struct GpuBackend(Rc<Inner>);
+
+pub(crate) struct Inner {
+    ctx: Context,
+    pool: Rc<Pool>,
+    pipes: Pipelines,
+}
+
+pub struct GpuTensor {
+    buf: PoolBuf,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+/// A weight split by rows into chunks that each fit one storage binding.
+pub struct GpuWeight {
+    pub format: WeightFormat,
+    pub rows: usize,
+    pub cols: usize,
+    chunks: Vec<WeightChunk>,
+    owner: Rc<Inner>,
+}
+
+struct WeightChunk {
+    id: u64,
+    buf: wgpu::Buffer,
+    row0: usize,
+    rows: usize,
+}
+
+pub struct GpuArena {
+    id: u64,
+    buf: wgpu::Buffer,
+    /// Capacity in f32 elements.
+    cap: usize,
+    owner: Rc<Inner>,
+}
+
+const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_DST);
+
+impl GpuBackend {
+    pub async fn new(opts: &GpuOptions) -> Result<GpuBackend> {
+        let ctx = Context::new(opts).await?;
+        Ok(GpuBackend(Rc::new(Inner { ctx, pool: Rc::new(Pool::default()), pipes: Pipelines::default() })))
+    }
+
+    pub fn context(&self) -> &Context {
+        &self.0.ctx
+    }
+
+    /// Number of weight chunks (storage bindings) a weight was split into.
+    pub fn weight_chunks(w: &GpuWeight) -> usize {
+        w.chunks.len()
+    }
+
+    fn buffer(&self, label: &str, bytes: u64, usage: wgpu::BufferUsages) -> Result<wgpu::Buffer> {
+        if bytes > self.0.ctx.max_binding {
+            return Err(Error::shape(format!(
+                "{label}: {bytes} bytes exceed the GPU's storage binding limit of {} bytes",
+                self.0.ctx.max_binding
+            )));
+        }
+        Ok(self.0.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(16).next_multiple_of(4),
+            usage,
+            mapped_at_creation: false,
+        }))
+    }
+
+    fn write_padded(&self, buf: &wgpu::Buffer, bytes: &[u8]) {
+        // write_buffer wants a multiple of 4 bytes: send the tail zero-padded.
+        let main = bytes.len() / 4 * 4;
+        if main > 0 {
+            self.0.ctx.queue.write_buffer(buf, 0, &bytes[..main]);
+        }
+        if main < bytes.len() {
+            let mut tail = [0u8; 4];
+            tail[..bytes.len() - main].copy_from_slice(&bytes[main..]);
+            self.0.ctx.queue.write_buffer(buf, main as u64, &tail);
+        }
+    }
+}
+
+impl Backend for GpuBackend {
+    type Tensor = GpuTensor;
+    type Weight = GpuWeight;
+    type Arena = GpuArena;
+
+    fn kind(&self) -> BackendKind {
+        BackendKind::Gpu
+    }
+
+    fn describe(&self) -> String {
+        self.0.ctx.adapter_name.clone()
+    }
+
+    fn tensor(&self, data: &[f32], rows: usize, cols: usize) -> Result<GpuTensor> {
+        if data.len() != checked_len("tensor", &[rows, cols])? {
+            return Err(Error::shape(format!("tensor data has {} values for [{rows}, {cols}]", data.len())));
+        }
+        let t = self.empty(rows, cols)?;
+        self.0.ctx.queue.write_buffer(&t.buf.buf, 0, bytemuck::cast_slice(data));
+        Ok(t)
+    }
+
+    fn empty(&self, rows: usize, cols: usize) -> Result<GpuTensor> {
+        let bytes = checked_len("tensor", &[rows, cols, 4])? as u64;
+        if bytes > self.0.ctx.max_binding {
+            return Err(Error::shape(format!(
+                "tensor [{rows}, {cols}] needs {bytes} bytes, over the GPU's storage binding limit of {}",
+                self.0.ctx.max_binding
+            )));
+        }
+        let usage = STORAGE | wgpu::BufferUsages::COPY_SRC;
+        Ok(GpuTensor { buf: self.0.pool.acquire(&self.0.ctx.device, bytes, usage), rows, cols })
+    }
+
+    async fn read(&self, t: &GpuTensor) -> Result<Vec<f32>> {
+        let ctx = &self.0.ctx;
+        ctx.check()?;
+        let bytes = (t.rows * t.cols * 4) as u64;
+        let usage = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
+        let staging = self.0.pool.acquire(&ctx.device, bytes, usage);
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(&t.buf.buf, 0, &staging.buf, 0, bytes);
+        ctx.queue.submit([enc.finish()]);
+        let (tx, rx) = futures_channel::oneshot::channel();
+        staging.buf.slice(..bytes).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        ctx.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::backend(format!("GPU poll failed: {e}")))?;
+        let mapped = rx.await.map_err(|_| Error::backend("GPU readback was cancelled"));
+        ctx.check()?;
+        mapped?.map_err(|e| Error::backend(format!("GPU readback failed: {e}")))?;
+        let out = {
+            let view = staging
+                .buf
+                .slice(..bytes)
+                .get_mapped_range()
+                .map_err(|e| Error::backend(format!("GPU readback failed: {e:?}")))?;
+            view.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+        };
+        staging.buf.unmap();
+        Ok(out)
+    }
+
+    fn weight(&self, w: HostWeight) -> Result<GpuWeight> {
+        let format = w.format();
+        let row_bytes = format.bytes_for(w.cols) as u64;
+        let mut per_chunk = (self.0.ctx.max_binding / row_bytes) as usize;
+        if format == WeightFormat::F16 && w.cols % 2 == 1 {
+            per_chunk -= per_chunk % 2; // chunks must start on a whole u32 of halves
+        }
+        if per_chunk == 0 {
+            return Err(Error::shape(format!(
+                "one weight row ({row_bytes} bytes) exceeds the GPU's storage binding limit of {}",
+                self.0.ctx.max_binding
+            )));
+        }
+        let bytes = w.bytes();
+        let mut chunks = Vec::new();
+        for row0 in (0..w.rows).step_by(per_chunk) {
+            let rows = per_chunk.min(w.rows - row0);
+            let range = format.bytes_for(row0 * w.cols)..format.bytes_for((row0 + rows) * w.cols);
+            let buf = self.buffer("weight", range.len() as u64, STORAGE)?;
+            self.write_padded(&buf, &bytes[range]);
+            chunks.push(WeightChunk { id: self.0.pool.new_id(), buf, row0, rows });
+        }
+        Ok(GpuWeight { format, rows: w.rows, cols: w.cols, chunks, owner: self.0.clone() })
+    }
+
+    fn arena(&self) -> GpuArena {
+        let buf = self.0.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("lora arena"),
+            size: 16,
+            usage: STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        GpuArena { id: self.0.pool.new_id(), buf, cap: 4, owner: self.0.clone() }
+    }
+
+    fn arena_write(&self, arena: &mut GpuArena, offset: usize, data: &[f32]) -> Result<()> {
+        let end = offset + data.len();
+        if end > arena.cap {
+            // Grow geometrically; copy what is there on the GPU, then swap buffers.
+            let cap = end.max(arena.cap * 2);
+            let usage = STORAGE | wgpu::BufferUsages::COPY_SRC;
+            let buf = self.buffer("lora arena", (cap * 4) as u64, usage)?;
+            let mut enc = self.0.ctx.device.create_command_encoder(&Default::default());
+            enc.copy_buffer_to_buffer(&arena.buf, 0, &buf, 0, (arena.cap * 4) as u64);
+            self.0.ctx.queue.submit([enc.finish()]);
+            self.0.pool.forget(arena.id);
+            arena.buf = buf;
+            arena.cap = cap;
+            arena.id = self.0.pool.new_id();
+        }
+        self.0.ctx.queue.write_buffer(&arena.buf, (offset * 4) as u64, bytemuck::cast_slice(data));
+        self.0.ctx.check()
+    }
+
+    fn lora_linear(
+        &self,
+        x: &GpuTensor,
+        w: &GpuWeight,
+        arena: &GpuArena,
+        routes: &Routes,
+        y: &mut GpuTensor,
+    ) -> Result<()> {
+        linear::encode(&self.0, x, w, arena, routes, y)
+    }
+}
+
+impl Drop for GpuWeight {
+    fn drop(&mut self) {
+        for c in &self.chunks {
+            self.owner.pool.forget(c.id);
+            c.buf.destroy();
+        }
+    }
+}
+
+impl Drop for GpuArena {
+    fn drop(&mut self) {
+        self.owner.pool.forget(self.id);
+        self.buf.destroy();
+    }
+}

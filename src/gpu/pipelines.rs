@@ -1,0 +1,72 @@
+//! WGSL kernels, compiled once per (kernel, weight format) and cached. Matmul kernels are
+//! composed from a weight-format snippet (`weights_*.wgsl`, which owns binding 0 and the
+//! decode functions) and the kernel body, so a new format is one new snippet.
+
+use crate::weights::WeightFormat;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+const WEIGHTS_F32: &str = include_str!("../../shaders/weights_f32.wgsl");
+const WEIGHTS_F16: &str = include_str!("../../shaders/weights_f16.wgsl");
+const LORA_SHRINK: &str = include_str!("../../shaders/lora_shrink.wgsl");
+const LORA_MATVEC: &str = include_str!("../../shaders/lora_matvec.wgsl");
+const LORA_MATMUL: &str = include_str!("../../shaders/lora_matmul.wgsl");
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    LoraShrink,
+    /// Decode shape: a few rows, bandwidth-bound.
+    LoraMatvec(WeightFormat),
+    /// Prefill shape: tiled.
+    LoraMatmul(WeightFormat),
+}
+
+impl Kernel {
+    pub fn source(self) -> String {
+        let weights = |f: WeightFormat| match f {
+            WeightFormat::F32 => WEIGHTS_F32,
+            WeightFormat::F16 => WEIGHTS_F16,
+        };
+        match self {
+            Kernel::LoraShrink => LORA_SHRINK.to_string(),
+            Kernel::LoraMatvec(f) => format!("{}\n{}", weights(f), LORA_MATVEC),
+            Kernel::LoraMatmul(f) => format!("{}\n{}", weights(f), LORA_MATMUL),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Pipeline {
+    /// Unique id, part of bind-group cache keys.
+    pub id: u64,
+    pub pipeline: wgpu::ComputePipeline,
+}
+
+#[derive(Default)]
+pub struct Pipelines {
+    cache: RefCell<HashMap<Kernel, Pipeline>>,
+}
+
+impl Pipelines {
+    pub fn get(&self, device: &wgpu::Device, kernel: Kernel, new_id: impl FnOnce() -> u64) -> Pipeline {
+        if let Some(p) = self.cache.borrow().get(&kernel) {
+            return p.clone();
+        }
+        let label = format!("{kernel:?}");
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(&label),
+            source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&label),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        let p = Pipeline { id: new_id(), pipeline };
+        self.cache.borrow_mut().insert(kernel, p.clone());
+        p
+    }
+}

@@ -1,0 +1,162 @@
+//! `LoraLinear`: a frozen base weight plus any number of LoRA adapters, on one backend.
+
+use crate::backend::Backend;
+use crate::error::{check_finite, checked_len, Error, Result};
+use crate::lora::{ArenaAlloc, Mix, Routes, Slot};
+use crate::weights::HostWeight;
+
+/// Largest LoRA rank accepted (PEFT ranks in practice are 1..=256).
+pub const MAX_RANK: usize = 1024;
+
+pub struct LoraLinear<B: Backend> {
+    backend: B,
+    out: usize,
+    inp: usize,
+    weight: B::Weight,
+    weight_bytes: usize,
+    arena: B::Arena,
+    alloc: ArenaAlloc,
+    /// Indexed by adapter id; `None` for removed ids (ids are never reused while a layer lives).
+    slots: Vec<Option<Slot>>,
+}
+
+impl<B: Backend> LoraLinear<B> {
+    pub fn new(backend: &B, w: HostWeight) -> Result<Self> {
+        let (out, inp, weight_bytes) = (w.rows, w.cols, w.byte_len());
+        let weight = backend.weight(w)?;
+        Ok(LoraLinear {
+            backend: backend.clone(),
+            out,
+            inp,
+            weight,
+            weight_bytes,
+            arena: backend.arena(),
+            alloc: ArenaAlloc::default(),
+            slots: Vec::new(),
+        })
+    }
+
+    pub fn out_features(&self) -> usize {
+        self.out
+    }
+    pub fn in_features(&self) -> usize {
+        self.inp
+    }
+    pub fn weight_bytes(&self) -> usize {
+        self.weight_bytes
+    }
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+    pub fn weight(&self) -> &B::Weight {
+        &self.weight
+    }
+
+    /// Adds an adapter with `A [rank, in]`, `B [out, rank]` (row-major) and its scale.
+    /// On error nothing changes.
+    pub fn add_adapter(&mut self, a: &[f32], b: &[f32], rank: usize, scale: f32) -> Result<usize> {
+        if rank == 0 || rank > MAX_RANK {
+            return Err(Error::adapter(format!("rank {rank} is out of range 1..={MAX_RANK}")));
+        }
+        let (a_len, b_len) = (checked_len("A", &[rank, self.inp])?, checked_len("B", &[self.out, rank])?);
+        if a.len() != a_len {
+            return Err(Error::shape(format!(
+                "A has {} values, expected rank*inFeatures = {rank}*{} = {a_len}",
+                a.len(),
+                self.inp
+            )));
+        }
+        if b.len() != b_len {
+            return Err(Error::shape(format!(
+                "B has {} values, expected outFeatures*rank = {}*{rank} = {b_len}",
+                b.len(),
+                self.out
+            )));
+        }
+        if !scale.is_finite() {
+            return Err(Error::config(format!("adapter scale {scale} must be finite")));
+        }
+        check_finite("A", a)?;
+        check_finite("B", b)?;
+        let off = self.alloc.alloc(a_len + b_len);
+        let fits_u32 = u32::try_from(off + a_len + b_len).is_ok();
+        let written = if fits_u32 {
+            self.backend
+                .arena_write(&mut self.arena, off, a)
+                .and_then(|_| self.backend.arena_write(&mut self.arena, off + a_len, b))
+        } else {
+            Err(Error::shape("adapter storage for this layer exceeds 2^32 elements"))
+        };
+        if let Err(e) = written {
+            self.alloc.free(off, a_len + b_len);
+            return Err(e);
+        }
+        self.slots.push(Some(Slot {
+            a_off: off as u32,
+            b_off: (off + a_len) as u32,
+            rank: rank as u32,
+            scale,
+        }));
+        Ok(self.slots.len() - 1)
+    }
+
+    pub fn remove_adapter(&mut self, id: usize) -> Result<()> {
+        let s = self.slot(id)?;
+        let len = s.rank as usize * (self.inp + self.out);
+        self.alloc.free(s.a_off as usize, len);
+        self.slots[id] = None;
+        Ok(())
+    }
+
+    pub fn set_scale(&mut self, id: usize, scale: f32) -> Result<()> {
+        if !scale.is_finite() {
+            return Err(Error::config(format!("adapter scale {scale} must be finite")));
+        }
+        self.slot(id)?;
+        if let Some(s) = self.slots[id].as_mut() {
+            s.scale = scale;
+        }
+        Ok(())
+    }
+
+    pub fn slot(&self, id: usize) -> Result<Slot> {
+        self.slots
+            .get(id)
+            .copied()
+            .flatten()
+            .ok_or_else(|| Error::adapter(format!("no adapter with id {id} in this layer")))
+    }
+
+    /// Bytes the arena holds for live adapters.
+    pub fn adapter_bytes(&self) -> usize {
+        self.slots.iter().flatten().map(|s| s.rank as usize * (self.inp + self.out) * 4).sum()
+    }
+
+    pub fn routes(&self, n: usize, mix: &Mix) -> Result<Routes> {
+        Routes::build(n, mix, |id| self.slot(id))
+    }
+
+    /// Records `y = x·Wᵀ + adapters` on the backend (`x`: [n, in], `y`: [n, out]).
+    pub fn forward(&self, x: &B::Tensor, n: usize, mix: &Mix, y: &mut B::Tensor) -> Result<()> {
+        let routes = self.routes(n, mix)?;
+        self.backend.lora_linear(x, &self.weight, &self.arena, &routes, y)
+    }
+
+    /// Upload `x` ([n, in], row-major), run, and read `y` back.
+    pub async fn run(&self, x: &[f32], n: usize, mix: &Mix) -> Result<Vec<f32>> {
+        let want = checked_len("x", &[n, self.inp])?;
+        if n == 0 || x.len() != want {
+            return Err(Error::shape(format!(
+                "x has {} values for {n} rows of inFeatures {} (expected {want}, rows >= 1)",
+                x.len(),
+                self.inp
+            )));
+        }
+        check_finite("x", x)?;
+        let routes = self.routes(n, mix)?;
+        let xt = self.backend.tensor(x, n, self.inp)?;
+        let mut y = self.backend.empty(n, self.out)?;
+        self.backend.lora_linear(&xt, &self.weight, &self.arena, &routes, &mut y)?;
+        self.backend.read(&y).await
+    }
+}

@@ -1,0 +1,8 @@
+//! LoRA adapters inside one layer: where their packed factors live (`arena`) and which rows
+//! use which adapters in a call (`routing`).
+
+pub mod arena;
+pub mod routing;
+
+pub use arena::ArenaAlloc;
+pub use routing::{Mix, RouteEntry, Routes, Slot};

@@ -1,0 +1,116 @@
+//! Which adapters apply to which input rows in one call.
+//!
+//! Every case (one adapter for all rows, a weighted stack, a different adapter per row as
+//! in Punica's BGMV, rows with none) becomes the same table: for each row, a list of entries
+//! (adapter slot, coefficient). The kernels compute `T = coef * X_row·Aᵀ` per entry into a
+//! compact scratch (`t_off`), then add `T·Bᵀ` inside the base matmul's output tile.
+
+use crate::error::{Error, Result};
+use bytemuck::{Pod, Zeroable};
+
+/// Where one adapter's factors live in its layer's arena, in f32 elements:
+/// `A [rank, in]` at `a_off`, `B [out, rank]` at `b_off`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Slot {
+    pub a_off: u32,
+    pub b_off: u32,
+    pub rank: u32,
+    /// The adapter's own scale (alpha / r for PEFT files), times any per-call weight.
+    pub scale: f32,
+}
+
+/// One (row, adapter) pair. Layout shared with the WGSL kernels: six u32 words.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+pub struct RouteEntry {
+    pub row: u32,
+    pub a_off: u32,
+    pub b_off: u32,
+    pub rank: u32,
+    /// Offset of this entry's `rank` values in the T scratch.
+    pub t_off: u32,
+    pub coef: f32,
+}
+
+/// Per-row adapter table for a call of `n` rows, CSR style.
+#[derive(Clone, Debug, Default)]
+pub struct Routes {
+    /// `row_start[i]..row_start[i+1]` indexes `entries` for row i (n + 1 values).
+    pub row_start: Vec<u32>,
+    pub entries: Vec<RouteEntry>,
+    /// Length of the T scratch: the sum of the entries' ranks.
+    pub t_len: usize,
+    pub max_rank: u32,
+}
+
+/// The adapter choice for a call, by slot id within the layer (`None` = base only).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Mix {
+    /// No adapter: the plain base matmul.
+    #[default]
+    Base,
+    /// The same weighted stack of adapters on every row.
+    All(Vec<(usize, f32)>),
+    /// Row i gets its own weighted stack (empty = base only for that row).
+    PerRow(Vec<Vec<(usize, f32)>>),
+}
+
+impl Routes {
+    pub fn n_rows(&self) -> usize {
+        self.row_start.len().saturating_sub(1)
+    }
+
+    pub fn row_entries(&self, row: usize) -> &[RouteEntry] {
+        &self.entries[self.row_start[row] as usize..self.row_start[row + 1] as usize]
+    }
+
+    /// Builds the table for `n` rows. `slot(id)` resolves an adapter id to its slot.
+    pub fn build(n: usize, mix: &Mix, slot: impl Fn(usize) -> Result<Slot>) -> Result<Routes> {
+        if let Mix::PerRow(rows) = mix {
+            if rows.len() != n {
+                return Err(Error::shape(format!(
+                    "adapterPerRow has {} entries for {n} rows",
+                    rows.len()
+                )));
+            }
+        }
+        let mut r = Routes { row_start: Vec::with_capacity(n + 1), ..Default::default() };
+        r.row_start.push(0);
+        for row in 0..n {
+            let stack: &[(usize, f32)] = match mix {
+                Mix::Base => &[],
+                Mix::All(s) => s,
+                Mix::PerRow(rows) => &rows[row],
+            };
+            for &(id, weight) in stack {
+                if !weight.is_finite() {
+                    return Err(Error::config(format!("adapter weight {weight} for row {row} must be finite")));
+                }
+                let s = slot(id)?;
+                let coef = s.scale * weight;
+                if coef == 0.0 {
+                    continue;
+                }
+                r.entries.push(RouteEntry {
+                    row: row as u32,
+                    a_off: s.a_off,
+                    b_off: s.b_off,
+                    rank: s.rank,
+                    t_off: r.t_len as u32,
+                    coef,
+                });
+                r.t_len += s.rank as usize;
+                r.max_rank = r.max_rank.max(s.rank);
+            }
+            r.row_start.push(r.entries.len() as u32);
+        }
+        Ok(r)
+    }
+
+    /// GPU layout: `row_start` then the entries' words.
+    pub fn to_words(&self) -> Vec<u32> {
+        let mut w = self.row_start.clone();
+        w.extend_from_slice(bytemuck::cast_slice(&self.entries));
+        w
+    }
+}

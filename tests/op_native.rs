@@ -1,0 +1,113 @@
+//! The fused LoRA linear on the native CPU path and on wgpu (Vulkan lavapipe in CI),
+//! against an f64 reference. Set LORAFUSE_REQUIRE_GPU=1 to fail instead of skipping when
+//! no GPU adapter exists (npm test does).
+
+mod common;
+use common::*;
+use lorafuse::{CpuBackend, GpuBackend, GpuOptions, LoraLinear, Mix, WeightFormat};
+
+fn gpu(opts: GpuOptions) -> Option<GpuBackend> {
+    match pollster::block_on(GpuBackend::new(&opts)) {
+        Ok(g) => Some(g),
+        Err(e) if std::env::var("LORAFUSE_REQUIRE_GPU").as_deref() == Ok("1") => panic!("no GPU: {e}"),
+        Err(e) => {
+            eprintln!("skipping GPU test: {e}");
+            None
+        }
+    }
+}
+
+#[test]
+fn cpu_matches_f64_reference() {
+    let mut checks = 0;
+    for (i, case) in standard_cases().iter().enumerate() {
+        checks += pollster::block_on(check_case(&CpuBackend, case, i as u64)).unwrap();
+    }
+    eprintln!("cpu: {checks} checks");
+    assert!(checks >= 100);
+}
+
+#[test]
+fn gpu_matches_f64_reference() {
+    let Some(g) = gpu(GpuOptions::default()) else { return };
+    eprintln!("GPU adapter: {}", lorafuse::Backend::describe(&g));
+    let mut checks = 0;
+    for (i, case) in standard_cases().iter().enumerate() {
+        checks += pollster::block_on(check_case(&g, case, i as u64)).unwrap();
+    }
+    eprintln!("gpu: {checks} checks");
+    assert!(checks >= 100);
+}
+
+#[test]
+fn cpu_rejects_bad_input() {
+    pollster::block_on(check_errors(&CpuBackend)).unwrap();
+}
+
+#[test]
+fn gpu_rejects_bad_input() {
+    let Some(g) = gpu(GpuOptions::default()) else { return };
+    pollster::block_on(check_errors(&g)).unwrap();
+}
+
+/// Weights larger than one storage binding are split by rows; forced here with a small cap.
+#[test]
+fn gpu_splits_weights_over_the_binding_limit() {
+    let Some(g) = gpu(GpuOptions { max_binding_bytes: Some(32768) }) else { return };
+    for (seed, (out, inp, n, format)) in
+        [(300, 70, 3, WeightFormat::F32), (200, 201, 20, WeightFormat::F16), (250, 101, 1, WeightFormat::F16)]
+            .into_iter()
+            .enumerate()
+    {
+        let case = Case::new(seed as u64 + 500, out, inp, n, &[2, 3], format);
+        let layer = LoraLinear::new(&g, case.host_weight()).unwrap();
+        let chunks = GpuBackend::weight_chunks(&layer_weight(&layer));
+        assert!(chunks > 1, "expected a split weight, got {chunks} chunk(s)");
+        pollster::block_on(check_case(&g, &case, seed as u64)).unwrap();
+    }
+}
+
+fn layer_weight<B: lorafuse::Backend>(layer: &LoraLinear<B>) -> &B::Weight {
+    layer.weight()
+}
+
+/// Growing the adapter arena (many adapters added one by one) keeps earlier ones intact.
+#[test]
+fn adapters_survive_arena_growth_and_removal() {
+    fn run<B: lorafuse::Backend>(b: &B) {
+        let case = Case::new(77, 45, 38, 5, &[3, 16, 1, 8, 12, 2, 32, 5], WeightFormat::F32);
+        let mut layer = LoraLinear::new(b, case.host_weight()).unwrap();
+        let ids: Vec<usize> = case
+            .adapters
+            .iter()
+            .map(|a| layer.add_adapter(&a.a, &a.b, a.rank, a.scale).unwrap())
+            .collect();
+        layer.remove_adapter(ids[1]).unwrap();
+        layer.remove_adapter(ids[4]).unwrap();
+        for (k, &id) in ids.iter().enumerate() {
+            if k == 1 || k == 4 {
+                continue;
+            }
+            let mix = Mix::All(vec![(id, 1.0)]);
+            let y = pollster::block_on(layer.run(&case.x, case.n, &mix)).unwrap();
+            let want = case.reference(&case.w, &Mix::All(vec![(k, 1.0)]));
+            assert!(rel_l2(&y, &want) <= TOL_F32, "adapter {k} wrong after growth");
+        }
+    }
+    run(&CpuBackend);
+    if let Some(g) = gpu(GpuOptions::default()) {
+        run(&g);
+    }
+}
+
+/// Every finite f16 bit pattern widens exactly (the SIMD path is checked the same way in wasm).
+#[test]
+fn f16_widening_is_exact() {
+    let bits: Vec<u16> = (0..=u16::MAX).filter(|&h| h & 0x7c00 != 0x7c00).collect();
+    for chunk in bits.chunks_exact(4) {
+        let v = unsafe { lorafuse::cpu::simd::F32x4::load_f16(chunk.as_ptr()) }.to_array();
+        for (h, got) in chunk.iter().zip(v) {
+            assert_eq!(got.to_bits(), half::f16::from_bits(*h).to_f32().to_bits(), "f16 {h:#06x}");
+        }
+    }
+}
