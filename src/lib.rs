@@ -4,6 +4,7 @@
 //! See ARCHITECTURE.md for how data flows.
 
 pub mod backend;
+pub mod bench;
 pub mod cpu;
 pub mod error;
 pub mod gpu;

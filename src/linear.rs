@@ -144,6 +144,13 @@ impl<B: Backend> LoraLinear<B> {
 
     /// Upload `x` ([n, in], row-major), run, and read `y` back.
     pub async fn run(&self, x: &[f32], n: usize, mix: &Mix) -> Result<Vec<f32>> {
+        let y = self.record(x, n, mix)?;
+        self.backend.read(&y).await
+    }
+
+    /// The synchronous half of `run`: checks and uploads `x`, records the op, returns `y`
+    /// (for callers that must not hold the layer across the await, e.g. the JS bindings).
+    pub fn record(&self, x: &[f32], n: usize, mix: &Mix) -> Result<B::Tensor> {
         let want = checked_len("x", &[n, self.inp])?;
         if n == 0 || x.len() != want {
             return Err(Error::shape(format!(
@@ -157,6 +164,6 @@ impl<B: Backend> LoraLinear<B> {
         let xt = self.backend.tensor(x, n, self.inp)?;
         let mut y = self.backend.empty(n, self.out)?;
         self.backend.lora_linear(&xt, &self.weight, &self.arena, &routes, &mut y)?;
-        self.backend.read(&y).await
+        Ok(y)
     }
 }

@@ -1,3 +1,4 @@
+#![cfg(not(target_arch = "wasm32"))]
 //! The fused LoRA linear on the native CPU path and on wgpu (Vulkan lavapipe in CI),
 //! against an f64 reference. Set LORAFUSE_REQUIRE_GPU=1 to fail instead of skipping when
 //! no GPU adapter exists (npm test does).

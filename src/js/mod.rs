@@ -1,1 +1,44 @@
+//! wasm-bindgen surface. `pkg/index.js` (from js/index.js) wraps it into the public API and
+//! turns errors, which carry `name = ShapeError | AdapterError | ...`, into JS classes.
 
+mod runtime;
+
+use crate::error::Error;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+/// A JS `Error` whose `name` is the error kind's class name.
+pub(crate) fn js_err(e: Error) -> JsValue {
+    let err = js_sys::Error::new(&e.message);
+    err.set_name(e.kind.js_name());
+    err.into()
+}
+
+/// Memory-bandwidth ceiling for benchmarks: sums `mib` MiB of f32, `reps` times, and
+/// returns the best GB/s (same runtime and SIMD width as the kernels).
+#[wasm_bindgen(js_name = benchReadCeiling)]
+pub fn bench_read_ceiling(mib: usize, reps: usize) -> f64 {
+    crate::bench::read_ceiling(mib, reps, now_ms)
+}
+
+/// Times `LoraLinear` on the CPU backend for one shape; see `bench::linear`.
+#[wasm_bindgen(js_name = benchLinear)]
+pub fn bench_linear(out: usize, inp: usize, n: usize, dtype: &str, ranks: Vec<usize>, min_ms: f64) -> Result<JsValue, JsValue> {
+    let fmt = crate::weights::WeightFormat::parse(dtype).map_err(js_err)?;
+    let r = crate::bench::linear(&crate::cpu::CpuBackend, out, inp, n, fmt, &ranks, min_ms, now_ms, || ())
+        .map_err(js_err)?;
+    Ok(serde_wasm_bindgen::to_value(&r)?)
+}
+
+fn now_ms() -> f64 {
+    let perf = js_sys::Reflect::get(&js_sys::global(), &"performance".into()).unwrap_or(JsValue::UNDEFINED);
+    let now = js_sys::Reflect::get(&perf, &"now".into()).ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+    match now {
+        Some(f) => f.call0(&perf).ok().and_then(|v| v.as_f64()).unwrap_or_else(js_sys::Date::now),
+        None => js_sys::Date::now(),
+    }
+}
