@@ -35,7 +35,6 @@ impl Context {
             })
             .await
             .map_err(|e| Error::backend(format!("no WebGPU adapter: {e}")))?;
-        let info = adapter.get_info();
         let have = adapter.limits();
         // WebGPU's defaults, raised to what the adapter offers where big layers need it.
         let limits = wgpu::Limits {
@@ -67,7 +66,13 @@ impl Context {
             slot.get_or_insert_with(|| format!("GPU device lost ({reason:?}): {msg}"));
         });
 
-        let name = if info.name.is_empty() { format!("{:?} adapter", info.backend) } else { info.name.clone() };
+        #[cfg(target_arch = "wasm32")]
+        let name = web_adapter_name(&device).unwrap_or_else(|| "WebGPU adapter".into());
+        #[cfg(not(target_arch = "wasm32"))]
+        let name = {
+            let info = adapter.get_info();
+            format!("{} ({:?})", if info.name.is_empty() { "GPU adapter" } else { &info.name }, info.backend)
+        };
         let max_binding = limits
             .max_storage_buffer_binding_size
             .min(limits.max_buffer_size)
@@ -75,7 +80,7 @@ impl Context {
         Ok(Context {
             device,
             queue,
-            adapter_name: format!("{name} ({:?})", info.backend),
+            adapter_name: name,
             max_binding: max_binding / 256 * 256,
             max_dispatch: limits.max_compute_workgroups_per_dimension,
             fault,
@@ -89,6 +94,23 @@ impl Context {
             None => Ok(()),
         }
     }
+}
+
+/// "google swiftshader (fallback)" and the like, from `GPUDevice.adapterInfo` (wgpu's own
+/// adapter info is empty on the web).
+#[cfg(target_arch = "wasm32")]
+fn web_adapter_name(device: &wgpu::Device) -> Option<String> {
+    use js_sys::Reflect;
+    use wasm_bindgen::JsValue;
+    let dev: &JsValue = device.as_webgpu()?;
+    let info = Reflect::get(dev, &"adapterInfo".into()).ok().filter(|v| v.is_object())?;
+    let field = |k: &str| Reflect::get(&info, &k.into()).ok().and_then(|v| v.as_string()).filter(|s| !s.is_empty());
+    let mut parts: Vec<String> = ["vendor", "architecture", "device", "description"].iter().filter_map(|k| field(k)).collect();
+    parts.dedup();
+    if Reflect::get(&info, &"isFallbackAdapter".into()).ok().and_then(|v| v.as_bool()) == Some(true) {
+        parts.push("(fallback)".into());
+    }
+    (!parts.is_empty()).then(|| parts.join(" "))
 }
 
 /// `navigator.gpu` exists (wgpu would throw deep inside otherwise, e.g. in Node).

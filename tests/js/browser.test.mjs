@@ -1,0 +1,52 @@
+// The public API in headless Chromium: WebGPU (SwiftShader) and the CPU path, through the
+// repo's built package, plus the fallback when WebGPU is off.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { serve } from '../../scripts/serve.mjs';
+import { launch, open } from './browser.mjs';
+
+const { server, url } = await serve('.');
+test.after(() => server.close());
+
+for (const backend of ['webgpu', 'cpu']) {
+  test(`fused LoRA linear in Chromium on ${backend}`, { timeout: 600_000 }, async () => {
+    const browser = await launch({ webgpu: true });
+    try {
+      const { page } = await open(browser, `${url}/tests/js/page.html`);
+      const r = await page.evaluate((b) => window.suite(b), backend);
+      console.log(`# ${backend}: ${r.info.device}: ${r.checks} checks in ${r.ms.toFixed(0)} ms`);
+      assert.equal(r.info.backend, backend);
+      if (backend === 'webgpu') assert.match(r.info.device.toLowerCase(), /swiftshader|webgpu|google/);
+      assert.deepEqual(r.failures, []);
+      assert.ok(r.checks >= 40, `${r.checks} checks`);
+    } finally {
+      await browser.close();
+    }
+  });
+}
+
+test('auto picks WebGPU when Chromium offers an adapter', async () => {
+  const browser = await launch({ webgpu: true });
+  try {
+    const { page } = await open(browser, `${url}/tests/js/page.html`);
+    const { info } = await page.evaluate(() => window.suite('auto'));
+    assert.equal(info.backend, 'webgpu');
+    assert.equal(info.fallbackReason, null);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('auto falls back to the CPU when WebGPU is off', async () => {
+  const browser = await launch({ webgpu: false });
+  try {
+    const { page } = await open(browser, `${url}/tests/js/page.html`);
+    const { info } = await page.evaluate(() => window.suite('auto'));
+    assert.equal(info.backend, 'cpu');
+    assert.ok(info.fallbackReason, 'a reason is given');
+    const err = await page.evaluate(() => window.suite('webgpu').then(() => null, (e) => e.name));
+    assert.equal(err, 'BackendError');
+  } finally {
+    await browser.close();
+  }
+});

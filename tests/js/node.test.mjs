@@ -1,0 +1,26 @@
+// The public API in Node (CPU backend, wasm SIMD128).
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import * as api from '../../pkg/index.js';
+import { standardCases, runCases, checkErrors } from './cases.mjs';
+
+test('auto picks the CPU in Node and says why', async () => {
+  const rt = await api.LoraRuntime.create();
+  assert.equal(rt.backend, 'cpu');
+  assert.match(rt.device, /SIMD128/);
+  assert.match(rt.fallbackReason, /WebGPU/);
+  await assert.rejects(api.LoraRuntime.create({ backend: 'webgpu' }), api.BackendError);
+  await assert.rejects(api.LoraRuntime.create({ backend: 'tpu' }), api.ConfigError);
+});
+
+test('fused LoRA linear matches the f64 reference (cpu)', async () => {
+  const rt = await api.LoraRuntime.create({ backend: 'cpu' });
+  const { checks, failures } = await runCases(api, rt, standardCases());
+  assert.deepEqual(failures, []);
+  assert.ok(checks >= 80, `${checks} checks`);
+});
+
+test('bad input throws typed errors and loses nothing (cpu)', async () => {
+  const rt = await api.LoraRuntime.create({ backend: 'cpu' });
+  assert.deepEqual(await checkErrors(api, rt), []);
+});
