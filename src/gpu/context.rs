@@ -27,7 +27,15 @@ impl Context {
         if !web_gpu_present() {
             return Err(Error::backend("WebGPU is not available here (navigator.gpu is missing)"));
         }
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        #[allow(unused_mut)]
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        // Natively, Vulkan/Metal/DX12 unless WGPU_BACKEND says otherwise (e.g. "gl"): probing
+        // GL without a display only produces noise.
+        #[cfg(not(target_arch = "wasm32"))]
+        if std::env::var_os("WGPU_BACKEND").is_none() {
+            desc.backends = wgpu::Backends::PRIMARY;
+        }
+        let instance = wgpu::Instance::new(desc);
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
                 power_preference: wgpu::PowerPreference::HighPerformance,
