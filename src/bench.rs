@@ -9,31 +9,45 @@ use crate::lora::Mix;
 use crate::weights::{HostWeight, WeightData, WeightFormat};
 use serde::Serialize;
 
-/// Best GB/s of a plain SIMD sum over `mib` MiB of f32 (a read-bandwidth ceiling).
+/// Best GB/s of a plain SIMD sum over `mib` MiB of f32 (a read-bandwidth ceiling). The
+/// buffer is summed as 1, 4 and 8 streams read side by side (the matvec's tiles read 4 weight
+/// rows at once; hardware prefetchers like several streams); the best counts.
 pub fn read_ceiling(mib: usize, reps: usize, now_ms: impl Fn() -> f64) -> f64 {
-    let len = mib * (1 << 20) / 4;
+    let len = (mib * (1 << 20) / 4) / 64 * 64;
     let buf: Vec<f32> = (0..len).map(|i| (i % 7) as f32).collect();
     let mut best = f64::MAX;
     let mut sink = 0.0;
-    for _ in 0..reps.max(1) {
+    for rep in 0..reps.max(1) * 3 {
         let t0 = now_ms();
-        let mut acc = [F32x4::zero(); 4];
-        let p = buf.as_ptr();
-        let mut k = 0;
-        // SAFETY: k + 16 <= len.
-        unsafe {
-            while k + 16 <= len {
-                for (j, a) in acc.iter_mut().enumerate() {
-                    *a = F32x4::load(p.add(k + 4 * j)).mul_add(F32x4::load(p.add(k + 4 * j)), *a);
-                }
-                k += 16;
-            }
-        }
-        sink += acc.iter().map(|a| a.sum() as f64).sum::<f64>();
+        sink += match rep % 3 {
+            0 => sum_streams::<1>(&buf),
+            1 => sum_streams::<4>(&buf),
+            _ => sum_streams::<8>(&buf),
+        };
         best = best.min(now_ms() - t0);
     }
     std::hint::black_box(sink);
     (len * 4) as f64 / (best * 1e6)
+}
+
+/// Sums `buf` split into `S` equal parts read side by side, 16 floats per part per step.
+fn sum_streams<const S: usize>(buf: &[f32]) -> f64 {
+    let part = buf.len() / S;
+    let mut acc = [F32x4::zero(); S];
+    let p = buf.as_ptr();
+    let mut k = 0;
+    // SAFETY: s * part + k + 16 <= buf.len() for every stream s.
+    unsafe {
+        while k + 16 <= part {
+            for (s, a) in acc.iter_mut().enumerate() {
+                let q = p.add(s * part + k);
+                let v = F32x4::load(q).add(F32x4::load(q.add(4))).add(F32x4::load(q.add(8)).add(F32x4::load(q.add(12))));
+                *a = a.add(v);
+            }
+            k += 16;
+        }
+    }
+    acc.iter().map(|a| a.sum() as f64).sum()
 }
 
 #[derive(Serialize, Clone, Debug)]
@@ -43,6 +57,8 @@ pub struct LinearBench {
     pub n: usize,
     pub dtype: &'static str,
     pub ranks: Vec<usize>,
+    /// Layer copies cycled through (1 = cache-hot).
+    pub copies: usize,
     pub weight_bytes: usize,
     pub adapter_bytes: usize,
     /// Best time per call, base only and with every adapter applied to every row.
@@ -71,20 +87,30 @@ impl LinearBench {
     }
 }
 
-/// Times one shape on `backend`. `sync` waits for queued work (a no-op on the CPU). Each
-/// variant runs in batches until `min_ms` have passed; the best batch average counts.
-#[allow(clippy::too_many_arguments)]
+/// What to time: one layer shape, with these adapter ranks applied to every row.
+#[derive(Clone, Debug)]
+pub struct LinearCase {
+    pub out: usize,
+    pub inp: usize,
+    pub n: usize,
+    pub format: WeightFormat,
+    pub ranks: Vec<usize>,
+    /// Cycle through enough copies of the layer (each with its own adapters) to span this
+    /// many bytes, so weights stream from memory as in a real model's decode, not from cache.
+    pub cold_bytes: usize,
+    /// Each variant runs in batches until this much time has passed; the best batch counts.
+    pub min_ms: f64,
+}
+
+/// Times `case` on `backend`, base alone and with the adapters. `sync` waits for queued work
+/// (a no-op on the CPU).
 pub fn linear<B: Backend>(
     backend: &B,
-    out: usize,
-    inp: usize,
-    n: usize,
-    format: WeightFormat,
-    ranks: &[usize],
-    min_ms: f64,
+    case: &LinearCase,
     now_ms: impl Fn() -> f64,
     sync: impl Fn(),
 ) -> Result<LinearBench> {
+    let LinearCase { out, inp, n, format, ref ranks, cold_bytes, min_ms } = *case;
     let mut seed = 0x2545_f491_4f6c_dd1d_u64;
     let mut rnd = move || {
         seed ^= seed << 13;
@@ -92,52 +118,75 @@ pub fn linear<B: Backend>(
         seed ^= seed << 17;
         ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.1
     };
-    let wv: Vec<f32> = (0..out * inp).map(|_| rnd()).collect();
-    let data = match format {
-        WeightFormat::F32 => WeightData::F32(wv),
-        WeightFormat::F16 => WeightData::F16(wv.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect()),
-    };
-    let mut layer = LoraLinear::new(backend, HostWeight::new(out, inp, data)?)?;
-    let ids = ranks
-        .iter()
-        .map(|&r| {
-            let a: Vec<f32> = (0..r * inp).map(|_| rnd()).collect();
-            let b: Vec<f32> = (0..out * r).map(|_| rnd()).collect();
-            layer.add_adapter(&a, &b, r, 2.0)
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let weight_bytes = format.bytes_for(out * inp);
+    let copies = cold_bytes.div_ceil(weight_bytes).max(1);
+    let mut layers = Vec::with_capacity(copies);
+    let mut ids = Vec::new();
+    for _ in 0..copies {
+        let wv: Vec<f32> = (0..out * inp).map(|_| rnd()).collect();
+        let data = match format {
+            WeightFormat::F32 => WeightData::F32(wv),
+            WeightFormat::F16 => WeightData::F16(wv.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect()),
+        };
+        let mut layer = LoraLinear::new(backend, HostWeight::new(out, inp, data)?)?;
+        ids = ranks
+            .iter()
+            .map(|&r| {
+                let a: Vec<f32> = (0..r * inp).map(|_| rnd()).collect();
+                let b: Vec<f32> = (0..out * r).map(|_| rnd()).collect();
+                layer.add_adapter(&a, &b, r, 2.0)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        layers.push(layer);
+    }
     let x: Vec<f32> = (0..n * inp).map(|_| rnd()).collect();
     let xt = backend.tensor(&x, n, inp)?;
     let mut y = backend.empty(n, out)?;
-    let mut time = |mix: &Mix| -> Result<f64> {
-        layer.forward(&xt, n, mix, &mut y)?; // warm-up: pipelines, caches
-        sync();
-        let mut best = f64::MAX;
-        let (mut iters, t_all) = (1usize, now_ms());
-        while now_ms() - t_all < min_ms {
+    // Base and LoRA batches alternate, so drifting machine load hits both alike; the best
+    // batch of each counts.
+    let mixes = [Mix::Base, Mix::All(ids.iter().map(|&id| (id, 1.0)).collect())];
+    for mix in &mixes {
+        for l in &layers {
+            l.forward(&xt, n, mix, &mut y)?; // warm-up: pipelines, bind groups
+        }
+    }
+    sync();
+    let mut best = [f64::MAX; 2];
+    let mut ratios = Vec::new();
+    let mut iters = 1usize;
+    let t_all = now_ms();
+    while now_ms() - t_all < 2.0 * min_ms || ratios.len() < 5 {
+        let mut pair = [0.0; 2];
+        for (v, mix) in mixes.iter().enumerate() {
             let t0 = now_ms();
             for _ in 0..iters {
-                layer.forward(&xt, n, mix, &mut y)?;
+                for l in &layers {
+                    l.forward(&xt, n, mix, &mut y)?;
+                }
             }
             sync();
-            let dt = now_ms() - t0;
-            best = best.min(dt / iters as f64);
-            if dt < 20.0 {
-                iters *= 2;
-            }
+            pair[v] = (now_ms() - t0) / (iters * copies) as f64;
+            best[v] = best[v].min(pair[v]);
         }
-        Ok(best)
-    };
-    let base_ms = time(&Mix::Base)?;
-    let lora_ms = time(&Mix::All(ids.iter().map(|&id| (id, 1.0)).collect()))?;
+        if pair[0] * ((iters * copies) as f64) < 5.0 {
+            iters *= 2; // batches too short to time well yet
+        } else {
+            ratios.push(pair[1] / pair[0]);
+        }
+    }
+    // Overhead from the median ratio of back-to-back pairs: robust to load drifting.
+    ratios.sort_by(f64::total_cmp);
+    let base_ms = best[0];
+    let lora_ms = base_ms * ratios[ratios.len() / 2];
     Ok(LinearBench {
         out,
         inp,
         n,
         dtype: format.name(),
         ranks: ranks.to_vec(),
-        weight_bytes: format.bytes_for(out * inp),
-        adapter_bytes: layer.adapter_bytes(),
+        copies,
+        weight_bytes,
+        adapter_bytes: layers[0].adapter_bytes(),
         base_ms,
         lora_ms,
     })

@@ -1,9 +1,11 @@
-//! The fused LoRA linear on the CPU. One code path for decode (n = 1) and prefill: rows go
-//! in blocks of up to 4, outputs in blocks of 2 or 4, so each weight row is read once per
-//! row block and decoded in-loop (f16 → f32 in registers) without a widened copy.
+//! The fused LoRA linear on the CPU. One micro-kernel (`tile`: up to 4 input rows against
+//! 1, 2 or 4 weight rows, 4 lanes at a time) serves the base matmul for decode and prefill
+//! and the LoRA shrink; weights are decoded in registers (f16 → f32), never widened in memory.
+//! What happens to each finished tile is a `TileSink`: the base matmul adds the adapters'
+//! `T·Bᵀ` in-tile and writes y once; the shrink scales and stores T.
 
-use super::simd::{dot, F32x4};
-use crate::lora::Routes;
+use super::simd::F32x4;
+use crate::lora::{RouteEntry, Routes};
 
 /// A weight element type the kernels can widen four at a time.
 pub trait WeightElem: Copy {
@@ -36,19 +38,164 @@ impl WeightElem for u16 {
     }
 }
 
-/// `T[t_off + k] = coef * x_row · A[k]` for every route entry.
-pub fn lora_shrink(x: &[f32], inp: usize, arena: &[f32], routes: &Routes, t: &mut [f32]) {
-    for e in &routes.entries {
-        let xr = &x[e.row as usize * inp..][..inp];
-        for k in 0..e.rank as usize {
-            let a = &arena[e.a_off as usize + k * inp..][..inp];
-            t[e.t_off as usize + k] = e.coef * dot(xr, a);
+/// Open accumulators of an `R x C` tile: 4-lane partial sums plus scalar tails. More dot
+/// product terms can be added (the LoRA expand does) before `finish` reduces them.
+struct Acc<const R: usize, const C: usize> {
+    v: [[F32x4; C]; R],
+    s: [[f32; C]; R],
+}
+
+impl<const R: usize, const C: usize> Acc<R, C> {
+    #[inline(always)]
+    fn new() -> Self {
+        Acc { v: [[F32x4::zero(); C]; R], s: [[0.0; C]; R] }
+    }
+
+    /// Adds `Σ_k xs[r][k] · ws[c][k]` over `len` elements to every (r, c).
+    ///
+    /// # Safety
+    /// Every pointer must address `len` readable elements.
+    #[inline(always)]
+    unsafe fn add<E: WeightElem>(&mut self, xs: &[*const f32; R], ws: &[*const E; C], len: usize) {
+        let k4 = len / 4 * 4;
+        let mut k = 0;
+        while k < k4 {
+            let wv: [F32x4; C] = core::array::from_fn(|c| E::load4(ws[c].add(k)));
+            for r in 0..R {
+                let xv = F32x4::load(xs[r].add(k));
+                for c in 0..C {
+                    self.v[r][c] = xv.mul_add(wv[c], self.v[r][c]);
+                }
+            }
+            k += 4;
+        }
+        for kk in k4..len {
+            for r in 0..R {
+                for c in 0..C {
+                    self.s[r][c] += *xs[r].add(kk) * (*ws[c].add(kk)).to_f32();
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn finish(&self) -> [[f32; C]; R] {
+        core::array::from_fn(|r| core::array::from_fn(|c| self.v[r][c].sum() + self.s[r][c]))
+    }
+}
+
+/// Receives each `R x C` tile (weight rows `o..o+C`) with its base dot products accumulated.
+trait TileSink<const R: usize> {
+    fn tile<const C: usize>(&mut self, o: usize, acc: Acc<R, C>);
+}
+
+/// Runs the tiles over all `nw` weight rows for 1..=4 input rows: C = 4 for few rows (more
+/// independent accumulators), C = 2 for 3-4 rows (register budget).
+///
+/// # Safety
+/// Each `xs` pointer and each of the `nw` rows of `w` must address `inp` readable elements.
+unsafe fn sweep<E, S>(xs: &[*const f32], w: &[E], nw: usize, inp: usize, sink: &mut S)
+where
+    E: WeightElem,
+    S: TileSink<1> + TileSink<2> + TileSink<3> + TileSink<4>,
+{
+    match xs.len() {
+        4 => sweep_rc::<E, S, 4, 2>(xs.try_into().unwrap(), w, nw, inp, sink),
+        3 => sweep_rc::<E, S, 3, 2>(xs.try_into().unwrap(), w, nw, inp, sink),
+        2 => sweep_rc::<E, S, 2, 4>(xs.try_into().unwrap(), w, nw, inp, sink),
+        1 => sweep_rc::<E, S, 1, 4>(xs.try_into().unwrap(), w, nw, inp, sink),
+        _ => unreachable!("row blocks hold 1 to 4 rows"),
+    }
+}
+
+#[inline(always)]
+unsafe fn sweep_rc<E: WeightElem, S: TileSink<R>, const R: usize, const C: usize>(
+    xs: &[*const f32; R],
+    w: &[E],
+    nw: usize,
+    inp: usize,
+    sink: &mut S,
+) {
+    let mut o = 0;
+    while o + C <= nw {
+        let mut acc = Acc::<R, C>::new();
+        acc.add(xs, &core::array::from_fn(|c| w.as_ptr().add((o + c) * inp)), inp);
+        sink.tile(o, acc);
+        o += C;
+    }
+    while o < nw {
+        let mut acc = Acc::<R, 1>::new();
+        acc.add(xs, &[w.as_ptr().add(o * inp)], inp);
+        sink.tile(o, acc);
+        o += 1;
+    }
+}
+
+/// Base-matmul tiles: the adapters' `T·Bᵀ` terms go into the same accumulators (B rows are
+/// contiguous in PEFT's `[out, rank]` layout), then y is written once.
+struct Output<'a> {
+    r0: usize,
+    /// Route entries of each row in the current block.
+    block: [&'a [RouteEntry]; 4],
+    /// All rows of this block use the same adapters: one pass covers the whole block.
+    uniform: bool,
+    out: usize,
+    arena: &'a [f32],
+    t: &'a [f32],
+    y: &'a mut [f32],
+}
+
+impl<const R: usize> TileSink<R> for Output<'_> {
+    #[inline(always)]
+    fn tile<const C: usize>(&mut self, o: usize, mut acc: Acc<R, C>) {
+        let (arena, t) = (self.arena.as_ptr(), self.t.as_ptr());
+        // SAFETY: every route entry's T range and B rows lie inside `t` and `arena` (checked
+        // when the adapter was added and when the routes were built).
+        let b_rows = |e: &RouteEntry| -> [*const f32; C] {
+            core::array::from_fn(|c| unsafe { arena.add(e.b_off as usize + (o + c) * e.rank as usize) })
+        };
+        if self.uniform {
+            for (j, e) in self.block[0].iter().enumerate() {
+                let ts = core::array::from_fn(|r| unsafe { t.add(self.block[r][j].t_off as usize) });
+                unsafe { acc.add(&ts, &b_rows(e), e.rank as usize) };
+            }
+        } else {
+            for r in 0..R {
+                for e in self.block[r] {
+                    let mut one = Acc::<1, C>::new();
+                    unsafe { one.add(&[t.add(e.t_off as usize)], &b_rows(e), e.rank as usize) };
+                    let [extra] = one.finish();
+                    for c in 0..C {
+                        acc.s[r][c] += extra[c];
+                    }
+                }
+            }
+        }
+        for (r, v) in acc.finish().iter().enumerate() {
+            self.y[(self.r0 + r) * self.out + o..][..C].copy_from_slice(v);
         }
     }
 }
 
-/// `y[n, out] = x[n, inp]·wᵀ + T·Bᵀ` per row, where T comes from `lora_shrink`.
-/// Slices must have exactly the sizes their shapes say (checked by the caller).
+/// Shrink tiles: scale by each entry's coefficient and store into T.
+struct Shrink<'a, 'e> {
+    entries: &'e [&'e RouteEntry],
+    t: &'a mut [f32],
+}
+
+impl<const R: usize> TileSink<R> for Shrink<'_, '_> {
+    #[inline(always)]
+    fn tile<const C: usize>(&mut self, k: usize, acc: Acc<R, C>) {
+        for (e, v) in self.entries.iter().zip(acc.finish()) {
+            for (c, v) in v.iter().enumerate() {
+                self.t[e.t_off as usize + k + c] = e.coef * v;
+            }
+        }
+    }
+}
+
+/// `y[n, out] = x[n, inp]·wᵀ + Σ_entries T·Bᵀ` per row, with T from `lora_shrink`.
+/// Slices must match their shapes.
 #[allow(clippy::too_many_arguments)]
 pub fn lora_linear<E: WeightElem>(
     x: &[f32],
@@ -61,104 +208,42 @@ pub fn lora_linear<E: WeightElem>(
     t: &[f32],
     y: &mut [f32],
 ) {
-    assert!(x.len() >= n * inp && w.len() >= out * inp && y.len() >= n * out);
-    let ctx = Ctx { x, inp, w, out, arena, routes, t };
-    let mut r0 = 0;
-    while r0 < n {
-        let rows = (n - r0).min(4);
-        match rows {
-            4 => ctx.row_block::<4, 2>(r0, y),
-            3 => ctx.row_block::<3, 2>(r0, y),
-            2 => ctx.row_block::<2, 4>(r0, y),
-            _ => ctx.row_block::<1, 4>(r0, y),
+    assert!(x.len() >= n * inp && w.len() >= out * inp && y.len() >= n * out && routes.n_rows() == n);
+    let mut sink = Output { r0: 0, block: [&[]; 4], uniform: false, out, arena, t, y };
+    for r0 in (0..n).step_by(4) {
+        let rows = r0..n.min(r0 + 4);
+        let xs: Vec<*const f32> = rows.clone().map(|r| x[r * inp..].as_ptr()).collect();
+        for r in rows.clone() {
+            sink.block[r - r0] = routes.row_entries(r);
         }
-        r0 += rows;
+        let first = sink.block[0];
+        sink.uniform = sink.block[..rows.len()].iter().all(|b| {
+            b.len() == first.len() && b.iter().zip(first).all(|(p, q)| p.b_off == q.b_off && p.rank == q.rank)
+        });
+        sink.r0 = r0;
+        // SAFETY: every x row and w row holds `inp` elements (asserted above).
+        unsafe { sweep(&xs, w, out, inp, &mut sink) };
     }
 }
 
-struct Ctx<'a, E> {
-    x: &'a [f32],
-    inp: usize,
-    w: &'a [E],
-    out: usize,
-    arena: &'a [f32],
-    routes: &'a Routes,
-    t: &'a [f32],
-}
-
-impl<E: WeightElem> Ctx<'_, E> {
-    /// Rows `r0..r0+R` against every output, C outputs at a time.
-    #[inline(always)]
-    fn row_block<const R: usize, const C: usize>(&self, r0: usize, y: &mut [f32]) {
-        let xs: [*const f32; R] = core::array::from_fn(|r| self.x[(r0 + r) * self.inp..].as_ptr());
-        let mut o = 0;
-        while o < self.out {
-            if self.out - o >= C {
-                let ws = core::array::from_fn(|c| self.w[(o + c) * self.inp..].as_ptr());
-                // SAFETY: each x row and w row holds `inp` elements (asserted above).
-                let acc = unsafe { tile::<E, R, C>(&xs, &ws, self.inp) };
-                self.store(r0, o, &acc, y);
-                o += C;
-            } else {
-                let ws = [self.w[o * self.inp..].as_ptr()];
-                // SAFETY: as above.
-                let acc = unsafe { tile::<E, R, 1>(&xs, &ws, self.inp) };
-                self.store(r0, o, &acc, y);
-                o += 1;
-            }
+/// `T[t_off + k] = coef · x_row·A[k]` for every route entry. Entries of the same adapter are
+/// batched four rows at a time, so each A row is read once per block.
+pub fn lora_shrink(x: &[f32], inp: usize, arena: &[f32], routes: &Routes, t: &mut [f32]) {
+    let mut by_adapter: Vec<(u32, Vec<&RouteEntry>)> = Vec::new();
+    for e in &routes.entries {
+        match by_adapter.iter_mut().find(|(a, _)| *a == e.a_off) {
+            Some((_, v)) => v.push(e),
+            None => by_adapter.push((e.a_off, vec![e])),
         }
     }
-
-    /// Adds each row's adapters (`T·Bᵀ` for these outputs) and writes the tile to `y`.
-    #[inline(always)]
-    fn store<const R: usize, const C: usize>(&self, r0: usize, o: usize, acc: &[[f32; C]; R], y: &mut [f32]) {
-        for (r, acc_r) in acc.iter().enumerate() {
-            let row = r0 + r;
-            for (c, &v) in acc_r.iter().enumerate() {
-                let mut v = v;
-                for e in self.routes.row_entries(row) {
-                    let rank = e.rank as usize;
-                    let b = &self.arena[e.b_off as usize + (o + c) * rank..][..rank];
-                    v += dot(&self.t[e.t_off as usize..][..rank], b);
-                }
-                y[row * self.out + o + c] = v;
-            }
+    for (a_off, entries) in &by_adapter {
+        let rank = entries[0].rank as usize;
+        let a = &arena[*a_off as usize..][..rank * inp];
+        for block in entries.chunks(4) {
+            let xs: Vec<*const f32> = block.iter().map(|e| x[e.row as usize * inp..][..inp].as_ptr()).collect();
+            let mut sink = Shrink { entries: block, t: &mut *t };
+            // SAFETY: x rows and A rows hold `inp` elements.
+            unsafe { sweep(&xs, a, rank, inp, &mut sink) };
         }
     }
-}
-
-/// R x C dot products of length `inp`, 4 lanes at a time.
-///
-/// # Safety
-/// Every pointer must address `inp` readable elements.
-#[inline(always)]
-unsafe fn tile<E: WeightElem, const R: usize, const C: usize>(
-    xs: &[*const f32; R],
-    ws: &[*const E; C],
-    inp: usize,
-) -> [[f32; C]; R] {
-    let mut acc = [[F32x4::zero(); C]; R];
-    let k4 = inp / 4 * 4;
-    let mut k = 0;
-    while k < k4 {
-        let wv: [F32x4; C] = core::array::from_fn(|c| E::load4(ws[c].add(k)));
-        for r in 0..R {
-            let xv = F32x4::load(xs[r].add(k));
-            for c in 0..C {
-                acc[r][c] = xv.mul_add(wv[c], acc[r][c]);
-            }
-        }
-        k += 4;
-    }
-    let mut res = [[0f32; C]; R];
-    for r in 0..R {
-        for c in 0..C {
-            let mut s = acc[r][c].sum();
-            for kk in k4..inp {
-                s += *xs[r].add(kk) * (*ws[c].add(kk)).to_f32();
-            }
-            res[r][c] = s;
-        }
-    }
-    res
 }

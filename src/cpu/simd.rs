@@ -13,31 +13,35 @@ mod imp {
         pub fn zero() -> Self {
             F32x4(f32x4_splat(0.0))
         }
+        #[inline(always)]
+        pub fn splat(v: f32) -> Self {
+            F32x4(f32x4_splat(v))
+        }
         /// # Safety
         /// `p..p+4` must be readable.
         #[inline(always)]
         pub unsafe fn load(p: *const f32) -> Self {
             F32x4(v128_load(p as *const v128))
         }
-        /// Four IEEE half floats (bit patterns) widened to f32, exact for every value.
+        /// Four finite IEEE half floats (bit patterns) widened to f32, exactly. Inf and NaN
+        /// are not handled: weights holding them are rejected at load (`HostWeight::new`).
         /// # Safety
         /// `p..p+4` must be readable.
         #[inline(always)]
         pub unsafe fn load_f16(p: *const u16) -> Self {
             let h = u32x4_load_extend_u16x4(p);
             let sign = u32x4_shl(v128_and(h, u32x4_splat(0x8000)), 16);
-            let em = v128_and(h, u32x4_splat(0x7fff));
-            let shifted = u32x4_shl(em, 13);
-            // Exponent rebias by multiplying with 2^112: also right for subnormals and zero.
-            let finite = f32x4_mul(shifted, f32x4_splat(f32::from_bits(0x7780_0000)));
-            // Inf/NaN: keep the mantissa, force an all-ones exponent.
-            let special = v128_or(shifted, u32x4_splat(0x7f80_0000));
-            let is_special = u32x4_ge(em, u32x4_splat(0x7c00));
-            F32x4(v128_or(v128_bitselect(special, finite, is_special), sign))
+            let shifted = u32x4_shl(v128_and(h, u32x4_splat(0x7fff)), 13);
+            // Rebias the exponent by multiplying with 2^112: also exact for subnormals and zero.
+            F32x4(v128_or(f32x4_mul(shifted, f32x4_splat(f32::from_bits(0x7780_0000))), sign))
         }
         #[inline(always)]
         pub fn mul_add(self, b: Self, acc: Self) -> Self {
             F32x4(f32x4_add(acc.0, f32x4_mul(self.0, b.0)))
+        }
+        #[inline(always)]
+        pub fn add(self, b: Self) -> Self {
+            F32x4(f32x4_add(self.0, b.0))
         }
         pub fn to_array(self) -> [f32; 4] {
             let v = self.0;
@@ -62,18 +66,27 @@ mod imp {
         pub fn zero() -> Self {
             F32x4([0.0; 4])
         }
+        #[inline(always)]
+        pub fn splat(v: f32) -> Self {
+            F32x4([v; 4])
+        }
         /// # Safety
         /// `p..p+4` must be readable.
         #[inline(always)]
         pub unsafe fn load(p: *const f32) -> Self {
             F32x4(core::ptr::read_unaligned(p as *const [f32; 4]))
         }
+        /// Four finite IEEE half floats (bit patterns) widened to f32.
         /// # Safety
         /// `p..p+4` must be readable.
         #[inline(always)]
         pub unsafe fn load_f16(p: *const u16) -> Self {
             let h = core::ptr::read_unaligned(p as *const [u16; 4]);
             F32x4(h.map(|b| half::f16::from_bits(b).to_f32()))
+        }
+        #[inline(always)]
+        pub fn add(self, b: Self) -> Self {
+            F32x4(core::array::from_fn(|i| self.0[i] + b.0[i]))
         }
         #[inline(always)]
         pub fn mul_add(self, b: Self, acc: Self) -> Self {
@@ -92,26 +105,3 @@ mod imp {
 }
 
 pub use imp::F32x4;
-
-/// Dot product of two equal-length slices, four lanes at a time with two accumulators.
-#[inline]
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let n8 = n / 8 * 8;
-    let (mut s0, mut s1) = (F32x4::zero(), F32x4::zero());
-    let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let mut k = 0;
-    // SAFETY: k + 8 <= n8 <= len of both slices.
-    unsafe {
-        while k < n8 {
-            s0 = F32x4::load(pa.add(k)).mul_add(F32x4::load(pb.add(k)), s0);
-            s1 = F32x4::load(pa.add(k + 4)).mul_add(F32x4::load(pb.add(k + 4)), s1);
-            k += 8;
-        }
-    }
-    let mut s = s0.sum() + s1.sum();
-    for i in n8..n {
-        s += a[i] * b[i];
-    }
-    s
-}

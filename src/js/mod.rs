@@ -27,10 +27,19 @@ pub fn bench_read_ceiling(mib: usize, reps: usize) -> f64 {
 
 /// Times `LoraLinear` on the CPU backend for one shape; see `bench::linear`.
 #[wasm_bindgen(js_name = benchLinear)]
-pub fn bench_linear(out: usize, inp: usize, n: usize, dtype: &str, ranks: Vec<usize>, min_ms: f64) -> Result<JsValue, JsValue> {
-    let fmt = crate::weights::WeightFormat::parse(dtype).map_err(js_err)?;
-    let r = crate::bench::linear(&crate::cpu::CpuBackend, out, inp, n, fmt, &ranks, min_ms, now_ms, || ())
-        .map_err(js_err)?;
+#[allow(clippy::too_many_arguments)]
+pub fn bench_linear(
+    out: usize,
+    inp: usize,
+    n: usize,
+    dtype: &str,
+    ranks: Vec<usize>,
+    cold_mib: usize,
+    min_ms: f64,
+) -> Result<JsValue, JsValue> {
+    let format = crate::weights::WeightFormat::parse(dtype).map_err(js_err)?;
+    let case = crate::bench::LinearCase { out, inp, n, format, ranks, cold_bytes: cold_mib << 20, min_ms };
+    let r = crate::bench::linear(&crate::cpu::CpuBackend, &case, now_ms, || ()).map_err(js_err)?;
     Ok(serde_wasm_bindgen::to_value(&r)?)
 }
 

@@ -1,0 +1,95 @@
+//! npm run bench, part 2: natively, the portable CPU path and wgpu (lavapipe here: a CPU
+//! emulating a GPU, so its figures are correctness-only rates, not GPU speed). Same table
+//! as bench/wasm.mjs. `cargo bench --bench linear -- [cpu|gpu] [f32,f16]`.
+
+use lorafuse::bench::{linear, read_ceiling, LinearBench, LinearCase};
+use lorafuse::{Backend, CpuBackend, GpuBackend, GpuOptions, WeightFormat};
+use std::time::Instant;
+
+const SHAPES: [(usize, usize); 5] = [(576, 576), (192, 576), (1536, 576), (576, 1536), (49152, 576)];
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let want = |what: &str| args.is_empty() || args.iter().any(|a| a == what);
+    let formats: Vec<WeightFormat> = args
+        .iter()
+        .find(|a| a.contains("f32") || a.contains("f16"))
+        .map(|a| a.split(',').map(|f| WeightFormat::parse(f).unwrap()).collect())
+        .unwrap_or(vec![WeightFormat::F32, WeightFormat::F16]);
+    let min_ms: f64 = std::env::var("BENCH_MIN_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(300.0);
+    let cold_mib: usize = std::env::var("BENCH_COLD_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
+    let t0 = Instant::now();
+    let now = move || t0.elapsed().as_secs_f64() * 1e3;
+
+    let ceiling = read_ceiling(256, 5, now);
+    println!("native read ceiling {ceiling:.1} GB/s (SIMD sum over 256 MiB, 1 thread)\n");
+    if want("cpu") {
+        println!("### native CPU ({})", CpuBackend.describe());
+        table(&CpuBackend, &formats, min_ms, cold_mib, ceiling, now, || ());
+    }
+    if want("gpu") {
+        match pollster::block_on(GpuBackend::new(&GpuOptions::default())) {
+            Ok(g) => {
+                println!("### native GPU: {} (CPU-emulated here: correctness-only rates)", g.describe());
+                let dev = &g.context().device;
+                let sync = || {
+                    dev.poll(wgpu::PollType::wait_indefinitely()).expect("GPU poll");
+                };
+                table(&g, &formats, min_ms, cold_mib, ceiling, now, sync);
+            }
+            Err(e) => println!("### native GPU: none ({e})"),
+        }
+    }
+}
+
+fn table<B: Backend>(
+    b: &B,
+    formats: &[WeightFormat],
+    min_ms: f64,
+    cold_mib: usize,
+    ceiling: f64,
+    now: impl Fn() -> f64 + Copy,
+    sync: impl Fn() + Copy,
+) {
+    println!("| in→out | n | dtype | base ms | GFLOP/s | weight GB/s | % ceiling | r16 overhead | physical share | overhead / share |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for &format in formats {
+        for n in [1, 64] {
+            for &(out, inp) in &SHAPES {
+                let case = LinearCase {
+                    out,
+                    inp,
+                    n,
+                    format,
+                    ranks: vec![16],
+                    cold_bytes: if n == 1 { cold_mib << 20 } else { 0 },
+                    min_ms,
+                };
+                match linear(b, &case, now, sync) {
+                    Ok(r) => println!("{}", row(&r, ceiling)),
+                    Err(e) => println!("| {inp}→{out} | {n} | {} | error: {e} |", format.name()),
+                }
+            }
+        }
+    }
+    println!();
+}
+
+fn row(r: &LinearBench, ceiling: f64) -> String {
+    // Decode is bandwidth-bound (bytes added), prefill compute-bound (FLOPs added).
+    let (share, unit) = if r.n == 1 { (r.byte_share(), "bytes") } else { (r.flop_share(), "FLOPs") };
+    format!(
+        "| {}→{} | {} | {} | {:.3} | {:.2} | {:.2} | {:.0}% | {:.1}% | {:.1}% ({unit}) | {:.2} |",
+        r.inp,
+        r.out,
+        r.n,
+        r.dtype,
+        r.base_ms,
+        r.base_gflops(),
+        r.base_gbps(),
+        100.0 * r.base_gbps() / ceiling,
+        100.0 * r.overhead(),
+        100.0 * share,
+        r.overhead() / share
+    )
+}

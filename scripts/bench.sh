@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# npm run bench: wasm SIMD128 kernels in Node, then native CPU and wgpu (lavapipe). Tables go
+# to stdout and bench/out/; bench/RESULTS.md records them with the machine and date.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+bash scripts/build.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+  export XDG_RUNTIME_DIR="/tmp/lorafuse-xdg-$(id -u)"
+  mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+fi
+mkdir -p bench/out
+{ date -u; lscpu | grep -E 'Model name|^CPU\(s\)'; } | tee bench/out/machine.txt
+node bench/wasm.mjs | tee bench/out/wasm.md
+cargo bench --bench linear -- "$@" | tee bench/out/native.md
