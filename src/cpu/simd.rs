@@ -76,13 +76,17 @@ mod imp {
         pub unsafe fn load(p: *const f32) -> Self {
             F32x4(core::ptr::read_unaligned(p as *const [f32; 4]))
         }
-        /// Four finite IEEE half floats (bit patterns) widened to f32.
+        /// Four finite IEEE half floats (bit patterns) widened to f32, exactly (the same
+        /// rebias-by-multiplication as the SIMD128 path, which LLVM vectorises).
         /// # Safety
         /// `p..p+4` must be readable.
         #[inline(always)]
         pub unsafe fn load_f16(p: *const u16) -> Self {
             let h = core::ptr::read_unaligned(p as *const [u16; 4]);
-            F32x4(h.map(|b| half::f16::from_bits(b).to_f32()))
+            F32x4(h.map(|b| {
+                let b = b as u32;
+                f32::from_bits((b & 0x7fff) << 13) * f32::from_bits(0x7780_0000) * if b & 0x8000 != 0 { -1.0 } else { 1.0 }
+            }))
         }
         #[inline(always)]
         pub fn add(self, b: Self) -> Self {
