@@ -2,25 +2,7 @@
 // 16 x 16 threads each owning a 4 x 4 block of outputs; K advances 16 at a time through
 // workgroup memory. The epilogue adds each row's adapters, s·T·Bᵀ (T from lora_shrink),
 // inside the output tile, then writes y once.
-// Needs w_at / w_at4 from a weights_*.wgsl snippet (binding 0).
-
-struct Params {
-    n: u32,
-    cols: u32,
-    rows: u32,
-    out_base: u32,
-    y_stride: u32,
-    wg_x: u32,
-    pad0: u32,
-    pad1: u32,
-}
-
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> arena: array<f32>;
-@group(0) @binding(3) var<storage, read> t: array<f32>;
-@group(0) @binding(4) var<storage, read> routes: array<u32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
-@group(0) @binding(6) var<uniform> p: Params;
+// Composed after weights_*.wgsl (w_at / w_at4, binding 0) and lora_linear_io.wgsl.
 
 const TM: u32 = 64u;
 const TN: u32 = 64u;

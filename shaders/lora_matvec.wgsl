@@ -3,25 +3,7 @@
 // One workgroup per output row o and block of 4 input rows. Its 64 threads stride over the
 // weight row, then over the adapters' ranks: the LoRA term is just more terms of the same
 // dot product, so one reduction yields the finished value and y is written once.
-// Needs w_at / w_at4 from a weights_*.wgsl snippet (binding 0).
-
-struct Params {
-    n: u32,         // input rows
-    cols: u32,      // in features
-    rows: u32,      // weight rows in this chunk
-    out_base: u32,  // first output index of this chunk
-    y_stride: u32,  // out features
-    wg_x: u32,      // workgroups along x (outputs are spread over x and y)
-    pad0: u32,
-    pad1: u32,
-}
-
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> arena: array<f32>;
-@group(0) @binding(3) var<storage, read> t: array<f32>;
-@group(0) @binding(4) var<storage, read> routes: array<u32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
-@group(0) @binding(6) var<uniform> p: Params;
+// Composed after weights_*.wgsl (w_at / w_at4, binding 0) and lora_linear_io.wgsl.
 
 const WG: u32 = 64u;
 var<workgroup> part: array<vec4<f32>, WG>;

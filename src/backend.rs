@@ -75,3 +75,14 @@ pub trait Backend: Clone + 'static {
         y: &mut Self::Tensor,
     ) -> Result<()>;
 }
+
+/// The shape contract of `lora_linear`: x [n, in], W [out, in], y [n, out], routes for n rows.
+pub fn check_linear_shapes(x: [usize; 2], w: [usize; 2], y: [usize; 2], routes: &Routes) -> Result<()> {
+    if x[1] != w[1] || y != [x[0], w[0]] || routes.n_rows() != x[0] {
+        return Err(Error::shape(format!(
+            "lora_linear: x {x:?}, W {w:?}, y {y:?} and routes for {} rows do not fit",
+            routes.n_rows()
+        )));
+    }
+    Ok(())
+}

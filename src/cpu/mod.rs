@@ -4,7 +4,7 @@
 pub mod kernels;
 pub mod simd;
 
-use crate::backend::{Backend, BackendKind};
+use crate::backend::{check_linear_shapes, Backend, BackendKind};
 use crate::error::{checked_len, Error, Result};
 use crate::lora::Routes;
 use crate::weights::{HostWeight, WeightData};
@@ -78,17 +78,7 @@ impl Backend for CpuBackend {
         y: &mut CpuTensor,
     ) -> Result<()> {
         let n = x.rows;
-        if x.cols != w.cols || y.rows != n || y.cols != w.rows || routes.n_rows() != n {
-            return Err(Error::shape(format!(
-                "lora_linear: x [{n}, {}], W [{}, {}], y [{}, {}], routes for {} rows do not fit",
-                x.cols,
-                w.rows,
-                w.cols,
-                y.rows,
-                y.cols,
-                routes.n_rows()
-            )));
-        }
+        check_linear_shapes([x.rows, x.cols], [w.rows, w.cols], [y.rows, y.cols], routes)?;
         let mut t = vec![0.0; routes.t_len];
         kernels::lora_shrink(&x.data, x.cols, arena, routes, &mut t);
         let args = (&x.data[..], n, w.cols);

@@ -4,6 +4,7 @@
 use super::pipelines::{Kernel, Pipeline};
 use super::pool::PoolBuf;
 use super::{GpuArena, GpuTensor, GpuWeight, Inner, STORAGE};
+use crate::backend::check_linear_shapes;
 use crate::error::{Error, Result};
 use crate::lora::Routes;
 use bytemuck::{Pod, Zeroable};
@@ -41,17 +42,7 @@ pub(super) fn encode(
 ) -> Result<()> {
     g.ctx.check()?;
     let n = x.rows;
-    if x.cols != w.cols || y.rows != n || y.cols != w.rows || routes.n_rows() != n {
-        return Err(Error::shape(format!(
-            "lora_linear: x [{n}, {}], W [{}, {}], y [{}, {}], routes for {} rows do not fit",
-            x.cols,
-            w.rows,
-            w.cols,
-            y.rows,
-            y.cols,
-            routes.n_rows()
-        )));
-    }
+    check_linear_shapes([x.rows, x.cols], [w.rows, w.cols], [y.rows, y.cols], routes)?;
     let max = g.ctx.max_dispatch as usize;
     if routes.entries.len() > max || n.div_ceil(64) > max {
         return Err(Error::shape(format!(

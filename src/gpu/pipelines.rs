@@ -1,6 +1,7 @@
 //! WGSL kernels, compiled once per (kernel, weight format) and cached. Matmul kernels are
 //! composed from a weight-format snippet (`weights_*.wgsl`, which owns binding 0 and the
-//! decode functions) and the kernel body, so a new format is one new snippet.
+//! decode functions), the shared bindings (`lora_linear_io.wgsl`) and the kernel body, so a
+//! new format is one new snippet.
 
 use crate::weights::WeightFormat;
 use std::cell::RefCell;
@@ -8,6 +9,7 @@ use std::collections::HashMap;
 
 const WEIGHTS_F32: &str = include_str!("../../shaders/weights_f32.wgsl");
 const WEIGHTS_F16: &str = include_str!("../../shaders/weights_f16.wgsl");
+const LORA_LINEAR_IO: &str = include_str!("../../shaders/lora_linear_io.wgsl");
 const LORA_SHRINK: &str = include_str!("../../shaders/lora_shrink.wgsl");
 const LORA_MATVEC: &str = include_str!("../../shaders/lora_matvec.wgsl");
 const LORA_MATMUL: &str = include_str!("../../shaders/lora_matmul.wgsl");
@@ -29,8 +31,8 @@ impl Kernel {
         };
         match self {
             Kernel::LoraShrink => LORA_SHRINK.to_string(),
-            Kernel::LoraMatvec(f) => format!("{}\n{}", weights(f), LORA_MATVEC),
-            Kernel::LoraMatmul(f) => format!("{}\n{}", weights(f), LORA_MATMUL),
+            Kernel::LoraMatvec(f) => [weights(f), LORA_LINEAR_IO, LORA_MATVEC].join("\n"),
+            Kernel::LoraMatmul(f) => [weights(f), LORA_LINEAR_IO, LORA_MATMUL].join("\n"),
         }
     }
 }

@@ -265,3 +265,18 @@ pub async fn check_errors<B: Backend>(backend: &B) -> Result<usize, String> {
     }
     Ok(16)
 }
+
+/// Every finite f16 bit pattern widens exactly (the SIMD128 path in wasm, portable natively).
+pub fn check_f16_widening() -> Result<usize, String> {
+    let bits: Vec<u16> = (0..=u16::MAX).filter(|&h| h & 0x7c00 != 0x7c00).collect();
+    for chunk in bits.chunks_exact(4) {
+        // SAFETY: the chunk holds four values.
+        let v = unsafe { lorafuse::cpu::simd::F32x4::load_f16(chunk.as_ptr()) }.to_array();
+        for (h, got) in chunk.iter().zip(v) {
+            if got.to_bits() != half::f16::from_bits(*h).to_f32().to_bits() {
+                return Err(format!("f16 {h:#06x} widened to {got}"));
+            }
+        }
+    }
+    Ok(bits.len())
+}

@@ -1,0 +1,20 @@
+// Parameters and bindings shared by the fused LoRA linear kernels (lora_matvec, lora_matmul).
+// Binding 0 (the base weight) belongs to the weights_*.wgsl snippet.
+
+struct Params {
+    n: u32,         // input rows
+    cols: u32,      // in features
+    rows: u32,      // weight rows in this chunk
+    out_base: u32,  // first output index of this chunk
+    y_stride: u32,  // out features
+    wg_x: u32,      // workgroups along x (outputs are spread over x and y)
+    pad0: u32,
+    pad1: u32,
+}
+
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> arena: array<f32>;
+@group(0) @binding(3) var<storage, read> t: array<f32>;
+@group(0) @binding(4) var<storage, read> routes: array<u32>;
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(6) var<uniform> p: Params;
