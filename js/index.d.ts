@@ -8,10 +8,19 @@ export class AdapterError extends LoraError {}
 export class ConfigError extends LoraError {}
 /** The requested backend is unavailable, or the GPU failed. */
 export class BackendError extends LoraError {}
+/** A file that is truncated, corrupt or not what it claims to be. */
+export class FormatError extends LoraError {}
+/** Valid input lorafuse does not handle (yet): a quant type, an architecture. */
+export class UnsupportedError extends LoraError {}
+/** A hard limit, such as the model's context length, would be exceeded. */
+export class LimitError extends LoraError {}
+/** The operation was aborted by its AbortSignal. */
+export class AbortError extends LoraError {}
 
 export type BackendChoice = 'auto' | 'webgpu' | 'cpu';
 export type BackendName = 'webgpu' | 'cpu';
-export type WeightDtype = 'f32' | 'f16';
+/** f32: Float32Array; f16, bf16: Uint16Array of bit patterns; q8_0, q4_0, q4_1: Uint8Array of GGUF blocks (CPU backend). */
+export type WeightDtype = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_1';
 
 export interface WeightedAdapter {
   name: string;
@@ -46,10 +55,10 @@ export class LoraRuntime {
   readonly fallbackReason: string | undefined;
   /**
    * A LoRA linear layer over a frozen base weight [outFeatures, inFeatures], row-major
-   * (PyTorch layout). dtype "f16" takes a Uint16Array of IEEE half bit patterns.
+   * (PyTorch layout), in the storage format `dtype` (see WeightDtype).
    */
   loraLinear(options: {
-    weight: Float32Array | Uint16Array;
+    weight: Float32Array | Uint16Array | Uint8Array;
     outFeatures: number;
     inFeatures: number;
     dtype?: WeightDtype;

@@ -17,8 +17,16 @@ export class AdapterError extends LoraError {}
 export class ConfigError extends LoraError {}
 /** The requested backend is unavailable, or the GPU failed. */
 export class BackendError extends LoraError {}
+/** A file that is truncated, corrupt or not what it claims to be. */
+export class FormatError extends LoraError {}
+/** Valid input lorafuse does not handle (yet): a quant type, an architecture. */
+export class UnsupportedError extends LoraError {}
+/** A hard limit, such as the model's context length, would be exceeded. */
+export class LimitError extends LoraError {}
+/** The operation was aborted by its AbortSignal. */
+export class AbortError extends LoraError {}
 
-const KINDS = { ShapeError, AdapterError, ConfigError, BackendError };
+const KINDS = { ShapeError, AdapterError, ConfigError, BackendError, FormatError, UnsupportedError, LimitError, AbortError };
 
 function translate(e) {
   const Kind = e && KINDS[e.name];

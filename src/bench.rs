@@ -6,7 +6,7 @@ use crate::cpu::simd::F32x4;
 use crate::error::Result;
 use crate::linear::LoraLinear;
 use crate::lora::Mix;
-use crate::weights::{HostWeight, WeightData, WeightFormat};
+use crate::weights::{HostWeight, WeightFormat};
 use serde::Serialize;
 
 /// Best GB/s of a plain SIMD sum over `mib` MiB of f32 (a read-bandwidth ceiling). The
@@ -124,10 +124,7 @@ pub fn linear<B: Backend>(
     let mut ids = Vec::new();
     for _ in 0..copies {
         let wv: Vec<f32> = (0..out * inp).map(|_| rnd()).collect();
-        let data = match format {
-            WeightFormat::F32 => WeightData::F32(wv),
-            WeightFormat::F16 => WeightData::F16(wv.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect()),
-        };
+        let data = crate::quant::quantize(format, &wv);
         let mut layer = LoraLinear::new(backend, HostWeight::new(out, inp, data)?)?;
         ids = ranks
             .iter()

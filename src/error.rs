@@ -14,6 +14,14 @@ pub enum ErrorKind {
     Config,
     /// The requested backend is missing, or the GPU failed (device lost, out of memory).
     Backend,
+    /// A file that is truncated, corrupt or not what it claims to be.
+    Format,
+    /// Valid input that lorafuse does not handle (yet): a quant type, an architecture.
+    Unsupported,
+    /// A model's context length (or another hard limit) would be exceeded.
+    Limit,
+    /// The caller aborted the operation (AbortSignal).
+    Aborted,
 }
 
 impl ErrorKind {
@@ -24,6 +32,10 @@ impl ErrorKind {
             ErrorKind::Adapter => "AdapterError",
             ErrorKind::Config => "ConfigError",
             ErrorKind::Backend => "BackendError",
+            ErrorKind::Format => "FormatError",
+            ErrorKind::Unsupported => "UnsupportedError",
+            ErrorKind::Limit => "LimitError",
+            ErrorKind::Aborted => "AbortError",
         }
     }
 }
@@ -49,6 +61,15 @@ impl Error {
     }
     pub fn backend(m: impl Into<String>) -> Self {
         Self::new(ErrorKind::Backend, m)
+    }
+    pub fn format(m: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Format, m)
+    }
+    pub fn unsupported(m: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unsupported, m)
+    }
+    pub fn limit(m: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Limit, m)
     }
 }
 

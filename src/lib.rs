@@ -10,6 +10,7 @@ pub mod error;
 pub mod gpu;
 pub mod linear;
 pub mod lora;
+pub mod quant;
 pub mod weights;
 
 #[cfg(target_arch = "wasm32")]

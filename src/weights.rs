@@ -4,34 +4,58 @@
 
 use crate::error::{check_finite, checked_len, Error, Result};
 
-/// Storage format of a base weight. Quantized block formats (Q4_0, Q4_1, Q8_0, K-quants)
-/// join here: each knows its block length and byte size, and the kernels decode it in-loop.
+/// Storage format of a base weight. Block formats store `block().0` weights in
+/// `block().1` bytes (GGUF's layouts); the kernels decode them in-loop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum WeightFormat {
     F32,
     F16,
+    BF16,
+    /// 32 weights: f16 scale d, 32 × i8; w = d·q.
+    Q8_0,
+    /// 32 weights: f16 scale d, 16 bytes of nibbles; w = d·(q − 8).
+    Q4_0,
+    /// 32 weights: f16 scale d, f16 min m, 16 bytes of nibbles; w = d·q + m.
+    Q4_1,
 }
 
 impl WeightFormat {
+    pub const ALL: [WeightFormat; 6] =
+        [WeightFormat::F32, WeightFormat::F16, WeightFormat::BF16, WeightFormat::Q8_0, WeightFormat::Q4_0, WeightFormat::Q4_1];
+
     pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "f32" => Ok(WeightFormat::F32),
-            "f16" => Ok(WeightFormat::F16),
-            _ => Err(Error::config(format!("unknown weight dtype {s:?} (expected \"f32\" or \"f16\")"))),
-        }
+        Self::ALL.into_iter().find(|f| f.name() == s.to_ascii_lowercase()).ok_or_else(|| {
+            let names: Vec<_> = Self::ALL.iter().map(|f| f.name()).collect();
+            Error::config(format!("unknown weight dtype {s:?} (expected one of {})", names.join(", ")))
+        })
     }
+
     pub fn name(self) -> &'static str {
         match self {
             WeightFormat::F32 => "f32",
             WeightFormat::F16 => "f16",
+            WeightFormat::BF16 => "bf16",
+            WeightFormat::Q8_0 => "q8_0",
+            WeightFormat::Q4_0 => "q4_0",
+            WeightFormat::Q4_1 => "q4_1",
         }
     }
-    /// Bytes taken by `elems` consecutive weights.
-    pub fn bytes_for(self, elems: usize) -> usize {
+
+    /// (weights per block, bytes per block).
+    pub fn block(self) -> (usize, usize) {
         match self {
-            WeightFormat::F32 => elems * 4,
-            WeightFormat::F16 => elems * 2,
+            WeightFormat::F32 => (1, 4),
+            WeightFormat::F16 | WeightFormat::BF16 => (1, 2),
+            WeightFormat::Q8_0 => (32, 34),
+            WeightFormat::Q4_0 => (32, 18),
+            WeightFormat::Q4_1 => (32, 20),
         }
+    }
+
+    /// Bytes taken by `elems` consecutive weights (a whole number of blocks).
+    pub fn bytes_for(self, elems: usize) -> usize {
+        let (n, b) = self.block();
+        elems / n * b
     }
 }
 
@@ -40,6 +64,10 @@ pub enum WeightData {
     F32(Vec<f32>),
     /// IEEE binary16 bit patterns.
     F16(Vec<u16>),
+    /// bfloat16 bit patterns (the top half of an f32).
+    BF16(Vec<u16>),
+    /// Whole blocks of a block format, row after row.
+    Blocks(WeightFormat, Vec<u8>),
 }
 
 #[derive(Clone, Debug)]
@@ -54,40 +82,56 @@ impl HostWeight {
         if rows == 0 || cols == 0 {
             return Err(Error::shape(format!("weight shape [{rows}, {cols}] has a zero dimension")));
         }
-        let want = checked_len("weight", &[rows, cols])?;
-        let (len, fmt) = match &data {
-            WeightData::F32(v) => (v.len(), WeightFormat::F32),
-            WeightData::F16(v) => (v.len(), WeightFormat::F16),
-        };
-        if len != want {
+        let elems = checked_len("weight", &[rows, cols])?;
+        let format = data_format(&data);
+        let (per_block, block_bytes) = format.block();
+        if cols % per_block != 0 {
             return Err(Error::shape(format!(
-                "weight has {len} {} values, expected outFeatures*inFeatures = {rows}*{cols} = {want}",
-                fmt.name()
+                "{} weight rows must hold whole blocks of {per_block}, got {cols} columns",
+                format.name()
+            )));
+        }
+        let (have, want) = match &data {
+            WeightData::F32(v) => (v.len(), elems),
+            WeightData::F16(v) | WeightData::BF16(v) => (v.len(), elems),
+            WeightData::Blocks(_, v) => (v.len(), elems / per_block * block_bytes),
+        };
+        if have != want {
+            let unit = if matches!(data, WeightData::Blocks(..)) { "bytes" } else { "values" };
+            return Err(Error::shape(format!(
+                "weight has {have} {} {unit}, expected {want} for [{rows}, {cols}]",
+                format.name()
             )));
         }
         match &data {
             WeightData::F32(v) => check_finite("weight", v)?,
-            WeightData::F16(v) => {
-                if let Some(i) = v.iter().position(|&h| h & 0x7c00 == 0x7c00) {
-                    return Err(Error::config(format!("weight: f16 element {i} is NaN or infinite")));
-                }
+            WeightData::F16(v) => check_halves("weight", v.iter().copied(), 0x7c00)?,
+            WeightData::BF16(v) => check_halves("weight", v.iter().copied(), 0x7f80)?,
+            WeightData::Blocks(WeightFormat::Q4_1, v) => {
+                // Scale d and min m, the block's first two halves.
+                let halves = v.chunks_exact(block_bytes).flat_map(|b| [half_at(b, 0), half_at(b, 2)]);
+                check_halves("weight block scales", halves, 0x7c00)?
+            }
+            WeightData::Blocks(f, v) if f.block().0 > 1 => {
+                check_halves("weight block scales", v.chunks_exact(block_bytes).map(|b| half_at(b, 0)), 0x7c00)?
+            }
+            WeightData::Blocks(f, _) => {
+                return Err(Error::config(format!("{} is not a block format", f.name())));
             }
         }
         Ok(HostWeight { rows, cols, data })
     }
 
     pub fn format(&self) -> WeightFormat {
-        match self.data {
-            WeightData::F32(_) => WeightFormat::F32,
-            WeightData::F16(_) => WeightFormat::F16,
-        }
+        data_format(&self.data)
     }
 
-    /// The raw little-endian bytes, as the GPU wants them.
+    /// The raw little-endian bytes, as stored.
     pub fn bytes(&self) -> &[u8] {
         match &self.data {
             WeightData::F32(v) => bytemuck::cast_slice(v),
-            WeightData::F16(v) => bytemuck::cast_slice(v),
+            WeightData::F16(v) | WeightData::BF16(v) => bytemuck::cast_slice(v),
+            WeightData::Blocks(_, v) => v,
         }
     }
 
@@ -96,12 +140,35 @@ impl HostWeight {
         self.format().bytes_for(self.rows * self.cols)
     }
 
-    /// One row widened to f32 (for references and tests, not the hot path).
+    /// One row widened to f32 (scalar reference decode; not the hot path).
     pub fn row_f32(&self, r: usize) -> Vec<f32> {
-        let range = r * self.cols..(r + 1) * self.cols;
-        match &self.data {
-            WeightData::F32(v) => v[range].to_vec(),
-            WeightData::F16(v) => v[range].iter().map(|&h| half::f16::from_bits(h).to_f32()).collect(),
+        let fmt = self.format();
+        let row_bytes = fmt.bytes_for(self.cols);
+        let mut out = vec![0.0; self.cols];
+        crate::quant::dequantize(fmt, &self.bytes()[r * row_bytes..(r + 1) * row_bytes], &mut out);
+        out
+    }
+}
+
+fn data_format(d: &WeightData) -> WeightFormat {
+    match d {
+        WeightData::F32(_) => WeightFormat::F32,
+        WeightData::F16(_) => WeightFormat::F16,
+        WeightData::BF16(_) => WeightFormat::BF16,
+        WeightData::Blocks(f, _) => *f,
+    }
+}
+
+fn half_at(b: &[u8], i: usize) -> u16 {
+    u16::from_le_bytes([b[i], b[i + 1]])
+}
+
+/// Rejects Inf/NaN in 16-bit floats (`exp_mask`: 0x7c00 for f16, 0x7f80 for bf16).
+fn check_halves(what: &str, v: impl Iterator<Item = u16>, exp_mask: u16) -> Result<()> {
+    for (i, h) in v.enumerate() {
+        if h & exp_mask == exp_mask {
+            return Err(Error::config(format!("{what}: element {i} is NaN or infinite")));
         }
     }
+    Ok(())
 }

@@ -5,7 +5,7 @@
 
 mod common;
 use common::*;
-use lorafuse::{CpuBackend, GpuBackend, GpuOptions, LoraLinear, Mix, WeightFormat};
+use lorafuse::{CpuBackend, GpuBackend, GpuOptions, HostWeight, LoraLinear, Mix, WeightFormat};
 
 fn gpu(opts: GpuOptions) -> Option<GpuBackend> {
     match pollster::block_on(GpuBackend::new(&opts)) {
@@ -38,6 +38,42 @@ fn gpu_matches_f64_reference() {
     }
     eprintln!("gpu: {checks} checks");
     assert!(checks >= 100);
+}
+
+#[test]
+fn cpu_block_formats_match_f64_reference() {
+    let mut checks = 0;
+    for (i, case) in quant_cases().iter().enumerate() {
+        checks += pollster::block_on(check_case(&CpuBackend, case, i as u64)).unwrap();
+    }
+    assert!(checks >= 100, "{checks} checks");
+}
+
+/// Quantize → decode stays within half a quantization step of the input (the encoder and
+/// the scalar decoder agree on the layout; GGUF fixtures check it against gguf-py).
+#[test]
+fn block_formats_round_trip_within_half_a_step() {
+    let mut r = Rng::new(5);
+    let v = r.vec(32 * 40, 3.0);
+    for (format, steps) in [(WeightFormat::Q8_0, 254.0), (WeightFormat::Q4_0, 15.0), (WeightFormat::Q4_1, 15.0)] {
+        let w = HostWeight::new(40, 32, lorafuse::quant::quantize(format, &v)).unwrap();
+        for row in 0..40 {
+            let got = w.row_f32(row);
+            let src = &v[row * 32..(row + 1) * 32];
+            let (lo, hi) = src.iter().fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+            let step = match format {
+                WeightFormat::Q4_1 => (hi - lo) / steps,
+                _ => 2.0 * lo.abs().max(hi.abs()) / steps,
+            };
+            for (g, s) in got.iter().zip(src) {
+                // Half a step, plus the f16 rounding of the scale times the largest code.
+                let slack = steps / 2.0 * step * 2f32.powi(-11);
+                // Q4_0 maps the largest magnitude to -8, so the other side clips at +7: one step.
+                let bound = if format == WeightFormat::Q4_0 { step } else { 0.5 * step };
+                assert!((g - s).abs() <= bound * 1.001 + slack, "{format:?} row {row}: {g} vs {s} (step {step})");
+            }
+        }
+    }
 }
 
 #[test]

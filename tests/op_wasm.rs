@@ -17,6 +17,15 @@ async fn simd128_kernels_match_f64_reference() {
 }
 
 #[wasm_bindgen_test]
+async fn simd128_block_formats_match_f64_reference() {
+    let mut checks = 0;
+    for (i, case) in quant_cases().iter().enumerate() {
+        checks += check_case(&CpuBackend, case, i as u64).await.unwrap();
+    }
+    assert!(checks >= 100, "only {checks} checks");
+}
+
+#[wasm_bindgen_test]
 async fn simd128_rejects_bad_input() {
     check_errors(&CpuBackend).await.unwrap();
 }

@@ -4,39 +4,9 @@
 //! What happens to each finished tile is a `TileSink`: the base matmul adds the adapters'
 //! `T·Bᵀ` in-tile and writes y once; the shrink scales and stores T.
 
+use super::decode::{Decode, F32};
 use super::simd::F32x4;
 use crate::lora::{RouteEntry, Routes};
-
-/// A weight element type the kernels can widen four at a time.
-pub trait WeightElem: Copy {
-    /// # Safety
-    /// `p..p+4` must be readable.
-    unsafe fn load4(p: *const Self) -> F32x4;
-    fn to_f32(self) -> f32;
-}
-
-impl WeightElem for f32 {
-    #[inline(always)]
-    unsafe fn load4(p: *const f32) -> F32x4 {
-        F32x4::load(p)
-    }
-    #[inline(always)]
-    fn to_f32(self) -> f32 {
-        self
-    }
-}
-
-/// IEEE binary16 bit patterns.
-impl WeightElem for u16 {
-    #[inline(always)]
-    unsafe fn load4(p: *const u16) -> F32x4 {
-        F32x4::load_f16(p)
-    }
-    #[inline(always)]
-    fn to_f32(self) -> f32 {
-        half::f16::from_bits(self).to_f32()
-    }
-}
 
 /// Open accumulators of an `R x C` tile: 4-lane partial sums plus scalar tails. More dot
 /// product terms can be added (the LoRA expand does) before `finish` reduces them.
@@ -51,28 +21,34 @@ impl<const R: usize, const C: usize> Acc<R, C> {
         Acc { v: [[F32x4::zero(); C]; R], s: [[0.0; C]; R] }
     }
 
-    /// Adds `Σ_k xs[r][k] · ws[c][k]` over `len` elements to every (r, c).
+    /// Adds `Σ_k xs[r][k] · ws[c][k]` over `len` weights to every (r, c), weights in
+    /// format `F`, decoded block by block in registers.
     ///
     /// # Safety
-    /// Every pointer must address `len` readable elements.
+    /// Every x pointer must address `len` floats and every w pointer a row of `len` weights.
     #[inline(always)]
-    unsafe fn add<E: WeightElem>(&mut self, xs: &[*const f32; R], ws: &[*const E; C], len: usize) {
-        let k4 = len / 4 * 4;
-        let mut k = 0;
-        while k < k4 {
-            let wv: [F32x4; C] = core::array::from_fn(|c| E::load4(ws[c].add(k)));
-            for r in 0..R {
-                let xv = F32x4::load(xs[r].add(k));
-                for c in 0..C {
-                    self.v[r][c] = xv.mul_add(wv[c], self.v[r][c]);
+    unsafe fn add<F: Decode>(&mut self, xs: &[*const f32; R], ws: &[*const F::Unit; C], len: usize) {
+        let blocks = len / F::BLOCK;
+        for b in 0..blocks {
+            let blk: [*const F::Unit; C] = core::array::from_fn(|c| ws[c].add(b * F::UNITS));
+            let ctx: [F::Ctx; C] = core::array::from_fn(|c| F::ctx(blk[c]));
+            for sub in 0..F::BLOCK / 4 {
+                let wv: [F32x4; C] = core::array::from_fn(|c| F::load4(&ctx[c], blk[c], sub));
+                let k = b * F::BLOCK + 4 * sub;
+                for r in 0..R {
+                    let xv = F32x4::load(xs[r].add(k));
+                    for c in 0..C {
+                        self.v[r][c] = xv.mul_add(wv[c], self.v[r][c]);
+                    }
                 }
             }
-            k += 4;
         }
-        for kk in k4..len {
-            for r in 0..R {
-                for c in 0..C {
-                    self.s[r][c] += *xs[r].add(kk) * (*ws[c].add(kk)).to_f32();
+        if F::TAIL {
+            for k in blocks * F::BLOCK..len {
+                for r in 0..R {
+                    for c in 0..C {
+                        self.s[r][c] += *xs[r].add(k) * F::at(ws[c], k);
+                    }
                 }
             }
         }
@@ -94,38 +70,39 @@ trait TileSink<const R: usize> {
 ///
 /// # Safety
 /// Each `xs` pointer and each of the `nw` rows of `w` must address `inp` readable elements.
-unsafe fn sweep<E, S>(xs: &[*const f32], w: &[E], nw: usize, inp: usize, sink: &mut S)
+unsafe fn sweep<F, S>(xs: &[*const f32], w: &[F::Unit], nw: usize, inp: usize, sink: &mut S)
 where
-    E: WeightElem,
+    F: Decode,
     S: TileSink<1> + TileSink<2> + TileSink<3> + TileSink<4>,
 {
     match xs.len() {
-        4 => sweep_rc::<E, S, 4, 2>(xs.try_into().unwrap(), w, nw, inp, sink),
-        3 => sweep_rc::<E, S, 3, 2>(xs.try_into().unwrap(), w, nw, inp, sink),
-        2 => sweep_rc::<E, S, 2, 4>(xs.try_into().unwrap(), w, nw, inp, sink),
-        1 => sweep_rc::<E, S, 1, 4>(xs.try_into().unwrap(), w, nw, inp, sink),
+        4 => sweep_rc::<F, S, 4, 2>(xs.try_into().unwrap(), w, nw, inp, sink),
+        3 => sweep_rc::<F, S, 3, 2>(xs.try_into().unwrap(), w, nw, inp, sink),
+        2 => sweep_rc::<F, S, 2, 4>(xs.try_into().unwrap(), w, nw, inp, sink),
+        1 => sweep_rc::<F, S, 1, 4>(xs.try_into().unwrap(), w, nw, inp, sink),
         _ => unreachable!("row blocks hold 1 to 4 rows"),
     }
 }
 
 #[inline(always)]
-unsafe fn sweep_rc<E: WeightElem, S: TileSink<R>, const R: usize, const C: usize>(
+unsafe fn sweep_rc<F: Decode, S: TileSink<R>, const R: usize, const C: usize>(
     xs: &[*const f32; R],
-    w: &[E],
+    w: &[F::Unit],
     nw: usize,
     inp: usize,
     sink: &mut S,
 ) {
+    let stride = F::row_units(inp);
     let mut o = 0;
     while o + C <= nw {
         let mut acc = Acc::<R, C>::new();
-        acc.add(xs, &core::array::from_fn(|c| w.as_ptr().add((o + c) * inp)), inp);
+        acc.add::<F>(xs, &core::array::from_fn(|c| w.as_ptr().add((o + c) * stride)), inp);
         sink.tile(o, acc);
         o += C;
     }
     while o < nw {
         let mut acc = Acc::<R, 1>::new();
-        acc.add(xs, &[w.as_ptr().add(o * inp)], inp);
+        acc.add::<F>(xs, &[w.as_ptr().add(o * stride)], inp);
         sink.tile(o, acc);
         o += 1;
     }
@@ -157,13 +134,13 @@ impl<const R: usize> TileSink<R> for Output<'_> {
         if self.uniform {
             for (j, e) in self.block[0].iter().enumerate() {
                 let ts = core::array::from_fn(|r| unsafe { t.add(self.block[r][j].t_off as usize) });
-                unsafe { acc.add(&ts, &b_rows(e), e.rank as usize) };
+                unsafe { acc.add::<F32>(&ts, &b_rows(e), e.rank as usize) };
             }
         } else {
             for r in 0..R {
                 for e in self.block[r] {
                     let mut one = Acc::<1, C>::new();
-                    unsafe { one.add(&[t.add(e.t_off as usize)], &b_rows(e), e.rank as usize) };
+                    unsafe { one.add::<F32>(&[t.add(e.t_off as usize)], &b_rows(e), e.rank as usize) };
                     let [extra] = one.finish();
                     for c in 0..C {
                         acc.s[r][c] += extra[c];
@@ -197,18 +174,18 @@ impl<const R: usize> TileSink<R> for Shrink<'_, '_> {
 /// `y[n, out] = x[n, inp]·wᵀ + Σ_entries T·Bᵀ` per row, with T from `lora_shrink`.
 /// Slices must match their shapes.
 #[allow(clippy::too_many_arguments)]
-pub fn lora_linear<E: WeightElem>(
+pub fn lora_linear<F: Decode>(
     x: &[f32],
     n: usize,
     inp: usize,
-    w: &[E],
+    w: &[F::Unit],
     out: usize,
     arena: &[f32],
     routes: &Routes,
     t: &[f32],
     y: &mut [f32],
 ) {
-    assert!(x.len() >= n * inp && w.len() >= out * inp && y.len() >= n * out && routes.n_rows() == n);
+    assert!(x.len() >= n * inp && w.len() >= out * F::row_units(inp) && y.len() >= n * out && routes.n_rows() == n);
     let mut sink = Output { r0: 0, block: [&[]; 4], uniform: false, out, arena, t, y };
     for r0 in (0..n).step_by(4) {
         let rows = r0..n.min(r0 + 4);
@@ -222,7 +199,7 @@ pub fn lora_linear<E: WeightElem>(
         });
         sink.r0 = r0;
         // SAFETY: every x row and w row holds `inp` elements (asserted above).
-        unsafe { sweep(&xs, w, out, inp, &mut sink) };
+        unsafe { sweep::<F, _>(&xs, w, out, inp, &mut sink) };
     }
 }
 
@@ -243,7 +220,7 @@ pub fn lora_shrink(x: &[f32], inp: usize, arena: &[f32], routes: &Routes, t: &mu
             let xs: Vec<*const f32> = block.iter().map(|e| x[e.row as usize * inp..][..inp].as_ptr()).collect();
             let mut sink = Shrink { entries: block, t: &mut *t };
             // SAFETY: x rows and A rows hold `inp` elements.
-            unsafe { sweep(&xs, a, rank, inp, &mut sink) };
+            unsafe { sweep::<F32, _>(&xs, a, rank, inp, &mut sink) };
         }
     }
 }

@@ -1,13 +1,14 @@
 //! CPU backend: wasm SIMD128 kernels under wasm32, the same code on portable vectors natively.
 //! Ops run eagerly; tensors are plain `Vec<f32>`.
 
+pub mod decode;
 pub mod kernels;
 pub mod simd;
 
 use crate::backend::{check_linear_shapes, Backend, BackendKind};
 use crate::error::{checked_len, Error, Result};
 use crate::lora::Routes;
-use crate::weights::{HostWeight, WeightData};
+use crate::weights::{HostWeight, WeightData, WeightFormat};
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CpuBackend;
@@ -81,10 +82,17 @@ impl Backend for CpuBackend {
         check_linear_shapes([x.rows, x.cols], [w.rows, w.cols], [y.rows, y.cols], routes)?;
         let mut t = vec![0.0; routes.t_len];
         kernels::lora_shrink(&x.data, x.cols, arena, routes, &mut t);
-        let args = (&x.data[..], n, w.cols);
+        let (x, inp, out, y) = (&x.data[..], w.cols, w.rows, &mut y.data);
         match &w.data {
-            WeightData::F32(v) => kernels::lora_linear(args.0, args.1, args.2, v, w.rows, arena, routes, &t, &mut y.data),
-            WeightData::F16(v) => kernels::lora_linear(args.0, args.1, args.2, v, w.rows, arena, routes, &t, &mut y.data),
+            WeightData::F32(v) => kernels::lora_linear::<decode::F32>(x, n, inp, v, out, arena, routes, &t, y),
+            WeightData::F16(v) => kernels::lora_linear::<decode::F16>(x, n, inp, v, out, arena, routes, &t, y),
+            WeightData::BF16(v) => kernels::lora_linear::<decode::BF16>(x, n, inp, v, out, arena, routes, &t, y),
+            WeightData::Blocks(f, v) => match f {
+                WeightFormat::Q8_0 => kernels::lora_linear::<decode::Q8_0>(x, n, inp, v, out, arena, routes, &t, y),
+                WeightFormat::Q4_0 => kernels::lora_linear::<decode::Q4_0>(x, n, inp, v, out, arena, routes, &t, y),
+                WeightFormat::Q4_1 => kernels::lora_linear::<decode::Q4_1>(x, n, inp, v, out, arena, routes, &t, y),
+                other => return Err(Error::config(format!("{} is not a block format", other.name()))),
+            },
         }
         Ok(())
     }

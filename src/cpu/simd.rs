@@ -43,6 +43,34 @@ mod imp {
         pub fn add(self, b: Self) -> Self {
             F32x4(f32x4_add(self.0, b.0))
         }
+        #[inline(always)]
+        pub fn mul(self, b: Self) -> Self {
+            F32x4(f32x4_mul(self.0, b.0))
+        }
+        /// Four bfloat16 bit patterns widened to f32 (exact: they are f32's top halves).
+        /// # Safety
+        /// `p..p+4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load_bf16(p: *const u16) -> Self {
+            F32x4(u32x4_shl(u32x4_load_extend_u16x4(p), 16))
+        }
+        /// Four signed bytes as floats.
+        /// # Safety
+        /// `p..p+4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load_i8(p: *const u8) -> Self {
+            let v = v128_load32_zero(p as *const u32);
+            F32x4(f32x4_convert_i32x4(i32x4_extend_low_i16x8(i16x8_extend_low_i8x16(v))))
+        }
+        /// The low (`HIGH = false`) or high nibbles of four bytes, as floats 0..=15.
+        /// # Safety
+        /// `p..p+4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load_nibbles<const HIGH: bool>(p: *const u8) -> Self {
+            let v = u32x4_extend_low_u16x8(u16x8_extend_low_u8x16(v128_load32_zero(p as *const u32)));
+            let q = if HIGH { u32x4_shr(v, 4) } else { v128_and(v, u32x4_splat(0xf)) };
+            F32x4(f32x4_convert_i32x4(q))
+        }
         pub fn to_array(self) -> [f32; 4] {
             let v = self.0;
             [f32x4_extract_lane::<0>(v), f32x4_extract_lane::<1>(v), f32x4_extract_lane::<2>(v), f32x4_extract_lane::<3>(v)]
@@ -91,6 +119,31 @@ mod imp {
         #[inline(always)]
         pub fn add(self, b: Self) -> Self {
             F32x4(core::array::from_fn(|i| self.0[i] + b.0[i]))
+        }
+        #[inline(always)]
+        pub fn mul(self, b: Self) -> Self {
+            F32x4(core::array::from_fn(|i| self.0[i] * b.0[i]))
+        }
+        /// # Safety
+        /// `p..p+4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load_bf16(p: *const u16) -> Self {
+            let h = core::ptr::read_unaligned(p as *const [u16; 4]);
+            F32x4(h.map(|b| f32::from_bits((b as u32) << 16)))
+        }
+        /// # Safety
+        /// `p..p+4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load_i8(p: *const u8) -> Self {
+            let b = core::ptr::read_unaligned(p as *const [i8; 4]);
+            F32x4(b.map(|v| v as f32))
+        }
+        /// # Safety
+        /// `p..p+4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load_nibbles<const HIGH: bool>(p: *const u8) -> Self {
+            let b = core::ptr::read_unaligned(p as *const [u8; 4]);
+            F32x4(b.map(|v| if HIGH { (v >> 4) as f32 } else { (v & 0xf) as f32 }))
         }
         #[inline(always)]
         pub fn mul_add(self, b: Self, acc: Self) -> Self {

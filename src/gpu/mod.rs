@@ -168,6 +168,12 @@ impl Backend for GpuBackend {
 
     fn weight(&self, w: HostWeight) -> Result<GpuWeight> {
         let format = w.format();
+        if pipelines::weights_snippet(format).is_none() {
+            return Err(Error::unsupported(format!(
+                "{} weights have no WebGPU kernel yet (f32 and f16 do); use the CPU backend",
+                format.name()
+            )));
+        }
         let row_bytes = format.bytes_for(w.cols) as u64;
         let mut per_chunk = (self.0.ctx.max_binding / row_bytes) as usize;
         if format == WeightFormat::F16 && w.cols % 2 == 1 {

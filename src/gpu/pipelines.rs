@@ -14,6 +14,15 @@ const LORA_SHRINK: &str = include_str!("../../shaders/lora_shrink.wgsl");
 const LORA_MATVEC: &str = include_str!("../../shaders/lora_matvec.wgsl");
 const LORA_MATMUL: &str = include_str!("../../shaders/lora_matmul.wgsl");
 
+/// The WGSL decode snippet for a weight format, where the GPU has one.
+pub fn weights_snippet(f: WeightFormat) -> Option<&'static str> {
+    match f {
+        WeightFormat::F32 => Some(WEIGHTS_F32),
+        WeightFormat::F16 => Some(WEIGHTS_F16),
+        _ => None,
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
     LoraShrink,
@@ -25,10 +34,7 @@ pub enum Kernel {
 
 impl Kernel {
     pub fn source(self) -> String {
-        let weights = |f: WeightFormat| match f {
-            WeightFormat::F32 => WEIGHTS_F32,
-            WeightFormat::F16 => WEIGHTS_F16,
-        };
+        let weights = |f: WeightFormat| weights_snippet(f).unwrap_or_default();
         match self {
             Kernel::LoraShrink => LORA_SHRINK.to_string(),
             Kernel::LoraMatvec(f) => [weights(f), LORA_LINEAR_IO, LORA_MATVEC].join("\n"),

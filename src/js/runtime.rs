@@ -100,16 +100,18 @@ impl Runtime {
 }
 
 fn weight_data(v: &JsValue, fmt: WeightFormat) -> Result<WeightData> {
-    match fmt {
-        WeightFormat::F32 => match v.dyn_ref::<js_sys::Float32Array>() {
-            Some(a) => Ok(WeightData::F32(a.to_vec())),
-            None => Err(Error::config("weight for dtype \"f32\" must be a Float32Array")),
-        },
-        WeightFormat::F16 => match v.dyn_ref::<js_sys::Uint16Array>() {
-            Some(a) => Ok(WeightData::F16(a.to_vec())),
-            None => Err(Error::config("weight for dtype \"f16\" must be a Uint16Array of half-float bit patterns")),
-        },
-    }
+    let want = match fmt {
+        WeightFormat::F32 => "a Float32Array",
+        WeightFormat::F16 | WeightFormat::BF16 => "a Uint16Array of bit patterns",
+        _ => "a Uint8Array of GGUF blocks",
+    };
+    let data = match fmt {
+        WeightFormat::F32 => v.dyn_ref::<js_sys::Float32Array>().map(|a| WeightData::F32(a.to_vec())),
+        WeightFormat::F16 => v.dyn_ref::<js_sys::Uint16Array>().map(|a| WeightData::F16(a.to_vec())),
+        WeightFormat::BF16 => v.dyn_ref::<js_sys::Uint16Array>().map(|a| WeightData::BF16(a.to_vec())),
+        _ => v.dyn_ref::<js_sys::Uint8Array>().map(|a| WeightData::Blocks(fmt, a.to_vec())),
+    };
+    data.ok_or_else(|| Error::config(format!("weight for dtype {:?} must be {want}", fmt.name())))
 }
 
 #[wasm_bindgen]

@@ -6,6 +6,7 @@
 use lorafuse::backend::Backend;
 use lorafuse::{HostWeight, LoraLinear, Mix, WeightData, WeightFormat};
 
+
 /// splitmix64: tiny, deterministic, good enough for test data.
 pub struct Rng(u64);
 
@@ -69,19 +70,14 @@ impl Case {
     }
 
     pub fn host_weight(&self) -> HostWeight {
-        let data = match self.format {
-            WeightFormat::F32 => WeightData::F32(self.w.clone()),
-            WeightFormat::F16 => WeightData::F16(self.w.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect()),
-        };
-        HostWeight::new(self.out, self.inp, data).unwrap()
+        HostWeight::new(self.out, self.inp, lorafuse::quant::quantize(self.format, &self.w)).unwrap()
     }
 
-    /// The weight values the kernels should see (f16-rounded for f16 cases).
+    /// The weight values the kernels should see (rounded or quantized), decoded by the
+    /// scalar reference decoder.
     pub fn stored_w(&self) -> Vec<f32> {
-        match self.format {
-            WeightFormat::F32 => self.w.clone(),
-            WeightFormat::F16 => self.w.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect(),
-        }
+        let hw = self.host_weight();
+        (0..self.out).flat_map(|r| hw.row_f32(r)).collect()
     }
 
     /// y in f64, from the definition: x·Wᵀ + Σ scale·weight·(x·Aᵀ)·Bᵀ per row.
@@ -182,6 +178,21 @@ pub async fn check_case<B: Backend>(backend: &B, case: &Case, seed: u64) -> Resu
         checks += 1;
     }
     Ok(checks)
+}
+
+/// Block formats (whole blocks of 32 per row) and bf16, on the routing cases.
+pub fn quant_cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    let mut seed = 1000;
+    for (out, inp) in [(37, 64), (70, 96), (5, 32)] {
+        for n in [1, 3, 17] {
+            for format in [WeightFormat::BF16, WeightFormat::Q8_0, WeightFormat::Q4_0, WeightFormat::Q4_1] {
+                seed += 1;
+                cases.push(Case::new(seed, out, inp, n, &[7, 16], format));
+            }
+        }
+    }
+    cases
 }
 
 /// The shapes of the issue: in/out not multiples of 4 or of the tile, n = 1, 3, 17, 64,

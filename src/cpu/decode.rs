@@ -1,0 +1,133 @@
+//! How the CPU kernels read each weight format: a row is a run of blocks, and a block is read
+//! four weights at a time, widened to f32 in registers. Per-block constants (scales) are
+//! decoded once per block (`Decode::ctx`), not per four weights.
+
+use super::simd::F32x4;
+
+/// A weight format as the CPU kernels see it.
+pub trait Decode {
+    /// What the row storage is made of (f32, u16 bit patterns, or bytes).
+    type Unit: Copy;
+    /// Per-block constants.
+    type Ctx: Copy;
+    /// Weights per block (a multiple of 4).
+    const BLOCK: usize;
+    /// Units per block.
+    const UNITS: usize;
+    /// Rows may end in a partial block (element formats only).
+    const TAIL: bool;
+
+    /// # Safety
+    /// `block` must address a whole block.
+    unsafe fn ctx(block: *const Self::Unit) -> Self::Ctx;
+    /// Weights `4·sub .. 4·sub + 4` of the block.
+    /// # Safety
+    /// `block` must address a whole block; `sub < BLOCK / 4`.
+    unsafe fn load4(ctx: &Self::Ctx, block: *const Self::Unit, sub: usize) -> F32x4;
+    /// Weight `k` of a row (only used for tails, so only for element formats).
+    /// # Safety
+    /// `row` must address at least `k + 1` units.
+    unsafe fn at(row: *const Self::Unit, k: usize) -> f32;
+
+    /// Units a row of `cols` weights takes.
+    fn row_units(cols: usize) -> usize {
+        if Self::TAIL {
+            cols
+        } else {
+            cols / Self::BLOCK * Self::UNITS
+        }
+    }
+}
+
+/// Element formats: a "block" is four weights.
+macro_rules! element_format {
+    ($name:ident, $unit:ty, $load:expr, $at:expr) => {
+        pub struct $name;
+        impl Decode for $name {
+            type Unit = $unit;
+            type Ctx = ();
+            const BLOCK: usize = 4;
+            const UNITS: usize = 4;
+            const TAIL: bool = true;
+            #[inline(always)]
+            unsafe fn ctx(_: *const $unit) {}
+            #[inline(always)]
+            unsafe fn load4(_: &(), block: *const $unit, sub: usize) -> F32x4 {
+                $load(block.add(4 * sub))
+            }
+            #[inline(always)]
+            unsafe fn at(row: *const $unit, k: usize) -> f32 {
+                $at(*row.add(k))
+            }
+        }
+    };
+}
+
+element_format!(F32, f32, |p| F32x4::load(p), |v: f32| v);
+element_format!(F16, u16, |p| F32x4::load_f16(p), |v: u16| half::f16::from_bits(v).to_f32());
+element_format!(BF16, u16, |p| F32x4::load_bf16(p), |v: u16| f32::from_bits((v as u32) << 16));
+
+#[inline(always)]
+unsafe fn half_at(p: *const u8) -> f32 {
+    half::f16::from_bits(u16::from_le_bytes([*p, *p.add(1)])).to_f32()
+}
+
+/// (d, m) splatted: a weight is `d·q + m`.
+#[derive(Clone, Copy)]
+pub struct Affine(F32x4, F32x4);
+
+/// Q4_0 and Q4_1: byte j of the 16 quant bytes holds weight j (low nibble) and j + 16 (high).
+macro_rules! nibble_format {
+    ($name:ident, $bytes:expr, $qs:expr, $ctx:expr) => {
+        pub struct $name;
+        impl Decode for $name {
+            type Unit = u8;
+            type Ctx = Affine;
+            const BLOCK: usize = 32;
+            const UNITS: usize = $bytes;
+            const TAIL: bool = false;
+            #[inline(always)]
+            unsafe fn ctx(b: *const u8) -> Affine {
+                $ctx(b)
+            }
+            #[inline(always)]
+            unsafe fn load4(c: &Affine, b: *const u8, sub: usize) -> F32x4 {
+                let q = if sub < 4 {
+                    F32x4::load_nibbles::<false>(b.add($qs + 4 * sub))
+                } else {
+                    F32x4::load_nibbles::<true>(b.add($qs + 4 * (sub - 4)))
+                };
+                q.mul_add(c.0, c.1)
+            }
+            unsafe fn at(_: *const u8, _: usize) -> f32 {
+                unreachable!("block formats have no tails")
+            }
+        }
+    };
+}
+
+nibble_format!(Q4_0, 18, 2, |b| {
+    let d = half_at(b);
+    Affine(F32x4::splat(d), F32x4::splat(-8.0 * d))
+});
+nibble_format!(Q4_1, 20, 4, |b: *const u8| Affine(F32x4::splat(half_at(b)), F32x4::splat(half_at(b.add(2)))));
+
+pub struct Q8_0;
+impl Decode for Q8_0 {
+    type Unit = u8;
+    type Ctx = F32x4;
+    const BLOCK: usize = 32;
+    const UNITS: usize = 34;
+    const TAIL: bool = false;
+    #[inline(always)]
+    unsafe fn ctx(b: *const u8) -> F32x4 {
+        F32x4::splat(half_at(b))
+    }
+    #[inline(always)]
+    unsafe fn load4(d: &F32x4, b: *const u8, sub: usize) -> F32x4 {
+        F32x4::load_i8(b.add(2 + 4 * sub)).mul(*d)
+    }
+    unsafe fn at(_: *const u8, _: usize) -> f32 {
+        unreachable!("block formats have no tails")
+    }
+}
