@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/fetch-model.sh
+export LORAFUSE_REQUIRE_MODEL=1
 export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 # The GPU tests must run, not skip: setup installed Mesa's lavapipe Vulkan driver.
 export LORAFUSE_REQUIRE_GPU=1

@@ -10,6 +10,7 @@ pub mod error;
 pub mod gpu;
 pub mod linear;
 pub mod lora;
+pub mod model;
 pub mod quant;
 pub mod weights;
 

@@ -4,6 +4,7 @@ use crate::backend::Backend;
 use crate::error::{check_finite, checked_len, Error, Result};
 use crate::lora::{ArenaAlloc, Mix, Routes, Slot};
 use crate::weights::HostWeight;
+use std::rc::Rc;
 
 /// Largest LoRA rank accepted (PEFT ranks in practice are 1..=256).
 pub const MAX_RANK: usize = 1024;
@@ -12,7 +13,8 @@ pub struct LoraLinear<B: Backend> {
     backend: B,
     out: usize,
     inp: usize,
-    weight: B::Weight,
+    /// Shared so that a tied lm_head and the token embedding are one copy.
+    weight: Rc<B::Weight>,
     weight_bytes: usize,
     arena: B::Arena,
     alloc: ArenaAlloc,
@@ -23,8 +25,13 @@ pub struct LoraLinear<B: Backend> {
 impl<B: Backend> LoraLinear<B> {
     pub fn new(backend: &B, w: HostWeight) -> Result<Self> {
         let (out, inp, weight_bytes) = (w.rows, w.cols, w.byte_len());
-        let weight = backend.weight(w)?;
-        Ok(LoraLinear {
+        let weight = Rc::new(backend.weight(w)?);
+        Ok(Self::shared(backend, weight, out, inp, weight_bytes))
+    }
+
+    /// A layer over an already uploaded weight `[out, inp]` of `weight_bytes` bytes.
+    pub fn shared(backend: &B, weight: Rc<B::Weight>, out: usize, inp: usize, weight_bytes: usize) -> Self {
+        LoraLinear {
             backend: backend.clone(),
             out,
             inp,
@@ -33,7 +40,7 @@ impl<B: Backend> LoraLinear<B> {
             arena: backend.arena(),
             alloc: ArenaAlloc::default(),
             slots: Vec::new(),
-        })
+        }
     }
 
     pub fn out_features(&self) -> usize {
@@ -48,7 +55,7 @@ impl<B: Backend> LoraLinear<B> {
     pub fn backend(&self) -> &B {
         &self.backend
     }
-    pub fn weight(&self) -> &B::Weight {
+    pub fn weight(&self) -> &Rc<B::Weight> {
         &self.weight
     }
 

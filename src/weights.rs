@@ -140,6 +140,21 @@ impl HostWeight {
         self.format().bytes_for(self.rows * self.cols)
     }
 
+    /// The same weight with its rows reordered: row `i` of the result is row `src[i]`.
+    pub fn permute_rows(self, src: &[usize]) -> HostWeight {
+        fn gather<T: Copy>(v: &[T], unit: usize, src: &[usize]) -> Vec<T> {
+            src.iter().flat_map(|&r| v[r * unit..(r + 1) * unit].iter().copied()).collect()
+        }
+        let (rows, cols, fmt) = (self.rows, self.cols, self.format());
+        let data = match &self.data {
+            WeightData::F32(v) => WeightData::F32(gather(v, cols, src)),
+            WeightData::F16(v) => WeightData::F16(gather(v, cols, src)),
+            WeightData::BF16(v) => WeightData::BF16(gather(v, cols, src)),
+            WeightData::Blocks(f, v) => WeightData::Blocks(*f, gather(v, fmt.bytes_for(cols), src)),
+        };
+        HostWeight { rows, cols, data }
+    }
+
     /// One row widened to f32 (scalar reference decode; not the hot path).
     pub fn row_f32(&self, r: usize) -> Vec<f32> {
         let fmt = self.format();

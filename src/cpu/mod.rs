@@ -3,6 +3,8 @@
 
 pub mod decode;
 pub mod kernels;
+pub mod model_ops;
+pub mod ops;
 pub mod simd;
 
 use crate::backend::{check_linear_shapes, Backend, BackendKind};

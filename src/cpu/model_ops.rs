@@ -1,0 +1,123 @@
+//! `ModelOps` on the CPU: eager ops over `Vec<f32>` tensors.
+
+use super::{ops, CpuBackend, CpuTensor};
+use crate::error::{Error, Result};
+use crate::model::ops::ModelOps;
+use crate::weights::HostWeight;
+
+pub struct CpuKv {
+    k: Vec<f32>,
+    v: Vec<f32>,
+    width: usize,
+}
+
+fn same_shape(a: &CpuTensor, b: &CpuTensor, op: &str) -> Result<()> {
+    if (a.rows, a.cols) != (b.rows, b.cols) {
+        return Err(Error::shape(format!("{op}: [{}, {}] vs [{}, {}]", a.rows, a.cols, b.rows, b.cols)));
+    }
+    Ok(())
+}
+
+impl ModelOps for CpuBackend {
+    type Kv = CpuKv;
+
+    fn kv_new(&self, width: usize) -> CpuKv {
+        CpuKv { k: Vec::new(), v: Vec::new(), width }
+    }
+
+    fn kv_len(&self, kv: &CpuKv) -> usize {
+        kv.k.len() / kv.width
+    }
+
+    fn kv_truncate(&self, kv: &mut CpuKv, len: usize) {
+        kv.k.truncate(len * kv.width);
+        kv.v.truncate(len * kv.width);
+    }
+
+    fn embed(&self, table: &HostWeight, ids: &[u32]) -> Result<CpuTensor> {
+        let cols = table.cols;
+        let mut data = Vec::with_capacity(ids.len() * cols);
+        for &id in ids {
+            if id as usize >= table.rows {
+                return Err(Error::shape(format!("token id {id} is outside the vocabulary of {}", table.rows)));
+            }
+            data.extend(table.row_f32(id as usize));
+        }
+        Ok(CpuTensor { data, rows: ids.len(), cols })
+    }
+
+    fn rms_norm(&self, x: &CpuTensor, w: &CpuTensor, eps: f32) -> Result<CpuTensor> {
+        if w.data.len() != x.cols {
+            return Err(Error::shape(format!("rms_norm: gain of {} for rows of {}", w.data.len(), x.cols)));
+        }
+        let mut out = vec![0.0; x.data.len()];
+        ops::rms_norm(&x.data, &w.data, eps, &mut out);
+        Ok(CpuTensor { data: out, rows: x.rows, cols: x.cols })
+    }
+
+    fn add_bias(&self, x: &mut CpuTensor, b: &CpuTensor) -> Result<()> {
+        if b.data.len() != x.cols {
+            return Err(Error::shape(format!("bias of {} for rows of {}", b.data.len(), x.cols)));
+        }
+        for row in x.data.chunks_exact_mut(x.cols) {
+            for (v, &b) in row.iter_mut().zip(&b.data) {
+                *v += b;
+            }
+        }
+        Ok(())
+    }
+
+    fn rope(&self, x: &mut CpuTensor, head_dim: usize, pos0: usize, inv_freq: &[f64]) -> Result<()> {
+        let positions: Vec<usize> = (pos0..pos0 + x.rows).collect();
+        ops::rope(&mut x.data, x.cols, head_dim, &positions, inv_freq);
+        Ok(())
+    }
+
+    fn attention(
+        &self,
+        q: &CpuTensor,
+        k: &CpuTensor,
+        v: &CpuTensor,
+        kv: &mut CpuKv,
+        pos0: usize,
+        heads: usize,
+        kv_heads: usize,
+        head_dim: usize,
+    ) -> Result<CpuTensor> {
+        same_shape(k, v, "attention k/v")?;
+        if q.cols != heads * head_dim || k.cols != kv.width || q.rows != k.rows || self.kv_len(kv) != pos0 {
+            return Err(Error::shape(format!(
+                "attention: q [{}, {}], k [{}, {}], cache of {} at position {pos0}",
+                q.rows,
+                q.cols,
+                k.rows,
+                k.cols,
+                self.kv_len(kv)
+            )));
+        }
+        kv.k.extend_from_slice(&k.data);
+        kv.v.extend_from_slice(&v.data);
+        let mut out = vec![0.0; q.data.len()];
+        ops::attention(&q.data, &kv.k, &kv.v, q.rows, pos0, heads, kv_heads, head_dim, &mut out);
+        Ok(CpuTensor { data: out, rows: q.rows, cols: q.cols })
+    }
+
+    fn silu_mul(&self, gate: &mut CpuTensor, up: &CpuTensor) -> Result<()> {
+        same_shape(gate, up, "silu_mul")?;
+        ops::silu_mul(&mut gate.data, &up.data);
+        Ok(())
+    }
+
+    fn add(&self, x: &mut CpuTensor, y: &CpuTensor) -> Result<()> {
+        same_shape(x, y, "add")?;
+        for (a, b) in x.data.iter_mut().zip(&y.data) {
+            *a += b;
+        }
+        Ok(())
+    }
+
+    fn last_rows(&self, x: &CpuTensor, rows: usize) -> Result<CpuTensor> {
+        let rows = rows.min(x.rows);
+        Ok(CpuTensor { data: x.data[(x.rows - rows) * x.cols..].to_vec(), rows, cols: x.cols })
+    }
+}

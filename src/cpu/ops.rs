@@ -1,0 +1,117 @@
+//! The non-matmul ops of a transformer forward pass on the CPU (f32 activations).
+
+use super::simd::F32x4;
+
+/// Dot product, 8 lanes of independent accumulation.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let n8 = n / 8 * 8;
+    let (mut s0, mut s1) = (F32x4::zero(), F32x4::zero());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut k = 0;
+    // SAFETY: k + 8 <= n8 <= both lengths.
+    unsafe {
+        while k < n8 {
+            s0 = F32x4::load(pa.add(k)).mul_add(F32x4::load(pb.add(k)), s0);
+            s1 = F32x4::load(pa.add(k + 4)).mul_add(F32x4::load(pb.add(k + 4)), s1);
+            k += 8;
+        }
+    }
+    let mut s = s0.sum() + s1.sum();
+    for i in n8..n {
+        s += a[i] * b[i];
+    }
+    s
+}
+
+/// `y += a · x`.
+#[inline]
+pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+    for (y, x) in y.iter_mut().zip(x) {
+        *y += a * x;
+    }
+}
+
+/// RMSNorm of each row of `x` (width `w.len()`), as Hugging Face computes it:
+/// `w · (x / sqrt(mean(x²) + eps))`.
+pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let d = w.len();
+    for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        let ms = dot(xr, xr) / d as f32;
+        let inv = 1.0 / (ms + eps).sqrt();
+        for ((o, &v), &g) in or.iter_mut().zip(xr).zip(w) {
+            *o = g * (v * inv);
+        }
+    }
+}
+
+/// Rotates each head of each row in place, rotate-half (NeoX / Hugging Face) pairing:
+/// (x[i], x[i + hd/2]) by angle `pos · inv_freq[i]`.
+pub fn rope(x: &mut [f32], width: usize, head_dim: usize, positions: &[usize], inv_freq: &[f64]) {
+    let half = head_dim / 2;
+    let mut cs = vec![(0f32, 0f32); half];
+    for (row, &pos) in x.chunks_exact_mut(width).zip(positions) {
+        for (c, &f) in cs.iter_mut().zip(inv_freq) {
+            let a = pos as f64 * f;
+            *c = (a.cos() as f32, a.sin() as f32);
+        }
+        for head in row.chunks_exact_mut(head_dim) {
+            let (lo, hi) = head.split_at_mut(half);
+            for ((a, b), &(cos, sin)) in lo.iter_mut().zip(hi.iter_mut()).zip(&cs) {
+                let (x0, x1) = (*a, *b);
+                *a = x0 * cos - x1 * sin;
+                *b = x1 * cos + x0 * sin;
+            }
+        }
+    }
+}
+
+/// `gate ← silu(gate) · up`.
+pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + (-*g).exp()) * u;
+    }
+}
+
+/// Causal attention for `n` new query rows at positions `pos0..pos0+n`, against a cache
+/// holding keys/values for positions `0..pos0+n` (`[pos, kv_heads·hd]` row-major).
+#[allow(clippy::too_many_arguments)]
+pub fn attention(
+    q: &[f32],
+    k_cache: &[f32],
+    v_cache: &[f32],
+    n: usize,
+    pos0: usize,
+    heads: usize,
+    kv_heads: usize,
+    hd: usize,
+    out: &mut [f32],
+) {
+    let (qw, kvw) = (heads * hd, kv_heads * hd);
+    let group = heads / kv_heads;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let mut scores = vec![0f32; pos0 + n];
+    for i in 0..n {
+        let len = pos0 + i + 1;
+        for h in 0..heads {
+            let g = h / group;
+            let qh = &q[i * qw + h * hd..][..hd];
+            let mut max = f32::NEG_INFINITY;
+            for (p, s) in scores[..len].iter_mut().enumerate() {
+                *s = dot(qh, &k_cache[p * kvw + g * hd..][..hd]) * scale;
+                max = max.max(*s);
+            }
+            let mut sum = 0.0;
+            for s in &mut scores[..len] {
+                *s = (*s - max).exp();
+                sum += *s;
+            }
+            let oh = &mut out[i * qw + h * hd..][..hd];
+            oh.fill(0.0);
+            for (p, &s) in scores[..len].iter().enumerate() {
+                axpy(oh, s / sum, &v_cache[p * kvw + g * hd..][..hd]);
+            }
+        }
+    }
+}

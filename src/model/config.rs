@@ -1,0 +1,131 @@
+//! Model hyper-parameters, from GGUF metadata or a Hugging Face config.json.
+
+use super::gguf::Meta;
+use crate::error::{Error, Result};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    /// SmolLM/SmolLM2, TinyLlama, Llama 2/3.
+    Llama,
+    /// Llama with biases on q, k and v.
+    Qwen2,
+    Mistral,
+}
+
+impl Arch {
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Llama => "llama",
+            Arch::Qwen2 => "qwen2",
+            Arch::Mistral => "mistral",
+        }
+    }
+    fn parse(s: &str, file: &str) -> Result<Arch> {
+        match s.to_ascii_lowercase().as_str() {
+            "llama" | "llamaforcausallm" => Ok(Arch::Llama),
+            "qwen2" | "qwen2forcausallm" => Ok(Arch::Qwen2),
+            "mistral" | "mistralforcausallm" => Ok(Arch::Mistral),
+            _ => Err(Error::unsupported(format!(
+                "{file}: architecture {s:?} is not supported (llama, qwen2 and mistral are)"
+            ))),
+        }
+    }
+}
+
+/// Llama 3's frequency-dependent RoPE scaling.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Llama3Scaling {
+    pub factor: f64,
+    pub low_freq_factor: f64,
+    pub high_freq_factor: f64,
+    pub original_max_position: f64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub arch: Arch,
+    pub vocab: usize,
+    pub hidden: usize,
+    pub ffn: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub rope_theta: f64,
+    pub rope_scaling: Option<Llama3Scaling>,
+    pub eps: f32,
+    pub context: usize,
+    /// lm_head shares the token embedding.
+    pub tied: bool,
+}
+
+impl Config {
+    fn validate(self, file: &str) -> Result<Config> {
+        let c = &self;
+        let dims = [c.vocab, c.hidden, c.ffn, c.layers, c.heads, c.kv_heads, c.head_dim, c.context];
+        if dims.iter().any(|&d| d == 0 || d > 1 << 24) {
+            return Err(Error::format(format!("{file}: implausible model dimensions {dims:?}")));
+        }
+        if c.heads % c.kv_heads != 0 || c.head_dim % 2 != 0 {
+            return Err(Error::format(format!(
+                "{file}: {} query heads cannot share {} key/value heads of size {}",
+                c.heads, c.kv_heads, c.head_dim
+            )));
+        }
+        if !(c.rope_theta.is_finite() && c.rope_theta > 0.0 && c.eps.is_finite() && c.eps > 0.0) {
+            return Err(Error::format(format!("{file}: bad rope theta {} or norm epsilon {}", c.rope_theta, c.eps)));
+        }
+        Ok(self)
+    }
+
+    pub fn from_gguf(meta: &BTreeMap<String, Meta>, file: &str) -> Result<Config> {
+        let arch_name = meta.get("general.architecture").and_then(Meta::as_str).unwrap_or("");
+        let arch = Arch::parse(arch_name, file)?;
+        let key = |k: &str| format!("{arch_name}.{k}");
+        let num = |k: &str| -> Result<u64> {
+            meta.get(&key(k))
+                .and_then(Meta::as_u64)
+                .ok_or_else(|| Error::format(format!("{file}: metadata {} is missing", key(k))))
+        };
+        let usize_of = |k: &str| num(k).map(|v| v as usize);
+        let hidden = usize_of("embedding_length")?;
+        let heads = usize_of("attention.head_count")?;
+        let vocab = match meta.get(&key("vocab_size")).and_then(Meta::as_u64) {
+            Some(v) => v as usize,
+            None => meta.get("tokenizer.ggml.tokens").and_then(Meta::as_array).map_or(0, |t| t.len()),
+        };
+        let scaling = match meta.get(&key("rope.scaling.type")).and_then(Meta::as_str) {
+            Some("llama3") => Some(Llama3Scaling {
+                factor: meta.get(&key("rope.scaling.factor")).and_then(Meta::as_f64).unwrap_or(8.0),
+                low_freq_factor: meta.get(&key("rope.scaling.low_freq_factor")).and_then(Meta::as_f64).unwrap_or(1.0),
+                high_freq_factor: meta.get(&key("rope.scaling.high_freq_factor")).and_then(Meta::as_f64).unwrap_or(4.0),
+                original_max_position: meta
+                    .get(&key("rope.scaling.original_context_length"))
+                    .and_then(Meta::as_f64)
+                    .unwrap_or(8192.0),
+            }),
+            None | Some("none") => None,
+            Some(other) => return Err(Error::unsupported(format!("{file}: rope scaling {other:?}"))),
+        };
+        Config {
+            arch,
+            vocab,
+            hidden,
+            ffn: usize_of("feed_forward_length")?,
+            layers: usize_of("block_count")?,
+            heads,
+            kv_heads: meta.get(&key("attention.head_count_kv")).and_then(Meta::as_u64).map_or(heads, |v| v as usize),
+            head_dim: meta
+                .get(&key("rope.dimension_count"))
+                .and_then(Meta::as_u64)
+                .map_or(hidden / heads.max(1), |v| v as usize),
+            rope_theta: meta.get(&key("rope.freq_base")).and_then(Meta::as_f64).unwrap_or(10000.0),
+            rope_scaling: scaling,
+            eps: meta.get(&key("attention.layer_norm_rms_epsilon")).and_then(Meta::as_f64).unwrap_or(1e-5) as f32,
+            context: usize_of("context_length").unwrap_or(2048),
+            tied: false, // decided by whether output.weight exists
+        }
+        .validate(file)
+    }
+}

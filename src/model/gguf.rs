@@ -1,0 +1,345 @@
+//! GGUF (v2, v3) reading as bytes arrive: the header (metadata, tensor table) is parsed once
+//! it is complete, then each tensor's bytes are copied straight into its own buffer, so a
+//! file is never held twice. Every size and offset is checked before it is trusted.
+
+use crate::error::{Error, Result};
+use crate::weights::WeightFormat;
+use std::collections::BTreeMap;
+
+/// Headers beyond this are treated as corrupt (SmolLM2's, with its vocabulary, is 1.8 MB).
+const MAX_HEADER: usize = 256 << 20;
+/// What a wasm32 heap could hold at all.
+pub const MAX_MODEL_BYTES: u64 = 3 << 30;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Meta {
+    U(u64),
+    I(i64),
+    F(f64),
+    Bool(bool),
+    Str(String),
+    Array(Vec<Meta>),
+}
+
+impl Meta {
+    pub fn as_u64(&self) -> Option<u64> {
+        match *self {
+            Meta::U(v) => Some(v),
+            Meta::I(v) if v >= 0 => Some(v as u64),
+            _ => None,
+        }
+    }
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            Meta::F(v) => Some(v),
+            Meta::U(v) => Some(v as f64),
+            Meta::I(v) => Some(v as f64),
+            _ => None,
+        }
+    }
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Meta::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn as_array(&self) -> Option<&[Meta]> {
+        match self {
+            Meta::Array(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct TensorInfo {
+    pub name: String,
+    /// GGUF order: `dims[0]` is the innermost (columns).
+    pub dims: Vec<usize>,
+    pub format: WeightFormat,
+    /// From the start of the data section.
+    pub offset: u64,
+    pub size: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Header {
+    pub version: u32,
+    pub meta: BTreeMap<String, Meta>,
+    pub tensors: Vec<TensorInfo>,
+    /// Absolute offset of the data section.
+    pub data_start: u64,
+}
+
+/// Parse failure: not enough bytes yet, or a definite error.
+enum Stop {
+    More,
+    Bad(Error),
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Self {
+        Stop::Bad(e)
+    }
+}
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    at: usize,
+    file: &'a str,
+}
+
+impl Cursor<'_> {
+    fn take(&mut self, n: usize) -> std::result::Result<&[u8], Stop> {
+        if n > MAX_HEADER {
+            return Err(self.bad(format!("a header field claims {n} bytes")));
+        }
+        if self.b.len() - self.at < n {
+            return Err(if self.at + n > MAX_HEADER {
+                self.bad(format!("header larger than {MAX_HEADER} bytes"))
+            } else {
+                Stop::More
+            });
+        }
+        self.at += n;
+        Ok(&self.b[self.at - n..self.at])
+    }
+    fn bad(&self, m: String) -> Stop {
+        Stop::Bad(Error::format(format!("{}: {m} (at byte {})", self.file, self.at)))
+    }
+    fn u32(&mut self) -> std::result::Result<u32, Stop> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
+    }
+    fn u64(&mut self) -> std::result::Result<u64, Stop> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap()))
+    }
+    fn len(&mut self, what: &str) -> std::result::Result<usize, Stop> {
+        let n = self.u64()?;
+        usize::try_from(n).ok().filter(|&n| n <= MAX_HEADER).ok_or_else(|| self.bad(format!("{what} claims {n} entries")))
+    }
+    fn string(&mut self) -> std::result::Result<String, Stop> {
+        let n = self.len("a string")?;
+        let at = self.at;
+        let bytes = self.take(n)?.to_vec();
+        String::from_utf8(bytes).map_err(|_| Stop::Bad(Error::format(format!("{}: string at byte {at} is not UTF-8", self.file))))
+    }
+    fn value(&mut self, ty: u32, depth: u32) -> std::result::Result<Meta, Stop> {
+        let b = |c: &mut Self, n| c.take(n).map(|s| s.to_vec());
+        Ok(match ty {
+            0 => Meta::U(b(self, 1)?[0] as u64),
+            1 => Meta::I(b(self, 1)?[0] as i8 as i64),
+            2 => Meta::U(u16::from_le_bytes(b(self, 2)?.try_into().unwrap()) as u64),
+            3 => Meta::I(i16::from_le_bytes(b(self, 2)?.try_into().unwrap()) as i64),
+            4 => Meta::U(self.u32()? as u64),
+            5 => Meta::I(self.u32()? as i32 as i64),
+            6 => Meta::F(f32::from_bits(self.u32()?) as f64),
+            7 => Meta::Bool(b(self, 1)?[0] != 0),
+            8 => Meta::Str(self.string()?),
+            9 if depth == 0 => {
+                let elem = self.u32()?;
+                let n = self.len("an array")?;
+                let mut v = Vec::with_capacity(n.min(1 << 16));
+                for _ in 0..n {
+                    v.push(self.value(elem, depth + 1)?);
+                }
+                Meta::Array(v)
+            }
+            10 => Meta::U(self.u64()?),
+            11 => Meta::I(self.u64()? as i64),
+            12 => Meta::F(f64::from_bits(self.u64()?)),
+            _ => return Err(self.bad(format!("unknown metadata type {ty}"))),
+        })
+    }
+}
+
+/// GGUF tensor type ids → our formats.
+fn format_of(ty: u32, name: &str, file: &str) -> Result<WeightFormat> {
+    Ok(match ty {
+        0 => WeightFormat::F32,
+        1 => WeightFormat::F16,
+        2 => WeightFormat::Q4_0,
+        3 => WeightFormat::Q4_1,
+        8 => WeightFormat::Q8_0,
+        30 => WeightFormat::BF16,
+        _ => {
+            const NAMES: [(u32, &str); 8] =
+                [(6, "Q5_0"), (7, "Q5_1"), (10, "Q2_K"), (11, "Q3_K"), (12, "Q4_K"), (13, "Q5_K"), (14, "Q6_K"), (15, "Q8_K")];
+            let n = NAMES.iter().find(|(t, _)| *t == ty).map_or(format!("type {ty}"), |(_, n)| n.to_string());
+            return Err(Error::unsupported(format!(
+                "{file}: tensor {name} is {n}; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1"
+            )));
+        }
+    })
+}
+
+/// Parses the header from the start of a file; `Ok(None)` when more bytes are needed.
+pub fn parse_header(b: &[u8], file: &str) -> Result<Option<Header>> {
+    match parse(b, file) {
+        Ok(h) => Ok(Some(h)),
+        Err(Stop::More) => Ok(None),
+        Err(Stop::Bad(e)) => Err(e),
+    }
+}
+
+fn parse(b: &[u8], file: &str) -> std::result::Result<Header, Stop> {
+    let mut c = Cursor { b, at: 0, file };
+    if c.take(4)? != b"GGUF" {
+        return Err(c.bad("not a GGUF file (bad magic)".into()));
+    }
+    let version = c.u32()?;
+    if !(2..=3).contains(&version) {
+        return Err(Stop::Bad(Error::unsupported(format!("{file}: GGUF version {version} (2 and 3 are supported)"))));
+    }
+    let n_tensors = c.len("the tensor count")?;
+    let n_meta = c.len("the metadata count")?;
+    let mut meta = BTreeMap::new();
+    for _ in 0..n_meta {
+        let key = c.string()?;
+        let ty = c.u32()?;
+        meta.insert(key, c.value(ty, 0)?);
+    }
+    let mut tensors = Vec::with_capacity(n_tensors.min(1 << 16));
+    for _ in 0..n_tensors {
+        let name = c.string()?;
+        let n_dims = c.u32()? as usize;
+        if n_dims == 0 || n_dims > 4 {
+            return Err(c.bad(format!("tensor {name} has {n_dims} dimensions")));
+        }
+        let mut dims = Vec::with_capacity(n_dims);
+        for _ in 0..n_dims {
+            let d = c.u64()?;
+            dims.push(usize::try_from(d).ok().filter(|&d| d > 0 && d <= 1 << 32).ok_or_else(|| {
+                c.bad(format!("tensor {name} has dimension {d}"))
+            })?);
+        }
+        let format = format_of(c.u32()?, &name, file)?;
+        let offset = c.u64()?;
+        let elems = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64)).unwrap_or(u64::MAX);
+        let (per, bytes) = format.block();
+        if dims[0] % per != 0 {
+            return Err(c.bad(format!("tensor {name}: {} rows of {} are not whole {} blocks", dims[0], dims[0], format.name())));
+        }
+        let size = (elems / per as u64).saturating_mul(bytes as u64);
+        if size > MAX_MODEL_BYTES {
+            return Err(c.bad(format!("tensor {name} claims {size} bytes")));
+        }
+        tensors.push(TensorInfo { name, dims, format, offset, size });
+    }
+    let align = meta.get("general.alignment").and_then(Meta::as_u64).unwrap_or(32);
+    if align == 0 || align > 1 << 16 || !align.is_power_of_two() {
+        return Err(c.bad(format!("general.alignment {align}")));
+    }
+    let data_start = (c.at as u64).next_multiple_of(align);
+    // Tensors must not overlap, and all of them must fit what a heap can hold.
+    let mut by_offset: Vec<&TensorInfo> = tensors.iter().collect();
+    by_offset.sort_by_key(|t| t.offset);
+    let mut end = 0u64;
+    for t in &by_offset {
+        if t.offset < end {
+            return Err(c.bad(format!("tensor {} overlaps the one before it", t.name)));
+        }
+        end = t.offset.checked_add(t.size).filter(|&e| e <= MAX_MODEL_BYTES).ok_or_else(|| {
+            c.bad(format!("tensor {} ends beyond {MAX_MODEL_BYTES} bytes", t.name))
+        })?;
+    }
+    Ok(Header { version, meta, tensors, data_start })
+}
+
+/// Push-style GGUF reader: `push` chunks as they arrive, then `finish`.
+pub struct GgufStream {
+    file: String,
+    head: Vec<u8>,
+    header: Option<Header>,
+    /// Tensor indices by offset, and the buffers being filled.
+    order: Vec<usize>,
+    data: Vec<Vec<u8>>,
+    next: usize,
+    /// Absolute bytes received so far.
+    pos: u64,
+}
+
+impl GgufStream {
+    pub fn new(file: &str) -> Self {
+        GgufStream { file: file.into(), head: Vec::new(), header: None, order: vec![], data: vec![], next: 0, pos: 0 }
+    }
+
+    pub fn header(&self) -> Option<&Header> {
+        self.header.as_ref()
+    }
+
+    /// Bytes received so far.
+    pub fn received(&self) -> u64 {
+        self.pos
+    }
+
+    pub fn push(&mut self, chunk: &[u8]) -> Result<()> {
+        let start = self.pos;
+        self.pos += chunk.len() as u64;
+        if self.header.is_some() {
+            return self.route(start, chunk);
+        }
+        self.head.extend_from_slice(chunk);
+        let Some(h) = parse_header(&self.head, &self.file)? else { return Ok(()) };
+        let data_start = h.data_start;
+        self.order = (0..h.tensors.len()).collect();
+        self.order.sort_by_key(|&i| h.tensors[i].offset);
+        self.data = vec![Vec::new(); h.tensors.len()];
+        self.header = Some(h);
+        let head = std::mem::take(&mut self.head);
+        match usize::try_from(data_start).ok().filter(|&s| s < head.len()) {
+            Some(s) => self.route(data_start, &head[s..]),
+            None => Ok(()), // padding before the data section spans into later chunks
+        }
+    }
+
+    /// Copies bytes at absolute offset `at` into the tensors they belong to.
+    fn route(&mut self, mut at: u64, mut bytes: &[u8]) -> Result<()> {
+        let h = self.header.as_ref().expect("header parsed");
+        while !bytes.is_empty() && self.next < self.order.len() {
+            let i = self.order[self.next];
+            let t = &h.tensors[i];
+            let (t_start, t_end) = (h.data_start + t.offset, h.data_start + t.offset + t.size);
+            if at < t_start {
+                let skip = (t_start - at).min(bytes.len() as u64) as usize;
+                (at, bytes) = (at + skip as u64, &bytes[skip..]);
+                continue;
+            }
+            let buf = &mut self.data[i];
+            if buf.capacity() == 0 {
+                buf.try_reserve_exact(t.size as usize).map_err(|_| {
+                    Error::limit(format!("{}: out of memory for tensor {} ({} bytes)", self.file, t.name, t.size))
+                })?;
+            }
+            let n = (t_end - at).min(bytes.len() as u64) as usize;
+            buf.extend_from_slice(&bytes[..n]);
+            (at, bytes) = (at + n as u64, &bytes[n..]);
+            if at == t_end {
+                self.next += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The header and every tensor's bytes, by name.
+    pub fn finish(self) -> Result<(Header, BTreeMap<String, (TensorInfo, Vec<u8>)>)> {
+        let Some(h) = self.header else {
+            return Err(Error::format(if self.head.len() < 4 || &self.head[..4] == b"GGUF" {
+                format!("{}: truncated: the header is incomplete after {} bytes", self.file, self.pos)
+            } else {
+                format!("{}: not a GGUF file", self.file)
+            }));
+        };
+        if self.next < self.order.len() {
+            let t = &h.tensors[self.order[self.next]];
+            return Err(Error::format(format!(
+                "{}: truncated at byte {}: tensor {} needs bytes up to {}",
+                self.file,
+                self.pos,
+                t.name,
+                h.data_start + t.offset + t.size
+            )));
+        }
+        let tensors = h.tensors.iter().cloned().zip(self.data).map(|(t, d)| (t.name.clone(), (t, d))).collect();
+        Ok((h, tensors))
+    }
+}

@@ -1,0 +1,187 @@
+//! The LLaMA-family forward pass (llama, qwen2, mistral), written once over `ModelOps`.
+//! Every projection, lm_head included, is a `LoraLinear`, so adapters can target any of them.
+
+use super::config::Config;
+use super::ops::ModelOps;
+use super::tensors::ModelTensors;
+use crate::error::{Error, Result};
+use crate::linear::LoraLinear;
+use crate::lora::Mix;
+use std::rc::Rc;
+
+struct Layer<B: ModelOps> {
+    attn_norm: B::Tensor,
+    q: LoraLinear<B>,
+    k: LoraLinear<B>,
+    v: LoraLinear<B>,
+    o: LoraLinear<B>,
+    qkv_bias: Option<[B::Tensor; 3]>,
+    ffn_norm: B::Tensor,
+    gate: LoraLinear<B>,
+    up: LoraLinear<B>,
+    down: LoraLinear<B>,
+}
+
+pub struct Llama<B: ModelOps> {
+    pub cfg: Config,
+    backend: B,
+    embed: Rc<B::Weight>,
+    layers: Vec<Layer<B>>,
+    norm: B::Tensor,
+    lm_head: LoraLinear<B>,
+    inv_freq: Vec<f64>,
+    /// Bytes of all weights as stored.
+    pub weight_bytes: usize,
+}
+
+/// One sequence's state: its KV cache and length.
+pub struct Session<B: ModelOps> {
+    kv: Vec<B::Kv>,
+}
+
+impl<B: ModelOps> Session<B> {
+    pub fn len(&self, b: &B) -> usize {
+        self.kv.first().map_or(0, |kv| b.kv_len(kv))
+    }
+    pub fn is_empty(&self, b: &B) -> bool {
+        self.len(b) == 0
+    }
+    /// Forgets positions from `len` on.
+    pub fn truncate(&mut self, b: &B, len: usize) {
+        for kv in &mut self.kv {
+            b.kv_truncate(kv, len);
+        }
+    }
+}
+
+/// Which positions' logits `forward` computes (the lm_head is the largest matmul).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Logits {
+    All,
+    Last,
+}
+
+/// RoPE inverse frequencies, with Llama 3's scaling when configured.
+fn inv_freq(cfg: &Config) -> Vec<f64> {
+    let hd = cfg.head_dim as f64;
+    (0..cfg.head_dim / 2)
+        .map(|i| {
+            let f = 1.0 / cfg.rope_theta.powf(2.0 * i as f64 / hd);
+            let Some(s) = cfg.rope_scaling else { return f };
+            let wavelen = 2.0 * std::f64::consts::PI / f;
+            let (low_wl, high_wl) = (s.original_max_position / s.low_freq_factor, s.original_max_position / s.high_freq_factor);
+            if wavelen < high_wl {
+                f
+            } else if wavelen > low_wl {
+                f / s.factor
+            } else {
+                let smooth = (s.original_max_position / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+                (1.0 - smooth) * f / s.factor + smooth * f
+            }
+        })
+        .collect()
+}
+
+impl<B: ModelOps> Llama<B> {
+    pub fn new(backend: &B, t: ModelTensors) -> Result<Self> {
+        let vec = |v: &[f32]| backend.tensor(v, 1, v.len());
+        let lin = |w| LoraLinear::new(backend, w);
+        let mut weight_bytes = t.embed.byte_len();
+        let (vocab, hidden) = (t.embed.rows, t.embed.cols);
+        let embed = Rc::new(backend.weight(t.embed)?);
+        let lm_head = match t.lm_head {
+            Some(w) => {
+                weight_bytes += w.byte_len();
+                lin(w)?
+            }
+            None => LoraLinear::shared(backend, embed.clone(), vocab, hidden, 0),
+        };
+        let mut layers = Vec::with_capacity(t.layers.len());
+        for l in t.layers {
+            weight_bytes += [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].iter().map(|w| w.byte_len()).sum::<usize>();
+            layers.push(Layer {
+                attn_norm: vec(&l.attn_norm)?,
+                q: lin(l.q)?,
+                k: lin(l.k)?,
+                v: lin(l.v)?,
+                o: lin(l.o)?,
+                qkv_bias: match l.qkv_bias {
+                    Some([q, k, v]) => Some([vec(&q)?, vec(&k)?, vec(&v)?]),
+                    None => None,
+                },
+                ffn_norm: vec(&l.ffn_norm)?,
+                gate: lin(l.gate)?,
+                up: lin(l.up)?,
+                down: lin(l.down)?,
+            });
+        }
+        Ok(Llama {
+            inv_freq: inv_freq(&t.cfg),
+            cfg: t.cfg,
+            backend: backend.clone(),
+            embed,
+            layers,
+            norm: vec(&t.norm)?,
+            lm_head,
+            weight_bytes,
+        })
+    }
+
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    pub fn session(&self) -> Session<B> {
+        let width = self.cfg.kv_heads * self.cfg.head_dim;
+        Session { kv: (0..self.cfg.layers).map(|_| self.backend.kv_new(width)).collect() }
+    }
+
+    /// Runs `ids` at the session's next positions; returns logits `[rows, vocab]`.
+    pub fn forward(&self, s: &mut Session<B>, ids: &[u32], logits: Logits, mix: &Mix) -> Result<B::Tensor> {
+        let (b, c) = (&self.backend, &self.cfg);
+        let pos0 = s.len(b);
+        if ids.is_empty() {
+            return Err(Error::shape("forward needs at least one token"));
+        }
+        if pos0 + ids.len() > c.context {
+            return Err(Error::limit(format!(
+                "context length exceeded: {pos0} cached + {} new tokens > {} (the model's context)",
+                ids.len(),
+                c.context
+            )));
+        }
+        let n = ids.len();
+        let mut x = b.embed(&self.embed, ids)?;
+        let proj = |l: &LoraLinear<B>, h: &B::Tensor| -> Result<B::Tensor> {
+            let mut y = b.empty(n, l.out_features())?;
+            l.forward(h, n, mix, &mut y)?;
+            Ok(y)
+        };
+        for (layer, kv) in self.layers.iter().zip(&mut s.kv) {
+            let h = b.rms_norm(&x, &layer.attn_norm, c.eps)?;
+            let (mut q, mut k, mut v) = (proj(&layer.q, &h)?, proj(&layer.k, &h)?, proj(&layer.v, &h)?);
+            if let Some([qb, kb, vb]) = &layer.qkv_bias {
+                b.add_bias(&mut q, qb)?;
+                b.add_bias(&mut k, kb)?;
+                b.add_bias(&mut v, vb)?;
+            }
+            b.rope(&mut q, c.head_dim, pos0, &self.inv_freq)?;
+            b.rope(&mut k, c.head_dim, pos0, &self.inv_freq)?;
+            let a = b.attention(&q, &k, &v, kv, pos0, c.heads, c.kv_heads, c.head_dim)?;
+            b.add(&mut x, &proj(&layer.o, &a)?)?;
+            let h = b.rms_norm(&x, &layer.ffn_norm, c.eps)?;
+            let mut g = proj(&layer.gate, &h)?;
+            b.silu_mul(&mut g, &proj(&layer.up, &h)?)?;
+            b.add(&mut x, &proj(&layer.down, &g)?)?;
+        }
+        let x = match logits {
+            Logits::All => x,
+            Logits::Last => b.last_rows(&x, 1)?,
+        };
+        let rows = if logits == Logits::All { n } else { 1 };
+        let h = b.rms_norm(&x, &self.norm, c.eps)?;
+        let mut out = b.empty(rows, c.vocab)?;
+        self.lm_head.forward(&h, rows, mix, &mut out)?;
+        Ok(out)
+    }
+}

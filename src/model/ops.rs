@@ -1,0 +1,45 @@
+//! The ops a transformer needs beyond the LoRA linear. The forward pass (`llama.rs`) is
+//! written once over this trait; the CPU implements it now, WebGPU next.
+
+use crate::backend::Backend;
+use crate::error::Result;
+
+pub trait ModelOps: Backend {
+    /// Keys and values of one layer for one sequence, `[positions, kv_heads·head_dim]` each.
+    type Kv;
+
+    fn kv_new(&self, width: usize) -> Self::Kv;
+    /// Positions held.
+    fn kv_len(&self, kv: &Self::Kv) -> usize;
+    /// Drops positions from `len` on (to reuse a shared prefix, or undo).
+    fn kv_truncate(&self, kv: &mut Self::Kv, len: usize);
+
+    /// Rows `ids` of the embedding table (any weight format), as f32 `[ids.len(), cols]`.
+    fn embed(&self, table: &Self::Weight, ids: &[u32]) -> Result<Self::Tensor>;
+    /// Row-wise RMSNorm with gain `w` (`[1, width]`).
+    fn rms_norm(&self, x: &Self::Tensor, w: &Self::Tensor, eps: f32) -> Result<Self::Tensor>;
+    /// `x += b` row-wise (`b`: `[1, width]`).
+    fn add_bias(&self, x: &mut Self::Tensor, b: &Self::Tensor) -> Result<()>;
+    /// Rotary embedding in place, rotate-half pairing, rows at positions `pos0..`.
+    fn rope(&self, x: &mut Self::Tensor, head_dim: usize, pos0: usize, inv_freq: &[f64]) -> Result<()>;
+    /// Appends `k`, `v` at positions `pos0..` to the cache and attends causally:
+    /// returns `[rows, heads·head_dim]`.
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &self,
+        q: &Self::Tensor,
+        k: &Self::Tensor,
+        v: &Self::Tensor,
+        kv: &mut Self::Kv,
+        pos0: usize,
+        heads: usize,
+        kv_heads: usize,
+        head_dim: usize,
+    ) -> Result<Self::Tensor>;
+    /// `gate ← silu(gate) · up`.
+    fn silu_mul(&self, gate: &mut Self::Tensor, up: &Self::Tensor) -> Result<()>;
+    /// `x += y`.
+    fn add(&self, x: &mut Self::Tensor, y: &Self::Tensor) -> Result<()>;
+    /// The last `rows` rows of `x`.
+    fn last_rows(&self, x: &Self::Tensor, rows: usize) -> Result<Self::Tensor>;
+}

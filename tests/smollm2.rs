@@ -1,0 +1,102 @@
+//! SmolLM2-135M-Instruct (GGUF Q4_1) against PyTorch on the same dequantized weights
+//! (tests/fixtures/smollm2, made by tests/fixtures/make_fixtures.py). The model file comes
+//! from scripts/fetch-model.sh; without it these tests skip unless LORAFUSE_REQUIRE_MODEL=1.
+#![cfg(not(target_arch = "wasm32"))]
+
+use lorafuse::model::gguf::GgufStream;
+use lorafuse::model::llama::{Llama, Logits};
+use lorafuse::model::tensors::ModelTensors;
+use lorafuse::{CpuBackend, Mix};
+use std::path::PathBuf;
+
+const FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn model_bytes() -> Option<Vec<u8>> {
+    let dir = std::env::var("LORAFUSE_MODEL_DIR").map(PathBuf::from).unwrap_or(root().join(".cache/models"));
+    match std::fs::read(dir.join(FILE)) {
+        Ok(b) => Some(b),
+        Err(e) if std::env::var("LORAFUSE_REQUIRE_MODEL").as_deref() == Ok("1") => panic!("{FILE}: {e}"),
+        Err(e) => {
+            eprintln!("skipping: {FILE}: {e} (run scripts/fetch-model.sh)");
+            None
+        }
+    }
+}
+
+struct Reference {
+    prompt_ids: Vec<u32>,
+    argmax: Vec<usize>,
+    greedy_ids: Vec<u32>,
+    logits: Vec<f32>,
+}
+
+fn reference() -> Reference {
+    let dir = root().join("tests/fixtures/smollm2");
+    let json = std::fs::read_to_string(dir.join("reference.json")).unwrap();
+    let nums = |key: &str| -> Vec<u64> {
+        let at = json.find(&format!("\"{key}\": [")).unwrap_or_else(|| panic!("{key}")) + key.len() + 5;
+        let end = at + json[at..].find(']').unwrap();
+        json[at..end].split(',').filter_map(|s| s.trim().parse().ok()).collect()
+    };
+    let raw = std::fs::read(dir.join("prompt_logits.f32")).unwrap();
+    Reference {
+        prompt_ids: nums("prompt_ids").into_iter().map(|v| v as u32).collect(),
+        argmax: nums("argmax").into_iter().map(|v| v as usize).collect(),
+        greedy_ids: nums("greedy_ids").into_iter().map(|v| v as u32).collect(),
+        logits: raw.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(),
+    }
+}
+
+fn load(bytes: &[u8], chunk: usize) -> Llama<CpuBackend> {
+    let mut s = GgufStream::new(FILE);
+    for c in bytes.chunks(chunk) {
+        s.push(c).unwrap();
+    }
+    let (h, map) = s.finish().unwrap();
+    Llama::new(&CpuBackend, ModelTensors::from_gguf(&h, map, FILE).unwrap()).unwrap()
+}
+
+fn argmax(v: &[f32]) -> usize {
+    v.iter().enumerate().fold(0, |best, (i, &x)| if x > v[best] { i } else { best })
+}
+
+#[test]
+fn prompt_logits_match_pytorch() {
+    let Some(bytes) = model_bytes() else { return };
+    let r = reference();
+    let model = load(&bytes, 1 << 20);
+    let vocab = model.cfg.vocab;
+    let mut s = model.session();
+    let logits = model.forward(&mut s, &r.prompt_ids, Logits::All, &Mix::Base).unwrap().data;
+    assert_eq!(logits.len(), r.logits.len());
+    let mut worst = 0f64;
+    for (p, (got, want)) in logits.chunks(vocab).zip(r.logits.chunks(vocab)).enumerate() {
+        let num: f64 = got.iter().zip(want).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
+        let den: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum();
+        let rel = (num / den).sqrt();
+        worst = worst.max(rel);
+        assert!(rel <= 1e-4, "position {p}: relative L2 error {rel:.2e}");
+        assert_eq!(argmax(got), r.argmax[p], "argmax at position {p}");
+    }
+    eprintln!("{} positions, worst relative L2 error {worst:.2e}", r.prompt_ids.len());
+}
+
+#[test]
+fn greedy_continuation_matches_pytorch() {
+    let Some(bytes) = model_bytes() else { return };
+    let r = reference();
+    // Odd chunk size: tensors straddle chunk boundaries.
+    let model = load(&bytes, 65_537);
+    let mut s = model.session();
+    let mut next = argmax(&model.forward(&mut s, &r.prompt_ids, Logits::Last, &Mix::Base).unwrap().data);
+    let mut out = vec![next as u32];
+    while out.len() < r.greedy_ids.len() {
+        next = argmax(&model.forward(&mut s, &[next as u32], Logits::Last, &Mix::Base).unwrap().data);
+        out.push(next as u32);
+    }
+    assert_eq!(out, r.greedy_ids);
+}
