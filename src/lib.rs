@@ -12,6 +12,7 @@ pub mod linear;
 pub mod lora;
 pub mod model;
 pub mod quant;
+pub mod tokenizer;
 pub mod weights;
 
 #[cfg(target_arch = "wasm32")]

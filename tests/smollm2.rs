@@ -34,15 +34,15 @@ struct Reference {
     logits: Vec<f32>,
 }
 
+fn reference_json() -> serde_json::Value {
+    let text = std::fs::read_to_string(root().join("tests/fixtures/smollm2/reference.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
 fn reference() -> Reference {
-    let dir = root().join("tests/fixtures/smollm2");
-    let json = std::fs::read_to_string(dir.join("reference.json")).unwrap();
-    let nums = |key: &str| -> Vec<u64> {
-        let at = json.find(&format!("\"{key}\": [")).unwrap_or_else(|| panic!("{key}")) + key.len() + 5;
-        let end = at + json[at..].find(']').unwrap();
-        json[at..end].split(',').filter_map(|s| s.trim().parse().ok()).collect()
-    };
-    let raw = std::fs::read(dir.join("prompt_logits.f32")).unwrap();
+    let j = reference_json();
+    let nums = |key: &str| -> Vec<u64> { j[key].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect() };
+    let raw = std::fs::read(root().join("tests/fixtures/smollm2/prompt_logits.f32")).unwrap();
     Reference {
         prompt_ids: nums("prompt_ids").into_iter().map(|v| v as u32).collect(),
         argmax: nums("argmax").into_iter().map(|v| v as usize).collect(),
@@ -100,3 +100,22 @@ fn greedy_continuation_matches_pytorch() {
     }
     assert_eq!(out, r.greedy_ids);
 }
+
+#[test]
+fn tokenizer_matches_hugging_face() {
+    let Some(bytes) = model_bytes() else { return };
+    let header = lorafuse::model::gguf::parse_header(&bytes[..4 << 20], FILE).unwrap().unwrap();
+    let tok = lorafuse::tokenizer::Tokenizer::from_gguf(&header.meta).unwrap();
+    let j = reference_json();
+    let cases = j["tokenizer_cases"].as_array().unwrap();
+    assert!(cases.len() >= 10);
+    for case in cases {
+        let text = case["text"].as_str().unwrap();
+        let want: Vec<u32> = case["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let got = tok.encode(text, true);
+        assert_eq!(got, want, "ids for {text:?}");
+        assert_eq!(tok.decode(&got, false), text, "round trip of {text:?}");
+    }
+    assert_eq!(tok.encode(j["prompt"].as_str().unwrap(), true), reference().prompt_ids);
+}
+

@@ -1,0 +1,325 @@
+//! Tokenizers from a model's own vocabulary: byte-level BPE (GPT-2 style: SmolLM, Llama 3,
+//! Qwen2) and SentencePiece-style BPE (Llama 2, TinyLlama), with special tokens.
+
+mod pretokenize;
+
+use crate::error::{Error, Result};
+use crate::model::gguf::Meta;
+pub use pretokenize::Pre;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+
+/// GGUF token types.
+const CONTROL: i64 = 3;
+const USER_DEFINED: i64 = 4;
+const BYTE: i64 = 6;
+
+enum Kind {
+    /// Byte-level BPE: merges by rank, keyed by the ids of the pair.
+    Bpe { pre: Pre, merges: HashMap<(u32, u32), (u32, u32)> },
+    /// SentencePiece BPE: merges by vocabulary score; unknown pieces fall back to bytes.
+    Spm { scores: Vec<f32>, add_space_prefix: bool },
+}
+
+pub struct Tokenizer {
+    kind: Kind,
+    tokens: Vec<String>,
+    special: Vec<bool>,
+    ids: HashMap<String, u32>,
+    /// Special tokens matched verbatim in text, longest first.
+    specials: Vec<(String, u32)>,
+    pub bos: Option<u32>,
+    pub eos: Option<u32>,
+    pub add_bos: bool,
+    /// Ids of every `<0xXX>` byte token (SentencePiece byte fallback).
+    byte_ids: Vec<Option<u32>>,
+    cache: RefCell<HashMap<String, Vec<u32>>>,
+}
+
+/// GPT-2's reversible byte → printable char map.
+fn byte_chars() -> [char; 256] {
+    let mut map = ['\0'; 256];
+    let mut n = 0;
+    for b in 0..256u32 {
+        let printable = (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+        map[b as usize] = if printable {
+            char::from_u32(b).unwrap()
+        } else {
+            n += 1;
+            char::from_u32(255 + n).unwrap()
+        };
+    }
+    map
+}
+
+fn strings(meta: &BTreeMap<String, Meta>, key: &str) -> Result<Vec<String>> {
+    let arr = meta.get(key).and_then(Meta::as_array).ok_or_else(|| Error::format(format!("metadata {key} is missing")))?;
+    arr.iter()
+        .map(|m| m.as_str().map(str::to_owned).ok_or_else(|| Error::format(format!("{key} holds a non-string"))))
+        .collect()
+}
+
+impl Tokenizer {
+    pub fn from_gguf(meta: &BTreeMap<String, Meta>) -> Result<Tokenizer> {
+        let model = meta.get("tokenizer.ggml.model").and_then(Meta::as_str).unwrap_or("");
+        let tokens = strings(meta, "tokenizer.ggml.tokens")?;
+        let n = tokens.len();
+        let types: Vec<i64> = match meta.get("tokenizer.ggml.token_type").and_then(Meta::as_array) {
+            Some(a) if a.len() == n => a.iter().map(|m| m.as_u64().map_or(1, |v| v as i64)).collect(),
+            _ => vec![1; n],
+        };
+        let id = |k: &str| meta.get(k).and_then(Meta::as_u64).map(|v| v as u32).filter(|&v| (v as usize) < n);
+        let flag = |k: &str, d: bool| match meta.get(k) {
+            Some(Meta::Bool(b)) => *b,
+            _ => d,
+        };
+        let ids: HashMap<String, u32> = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+        let kind = match model {
+            "gpt2" => {
+                let pre_name = meta.get("tokenizer.ggml.pre").and_then(Meta::as_str).unwrap_or("default");
+                let pre = Pre::from_gguf(pre_name).ok_or_else(|| {
+                    Error::unsupported(format!("pre-tokenizer {pre_name:?} (gpt2, smollm, llama3, qwen2 are supported)"))
+                })?;
+                let mut merges = HashMap::new();
+                for (rank, m) in strings(meta, "tokenizer.ggml.merges")?.iter().enumerate() {
+                    let (a, b) = m.split_once(' ').ok_or_else(|| Error::format(format!("merge {m:?} has no space")))?;
+                    if let (Some(&ia), Some(&ib), Some(&im)) = (ids.get(a), ids.get(b), ids.get(&format!("{a}{b}"))) {
+                        merges.entry((ia, ib)).or_insert((rank as u32, im));
+                    }
+                }
+                Kind::Bpe { pre, merges }
+            }
+            "llama" => {
+                let scores = match meta.get("tokenizer.ggml.scores").and_then(Meta::as_array) {
+                    Some(a) if a.len() == n => a.iter().map(|m| m.as_f64().unwrap_or(0.0) as f32).collect(),
+                    _ => return Err(Error::format("tokenizer.ggml.scores is missing or the wrong length")),
+                };
+                Kind::Spm { scores, add_space_prefix: flag("tokenizer.ggml.add_space_prefix", true) }
+            }
+            other => return Err(Error::unsupported(format!("tokenizer model {other:?} (gpt2 and llama are supported)"))),
+        };
+        let special: Vec<bool> = types.iter().map(|&t| t == CONTROL || t == USER_DEFINED).collect();
+        let mut specials: Vec<(String, u32)> =
+            (0..n).filter(|&i| special[i] && !tokens[i].is_empty()).map(|i| (tokens[i].clone(), i as u32)).collect();
+        specials.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        let mut byte_ids = vec![None; 256];
+        for (i, t) in tokens.iter().enumerate() {
+            if types[i] == BYTE {
+                if let Some(b) = t.strip_prefix("<0x").and_then(|h| h.strip_suffix('>')).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    byte_ids[b as usize] = Some(i as u32);
+                }
+            }
+        }
+        Ok(Tokenizer {
+            kind,
+            special,
+            ids,
+            specials,
+            bos: id("tokenizer.ggml.bos_token_id"),
+            eos: id("tokenizer.ggml.eos_token_id"),
+            add_bos: flag("tokenizer.ggml.add_bos_token", model == "llama"),
+            tokens,
+            byte_ids,
+            cache: RefCell::new(HashMap::new()),
+        })
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.tokens.len()
+    }
+
+    pub fn token(&self, id: u32) -> Option<&str> {
+        self.tokens.get(id as usize).map(String::as_str)
+    }
+
+    pub fn token_id(&self, text: &str) -> Option<u32> {
+        self.ids.get(text).copied()
+    }
+
+    pub fn is_special(&self, id: u32) -> bool {
+        self.special.get(id as usize).copied().unwrap_or(false)
+    }
+
+    /// Token ids for `text`. With `special`, special-token strings in the text (e.g.
+    /// `<|im_start|>`) become their ids; without, they are encoded as plain text.
+    pub fn encode(&self, text: &str, special: bool) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut rest = text;
+        let mut first = true;
+        while !rest.is_empty() {
+            let (plain, hit) = if special { self.next_special(rest) } else { (rest.len(), None) };
+            if plain > 0 {
+                self.encode_plain(&rest[..plain], first, &mut out);
+            }
+            first = false;
+            match hit {
+                Some((len, id)) => {
+                    out.push(id);
+                    rest = &rest[plain + len..];
+                }
+                None => rest = &rest[plain..],
+            }
+        }
+        out
+    }
+
+    /// Bytes before the first special token in `s`, and that token's (length, id).
+    fn next_special(&self, s: &str) -> (usize, Option<(usize, u32)>) {
+        for (i, _) in s.char_indices() {
+            if let Some((t, id)) = self.specials.iter().find(|(t, _)| s[i..].starts_with(t.as_str())) {
+                return (i, Some((t.len(), *id)));
+            }
+        }
+        (s.len(), None)
+    }
+
+    fn encode_plain(&self, text: &str, at_start: bool, out: &mut Vec<u32>) {
+        match &self.kind {
+            Kind::Bpe { pre, merges } => {
+                let map = byte_chars();
+                for piece in pre.split(text) {
+                    if let Some(ids) = self.cache.borrow().get(piece) {
+                        out.extend_from_slice(ids);
+                        continue;
+                    }
+                    let mapped: String = piece.bytes().map(|b| map[b as usize]).collect();
+                    let mut syms: Vec<u32> = Vec::with_capacity(mapped.len());
+                    for c in mapped.chars() {
+                        let mut buf = [0u8; 4];
+                        if let Some(&id) = self.ids.get(c.encode_utf8(&mut buf) as &str) {
+                            syms.push(id);
+                        }
+                    }
+                    bpe_merge(&mut syms, |a, b| merges.get(&(a, b)).copied());
+                    out.extend_from_slice(&syms);
+                    let mut cache = self.cache.borrow_mut();
+                    if cache.len() > 50_000 {
+                        cache.clear();
+                    }
+                    cache.insert(piece.to_owned(), syms);
+                }
+            }
+            Kind::Spm { scores, add_space_prefix } => {
+                let mut s = String::with_capacity(text.len() + 3);
+                if *add_space_prefix && at_start {
+                    s.push('▁');
+                }
+                s.push_str(&text.replace(' ', "▁"));
+                self.spm_encode(&s, scores, out);
+            }
+        }
+    }
+
+    /// SentencePiece BPE: repeatedly merge the adjacent pair whose concatenation is the
+    /// highest-scoring vocabulary entry; what stays unknown is spelled in byte tokens.
+    fn spm_encode(&self, s: &str, scores: &[f32], out: &mut Vec<u32>) {
+        // Symbols as byte ranges of `s`, linked left/right.
+        let mut sym: Vec<(usize, usize)> = s.char_indices().map(|(i, c)| (i, i + c.len_utf8())).collect();
+        let n = sym.len();
+        let mut prev: Vec<isize> = (0..n as isize).map(|i| i - 1).collect();
+        let mut next: Vec<usize> = (1..=n).collect();
+        let mut alive = vec![true; n];
+        // Max-heap of (score, -left index) so ties go to the leftmost pair.
+        let mut heap = BinaryHeap::new();
+        let push = |heap: &mut BinaryHeap<(OrdF32, isize, usize, usize)>, sym: &[(usize, usize)], l: usize, r: usize| {
+            if let Some(&id) = self.ids.get(&s[sym[l].0..sym[r].1]) {
+                heap.push((OrdF32(scores[id as usize]), -(l as isize), l, sym[r].1 - sym[l].0));
+            }
+        };
+        for i in 1..n {
+            push(&mut heap, &sym, i - 1, i);
+        }
+        while let Some((_, _, l, len)) = heap.pop() {
+            let r = next[l];
+            // Stale entry: a side was merged away or changed since.
+            if !alive[l] || r >= n || !alive[r] || sym[r].1 - sym[l].0 != len {
+                continue;
+            }
+            sym[l].1 = sym[r].1;
+            alive[r] = false;
+            next[l] = next[r];
+            if next[r] < n {
+                prev[next[r]] = l as isize;
+            }
+            if prev[l] >= 0 {
+                push(&mut heap, &sym, prev[l] as usize, l);
+            }
+            if next[l] < n {
+                push(&mut heap, &sym, l, next[l]);
+            }
+        }
+        let mut i = 0;
+        while i < n {
+            let piece = &s[sym[i].0..sym[i].1];
+            match self.ids.get(piece) {
+                Some(&id) => out.push(id),
+                None => out.extend(piece.bytes().filter_map(|b| self.byte_ids[b as usize])),
+            }
+            i = next[i];
+        }
+    }
+
+    /// The bytes token `id` stands for (special tokens: their text).
+    pub fn token_bytes(&self, id: u32) -> Vec<u8> {
+        let Some(t) = self.tokens.get(id as usize) else { return Vec::new() };
+        if self.is_special(id) {
+            return t.as_bytes().to_vec();
+        }
+        match &self.kind {
+            Kind::Bpe { .. } => {
+                let map = byte_chars();
+                t.chars()
+                    .map(|c| map.iter().position(|&m| m == c).map_or(b'?', |b| b as u8))
+                    .collect()
+            }
+            Kind::Spm { .. } => {
+                if let Some(b) = self.byte_ids.iter().position(|&x| x == Some(id)) {
+                    return vec![b as u8];
+                }
+                t.replace('▁', " ").into_bytes()
+            }
+        }
+    }
+
+    /// Text for `ids`; `skip_special` drops control tokens such as `<|im_end|>`.
+    pub fn decode(&self, ids: &[u32], skip_special: bool) -> String {
+        let mut bytes = Vec::new();
+        for &id in ids {
+            if skip_special && self.is_special(id) {
+                continue;
+            }
+            bytes.extend(self.token_bytes(id));
+        }
+        let mut s = String::from_utf8_lossy(&bytes).into_owned();
+        if let Kind::Spm { add_space_prefix: true, .. } = self.kind {
+            if s.starts_with(' ') {
+                s.remove(0);
+            }
+        }
+        s
+    }
+}
+
+/// Byte-level BPE on one piece: merge the lowest-ranked adjacent pair until none applies.
+fn bpe_merge(syms: &mut Vec<u32>, rank: impl Fn(u32, u32) -> Option<(u32, u32)>) {
+    loop {
+        let best = syms
+            .windows(2)
+            .enumerate()
+            .filter_map(|(i, w)| rank(w[0], w[1]).map(|(r, id)| (r, i, id)))
+            .min_by_key(|&(r, i, _)| (r, i));
+        let Some((_, i, id)) = best else { return };
+        syms[i] = id;
+        syms.remove(i + 1);
+    }
+}
+
+#[derive(PartialEq, PartialOrd)]
+struct OrdF32(f32);
+impl Eq for OrdF32 {}
+#[allow(clippy::derive_ord_xor_partial_ord)]
+impl Ord for OrdF32 {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&o.0)
+    }
+}
