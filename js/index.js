@@ -1,51 +1,9 @@
 // lorafuse public API. Loads the wasm module itself (fetch in browsers and bundlers, the
 // file system in Node), so callers never run an init function.
-import init, { Runtime } from './wasm/lorafuse.js';
-
-/** Base class of every error lorafuse throws on bad input or a failing backend. */
-export class LoraError extends Error {
-  constructor(message) {
-    super(message);
-    this.name = new.target.name;
-  }
-}
-/** Lengths or shapes that do not fit (weight, x, A, B, rows). */
-export class ShapeError extends LoraError {}
-/** Unknown or duplicate adapter names, bad ranks. */
-export class AdapterError extends LoraError {}
-/** Bad option values: NaN or infinite numbers, unknown dtypes, backends or options. */
-export class ConfigError extends LoraError {}
-/** The requested backend is unavailable, or the GPU failed. */
-export class BackendError extends LoraError {}
-/** A file that is truncated, corrupt or not what it claims to be. */
-export class FormatError extends LoraError {}
-/** Valid input lorafuse does not handle (yet): a quant type, an architecture. */
-export class UnsupportedError extends LoraError {}
-/** A hard limit, such as the model's context length, would be exceeded. */
-export class LimitError extends LoraError {}
-/** The operation was aborted by its AbortSignal. */
-export class AbortError extends LoraError {}
-
-const KINDS = { ShapeError, AdapterError, ConfigError, BackendError, FormatError, UnsupportedError, LimitError, AbortError };
-
-function translate(e) {
-  const Kind = e && KINDS[e.name];
-  return Kind && !(e instanceof LoraError) ? new Kind(e.message) : e;
-}
-function call(fn) {
-  try {
-    return fn();
-  } catch (e) {
-    throw translate(e);
-  }
-}
-async function callAsync(fn) {
-  try {
-    return await fn();
-  } catch (e) {
-    throw translate(e);
-  }
-}
+import init, { Runtime, ModelLoader } from './wasm/lorafuse.js';
+import { openSource } from './sources.js';
+import { AbortError, ConfigError, LoraError, ShapeError, AdapterError, call, callAsync } from './errors.js';
+export { LoraError, ShapeError, AdapterError, ConfigError, BackendError, FormatError, UnsupportedError, LimitError, AbortError } from './errors.js';
 
 let loading;
 /** Instantiates the wasm module once per realm. */
@@ -109,9 +67,141 @@ export class LoraRuntime {
     return new LoraLinear(call(() => this.#rt.loraLinear(weight, outFeatures, inFeatures, String(dtype))));
   }
 
+  /**
+   * Loads a GGUF model from a URL, Response, Blob/File, ArrayBuffer or Uint8Array, streaming
+   * it into place. onProgress({loaded, total, file}) follows the bytes. Models run on the
+   * CPU backend for now (info.backend says so).
+   */
+  async loadModel(source, { onProgress, signal, fileName } = {}) {
+    const src = await openSource(source, { signal, fileName });
+    const loader = new ModelLoader(src.name);
+    let loaded = 0;
+    try {
+      for await (const chunk of src.chunks) {
+        if (signal?.aborted) throw new AbortError(`loading ${src.name} was aborted`);
+        call(() => loader.push(chunk));
+        loaded += chunk.length;
+        onProgress?.({ loaded, total: src.total, file: src.name });
+      }
+      return new Model(call(() => loader.finish()));
+    } finally {
+      loader.free();
+    }
+  }
+
   dispose() {
     this.#rt?.free();
     this.#rt = undefined;
+  }
+}
+
+/** Lets the page breathe between tokens (a macrotask, not a 4 ms timer). */
+const breathe =
+  typeof setImmediate === 'function'
+    ? () => new Promise((r) => setImmediate(r))
+    : typeof MessageChannel === 'function'
+      ? () => new Promise((r) => { const c = new MessageChannel(); c.port1.onmessage = () => r(); c.port2.postMessage(0); })
+      : () => new Promise((r) => setTimeout(r, 0));
+
+const GENERATE_OPTIONS = ['maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'repeatLastN', 'seed', 'stop', 'stopTokens'];
+
+/** A loaded language model. */
+export class Model {
+  #m;
+  #info;
+  /** @internal use LoraRuntime#loadModel */
+  constructor(m) {
+    this.#m = m;
+    this.#info = m.info();
+  }
+  /** Architecture, sizes, quantization, bytes. */
+  get info() {
+    return this.#info;
+  }
+  /** Token ids for text; special-token strings (e.g. <|im_end|>) become their ids unless special: false. */
+  tokenize(text, { special = true } = {}) {
+    return Array.from(call(() => this.#live().tokenize(String(text), !!special)));
+  }
+  detokenize(ids, { skipSpecial = false } = {}) {
+    return call(() => this.#live().detokenize(Uint32Array.from(ids), !!skipSpecial));
+  }
+  /** The model's chat template applied to [{role, content}]. */
+  applyChatTemplate(messages, { addGenerationPrompt = true } = {}) {
+    return call(() => this.#live().applyChatTemplate(messages, !!addGenerationPrompt));
+  }
+  /** Logits as one Float32Array [ids.length × vocabSize], row-major by position. */
+  async forward(ids) {
+    const v = Uint32Array.from(ids);
+    if (v.length === 0) throw new ShapeError('forward needs at least one token id');
+    return callAsync(() => this.#live().forward(v));
+  }
+  /**
+   * Streams text for a prompt string or a message list (chat template applied). Returns a
+   * Generation: `for await (const piece of gen)`, or `await gen.text()`.
+   */
+  generate(input, { signal, ...opts } = {}) {
+    for (const k of Object.keys(opts)) {
+      if (!GENERATE_OPTIONS.includes(k)) throw new ConfigError(`unknown generate option ${JSON.stringify(k)}`);
+    }
+    const m = this.#live();
+    const prompt = typeof input === 'string' ? input : this.applyChatTemplate(input);
+    const g = call(() => m.generate(m.encodePrompt(prompt), opts));
+    return new Generation(g, signal);
+  }
+  dispose() {
+    this.#m?.free();
+    this.#m = undefined;
+  }
+  #live() {
+    if (!this.#m) throw new ConfigError('this model was disposed');
+    return this.#m;
+  }
+}
+
+/** One generation: an async iterable of text pieces (valid UTF-8, stop strings excluded). */
+export class Generation {
+  #g;
+  #signal;
+  #tokens = [];
+  #finishReason;
+  constructor(g, signal) {
+    this.#g = g;
+    this.#signal = signal;
+  }
+  /** "stop", "length", "context" or "abort", once finished. */
+  get finishReason() {
+    return this.#finishReason;
+  }
+  /** Generated token ids (complete once finished). */
+  get tokens() {
+    return this.#tokens;
+  }
+  async *[Symbol.asyncIterator]() {
+    const g = this.#g;
+    if (!g) throw new ConfigError('a Generation can be iterated once');
+    this.#g = undefined;
+    try {
+      for (;;) {
+        if (this.#signal?.aborted) {
+          this.#finishReason = 'abort';
+          throw new AbortError('generation was aborted');
+        }
+        const piece = await callAsync(() => g.next());
+        this.#tokens = Array.from(g.tokens());
+        if (piece === undefined) break;
+        if (piece) yield piece;
+        await breathe();
+      }
+      this.#finishReason = g.finishReason;
+    } finally {
+      g.free();
+    }
+  }
+  /** The whole text. */
+  async text() {
+    let s = '';
+    for await (const piece of this) s += piece;
+    return s;
   }
 }
 

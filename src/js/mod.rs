@@ -1,6 +1,7 @@
 //! wasm-bindgen surface. `pkg/index.js` (from js/index.js) wraps it into the public API and
 //! turns errors, which carry `name = ShapeError | AdapterError | ...`, into JS classes.
 
+mod model;
 mod runtime;
 
 use crate::error::Error;

@@ -208,9 +208,10 @@ fn parse(b: &[u8], file: &str) -> std::result::Result<Header, Stop> {
         let mut dims = Vec::with_capacity(n_dims);
         for _ in 0..n_dims {
             let d = c.u64()?;
-            dims.push(usize::try_from(d).ok().filter(|&d| d > 0 && d <= 1 << 32).ok_or_else(|| {
-                c.bad(format!("tensor {name} has dimension {d}"))
-            })?);
+            if !(1..=1u64 << 31).contains(&d) {
+                return Err(c.bad(format!("tensor {name} has dimension {d}")));
+            }
+            dims.push(d as usize);
         }
         let format = format_of(c.u32()?, &name, file)?;
         let offset = c.u64()?;

@@ -1,0 +1,180 @@
+//! Models for JS: a push-style loader fed chunks as they arrive, the `Model` handle, and a
+//! step-wise generator the JS wrapper turns into an async iterator.
+
+use super::js_err;
+use crate::cpu::CpuBackend;
+use crate::error::{Error, Result};
+use crate::lora::Mix;
+use crate::model::chat::Message;
+use crate::model::generate::{GenerateOptions, Generator};
+use crate::model::gguf::GgufStream;
+use crate::model::llama::Logits;
+use crate::model::sample::SampleOptions;
+use crate::model::Model;
+use serde::Deserialize;
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+
+/// Models run on the CPU backend until the WebGPU forward pass lands.
+type Cpu = CpuBackend;
+
+#[wasm_bindgen]
+pub struct ModelLoader {
+    stream: Option<GgufStream>,
+    file: String,
+}
+
+#[wasm_bindgen]
+impl ModelLoader {
+    #[wasm_bindgen(constructor)]
+    pub fn new(file: String) -> ModelLoader {
+        ModelLoader { stream: Some(GgufStream::new(&file)), file }
+    }
+
+    /// Feeds the next bytes of the file.
+    pub fn push(&mut self, chunk: &[u8]) -> std::result::Result<(), JsValue> {
+        let s = self.stream.as_mut().ok_or_else(|| js_err(Error::config("this loader has finished")))?;
+        s.push(chunk).map_err(|e| {
+            self.stream = None; // a broken file stays broken; free what it held
+            js_err(e)
+        })
+    }
+
+    /// Builds the model once every byte has arrived.
+    pub fn finish(&mut self) -> std::result::Result<JsModel, JsValue> {
+        let s = self.stream.take().ok_or_else(|| js_err(Error::config("this loader has finished")))?;
+        let model = Model::from_gguf(&CpuBackend, s, &self.file).map_err(js_err)?;
+        Ok(JsModel { inner: Rc::new(model) })
+    }
+}
+
+#[wasm_bindgen(js_name = Model)]
+pub struct JsModel {
+    inner: Rc<Model<Cpu>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+struct GenOpts {
+    max_tokens: Option<usize>,
+    temperature: Option<f32>,
+    top_k: Option<usize>,
+    top_p: Option<f32>,
+    min_p: Option<f32>,
+    repetition_penalty: Option<f32>,
+    repeat_last_n: Option<usize>,
+    seed: Option<f64>,
+    stop: Vec<String>,
+    stop_tokens: Vec<u32>,
+}
+
+#[wasm_bindgen(js_class = Model)]
+impl JsModel {
+    pub fn info(&self) -> std::result::Result<JsValue, JsValue> {
+        Ok(serde_wasm_bindgen::to_value(&self.inner.info)?)
+    }
+
+    pub fn tokenize(&self, text: &str, special: bool) -> Vec<u32> {
+        self.inner.tokenizer.encode(text, special)
+    }
+
+    /// Prompt ids, with the model's BOS when its tokenizer wants one.
+    #[wasm_bindgen(js_name = encodePrompt)]
+    pub fn encode_prompt(&self, text: &str) -> Vec<u32> {
+        self.inner.encode_prompt(text)
+    }
+
+    pub fn detokenize(&self, ids: Vec<u32>, skip_special: bool) -> std::result::Result<String, JsValue> {
+        let vocab = self.inner.tokenizer.vocab_size();
+        if let Some(bad) = ids.iter().find(|&&i| i as usize >= vocab) {
+            return Err(js_err(Error::shape(format!("token id {bad} is outside the vocabulary of {vocab}"))));
+        }
+        Ok(self.inner.tokenizer.decode(&ids, skip_special))
+    }
+
+    #[wasm_bindgen(js_name = applyChatTemplate)]
+    pub fn apply_chat_template(&self, messages: JsValue, add_generation_prompt: bool) -> std::result::Result<String, JsValue> {
+        let messages: Vec<Message> = serde_wasm_bindgen::from_value(messages)
+            .map_err(|e| js_err(Error::config(format!("messages must be [{{role, content}}]: {e}"))))?;
+        self.inner.template.render(&messages, add_generation_prompt).map_err(js_err)
+    }
+
+    /// Logits `[ids.length, vocab]` for `ids` in a fresh sequence.
+    pub fn forward(&self, ids: Vec<u32>) -> js_sys::Promise {
+        let m = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let vocab = m.info.vocab_size;
+            if let Some(bad) = ids.iter().find(|&&i| i as usize >= vocab) {
+                return Err(js_err(Error::shape(format!("token id {bad} is outside the vocabulary of {vocab}"))));
+            }
+            let mut s = m.llama.session();
+            let t = m.llama.forward(&mut s, &ids, Logits::All, &Mix::Base).map_err(js_err)?;
+            let v = crate::backend::Backend::read(m.llama.backend(), &t).await.map_err(js_err)?;
+            Ok(js_sys::Float32Array::from(&v[..]).into())
+        })
+    }
+
+    pub fn generate(&self, prompt: Vec<u32>, opts: JsValue) -> std::result::Result<JsGenerator, JsValue> {
+        let o: GenOpts = if opts.is_undefined() || opts.is_null() {
+            GenOpts::default()
+        } else {
+            serde_wasm_bindgen::from_value(opts).map_err(|e| js_err(Error::config(format!("generate options: {e}"))))?
+        };
+        let vocab = self.inner.info.vocab_size;
+        if let Some(bad) = prompt.iter().chain(&o.stop_tokens).find(|&&i| i as usize >= vocab) {
+            return Err(js_err(Error::shape(format!("token id {bad} is outside the vocabulary of {vocab}"))));
+        }
+        let d = SampleOptions::default();
+        let seed = o.seed.unwrap_or(0.0);
+        if !(seed.is_finite() && seed >= 0.0) {
+            return Err(js_err(Error::config(format!("seed {seed} must be a non-negative number"))));
+        }
+        let opts = GenerateOptions {
+            max_tokens: o.max_tokens.unwrap_or(256),
+            sample: SampleOptions {
+                temperature: o.temperature.unwrap_or(d.temperature),
+                top_k: o.top_k.unwrap_or(d.top_k),
+                top_p: o.top_p.unwrap_or(d.top_p),
+                min_p: o.min_p.unwrap_or(d.min_p),
+                repetition_penalty: o.repetition_penalty.unwrap_or(d.repetition_penalty),
+                repeat_last_n: o.repeat_last_n.unwrap_or(d.repeat_last_n),
+                seed: seed as u64,
+            },
+            stop_strings: o.stop.into_iter().filter(|s| !s.is_empty()).collect(),
+            stop_tokens: o.stop_tokens,
+        };
+        let g = Generator::new(&self.inner.llama, prompt, opts, Mix::Base).map_err(js_err)?;
+        Ok(JsGenerator { model: self.inner.clone(), gen: Rc::new(RefCell::new(g)) })
+    }
+}
+
+#[wasm_bindgen(js_name = Generator)]
+pub struct JsGenerator {
+    model: Rc<Model<Cpu>>,
+    gen: Rc<RefCell<Generator<Cpu>>>,
+}
+
+#[wasm_bindgen(js_class = Generator)]
+impl JsGenerator {
+    /// Resolves to the next text piece (possibly ""), or undefined when finished.
+    pub fn next(&self) -> js_sys::Promise {
+        let (m, g) = (self.model.clone(), self.gen.clone());
+        wasm_bindgen_futures::future_to_promise(async move {
+            let mut g = g.try_borrow_mut().map_err(|_| js_err(Error::config("a generation step is already running")))?;
+            let piece: Result<Option<String>> = g.step(&m.llama, &m.tokenizer).await;
+            Ok(piece.map_err(js_err)?.map_or(JsValue::UNDEFINED, JsValue::from))
+        })
+    }
+
+    /// Generated token ids so far.
+    pub fn tokens(&self) -> Vec<u32> {
+        self.gen.borrow().tokens().to_vec()
+    }
+
+    /// "stop", "length" or "context" once finished.
+    #[wasm_bindgen(getter, js_name = finishReason)]
+    pub fn finish_reason(&self) -> Option<String> {
+        self.gen.borrow().finish_reason.map(str::to_string)
+    }
+}
