@@ -7,6 +7,7 @@ pub mod generate;
 pub mod gguf;
 pub mod llama;
 pub mod ops;
+pub mod safetensors;
 pub mod sample;
 pub mod tensors;
 

@@ -1,0 +1,158 @@
+//! safetensors read as bytes arrive: an 8-byte header length, a JSON header, then tensor
+//! data that is routed into per-tensor buffers (the file is never held twice).
+
+use super::gguf::MAX_MODEL_BYTES;
+use crate::error::{Error, Result};
+use crate::weights::WeightFormat;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug)]
+pub struct StTensor {
+    pub name: String,
+    pub format: WeightFormat,
+    /// Row-major, PyTorch order (outermost first).
+    pub shape: Vec<usize>,
+    pub begin: u64,
+    pub end: u64,
+}
+
+pub struct SafetensorsStream {
+    file: String,
+    head: Vec<u8>,
+    tensors: Option<Vec<StTensor>>,
+    data_start: u64,
+    order: Vec<usize>,
+    data: Vec<Vec<u8>>,
+    next: usize,
+    pos: u64,
+}
+
+fn parse_header(file: &str, json: &[u8]) -> Result<Vec<StTensor>> {
+    let bad = |m: String| Error::format(format!("{file}: {m}"));
+    let v: serde_json::Value = serde_json::from_slice(json).map_err(|e| bad(format!("header is not JSON: {e}")))?;
+    let obj = v.as_object().ok_or_else(|| bad("header is not a JSON object".into()))?;
+    let mut out = Vec::new();
+    for (name, t) in obj {
+        if name == "__metadata__" {
+            continue;
+        }
+        let dtype = t["dtype"].as_str().unwrap_or("?");
+        let format = match dtype {
+            "F32" => WeightFormat::F32,
+            "F16" => WeightFormat::F16,
+            "BF16" => WeightFormat::BF16,
+            _ => return Err(Error::unsupported(format!("{file}: tensor {name} is {dtype} (F32, F16 and BF16 are supported)"))),
+        };
+        let shape: Vec<usize> = t["shape"]
+            .as_array()
+            .ok_or_else(|| bad(format!("tensor {name} has no shape")))?
+            .iter()
+            .map(|d| d.as_u64().filter(|&d| d <= 1 << 31).map(|d| d as usize))
+            .collect::<Option<_>>()
+            .ok_or_else(|| bad(format!("tensor {name} has a bad shape")))?;
+        let off = t["data_offsets"].as_array().filter(|a| a.len() == 2);
+        let (begin, end) = match off.map(|a| (a[0].as_u64(), a[1].as_u64())) {
+            Some((Some(b), Some(e))) if b <= e && e <= MAX_MODEL_BYTES => (b, e),
+            _ => return Err(bad(format!("tensor {name} has bad data_offsets"))),
+        };
+        let elems = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64)).unwrap_or(u64::MAX);
+        if elems.saturating_mul(format.bytes_for(1) as u64) != end - begin {
+            return Err(bad(format!("tensor {name}: {shape:?} {dtype} needs {} bytes, the header gives {}", elems * format.bytes_for(1) as u64, end - begin)));
+        }
+        out.push(StTensor { name: name.clone(), format, shape, begin, end });
+    }
+    out.sort_by_key(|t| t.begin);
+    for w in out.windows(2) {
+        if w[1].begin < w[0].end {
+            return Err(bad(format!("tensors {} and {} overlap", w[0].name, w[1].name)));
+        }
+    }
+    Ok(out)
+}
+
+impl SafetensorsStream {
+    pub fn new(file: &str) -> Self {
+        SafetensorsStream {
+            file: file.into(),
+            head: Vec::new(),
+            tensors: None,
+            data_start: 0,
+            order: vec![],
+            data: vec![],
+            next: 0,
+            pos: 0,
+        }
+    }
+
+    pub fn push(&mut self, chunk: &[u8]) -> Result<()> {
+        let start = self.pos;
+        self.pos += chunk.len() as u64;
+        if self.tensors.is_some() {
+            return self.route(start, chunk);
+        }
+        self.head.extend_from_slice(chunk);
+        if self.head.len() < 8 {
+            return Ok(());
+        }
+        let n = u64::from_le_bytes(self.head[..8].try_into().unwrap());
+        if n > 100 << 20 {
+            return Err(Error::format(format!("{}: header claims {n} bytes (not a safetensors file?)", self.file)));
+        }
+        if (self.head.len() as u64) < 8 + n {
+            return Ok(());
+        }
+        let tensors = parse_header(&self.file, &self.head[8..8 + n as usize])?;
+        self.data_start = 8 + n;
+        self.order = (0..tensors.len()).collect();
+        self.data = vec![Vec::new(); tensors.len()];
+        self.tensors = Some(tensors);
+        let head = std::mem::take(&mut self.head);
+        self.route(self.data_start, &head[self.data_start as usize..])
+    }
+
+    fn route(&mut self, mut at: u64, mut bytes: &[u8]) -> Result<()> {
+        let ts = self.tensors.as_ref().expect("header parsed");
+        while !bytes.is_empty() && self.next < self.order.len() {
+            let i = self.order[self.next];
+            let (s, e) = (self.data_start + ts[i].begin, self.data_start + ts[i].end);
+            if at < s {
+                let skip = (s - at).min(bytes.len() as u64) as usize;
+                (at, bytes) = (at + skip as u64, &bytes[skip..]);
+                continue;
+            }
+            if self.data[i].capacity() == 0 {
+                self.data[i].try_reserve_exact((e - s) as usize).map_err(|_| {
+                    Error::limit(format!("{}: out of memory for tensor {}", self.file, ts[i].name))
+                })?;
+            }
+            let n = (e - at).min(bytes.len() as u64) as usize;
+            self.data[i].extend_from_slice(&bytes[..n]);
+            (at, bytes) = (at + n as u64, &bytes[n..]);
+            if at == e {
+                self.next += 1;
+            }
+        }
+        // Zero-sized tensors complete without bytes.
+        while self.next < self.order.len() && ts[self.order[self.next]].begin == ts[self.order[self.next]].end {
+            self.next += 1;
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> Result<BTreeMap<String, (StTensor, Vec<u8>)>> {
+        let Some(ts) = self.tensors else {
+            return Err(Error::format(format!("{}: truncated: the header is incomplete after {} bytes", self.file, self.pos)));
+        };
+        if self.next < self.order.len() {
+            let t = &ts[self.order[self.next]];
+            return Err(Error::format(format!(
+                "{}: truncated at byte {}: tensor {} needs bytes up to {}",
+                self.file,
+                self.pos,
+                t.name,
+                self.data_start + t.end
+            )));
+        }
+        Ok(ts.into_iter().zip(self.data).map(|(t, d)| (t.name.clone(), (t, d))).collect())
+    }
+}
