@@ -1,7 +1,7 @@
 // lorafuse public API. Loads the wasm module itself (fetch in browsers and bundlers, the
 // file system in Node), so callers never run an init function.
 import init, { Runtime, ModelLoader } from './wasm/lorafuse.js';
-import { openSource } from './sources.js';
+import { openSources } from './sources.js';
 import { AbortError, ConfigError, LoraError, ShapeError, AdapterError, call, callAsync } from './errors.js';
 export { LoraError, ShapeError, AdapterError, ConfigError, BackendError, FormatError, UnsupportedError, LimitError, AbortError } from './errors.js';
 
@@ -68,20 +68,25 @@ export class LoraRuntime {
   }
 
   /**
-   * Loads a GGUF model from a URL, Response, Blob/File, ArrayBuffer or Uint8Array, streaming
-   * it into place. onProgress({loaded, total, file}) follows the bytes. Models run on the
-   * CPU backend for now (info.backend says so).
+   * Loads a model, streaming its bytes into place: a GGUF file (URL, Response, Blob/File,
+   * ArrayBuffer, Uint8Array) or a Hugging Face folder (URL ending in "/", Files, or
+   * {files: {name: source}}). onProgress({loaded, total, file}) follows the bytes. Models
+   * run on the CPU backend for now (info.backend says so).
    */
   async loadModel(source, { onProgress, signal, fileName } = {}) {
-    const src = await openSource(source, { signal, fileName });
-    const loader = new ModelLoader(src.name);
+    const files = await callAsync(() => openSources(source, { signal, fileName }));
+    const total = files.every((f) => f.total !== undefined) ? files.reduce((a, f) => a + f.total, 0) : undefined;
+    const loader = new ModelLoader();
     let loaded = 0;
     try {
-      for await (const chunk of src.chunks) {
-        if (signal?.aborted) throw new AbortError(`loading ${src.name} was aborted`);
-        call(() => loader.push(chunk));
-        loaded += chunk.length;
-        onProgress?.({ loaded, total: src.total, file: src.name });
+      for (const f of files) {
+        call(() => loader.begin(f.name));
+        for await (const chunk of f.chunks) {
+          if (signal?.aborted) throw new AbortError(`loading ${f.name} was aborted`);
+          call(() => loader.push(chunk));
+          loaded += chunk.length;
+          onProgress?.({ loaded, total, file: f.name });
+        }
       }
       return new Model(call(() => loader.finish()));
     } finally {

@@ -1,9 +1,11 @@
-// Where model bytes come from: a URL (fetched, streamed), a Response, a Blob/File, an
-// ArrayBuffer or typed array. Everything becomes an async iterable of Uint8Array chunks,
-// so a file is streamed into place instead of being copied whole into wasm memory.
+// Where model bytes come from. A single file (GGUF): a URL, Response, Blob/File,
+// ArrayBuffer or typed array. A Hugging Face folder: a URL ending in "/", an array or
+// FileList of Files, or {files: {name: source}}. Every file becomes an async iterable of
+// Uint8Array chunks, so it streams into place instead of being copied whole into wasm.
 import { ConfigError, FormatError } from './errors.js';
 
 const CHUNK = 4 << 20;
+const HF_FILES = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json'];
 
 function baseName(s) {
   return String(s).split(/[?#]/)[0].split('/').filter(Boolean).pop() || 'model.gguf';
@@ -26,33 +28,88 @@ async function* readStream(stream) {
   }
 }
 
-async function fromResponse(res, name) {
-  if (!res.ok) throw new FormatError(`${name}: HTTP ${res.status} ${res.statusText}`);
-  const total = Number(res.headers.get('content-length')) || undefined;
-  return { name, total, chunks: res.body ? readStream(res.body) : slices(new Uint8Array(await res.arrayBuffer())) };
+function bytesOf(source) {
+  if (source instanceof Uint8Array) return source;
+  if (ArrayBuffer.isView(source)) return new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
+  if (source instanceof ArrayBuffer) return new Uint8Array(source);
+  return undefined;
 }
 
-/** {name, total?, chunks} for any supported source. */
-export async function openSource(source, { signal, fileName } = {}) {
-  if (source instanceof Uint8Array) return { name: fileName ?? 'model.gguf', total: source.length, chunks: slices(source) };
-  if (ArrayBuffer.isView(source)) {
-    const b = new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
-    return { name: fileName ?? 'model.gguf', total: b.length, chunks: slices(b) };
-  }
-  if (source instanceof ArrayBuffer) return { name: fileName ?? 'model.gguf', total: source.byteLength, chunks: slices(new Uint8Array(source)) };
-  if (typeof Blob !== 'undefined' && source instanceof Blob) {
-    return { name: fileName ?? source.name ?? 'model.gguf', total: source.size, chunks: readStream(source.stream()) };
-  }
-  if (typeof Response !== 'undefined' && source instanceof Response) return fromResponse(source, fileName ?? baseName(source.url));
-  if (typeof source === 'string' || source instanceof URL) {
-    const url = new URL(source, globalThis.location?.href ?? `file://${globalThis.process?.cwd?.() ?? ''}/`);
-    const name = fileName ?? baseName(url.pathname);
-    if (url.protocol === 'file:') {
-      const fs = await import(/* @vite-ignore */ 'node:fs');
-      const total = (await fs.promises.stat(url)).size;
-      return { name, total, chunks: fs.createReadStream(url, { highWaterMark: CHUNK }) };
+function fromResponse(res, name) {
+  if (!res.ok) throw new FormatError(`${name}: HTTP ${res.status} ${res.statusText}`.trim());
+  const total = Number(res.headers.get('content-length')) || undefined;
+  return { name, total, chunks: res.body ? readStream(res.body) : (async function* () { yield new Uint8Array(await res.arrayBuffer()); })() };
+}
+
+function resolveUrl(source) {
+  return new URL(source, globalThis.location?.href ?? `file://${globalThis.process?.cwd?.() ?? ''}/`);
+}
+
+async function fetchFile(url, name, signal) {
+  if (url.protocol === 'file:') {
+    const fs = await import(/* @vite-ignore */ 'node:fs');
+    let total;
+    try {
+      total = (await fs.promises.stat(url)).size;
+    } catch {
+      throw new FormatError(`${name}: no such file (${url.pathname})`);
     }
-    return fromResponse(await fetch(url, { signal }), name);
+    return { name, total, chunks: fs.createReadStream(url, { highWaterMark: CHUNK }) };
   }
-  throw new ConfigError('model source must be a URL, Response, Blob, ArrayBuffer or Uint8Array');
+  return fromResponse(await fetch(url, { signal }), name);
+}
+
+/** One file: {name, total?, chunks}. */
+async function openOne(source, name, signal) {
+  const b = bytesOf(source);
+  if (b) return { name, total: b.length, chunks: slices(b) };
+  if (typeof Blob !== 'undefined' && source instanceof Blob) return { name, total: source.size, chunks: readStream(source.stream()) };
+  if (typeof Response !== 'undefined' && source instanceof Response) return fromResponse(source, name);
+  if (typeof source === 'string' || source instanceof URL) return fetchFile(resolveUrl(source), name, signal);
+  throw new ConfigError(`${name}: a model file must be a URL, Response, Blob, ArrayBuffer or Uint8Array`);
+}
+
+/** A Hugging Face folder at a URL: its JSON files, then its safetensors (sharded or not). */
+async function openFolder(url, signal) {
+  const get = async (name, optional) => {
+    try {
+      return await fetchFile(new URL(name, url), name, signal);
+    } catch (e) {
+      if (optional && e instanceof FormatError) return undefined;
+      throw e;
+    }
+  };
+  const files = (await Promise.all(HF_FILES.map((n, i) => get(n, i >= 2)))).filter(Boolean);
+  const index = await get('model.safetensors.index.json', true);
+  if (index) {
+    let text = '';
+    for await (const c of index.chunks) text += new TextDecoder().decode(c, { stream: true });
+    const shards = [...new Set(Object.values(JSON.parse(text).weight_map ?? {}))].sort();
+    if (!shards.length) throw new FormatError('model.safetensors.index.json lists no shards');
+    for (const s of shards) files.push(await get(s, false));
+  } else {
+    files.push(await get('model.safetensors', false));
+  }
+  return files;
+}
+
+/** Every file of a model source, opened: [{name, total?, chunks}]. */
+export async function openSources(source, { signal, fileName } = {}) {
+  if (typeof source === 'string' && source.endsWith('/')) return openFolder(resolveUrl(source), signal);
+  if (source instanceof URL && source.pathname.endsWith('/')) return openFolder(source, signal);
+  const list =
+    source && typeof source === 'object' && source.files && !(typeof Blob !== 'undefined' && source instanceof Blob)
+      ? Object.entries(source.files)
+      : Array.isArray(source) || (typeof FileList !== 'undefined' && source instanceof FileList)
+        ? Array.from(source, (f) => [f.name, f])
+        : undefined;
+  if (list) {
+    // JSON first: the loader reads configs before weights arrive.
+    list.sort(([a], [b]) => Number(!a.endsWith('.json')) - Number(!b.endsWith('.json')) || a.localeCompare(b));
+    return Promise.all(list.map(([name, s]) => openOne(s, baseName(name), signal)));
+  }
+  const name =
+    fileName ??
+    (typeof source === 'string' || source instanceof URL ? baseName(source) : source?.name ?? (source?.url ? baseName(source.url) : 'model.gguf'));
+  return [await openOne(source, name, signal)];
 }

@@ -83,6 +83,7 @@ impl ModelOps for CpuBackend {
         heads: usize,
         kv_heads: usize,
         head_dim: usize,
+        window: Option<usize>,
     ) -> Result<CpuTensor> {
         same_shape(k, v, "attention k/v")?;
         if q.cols != heads * head_dim || k.cols != kv.width || q.rows != k.rows || self.kv_len(kv) != pos0 {
@@ -98,7 +99,7 @@ impl ModelOps for CpuBackend {
         kv.k.extend_from_slice(&k.data);
         kv.v.extend_from_slice(&v.data);
         let mut out = vec![0.0; q.data.len()];
-        ops::attention(&q.data, &kv.k, &kv.v, q.rows, pos0, heads, kv_heads, head_dim, &mut out);
+        ops::attention(&q.data, &kv.k, &kv.v, q.rows, pos0, heads, kv_heads, head_dim, window, &mut out);
         Ok(CpuTensor { data: out, rows: q.rows, cols: q.cols })
     }
 

@@ -75,7 +75,8 @@ pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
 }
 
 /// Causal attention for `n` new query rows at positions `pos0..pos0+n`, against a cache
-/// holding keys/values for positions `0..pos0+n` (`[pos, kv_heads·hd]` row-major).
+/// holding keys/values for positions `0..pos0+n` (`[pos, kv_heads·hd]` row-major). With a
+/// `window`, position i sees positions `i+1-window ..= i` only.
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     q: &[f32],
@@ -86,6 +87,7 @@ pub fn attention(
     heads: usize,
     kv_heads: usize,
     hd: usize,
+    window: Option<usize>,
     out: &mut [f32],
 ) {
     let (qw, kvw) = (heads * hd, kv_heads * hd);
@@ -93,24 +95,26 @@ pub fn attention(
     let scale = 1.0 / (hd as f32).sqrt();
     let mut scores = vec![0f32; pos0 + n];
     for i in 0..n {
-        let len = pos0 + i + 1;
+        let end = pos0 + i + 1;
+        let start = window.map_or(0, |w| end.saturating_sub(w));
+        let sc = &mut scores[..end - start];
         for h in 0..heads {
             let g = h / group;
             let qh = &q[i * qw + h * hd..][..hd];
             let mut max = f32::NEG_INFINITY;
-            for (p, s) in scores[..len].iter_mut().enumerate() {
-                *s = dot(qh, &k_cache[p * kvw + g * hd..][..hd]) * scale;
+            for (j, s) in sc.iter_mut().enumerate() {
+                *s = dot(qh, &k_cache[(start + j) * kvw + g * hd..][..hd]) * scale;
                 max = max.max(*s);
             }
             let mut sum = 0.0;
-            for s in &mut scores[..len] {
+            for s in sc.iter_mut() {
                 *s = (*s - max).exp();
                 sum += *s;
             }
             let oh = &mut out[i * qw + h * hd..][..hd];
             oh.fill(0.0);
-            for (p, &s) in scores[..len].iter().enumerate() {
-                axpy(oh, s / sum, &v_cache[p * kvw + g * hd..][..hd]);
+            for (j, &s) in sc.iter().enumerate() {
+                axpy(oh, s / sum, &v_cache[(start + j) * kvw + g * hd..][..hd]);
             }
         }
     }

@@ -7,8 +7,8 @@ use crate::error::{Error, Result};
 use crate::lora::Mix;
 use crate::model::chat::Message;
 use crate::model::generate::{GenerateOptions, Generator};
-use crate::model::gguf::GgufStream;
 use crate::model::llama::Logits;
+use crate::model::load::Loader;
 use crate::model::sample::SampleOptions;
 use crate::model::Model;
 use serde::Deserialize;
@@ -21,31 +21,45 @@ type Cpu = CpuBackend;
 
 #[wasm_bindgen]
 pub struct ModelLoader {
-    stream: Option<GgufStream>,
-    file: String,
+    loader: Option<Loader>,
 }
 
 #[wasm_bindgen]
 impl ModelLoader {
     #[wasm_bindgen(constructor)]
-    pub fn new(file: String) -> ModelLoader {
-        ModelLoader { stream: Some(GgufStream::new(&file)), file }
+    pub fn new() -> ModelLoader {
+        ModelLoader { loader: Some(Loader::new()) }
     }
 
-    /// Feeds the next bytes of the file.
+    fn live(&mut self) -> std::result::Result<&mut Loader, JsValue> {
+        self.loader.as_mut().ok_or_else(|| js_err(Error::config("this loader has finished or failed")))
+    }
+
+    /// Starts the next file (by name: .gguf, .safetensors or .json).
+    pub fn begin(&mut self, name: &str) -> std::result::Result<(), JsValue> {
+        let r = self.live()?.begin(name);
+        self.keep_if_ok(r)
+    }
+
+    /// Feeds the next bytes of the current file.
     pub fn push(&mut self, chunk: &[u8]) -> std::result::Result<(), JsValue> {
-        let s = self.stream.as_mut().ok_or_else(|| js_err(Error::config("this loader has finished")))?;
-        s.push(chunk).map_err(|e| {
-            self.stream = None; // a broken file stays broken; free what it held
+        let r = self.live()?.push(chunk);
+        self.keep_if_ok(r)
+    }
+
+    /// Builds the model once every file has arrived.
+    pub fn finish(&mut self) -> std::result::Result<JsModel, JsValue> {
+        let l = self.loader.take().ok_or_else(|| js_err(Error::config("this loader has finished or failed")))?;
+        let model = l.finish(&CpuBackend).map_err(js_err)?;
+        Ok(JsModel { inner: Rc::new(model) })
+    }
+
+    /// A failed file frees everything received so far.
+    fn keep_if_ok(&mut self, r: Result<()>) -> std::result::Result<(), JsValue> {
+        r.map_err(|e| {
+            self.loader = None;
             js_err(e)
         })
-    }
-
-    /// Builds the model once every byte has arrived.
-    pub fn finish(&mut self) -> std::result::Result<JsModel, JsValue> {
-        let s = self.stream.take().ok_or_else(|| js_err(Error::config("this loader has finished")))?;
-        let model = Model::from_gguf(&CpuBackend, s, &self.file).map_err(js_err)?;
-        Ok(JsModel { inner: Rc::new(model) })
     }
 }
 
@@ -142,7 +156,7 @@ impl JsModel {
                 seed: seed as u64,
             },
             stop_strings: o.stop.into_iter().filter(|s| !s.is_empty()).collect(),
-            stop_tokens: o.stop_tokens,
+            stop_tokens: o.stop_tokens.into_iter().chain(self.inner.stop_tokens.iter().copied()).collect(),
         };
         let g = Generator::new(&self.inner.llama, prompt, opts, Mix::Base).map_err(js_err)?;
         Ok(JsGenerator { model: self.inner.clone(), gen: Rc::new(RefCell::new(g)) })

@@ -58,6 +58,8 @@ pub struct Config {
     pub context: usize,
     /// lm_head shares the token embedding.
     pub tied: bool,
+    /// Mistral's sliding-window attention: each position sees this many (itself included).
+    pub sliding_window: Option<usize>,
 }
 
 impl Config {
@@ -125,6 +127,57 @@ impl Config {
             eps: meta.get(&key("attention.layer_norm_rms_epsilon")).and_then(Meta::as_f64).unwrap_or(1e-5) as f32,
             context: usize_of("context_length").unwrap_or(2048),
             tied: false, // decided by whether output.weight exists
+            sliding_window: meta.get(&key("attention.sliding_window")).and_then(Meta::as_u64).map(|v| v as usize),
+        }
+        .validate(file)
+    }
+
+    /// From a Hugging Face config.json (transformers 4 `rope_theta`/`rope_scaling` or
+    /// transformers 5 `rope_parameters`).
+    pub fn from_hf_json(text: &str, file: &str) -> Result<Config> {
+        let j: serde_json::Value = serde_json::from_str(text).map_err(|e| Error::format(format!("{file}: {e}")))?;
+        let arch_name = j["architectures"][0].as_str().or(j["model_type"].as_str()).unwrap_or("");
+        let arch = Arch::parse(arch_name, file)?;
+        let num = |k: &str| -> Result<usize> {
+            j[k].as_u64().map(|v| v as usize).ok_or_else(|| Error::format(format!("{file}: {k} is missing")))
+        };
+        if arch == Arch::Llama && j["attention_bias"].as_bool() == Some(true) {
+            return Err(Error::unsupported(format!("{file}: llama with attention_bias")));
+        }
+        let (hidden, heads) = (num("hidden_size")?, num("num_attention_heads")?);
+        let rope = if j["rope_parameters"].is_object() { &j["rope_parameters"] } else { &j["rope_scaling"] };
+        let theta = j["rope_theta"].as_f64().or(rope["rope_theta"].as_f64()).unwrap_or(10000.0);
+        let rope_type = rope["rope_type"].as_str().or(rope["type"].as_str()).unwrap_or("default");
+        let rope_scaling = match rope_type {
+            "default" => None,
+            "llama3" => Some(Llama3Scaling {
+                factor: rope["factor"].as_f64().unwrap_or(8.0),
+                low_freq_factor: rope["low_freq_factor"].as_f64().unwrap_or(1.0),
+                high_freq_factor: rope["high_freq_factor"].as_f64().unwrap_or(4.0),
+                original_max_position: rope["original_max_position_embeddings"].as_f64().unwrap_or(8192.0),
+            }),
+            other => return Err(Error::unsupported(format!("{file}: rope type {other:?}"))),
+        };
+        let window = match arch {
+            Arch::Mistral => j["sliding_window"].as_u64(),
+            Arch::Qwen2 if j["use_sliding_window"].as_bool() == Some(true) => j["sliding_window"].as_u64(),
+            _ => None,
+        };
+        Config {
+            arch,
+            vocab: num("vocab_size")?,
+            hidden,
+            ffn: num("intermediate_size")?,
+            layers: num("num_hidden_layers")?,
+            heads,
+            kv_heads: j["num_key_value_heads"].as_u64().map_or(heads, |v| v as usize),
+            head_dim: j["head_dim"].as_u64().map_or(hidden / heads.max(1), |v| v as usize),
+            rope_theta: theta,
+            rope_scaling,
+            eps: j["rms_norm_eps"].as_f64().unwrap_or(1e-6) as f32,
+            context: j["max_position_embeddings"].as_u64().map_or(2048, |v| v as usize),
+            tied: j["tie_word_embeddings"].as_bool().unwrap_or(false),
+            sliding_window: window.map(|v| v as usize),
         }
         .validate(file)
     }

@@ -167,7 +167,7 @@ impl<B: ModelOps> Llama<B> {
             }
             b.rope(&mut q, c.head_dim, pos0, &self.inv_freq)?;
             b.rope(&mut k, c.head_dim, pos0, &self.inv_freq)?;
-            let a = b.attention(&q, &k, &v, kv, pos0, c.heads, c.kv_heads, c.head_dim)?;
+            let a = b.attention(&q, &k, &v, kv, pos0, c.heads, c.kv_heads, c.head_dim, c.sliding_window)?;
             b.add(&mut x, &proj(&layer.o, &a)?)?;
             let h = b.rms_norm(&x, &layer.ffn_norm, c.eps)?;
             let mut g = proj(&layer.gate, &h)?;

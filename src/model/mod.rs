@@ -6,12 +6,13 @@ pub mod config;
 pub mod generate;
 pub mod gguf;
 pub mod llama;
+pub mod load;
 pub mod ops;
 pub mod safetensors;
 pub mod sample;
 pub mod tensors;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::tokenizer::Tokenizer;
 use chat::ChatTemplate;
 use gguf::{GgufStream, Meta};
@@ -19,7 +20,8 @@ use llama::Llama;
 use ops::ModelOps;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use tensors::ModelTensors;
+use config::Config;
+use tensors::{ModelTensors, RawTensor};
 
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -48,6 +50,8 @@ pub struct Model<B: ModelOps> {
     pub tokenizer: Tokenizer,
     pub template: ChatTemplate,
     pub info: ModelInfo,
+    /// End-of-turn tokens beyond the tokenizer's EOS (generation_config.json).
+    pub stop_tokens: Vec<u32>,
 }
 
 impl<B: ModelOps> Model<B> {
@@ -56,16 +60,67 @@ impl<B: ModelOps> Model<B> {
         let file_bytes = stream.received();
         let (header, map) = stream.finish()?;
         let tokenizer = Tokenizer::from_gguf(&header.meta)?;
-        let formats = count_formats(&map);
+        let formats = count_formats(map.values().filter(|(t, _)| t.dims.len() == 2 && t.name != "token_embd.weight").map(|(t, _)| t.format));
         let tensors = ModelTensors::from_gguf(&header, map, file)?;
         let meta = &header.meta;
         let name = meta.get("general.name").and_then(Meta::as_str).unwrap_or(file).to_string();
-        let tok_text = |id: Option<u32>| id.and_then(|i| tokenizer.token(i)).unwrap_or("").to_string();
-        let template = ChatTemplate::new(
-            meta.get("tokenizer.chat_template").and_then(Meta::as_str),
-            &tok_text(tokenizer.bos),
-            &tok_text(tokenizer.eos),
+        let template = meta.get("tokenizer.chat_template").and_then(Meta::as_str);
+        Self::assemble(backend, tensors, tokenizer, template, name, formats, file_bytes, vec![])
+    }
+
+    /// A model from a Hugging Face folder's JSON files (by name) and safetensors tensors.
+    pub fn from_hf(backend: &B, json: &BTreeMap<String, String>, tensors: BTreeMap<String, RawTensor>, file_bytes: u64) -> Result<Self> {
+        let need = |f: &str| json.get(f).ok_or_else(|| Error::format(format!("{f} is missing from the model folder")));
+        let cfg = Config::from_hf_json(need("config.json")?, "config.json")?;
+        let tc: serde_json::Value = match json.get("tokenizer_config.json") {
+            Some(t) => serde_json::from_str(t).map_err(|e| Error::format(format!("tokenizer_config.json: {e}")))?,
+            None => serde_json::Value::Null,
+        };
+        // Special tokens are strings or {"content": ...}.
+        let tok_str = |k: &str| tc[k].as_str().or(tc[k]["content"].as_str()).map(str::to_string);
+        let tokenizer = Tokenizer::from_hf(
+            need("tokenizer.json")?,
+            tok_str("bos_token").as_deref(),
+            tok_str("eos_token").as_deref(),
+            tc["add_bos_token"].as_bool().unwrap_or(false),
         )?;
+        let mut stop_tokens = Vec::new();
+        if let Some(g) = json.get("generation_config.json") {
+            let g: serde_json::Value = serde_json::from_str(g).map_err(|e| Error::format(format!("generation_config.json: {e}")))?;
+            match &g["eos_token_id"] {
+                serde_json::Value::Number(n) => stop_tokens.extend(n.as_u64().map(|v| v as u32)),
+                serde_json::Value::Array(a) => stop_tokens.extend(a.iter().filter_map(|v| v.as_u64()).map(|v| v as u32)),
+                _ => {}
+            }
+        }
+        let formats = count_formats(tensors.values().filter(|t| t.shape.len() == 2).map(|t| t.format));
+        let tensors = ModelTensors::from_hf(cfg, tensors, "model.safetensors")?;
+        let template = tc["chat_template"].as_str();
+        let name = json.get("config.json").and(tc["name_or_path"].as_str()).unwrap_or("Hugging Face model").to_string();
+        Self::assemble(backend, tensors, tokenizer, template, name, formats, file_bytes, stop_tokens)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        backend: &B,
+        tensors: ModelTensors,
+        tokenizer: Tokenizer,
+        template: Option<&str>,
+        name: String,
+        formats: String,
+        file_bytes: u64,
+        stop_tokens: Vec<u32>,
+    ) -> Result<Self> {
+        let c = &tensors.cfg;
+        if tokenizer.vocab_size() > c.vocab {
+            return Err(Error::shape(format!(
+                "the tokenizer has {} tokens but the model only {} embeddings",
+                tokenizer.vocab_size(),
+                c.vocab
+            )));
+        }
+        let tok_text = |id: Option<u32>| id.and_then(|i| tokenizer.token(i)).unwrap_or("").to_string();
+        let template = ChatTemplate::new(template, &tok_text(tokenizer.bos), &tok_text(tokenizer.eos))?;
         let embedding_format = tensors.embed.format().name().to_string();
         let llama = Llama::new(backend, tensors)?;
         let c = &llama.cfg;
@@ -87,7 +142,7 @@ impl<B: ModelOps> Model<B> {
             file_bytes,
             backend: backend.kind().js_name(),
         };
-        Ok(Model { llama, tokenizer, template, info })
+        Ok(Model { llama, tokenizer, template, info, stop_tokens })
     }
 
     /// Prompt ids: the model's BOS first when its tokenizer asks for one.
@@ -101,11 +156,11 @@ impl<B: ModelOps> Model<B> {
     }
 }
 
-/// "q4_1" or "q4_1, q8_0, f32" (most common first) over 2-D tensors.
-fn count_formats(map: &BTreeMap<String, (gguf::TensorInfo, Vec<u8>)>) -> String {
+/// "q4_1" or "q4_1, q8_0, f32" (most common first).
+fn count_formats(formats: impl Iterator<Item = crate::weights::WeightFormat>) -> String {
     let mut n: BTreeMap<&str, usize> = BTreeMap::new();
-    for (t, _) in map.values().filter(|(t, _)| t.dims.len() == 2 && t.name != "token_embd.weight") {
-        *n.entry(t.format.name()).or_default() += 1;
+    for f in formats {
+        *n.entry(f.name()).or_default() += 1;
     }
     let mut v: Vec<_> = n.into_iter().collect();
     v.sort_by(|a, b| b.1.cmp(&a.1));

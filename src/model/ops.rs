@@ -22,8 +22,8 @@ pub trait ModelOps: Backend {
     fn add_bias(&self, x: &mut Self::Tensor, b: &Self::Tensor) -> Result<()>;
     /// Rotary embedding in place, rotate-half pairing, rows at positions `pos0..`.
     fn rope(&self, x: &mut Self::Tensor, head_dim: usize, pos0: usize, inv_freq: &[f64]) -> Result<()>;
-    /// Appends `k`, `v` at positions `pos0..` to the cache and attends causally:
-    /// returns `[rows, heads·head_dim]`.
+    /// Appends `k`, `v` at positions `pos0..` to the cache and attends causally (to the last
+    /// `window` positions only, when set): returns `[rows, heads·head_dim]`.
     #[allow(clippy::too_many_arguments)]
     fn attention(
         &self,
@@ -35,6 +35,7 @@ pub trait ModelOps: Backend {
         heads: usize,
         kv_heads: usize,
         head_dim: usize,
+        window: Option<usize>,
     ) -> Result<Self::Tensor>;
     /// `gate ← silu(gate) · up`.
     fn silu_mul(&self, gate: &mut Self::Tensor, up: &Self::Tensor) -> Result<()>;

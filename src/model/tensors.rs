@@ -2,6 +2,7 @@
 
 use super::config::{Arch, Config};
 use super::gguf::{Header, TensorInfo};
+use super::safetensors::StTensor;
 use crate::error::{Error, Result};
 use crate::weights::{HostWeight, WeightData, WeightFormat};
 use std::collections::BTreeMap;
@@ -29,32 +30,110 @@ pub struct ModelTensors {
     pub lm_head: Option<HostWeight>,
 }
 
+/// A tensor from any file format: shape outermost first (PyTorch order).
+pub struct RawTensor {
+    pub format: WeightFormat,
+    pub shape: Vec<usize>,
+    pub bytes: Vec<u8>,
+}
+
+impl RawTensor {
+    pub fn from_gguf(t: TensorInfo, bytes: Vec<u8>) -> Self {
+        RawTensor { format: t.format, shape: t.dims.into_iter().rev().collect(), bytes }
+    }
+    pub fn from_safetensors(t: StTensor, bytes: Vec<u8>) -> Self {
+        RawTensor { format: t.format, shape: t.shape, bytes }
+    }
+}
+
+/// A tensor's place in the model; each file format names it its own way.
+#[derive(Clone, Copy)]
+enum Role {
+    Embed,
+    Output,
+    OutputNorm,
+    AttnNorm,
+    Q,
+    K,
+    V,
+    O,
+    QBias,
+    KBias,
+    VBias,
+    FfnNorm,
+    Gate,
+    Up,
+    Down,
+}
+
+fn gguf_name(r: Role, i: usize) -> String {
+    let s = match r {
+        Role::Embed => return "token_embd.weight".into(),
+        Role::Output => return "output.weight".into(),
+        Role::OutputNorm => return "output_norm.weight".into(),
+        Role::AttnNorm => "attn_norm.weight",
+        Role::Q => "attn_q.weight",
+        Role::K => "attn_k.weight",
+        Role::V => "attn_v.weight",
+        Role::O => "attn_output.weight",
+        Role::QBias => "attn_q.bias",
+        Role::KBias => "attn_k.bias",
+        Role::VBias => "attn_v.bias",
+        Role::FfnNorm => "ffn_norm.weight",
+        Role::Gate => "ffn_gate.weight",
+        Role::Up => "ffn_up.weight",
+        Role::Down => "ffn_down.weight",
+    };
+    format!("blk.{i}.{s}")
+}
+
+fn hf_name(r: Role, i: usize) -> String {
+    let s = match r {
+        Role::Embed => return "model.embed_tokens.weight".into(),
+        Role::Output => return "lm_head.weight".into(),
+        Role::OutputNorm => return "model.norm.weight".into(),
+        Role::AttnNorm => "input_layernorm.weight",
+        Role::Q => "self_attn.q_proj.weight",
+        Role::K => "self_attn.k_proj.weight",
+        Role::V => "self_attn.v_proj.weight",
+        Role::O => "self_attn.o_proj.weight",
+        Role::QBias => "self_attn.q_proj.bias",
+        Role::KBias => "self_attn.k_proj.bias",
+        Role::VBias => "self_attn.v_proj.bias",
+        Role::FfnNorm => "post_attention_layernorm.weight",
+        Role::Gate => "mlp.gate_proj.weight",
+        Role::Up => "mlp.up_proj.weight",
+        Role::Down => "mlp.down_proj.weight",
+    };
+    format!("model.layers.{i}.{s}")
+}
+
 /// Tensors by name, taken out one by one with their shapes checked.
 struct Take<'a> {
     file: &'a str,
-    map: BTreeMap<String, (TensorInfo, Vec<u8>)>,
+    map: BTreeMap<String, RawTensor>,
+    name: fn(Role, usize) -> String,
 }
 
 impl Take<'_> {
-    fn raw(&mut self, name: &str) -> Result<(TensorInfo, Vec<u8>)> {
-        self.map.remove(name).ok_or_else(|| Error::format(format!("{}: tensor {name} is missing", self.file)))
+    fn has(&self, r: Role) -> bool {
+        self.map.contains_key(&(self.name)(r, 0))
     }
 
-    fn has(&self, name: &str) -> bool {
-        self.map.contains_key(name)
-    }
-
-    /// A matrix `[rows, cols]` (GGUF dims `[cols, rows]`).
-    fn matrix(&mut self, name: &str, rows: usize, cols: usize) -> Result<HostWeight> {
-        let (t, bytes) = self.raw(name)?;
-        let dims = match t.dims.as_slice() {
-            [c, r] => [*r, *c],
+    /// A matrix `[rows, cols]` (a 1-D tensor counts as one row).
+    fn matrix(&mut self, r: Role, i: usize, rows: usize, cols: usize) -> Result<HostWeight> {
+        let name = (self.name)(r, i);
+        let t = self.map.remove(&name).ok_or_else(|| Error::format(format!("{}: tensor {name} is missing", self.file)))?;
+        let shape = match t.shape.as_slice() {
+            [r, c] => [*r, *c],
             [c] => [1, *c],
-            other => return Err(self.bad_shape(name, other, rows, cols)),
+            _ => [0, 0],
         };
-        if dims != [rows, cols] {
-            return Err(self.bad_shape(name, &t.dims, rows, cols));
+        if shape != [rows, cols] {
+            let want = if rows == 1 { format!("[{cols}]") } else { format!("[{rows}, {cols}]") };
+            return Err(Error::shape(format!("{}: tensor {name} has shape {:?}, expected {want}", self.file, t.shape)));
         }
+        let bytes = t.bytes;
         let data = match t.format {
             WeightFormat::F32 => WeightData::F32(bytemuck::pod_collect_to_vec(&bytes)),
             WeightFormat::F16 => WeightData::F16(bytemuck::pod_collect_to_vec(&bytes)),
@@ -64,14 +143,8 @@ impl Take<'_> {
         HostWeight::new(rows, cols, data).map_err(|e| Error::new(e.kind, format!("{}: tensor {name}: {}", self.file, e.message)))
     }
 
-    fn vector(&mut self, name: &str, len: usize) -> Result<Vec<f32>> {
-        Ok(self.matrix(name, 1, len)?.row_f32(0))
-    }
-
-    fn bad_shape(&self, name: &str, dims: &[usize], rows: usize, cols: usize) -> Error {
-        let mut got: Vec<usize> = dims.to_vec();
-        got.reverse();
-        Error::format(format!("{}: tensor {name} has shape {got:?}, expected [{rows}, {cols}]", self.file))
+    fn vector(&mut self, r: Role, i: usize, len: usize) -> Result<Vec<f32>> {
+        Ok(self.matrix(r, i, 1, len)?.row_f32(0))
     }
 }
 
@@ -93,41 +166,49 @@ fn unpermute_heads(w: HostWeight, heads: usize) -> HostWeight {
 
 impl ModelTensors {
     pub fn from_gguf(header: &Header, map: BTreeMap<String, (TensorInfo, Vec<u8>)>, file: &str) -> Result<Self> {
-        let mut cfg = Config::from_gguf(&header.meta, file)?;
-        let mut t = Take { file, map };
+        let cfg = Config::from_gguf(&header.meta, file)?;
+        let map = map.into_iter().map(|(k, (t, b))| (k, RawTensor::from_gguf(t, b))).collect();
+        // llama.cpp's converter permutes q/k rows of llama-arch models (Mistral included).
+        let permuted = matches!(cfg.arch, Arch::Llama | Arch::Mistral);
+        Self::assemble(cfg, Take { file, map, name: gguf_name }, permuted)
+    }
+
+    pub fn from_hf(cfg: Config, map: BTreeMap<String, RawTensor>, file: &str) -> Result<Self> {
+        Self::assemble(cfg, Take { file, map, name: hf_name }, false)
+    }
+
+    fn assemble(mut cfg: Config, mut t: Take, permuted: bool) -> Result<Self> {
         let (d, hd) = (cfg.hidden, cfg.head_dim);
         let (qd, kvd) = (cfg.heads * hd, cfg.kv_heads * hd);
-        let embed = t.matrix("token_embd.weight", cfg.vocab, d)?;
-        cfg.tied = !t.has("output.weight");
-        let lm_head = if cfg.tied { None } else { Some(t.matrix("output.weight", cfg.vocab, d)?) };
-        let permuted = matches!(cfg.arch, Arch::Llama | Arch::Mistral);
+        let embed = t.matrix(Role::Embed, 0, cfg.vocab, d)?;
+        cfg.tied = !t.has(Role::Output);
+        let lm_head = if cfg.tied { None } else { Some(t.matrix(Role::Output, 0, cfg.vocab, d)?) };
         let mut layers = Vec::with_capacity(cfg.layers);
         for i in 0..cfg.layers {
-            let n = |s: &str| format!("blk.{i}.{s}");
-            let (mut q, mut k) = (t.matrix(&n("attn_q.weight"), qd, d)?, t.matrix(&n("attn_k.weight"), kvd, d)?);
+            let (mut q, mut k) = (t.matrix(Role::Q, i, qd, d)?, t.matrix(Role::K, i, kvd, d)?);
             if permuted {
                 q = unpermute_heads(q, cfg.heads);
                 k = unpermute_heads(k, cfg.kv_heads);
             }
             let qkv_bias = if cfg.arch == Arch::Qwen2 {
-                Some([t.vector(&n("attn_q.bias"), qd)?, t.vector(&n("attn_k.bias"), kvd)?, t.vector(&n("attn_v.bias"), kvd)?])
+                Some([t.vector(Role::QBias, i, qd)?, t.vector(Role::KBias, i, kvd)?, t.vector(Role::VBias, i, kvd)?])
             } else {
                 None
             };
             layers.push(LayerTensors {
-                attn_norm: t.vector(&n("attn_norm.weight"), d)?,
+                attn_norm: t.vector(Role::AttnNorm, i, d)?,
                 q,
                 k,
-                v: t.matrix(&n("attn_v.weight"), kvd, d)?,
-                o: t.matrix(&n("attn_output.weight"), d, qd)?,
+                v: t.matrix(Role::V, i, kvd, d)?,
+                o: t.matrix(Role::O, i, d, qd)?,
                 qkv_bias,
-                ffn_norm: t.vector(&n("ffn_norm.weight"), d)?,
-                gate: t.matrix(&n("ffn_gate.weight"), cfg.ffn, d)?,
-                up: t.matrix(&n("ffn_up.weight"), cfg.ffn, d)?,
-                down: t.matrix(&n("ffn_down.weight"), d, cfg.ffn)?,
+                ffn_norm: t.vector(Role::FfnNorm, i, d)?,
+                gate: t.matrix(Role::Gate, i, cfg.ffn, d)?,
+                up: t.matrix(Role::Up, i, cfg.ffn, d)?,
+                down: t.matrix(Role::Down, i, d, cfg.ffn)?,
             });
         }
-        let norm = t.vector("output_norm.weight", d)?;
+        let norm = t.vector(Role::OutputNorm, 0, d)?;
         Ok(ModelTensors { cfg, embed, layers, norm, lm_head })
     }
 }

@@ -59,7 +59,103 @@ fn strings(meta: &BTreeMap<String, Meta>, key: &str) -> Result<Vec<String>> {
         .collect()
 }
 
+/// What both sources give for a vocabulary, before the indexes are built.
+struct Vocab {
+    tokens: Vec<String>,
+    special: Vec<bool>,
+    byte_tokens: Vec<bool>,
+    bos: Option<u32>,
+    eos: Option<u32>,
+    add_bos: bool,
+}
+
 impl Tokenizer {
+    fn build(v: Vocab, kind: impl FnOnce(&HashMap<String, u32>) -> Result<Kind>) -> Result<Tokenizer> {
+        let ids: HashMap<String, u32> = v.tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+        let kind = kind(&ids)?;
+        let mut specials: Vec<(String, u32)> =
+            (0..v.tokens.len()).filter(|&i| v.special[i] && !v.tokens[i].is_empty()).map(|i| (v.tokens[i].clone(), i as u32)).collect();
+        specials.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        let mut byte_ids = vec![None; 256];
+        for (i, t) in v.tokens.iter().enumerate().filter(|(i, _)| v.byte_tokens[*i]) {
+            if let Some(b) = t.strip_prefix("<0x").and_then(|h| h.strip_suffix('>')).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                byte_ids[b as usize] = Some(i as u32);
+            }
+        }
+        Ok(Tokenizer {
+            kind,
+            special: v.special,
+            ids,
+            specials,
+            bos: v.bos,
+            eos: v.eos,
+            add_bos: v.add_bos,
+            tokens: v.tokens,
+            byte_ids,
+            cache: RefCell::new(HashMap::new()),
+        })
+    }
+
+    /// Byte-level BPE merges ("a b" strings, by rank) keyed by the ids of the pair.
+    fn merge_table(ids: &HashMap<String, u32>, merges: impl Iterator<Item = (String, String)>) -> HashMap<(u32, u32), (u32, u32)> {
+        let mut table = HashMap::new();
+        for (rank, (a, b)) in merges.enumerate() {
+            if let (Some(&ia), Some(&ib), Some(&im)) = (ids.get(&a), ids.get(&b), ids.get(&format!("{a}{b}"))) {
+                table.entry((ia, ib)).or_insert((rank as u32, im));
+            }
+        }
+        table
+    }
+
+    /// A Hugging Face tokenizer.json (byte-level BPE models), with the special tokens
+    /// named in tokenizer_config.json.
+    pub fn from_hf(tokenizer_json: &str, bos: Option<&str>, eos: Option<&str>, add_bos: bool) -> Result<Tokenizer> {
+        let j: serde_json::Value =
+            serde_json::from_str(tokenizer_json).map_err(|e| Error::format(format!("tokenizer.json: {e}")))?;
+        let model = &j["model"];
+        if model["type"].as_str() != Some("BPE") {
+            return Err(Error::unsupported(format!("tokenizer.json: model type {} (BPE is supported)", model["type"])));
+        }
+        let vocab = model["vocab"].as_object().ok_or_else(|| Error::format("tokenizer.json: model.vocab is missing"))?;
+        let mut tokens: Vec<String> = Vec::new();
+        let mut put = |id: u64, t: &str| -> Result<()> {
+            let id = usize::try_from(id).ok().filter(|&i| i < 1 << 22).ok_or_else(|| Error::format(format!("tokenizer.json: token id {id}")))?;
+            if tokens.len() <= id {
+                tokens.resize(id + 1, String::new());
+            }
+            tokens[id] = t.to_string();
+            Ok(())
+        };
+        for (t, id) in vocab {
+            put(id.as_u64().unwrap_or(u64::MAX), t)?;
+        }
+        let mut special_ids = Vec::new();
+        for a in j["added_tokens"].as_array().into_iter().flatten() {
+            let (Some(id), Some(content)) = (a["id"].as_u64(), a["content"].as_str()) else { continue };
+            put(id, content)?;
+            if a["special"].as_bool().unwrap_or(true) {
+                special_ids.push(id as usize);
+            }
+        }
+        let pre = hf_pre_tokenizer(&j["pre_tokenizer"])?;
+        let merges: Vec<(String, String)> = model["merges"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| match m {
+                serde_json::Value::String(s) => s.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())),
+                serde_json::Value::Array(p) if p.len() == 2 => Some((p[0].as_str()?.to_string(), p[1].as_str()?.to_string())),
+                _ => None,
+            })
+            .collect();
+        let n = tokens.len();
+        let mut special = vec![false; n];
+        special_ids.iter().for_each(|&i| special[i] = true);
+        let find = |s: Option<&str>| s.and_then(|s| tokens.iter().position(|t| t == s)).map(|i| i as u32);
+        let v = Vocab { bos: find(bos), eos: find(eos), add_bos, special, byte_tokens: vec![false; n], tokens: tokens.clone() };
+        Self::build(v, |ids| Ok(Kind::Bpe { pre, merges: Self::merge_table(ids, merges.into_iter()) }))
+    }
+
     pub fn from_gguf(meta: &BTreeMap<String, Meta>) -> Result<Tokenizer> {
         let model = meta.get("tokenizer.ggml.model").and_then(Meta::as_str).unwrap_or("");
         let tokens = strings(meta, "tokenizer.ggml.tokens")?;
@@ -73,55 +169,36 @@ impl Tokenizer {
             Some(Meta::Bool(b)) => *b,
             _ => d,
         };
-        let ids: HashMap<String, u32> = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
-        let kind = match model {
-            "gpt2" => {
-                let pre_name = meta.get("tokenizer.ggml.pre").and_then(Meta::as_str).unwrap_or("default");
-                let pre = Pre::from_gguf(pre_name).ok_or_else(|| {
-                    Error::unsupported(format!("pre-tokenizer {pre_name:?} (gpt2, smollm, llama3, qwen2 are supported)"))
-                })?;
-                let mut merges = HashMap::new();
-                for (rank, m) in strings(meta, "tokenizer.ggml.merges")?.iter().enumerate() {
-                    let (a, b) = m.split_once(' ').ok_or_else(|| Error::format(format!("merge {m:?} has no space")))?;
-                    if let (Some(&ia), Some(&ib), Some(&im)) = (ids.get(a), ids.get(b), ids.get(&format!("{a}{b}"))) {
-                        merges.entry((ia, ib)).or_insert((rank as u32, im));
-                    }
+        let kind = |ids: &HashMap<String, u32>| -> Result<Kind> {
+            Ok(match model {
+                "gpt2" => {
+                    let pre_name = meta.get("tokenizer.ggml.pre").and_then(Meta::as_str).unwrap_or("default");
+                    let pre = Pre::from_gguf(pre_name).ok_or_else(|| {
+                        Error::unsupported(format!("pre-tokenizer {pre_name:?} (gpt2, smollm, llama3, qwen2 are supported)"))
+                    })?;
+                    let merges = strings(meta, "tokenizer.ggml.merges")?;
+                    let pairs = merges.iter().filter_map(|m| m.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())));
+                    Kind::Bpe { pre, merges: Self::merge_table(ids, pairs) }
                 }
-                Kind::Bpe { pre, merges }
-            }
-            "llama" => {
-                let scores = match meta.get("tokenizer.ggml.scores").and_then(Meta::as_array) {
-                    Some(a) if a.len() == n => a.iter().map(|m| m.as_f64().unwrap_or(0.0) as f32).collect(),
-                    _ => return Err(Error::format("tokenizer.ggml.scores is missing or the wrong length")),
-                };
-                Kind::Spm { scores, add_space_prefix: flag("tokenizer.ggml.add_space_prefix", true) }
-            }
-            other => return Err(Error::unsupported(format!("tokenizer model {other:?} (gpt2 and llama are supported)"))),
+                "llama" => {
+                    let scores = match meta.get("tokenizer.ggml.scores").and_then(Meta::as_array) {
+                        Some(a) if a.len() == n => a.iter().map(|m| m.as_f64().unwrap_or(0.0) as f32).collect(),
+                        _ => return Err(Error::format("tokenizer.ggml.scores is missing or the wrong length")),
+                    };
+                    Kind::Spm { scores, add_space_prefix: flag("tokenizer.ggml.add_space_prefix", true) }
+                }
+                other => return Err(Error::unsupported(format!("tokenizer model {other:?} (gpt2 and llama are supported)"))),
+            })
         };
-        let special: Vec<bool> = types.iter().map(|&t| t == CONTROL || t == USER_DEFINED).collect();
-        let mut specials: Vec<(String, u32)> =
-            (0..n).filter(|&i| special[i] && !tokens[i].is_empty()).map(|i| (tokens[i].clone(), i as u32)).collect();
-        specials.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
-        let mut byte_ids = vec![None; 256];
-        for (i, t) in tokens.iter().enumerate() {
-            if types[i] == BYTE {
-                if let Some(b) = t.strip_prefix("<0x").and_then(|h| h.strip_suffix('>')).and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    byte_ids[b as usize] = Some(i as u32);
-                }
-            }
-        }
-        Ok(Tokenizer {
-            kind,
-            special,
-            ids,
-            specials,
+        let v = Vocab {
+            special: types.iter().map(|&t| t == CONTROL || t == USER_DEFINED).collect(),
+            byte_tokens: types.iter().map(|&t| t == BYTE).collect(),
             bos: id("tokenizer.ggml.bos_token_id"),
             eos: id("tokenizer.ggml.eos_token_id"),
             add_bos: flag("tokenizer.ggml.add_bos_token", model == "llama"),
             tokens,
-            byte_ids,
-            cache: RefCell::new(HashMap::new()),
-        })
+        };
+        Self::build(v, kind)
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -322,4 +399,39 @@ impl Ord for OrdF32 {
     fn cmp(&self, o: &Self) -> std::cmp::Ordering {
         self.0.total_cmp(&o.0)
     }
+}
+
+/// Maps a tokenizer.json pre_tokenizer to the splits we implement; anything else is refused
+/// rather than silently tokenized differently.
+fn hf_pre_tokenizer(p: &serde_json::Value) -> Result<Pre> {
+    const LLAMA3: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    const QWEN2: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    let kind = |v: &serde_json::Value| v["type"].as_str().unwrap_or("").to_string();
+    let parts: Vec<&serde_json::Value> = match kind(p).as_str() {
+        "Sequence" => p["pretokenizers"].as_array().map(|a| a.iter().collect()).unwrap_or_default(),
+        _ => vec![p],
+    };
+    let sig: Vec<String> = parts
+        .iter()
+        .map(|v| match kind(v).as_str() {
+            "ByteLevel" if v["use_regex"].as_bool().unwrap_or(true) => "ByteLevel+regex".into(),
+            "ByteLevel" => "ByteLevel".into(),
+            "Digits" if v["individual_digits"].as_bool() == Some(true) => "Digits1".into(),
+            "Split" => match v["pattern"]["Regex"].as_str() {
+                Some(LLAMA3) => "Split:llama3".into(),
+                Some(QWEN2) => "Split:qwen2".into(),
+                Some(other) => format!("Split:{other}"),
+                None => "Split:?".into(),
+            },
+            other => other.into(),
+        })
+        .collect();
+    let sig: Vec<&str> = sig.iter().map(String::as_str).collect();
+    Ok(match sig.as_slice() {
+        ["ByteLevel+regex"] => Pre::Gpt2,
+        ["Digits1", "ByteLevel+regex"] => Pre::SmolLm,
+        ["Split:llama3", "ByteLevel"] => Pre::Llama3 { max_digits: 3 },
+        ["Split:qwen2", "ByteLevel"] => Pre::Llama3 { max_digits: 1 },
+        other => return Err(Error::unsupported(format!("tokenizer.json: pre-tokenizer {other:?} is not supported"))),
+    })
 }

@@ -50,3 +50,20 @@ test('auto falls back to the CPU when WebGPU is off', async () => {
     await browser.close();
   }
 });
+
+test('models in Chromium: 21 tiny fixtures (GGUF and HF folders) and SmolLM2', { timeout: 600_000 }, async () => {
+  const browser = await launch({ webgpu: true });
+  try {
+    const { page } = await open(browser, `${url}/tests/js/page.html`);
+    const tiny = await page.evaluate(() => window.tinyModels('webgpu'));
+    assert.deepEqual(tiny.failures, []);
+    assert.equal(tiny.checked, 21);
+    const smol = await page.evaluate(() => window.smolLM2());
+    console.log(`# SmolLM2 in Chromium: load ${smol.loadMs.toFixed(0)} ms, 32 tokens in ${smol.genMs.toFixed(0)} ms`);
+    assert.deepEqual(smol.tokens, smol.want);
+    assert.equal(smol.progress, 1);
+    assert.ok(smol.events > 3);
+  } finally {
+    await browser.close();
+  }
+});
