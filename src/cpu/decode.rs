@@ -2,7 +2,7 @@
 //! four weights at a time, widened to f32 in registers. Per-block constants (scales) are
 //! decoded once per block (`Decode::ctx`), not per four weights.
 
-use super::simd::F32x4;
+use super::simd::{Bytes16, F32x4};
 
 /// A weight format as the CPU kernels see it.
 pub trait Decode {
@@ -16,6 +16,11 @@ pub trait Decode {
     const UNITS: usize;
     /// Rows may end in a partial block (element formats only).
     const TAIL: bool;
+    /// Block formats: `load4` gives raw codes q and the weight is `d·q + m` per block, so
+    /// the kernel applies d and m once per block instead of per weight.
+    const AFFINE: bool = false;
+    /// ... and m is not always zero.
+    const HAS_MIN: bool = false;
 
     /// # Safety
     /// `block` must address a whole block.
@@ -24,6 +29,10 @@ pub trait Decode {
     /// # Safety
     /// `block` must address a whole block; `sub < BLOCK / 4`.
     unsafe fn load4(ctx: &Self::Ctx, block: *const Self::Unit, sub: usize) -> F32x4;
+    /// (d, m) of a block, splatted (affine formats).
+    fn scale(_ctx: &Self::Ctx) -> (F32x4, F32x4) {
+        (F32x4::splat(1.0), F32x4::zero())
+    }
     /// Weight `k` of a row (only used for tails, so only for element formats).
     /// # Safety
     /// `row` must address at least `k + 1` units.
@@ -67,37 +76,43 @@ element_format!(F32, f32, |p| F32x4::load(p), |v: f32| v);
 element_format!(F16, u16, |p| F32x4::load_f16(p), |v: u16| half::f16::from_bits(v).to_f32());
 element_format!(BF16, u16, |p| F32x4::load_bf16(p), |v: u16| f32::from_bits((v as u32) << 16));
 
+/// A block scale (finite f16, checked at load) as f32: the SIMD path's bit trick in scalar
+/// form, a few instructions instead of a software conversion.
 #[inline(always)]
 unsafe fn half_at(p: *const u8) -> f32 {
-    half::f16::from_bits(u16::from_le_bytes([*p, *p.add(1)])).to_f32()
+    let h = u16::from_le_bytes([*p, *p.add(1)]) as u32;
+    let mag = f32::from_bits((h & 0x7fff) << 13) * f32::from_bits(0x7780_0000);
+    f32::from_bits(mag.to_bits() | ((h & 0x8000) << 16))
 }
 
-/// (d, m) splatted: a weight is `d·q + m`.
+/// A Q4 block: (d, m) splatted and its 16 quant bytes; a weight is `d·q + m`.
 #[derive(Clone, Copy)]
-pub struct Affine(F32x4, F32x4);
+pub struct Q4Block(F32x4, F32x4, Bytes16);
 
 /// Q4_0 and Q4_1: byte j of the 16 quant bytes holds weight j (low nibble) and j + 16 (high).
 macro_rules! nibble_format {
-    ($name:ident, $bytes:expr, $qs:expr, $ctx:expr) => {
+    ($name:ident, $bytes:expr, $qs:expr, $dm:expr) => {
         pub struct $name;
         impl Decode for $name {
             type Unit = u8;
-            type Ctx = Affine;
+            type Ctx = Q4Block;
             const BLOCK: usize = 32;
             const UNITS: usize = $bytes;
             const TAIL: bool = false;
+            const AFFINE: bool = true;
+            const HAS_MIN: bool = true;
             #[inline(always)]
-            unsafe fn ctx(b: *const u8) -> Affine {
-                $ctx(b)
+            unsafe fn ctx(b: *const u8) -> Q4Block {
+                let (d, m): (f32, f32) = $dm(b);
+                Q4Block(F32x4::splat(d), F32x4::splat(m), Bytes16::load(b.add($qs)))
             }
             #[inline(always)]
-            unsafe fn load4(c: &Affine, b: *const u8, sub: usize) -> F32x4 {
-                let q = if sub < 4 {
-                    F32x4::load_nibbles::<false>(b.add($qs + 4 * sub))
-                } else {
-                    F32x4::load_nibbles::<true>(b.add($qs + 4 * (sub - 4)))
-                };
-                q.mul_add(c.0, c.1)
+            unsafe fn load4(c: &Q4Block, _: *const u8, sub: usize) -> F32x4 {
+                F32x4::nibbles(c.2, sub)
+            }
+            #[inline(always)]
+            fn scale(c: &Q4Block) -> (F32x4, F32x4) {
+                (c.0, c.1)
             }
             unsafe fn at(_: *const u8, _: usize) -> f32 {
                 unreachable!("block formats have no tails")
@@ -106,11 +121,11 @@ macro_rules! nibble_format {
     };
 }
 
-nibble_format!(Q4_0, 18, 2, |b| {
+nibble_format!(Q4_0, 18, 2, |b: *const u8| {
     let d = half_at(b);
-    Affine(F32x4::splat(d), F32x4::splat(-8.0 * d))
+    (d, -8.0 * d)
 });
-nibble_format!(Q4_1, 20, 4, |b: *const u8| Affine(F32x4::splat(half_at(b)), F32x4::splat(half_at(b.add(2)))));
+nibble_format!(Q4_1, 20, 4, |b: *const u8| (half_at(b), half_at(b.add(2))));
 
 pub struct Q8_0;
 impl Decode for Q8_0 {
@@ -119,13 +134,18 @@ impl Decode for Q8_0 {
     const BLOCK: usize = 32;
     const UNITS: usize = 34;
     const TAIL: bool = false;
+    const AFFINE: bool = true;
     #[inline(always)]
     unsafe fn ctx(b: *const u8) -> F32x4 {
         F32x4::splat(half_at(b))
     }
     #[inline(always)]
-    unsafe fn load4(d: &F32x4, b: *const u8, sub: usize) -> F32x4 {
-        F32x4::load_i8(b.add(2 + 4 * sub)).mul(*d)
+    unsafe fn load4(_: &F32x4, b: *const u8, sub: usize) -> F32x4 {
+        F32x4::load_i8(b.add(2 + 4 * sub))
+    }
+    #[inline(always)]
+    fn scale(d: &F32x4) -> (F32x4, F32x4) {
+        (*d, F32x4::zero())
     }
     unsafe fn at(_: *const u8, _: usize) -> f32 {
         unreachable!("block formats have no tails")

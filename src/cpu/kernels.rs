@@ -29,6 +29,9 @@ impl<const R: usize, const C: usize> Acc<R, C> {
     #[inline(always)]
     unsafe fn add<F: Decode>(&mut self, xs: &[*const f32; R], ws: &[*const F::Unit; C], len: usize) {
         let blocks = len / F::BLOCK;
+        if F::AFFINE {
+            return self.add_affine::<F>(xs, ws, blocks);
+        }
         for b in 0..blocks {
             let blk: [*const F::Unit; C] = core::array::from_fn(|c| ws[c].add(b * F::UNITS));
             let ctx: [F::Ctx; C] = core::array::from_fn(|c| F::ctx(blk[c]));
@@ -48,6 +51,43 @@ impl<const R: usize, const C: usize> Acc<R, C> {
                 for r in 0..R {
                     for c in 0..C {
                         self.s[r][c] += *xs[r].add(k) * F::at(ws[c], k);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Block formats: `Σ (d·q + m)·x = d·Σ q·x + m·Σ x` per block, so the per-weight work
+    /// is one widening and one multiply-add.
+    ///
+    /// # Safety
+    /// As `add`, with rows of whole blocks.
+    #[inline(always)]
+    unsafe fn add_affine<F: Decode>(&mut self, xs: &[*const f32; R], ws: &[*const F::Unit; C], blocks: usize) {
+        for b in 0..blocks {
+            let blk: [*const F::Unit; C] = core::array::from_fn(|c| ws[c].add(b * F::UNITS));
+            let ctx: [F::Ctx; C] = core::array::from_fn(|c| F::ctx(blk[c]));
+            let mut p = [[F32x4::zero(); C]; R];
+            let mut xsum = [F32x4::zero(); R];
+            for sub in 0..F::BLOCK / 4 {
+                let q: [F32x4; C] = core::array::from_fn(|c| F::load4(&ctx[c], blk[c], sub));
+                let k = b * F::BLOCK + 4 * sub;
+                for r in 0..R {
+                    let xv = F32x4::load(xs[r].add(k));
+                    if F::HAS_MIN {
+                        xsum[r] = xsum[r].add(xv);
+                    }
+                    for c in 0..C {
+                        p[r][c] = xv.mul_add(q[c], p[r][c]);
+                    }
+                }
+            }
+            for c in 0..C {
+                let (d, m) = F::scale(&ctx[c]);
+                for r in 0..R {
+                    self.v[r][c] = p[r][c].mul_add(d, self.v[r][c]);
+                    if F::HAS_MIN {
+                        self.v[r][c] = xsum[r].mul_add(m, self.v[r][c]);
                     }
                 }
             }
@@ -75,11 +115,13 @@ where
     F: Decode,
     S: TileSink<1> + TileSink<2> + TileSink<3> + TileSink<4>,
 {
-    match xs.len() {
-        4 => sweep_rc::<F, S, 4, 2>(xs.try_into().unwrap(), w, nw, inp, sink),
-        3 => sweep_rc::<F, S, 3, 2>(xs.try_into().unwrap(), w, nw, inp, sink),
-        2 => sweep_rc::<F, S, 2, 4>(xs.try_into().unwrap(), w, nw, inp, sink),
-        1 => sweep_rc::<F, S, 1, 4>(xs.try_into().unwrap(), w, nw, inp, sink),
+    // Block formats keep per-block partial sums too: at most 2 rows x 2 weight rows.
+    match (xs.len(), F::AFFINE) {
+        (4, _) => sweep_rc::<F, S, 4, 2>(xs.try_into().unwrap(), w, nw, inp, sink),
+        (3, _) => sweep_rc::<F, S, 3, 2>(xs.try_into().unwrap(), w, nw, inp, sink),
+        (2, false) => sweep_rc::<F, S, 2, 4>(xs.try_into().unwrap(), w, nw, inp, sink),
+        (2, true) => sweep_rc::<F, S, 2, 2>(xs.try_into().unwrap(), w, nw, inp, sink),
+        (1, _) => sweep_rc::<F, S, 1, 4>(xs.try_into().unwrap(), w, nw, inp, sink),
         _ => unreachable!("row blocks hold 1 to 4 rows"),
     }
 }
@@ -187,8 +229,9 @@ pub fn lora_linear<F: Decode>(
 ) {
     assert!(x.len() >= n * inp && w.len() >= out * F::row_units(inp) && y.len() >= n * out && routes.n_rows() == n);
     let mut sink = Output { r0: 0, block: [&[]; 4], uniform: false, out, arena, t, y };
-    for r0 in (0..n).step_by(4) {
-        let rows = r0..n.min(r0 + 4);
+    let step = if F::AFFINE { 2 } else { 4 };
+    for r0 in (0..n).step_by(step) {
+        let rows = r0..n.min(r0 + step);
         let xs: Vec<*const f32> = rows.clone().map(|r| x[r * inp..].as_ptr()).collect();
         for r in rows.clone() {
             sink.block[r - r0] = routes.row_entries(r);

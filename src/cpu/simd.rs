@@ -8,6 +8,19 @@ mod imp {
     #[derive(Clone, Copy)]
     pub struct F32x4(v128);
 
+    /// Sixteen bytes in one register (a block's quants).
+    #[derive(Clone, Copy)]
+    pub struct Bytes16(v128);
+
+    impl Bytes16 {
+        /// # Safety
+        /// `p..p+16` must be readable.
+        #[inline(always)]
+        pub unsafe fn load(p: *const u8) -> Self {
+            Bytes16(v128_load(p as *const v128))
+        }
+    }
+
     impl F32x4 {
         #[inline(always)]
         pub fn zero() -> Self {
@@ -62,6 +75,17 @@ mod imp {
             let v = v128_load32_zero(p as *const u32);
             F32x4(f32x4_convert_i32x4(i32x4_extend_low_i16x8(i16x8_extend_low_i8x16(v))))
         }
+        /// Bytes `4·(sub % 4) ..+4` of `q` as floats: their low nibbles for `sub < 4`, their
+        /// high nibbles otherwise (GGUF's Q4 layout: byte j holds weights j and j + 16).
+        #[inline(always)]
+        pub fn nibbles(q: Bytes16, sub: usize) -> Self {
+            let j = (4 * (sub % 4)) as u8;
+            // Swizzle spreads four bytes into four u32 lanes (indices >= 16 give 0).
+            let mask = u8x16(j, 16, 16, 16, j + 1, 16, 16, 16, j + 2, 16, 16, 16, j + 3, 16, 16, 16);
+            let v = i8x16_swizzle(q.0, mask);
+            let v = if sub < 4 { v128_and(v, u32x4_splat(0xf)) } else { u32x4_shr(v, 4) };
+            F32x4(f32x4_convert_i32x4(v))
+        }
         /// The low (`HIGH = false`) or high nibbles of four bytes, as floats 0..=15.
         /// # Safety
         /// `p..p+4` must be readable.
@@ -88,6 +112,18 @@ mod imp {
 mod imp {
     #[derive(Clone, Copy)]
     pub struct F32x4([f32; 4]);
+
+    #[derive(Clone, Copy)]
+    pub struct Bytes16([u8; 16]);
+
+    impl Bytes16 {
+        /// # Safety
+        /// `p..p+16` must be readable.
+        #[inline(always)]
+        pub unsafe fn load(p: *const u8) -> Self {
+            Bytes16(core::ptr::read_unaligned(p as *const [u8; 16]))
+        }
+    }
 
     impl F32x4 {
         #[inline(always)]
@@ -138,6 +174,14 @@ mod imp {
             let b = core::ptr::read_unaligned(p as *const [i8; 4]);
             F32x4(b.map(|v| v as f32))
         }
+        #[inline(always)]
+        pub fn nibbles(q: Bytes16, sub: usize) -> Self {
+            let j = 4 * (sub % 4);
+            F32x4(core::array::from_fn(|i| {
+                let b = q.0[j + i];
+                (if sub < 4 { b & 0xf } else { b >> 4 }) as f32
+            }))
+        }
         /// # Safety
         /// `p..p+4` must be readable.
         #[inline(always)]
@@ -161,4 +205,4 @@ mod imp {
     }
 }
 
-pub use imp::F32x4;
+pub use imp::{Bytes16, F32x4};
