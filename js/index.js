@@ -1,6 +1,6 @@
 // lorafuse public API. Loads the wasm module itself (fetch in browsers and bundlers, the
 // file system in Node), so callers never run an init function.
-import init, { Runtime, ModelLoader } from './wasm/lorafuse.js';
+import init, { Runtime, ModelLoader, wasmMemoryBytes } from './wasm/lorafuse.js';
 import { openSources } from './sources.js';
 import { AbortError, ConfigError, LoraError, ShapeError, AdapterError, call, callAsync } from './errors.js';
 export { LoraError, ShapeError, AdapterError, ConfigError, BackendError, FormatError, UnsupportedError, LimitError, AbortError } from './errors.js';
@@ -45,6 +45,11 @@ export class LoraRuntime {
   static async create({ backend = 'auto' } = {}) {
     await loadWasm();
     return new LoraRuntime(await callAsync(() => Runtime.create(String(backend))));
+  }
+
+  /** Bytes of wasm memory in use (it only grows: this is the peak so far). */
+  static wasmMemoryBytes() {
+    return loading ? wasmMemoryBytes() : 0;
   }
 
   /** "webgpu" or "cpu": what actually runs. */

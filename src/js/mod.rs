@@ -19,6 +19,12 @@ pub(crate) fn js_err(e: Error) -> JsValue {
     err.into()
 }
 
+/// Bytes of wasm linear memory (it only grows, so this is the peak so far).
+#[wasm_bindgen(js_name = wasmMemoryBytes)]
+pub fn wasm_memory_bytes() -> f64 {
+    wasm_bindgen::memory().unchecked_into::<js_sys::WebAssembly::Memory>().buffer().unchecked_into::<js_sys::ArrayBuffer>().byte_length() as f64
+}
+
 /// Memory-bandwidth ceiling for benchmarks: sums `mib` MiB of f32, `reps` times, and
 /// returns the best GB/s (same runtime and SIMD width as the kernels).
 #[wasm_bindgen(js_name = benchReadCeiling)]
