@@ -12,5 +12,7 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
 fi
 mkdir -p bench/out
 { date -u; lscpu | grep -E 'Model name|^CPU\(s\)'; } | tee bench/out/machine.txt
+bash scripts/fetch-model.sh
 node bench/wasm.mjs | tee bench/out/wasm.md
+node bench/model.mjs | tee bench/out/model.md
 cargo bench --bench linear -- "$@" | tee bench/out/native.md

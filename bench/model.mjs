@@ -1,0 +1,50 @@
+// npm run bench, part 3: SmolLM2-135M-Instruct Q4_1 end to end on the CPU backend, in Node
+// and in headless Chromium, beside wllama (llama.cpp in wasm) in the same Chromium.
+import { readFile } from 'node:fs/promises';
+import * as api from '../pkg/index.js';
+import { benchReadCeiling } from '../pkg/wasm/lorafuse.js';
+import { benchLorafuse } from './measure.mjs';
+import { serve } from '../scripts/serve.mjs';
+import { launch, open } from '../tests/js/browser.mjs';
+
+const REF = JSON.parse(await readFile(new URL('../tests/fixtures/smollm2/reference.json', import.meta.url)));
+const PROMPT = REF.prompt; // 20 tokens
+const TOKENS = 32;
+const MODEL = new URL('../.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf', import.meta.url);
+const MiB = (b) => (b / 2 ** 20).toFixed(1);
+
+function table(rows, ceiling, ref) {
+  console.log('| runtime | prompt tokens | load ms | prefill ms | prefill tok/s | decode tok/s | decode GB/s (weights) | % ceiling | vs wllama 1 thread (prefill, decode) |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const r of rows) {
+    if (r.error) {
+      console.log(`| ${r.label} | error: ${r.error} |`);
+      continue;
+    }
+    const gbps = r.weightBytes ? (r.decodeTokS * r.weightBytes) / 1e9 : undefined;
+    const vs = ref && !r.label.startsWith('wllama') ? `${(r.prefillTokS / ref.prefillTokS).toFixed(1)}×, ${(r.decodeTokS / ref.decodeTokS).toFixed(1)}×` : '';
+    console.log(
+      `| ${r.label} | ${r.promptTokens} | ${r.loadMs.toFixed(0)} | ${r.prefillMs.toFixed(0)} | ${r.prefillTokS.toFixed(1)} | ${r.decodeTokS.toFixed(1)} | ${gbps ? gbps.toFixed(2) : ''} | ${gbps && ceiling ? ((100 * gbps) / ceiling).toFixed(0) + '%' : ''} | ${vs} |`,
+    );
+  }
+}
+
+// The model first: the ceiling's 256 MiB buffer would otherwise count as peak memory.
+const node = await benchLorafuse(api, MODEL, { prompt: PROMPT, tokens: TOKENS, label: 'lorafuse CPU, Node' });
+const ceiling = benchReadCeiling(256, 3);
+console.log(`\n### SmolLM2-135M-Instruct ${node.quantization}, greedy, ${TOKENS} tokens, one thread`);
+console.log(`Node ${process.version}: wasm read ceiling ${ceiling.toFixed(1)} GB/s; peak wasm memory ${MiB(node.peakWasmBytes)} MiB for a ${MiB(node.fileBytes)} MiB file\n`);
+
+const { server, url } = await serve('.');
+const browser = await launch({ webgpu: false });
+try {
+  const { page } = await open(browser, `${url}/bench/page.html`, 'benchReady');
+  const r = await page.evaluate(([p, n]) => window.runBench(p, n), [PROMPT, TOKENS]);
+  const lf = { ...r.rows[0], label: 'lorafuse CPU, Chromium' };
+  const wl1 = r.rows.find((x) => x.label === 'wllama, 1 thread' && !x.error);
+  table([node, lf, ...r.rows.slice(1)], ceiling, wl1);
+  console.log(`\nChromium: peak wasm memory ${MiB(lf.peakWasmBytes)} MiB (lorafuse); cross-origin isolated: ${r.isolated}`);
+} finally {
+  await browser.close();
+  server.close();
+}
