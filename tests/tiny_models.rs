@@ -76,19 +76,19 @@ fn every_arch_and_format_matches_pytorch() {
     for (arch, entry) in r["models"].as_object().unwrap() {
         for (variant, e) in entry.as_object().unwrap() {
             let label = format!("{arch}/{variant}");
-            let model = if variant == "hf" {
+            let model = if variant.starts_with("hf") {
                 load(&hf_files(&dir().join(e["dir"].as_str().unwrap())), 4093).unwrap()
             } else {
                 load(&[dir().join(e["file"].as_str().unwrap())], 1000 + checked * 77).unwrap()
             };
-            assert_eq!(model.info.architecture, if arch == "mistral" && variant != "hf" { "llama" } else { arch }, "{label}");
+            assert_eq!(model.info.architecture, if arch == "mistral" && !variant.starts_with("hf") { "llama" } else { arch }, "{label}");
             // The tokenizer (GGUF metadata or tokenizer.json) agrees with Hugging Face's.
             assert_eq!(model.tokenizer.encode(r["prompt"].as_str().unwrap(), true), prompt, "{label} prompt ids");
             check(&label, &model, e, &prompt);
             checked += 1;
         }
     }
-    assert_eq!(checked, 21, "3 architectures × (6 GGUF formats + HF)");
+    assert_eq!(checked, 22, "3 architectures × (6 GGUF formats + HF), plus sharded HF");
 }
 
 #[test]

@@ -26,7 +26,7 @@ export async function checkTinyModels(api, rt, base, { only = () => true } = {})
       if (!only(arch, variant)) continue;
       const label = `${arch}/${variant}`;
       // GGUF by URL; HF folders by folder URL (the loader fetches what it needs).
-      const src = variant === 'hf' ? new URL(`${e.dir}/`, base).href : new URL(e.file, base).href;
+      const src = variant.startsWith('hf') ? new URL(`${e.dir}/`, base).href : new URL(e.file, base).href;
       const model = await rt.loadModel(src);
       const ids = model.tokenize(ref.prompt);
       if (JSON.stringify(ids) !== JSON.stringify(ref.prompt_ids)) failures.push(`${label}: prompt ids ${ids}`);
