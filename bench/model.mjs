@@ -30,7 +30,12 @@ function table(rows, ceiling, ref) {
 }
 
 // The model first: the ceiling's 256 MiB buffer would otherwise count as peak memory.
-const node = await benchLorafuse(api, MODEL, { prompt: PROMPT, tokens: TOKENS, label: 'lorafuse CPU, Node' });
+const node = await benchLorafuse(api, MODEL, { prompt: PROMPT, tokens: TOKENS, label: 'lorafuse CPU, Node, Q4_1' });
+const HF = [['f32', 'smollm2-hf-f32/'], ['f16', 'smollm2-hf-f16/']];
+const nodeHf = [];
+for (const [f, dir] of HF) {
+  nodeHf.push(await benchLorafuse(api, new URL(`../.cache/models/${dir}`, import.meta.url), { prompt: PROMPT, tokens: TOKENS, label: `lorafuse CPU, Node, HF ${f}` }));
+}
 const ceiling = benchReadCeiling(256, 3);
 console.log(`\n### SmolLM2-135M-Instruct ${node.quantization}, greedy, ${TOKENS} tokens, one thread`);
 console.log(`Node ${process.version}: wasm read ceiling ${ceiling.toFixed(1)} GB/s; peak wasm memory ${MiB(node.peakWasmBytes)} MiB for a ${MiB(node.fileBytes)} MiB file\n`);
@@ -39,11 +44,12 @@ const { server, url } = await serve('.');
 const browser = await launch({ webgpu: false });
 try {
   const { page } = await open(browser, `${url}/bench/page.html`, 'benchReady');
-  const r = await page.evaluate(([p, n]) => window.runBench(p, n), [PROMPT, TOKENS]);
-  const lf = { ...r.rows[0], label: 'lorafuse CPU, Chromium' };
+  const extra = HF.map(([f, dir]) => [`lorafuse CPU, Chromium, HF ${f}`, `/.cache/models/${dir}`]);
+  const r = await page.evaluate(([p, n, x]) => window.runBench(p, n, x), [PROMPT, TOKENS, extra]);
   const wl1 = r.rows.find((x) => x.label === 'wllama, 1 thread' && !x.error);
-  table([node, lf, ...r.rows.slice(1)], ceiling, wl1);
-  console.log(`\nChromium: peak wasm memory ${MiB(lf.peakWasmBytes)} MiB (lorafuse); cross-origin isolated: ${r.isolated}`);
+  table([node, ...nodeHf, ...r.rows], ceiling, wl1);
+  const lf = r.rows[0];
+  console.log(`\nChromium: peak wasm memory after the Q4_1 model ${MiB(lf.peakWasmBytes)} MiB (file ${MiB(lf.fileBytes)} MiB); cross-origin isolated: ${r.isolated}`);
 } finally {
   await browser.close();
   server.close();

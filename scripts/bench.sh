@@ -13,6 +13,10 @@ fi
 mkdir -p bench/out
 { date -u; lscpu | grep -E 'Model name|^CPU\(s\)'; } | tee bench/out/machine.txt
 bash scripts/fetch-model.sh
+for f in f32 f16; do  # SmolLM2's unquantized Hugging Face forms, exported from the GGUF
+  [ -f ".cache/models/smollm2-hf-$f/model.safetensors" ] ||
+    cargo run -q --release --example gguf_to_hf -- .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf ".cache/models/smollm2-hf-$f" "$f"
+done
 node bench/wasm.mjs | tee bench/out/wasm.md
 node bench/model.mjs | tee bench/out/model.md
 cargo bench --bench linear -- "$@" | tee bench/out/native.md

@@ -119,3 +119,39 @@ fn tokenizer_matches_hugging_face() {
     assert_eq!(tok.encode(j["prompt"].as_str().unwrap(), true), reference().prompt_ids);
 }
 
+
+/// The Hugging Face route on the same weights: the GGUF exported as an HF folder (f32
+/// safetensors, config.json, tokenizer.json), loaded back, gives PyTorch's logits and tokens.
+#[test]
+fn hugging_face_folder_matches_pytorch() {
+    use lorafuse::model::export::gguf_to_hf;
+    use lorafuse::model::load::Loader;
+    let Some(bytes) = model_bytes() else { return };
+    let mut s = GgufStream::new(FILE);
+    s.push(&bytes).unwrap();
+    let files = gguf_to_hf(s, FILE, lorafuse::WeightFormat::F32).unwrap();
+    let mut l = Loader::new();
+    for (name, data) in &files {
+        l.begin(name).unwrap();
+        for c in data.chunks(3 << 20) {
+            l.push(c).unwrap();
+        }
+    }
+    let model = l.finish(&CpuBackend).unwrap();
+    assert_eq!(model.info.quantization, "f32");
+    let r = reference();
+    let j = reference_json();
+    for case in j["tokenizer_cases"].as_array().unwrap() {
+        let want: Vec<u32> = case["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        assert_eq!(model.tokenizer.encode(case["text"].as_str().unwrap(), true), want);
+    }
+    let vocab = model.info.vocab_size;
+    let mut sess = model.llama.session();
+    let logits = model.llama.forward(&mut sess, &r.prompt_ids, Logits::All, &Mix::Base).unwrap().data;
+    for (p, (got, want)) in logits.chunks(vocab).zip(r.logits.chunks(vocab)).enumerate() {
+        let num: f64 = got.iter().zip(want).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
+        let den: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum();
+        assert!((num / den).sqrt() <= 1e-4, "position {p}");
+        assert_eq!(argmax(got), r.argmax[p]);
+    }
+}

@@ -377,6 +377,51 @@ impl Tokenizer {
     }
 }
 
+impl Tokenizer {
+    /// A Hugging Face tokenizer.json for this vocabulary (byte-level BPE only): lets a GGUF
+    /// model be exported as an HF folder that tokenizes identically.
+    pub fn to_hf_json(&self) -> Result<String> {
+        let Kind::Bpe { pre, merges } = &self.kind else {
+            return Err(Error::unsupported("tokenizer.json export is for byte-level BPE vocabularies"));
+        };
+        let mut ranked: Vec<(u32, u32, u32)> = merges.iter().map(|(&(a, b), &(rank, _))| (rank, a, b)).collect();
+        ranked.sort_unstable();
+        let merges: Vec<String> = ranked.iter().map(|&(_, a, b)| format!("{} {}", self.tokens[a as usize], self.tokens[b as usize])).collect();
+        let vocab: serde_json::Map<String, serde_json::Value> =
+            self.tokens.iter().enumerate().map(|(i, t)| (t.clone(), serde_json::json!(i))).collect();
+        let added: Vec<serde_json::Value> = (0..self.tokens.len())
+            .filter(|&i| self.special[i])
+            .map(|i| serde_json::json!({"id": i, "content": self.tokens[i], "single_word": false, "lstrip": false,
+                "rstrip": false, "normalized": false, "special": true}))
+            .collect();
+        let byte_level = |regex: bool| serde_json::json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": regex});
+        let split = |digits: &str| serde_json::json!({"type": "Split", "pattern": {"Regex": format!(
+            r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^
+\p{{L}}\p{{N}}]?\p{{L}}+|\p{{N}}{digits}| ?[^\s\p{{L}}\p{{N}}]+[
+]*|\s*[
+]+|\s+(?!\S)|\s+")},
+            "behavior": "Isolated", "invert": false});
+        let pre = match pre {
+            Pre::Gpt2 => byte_level(true),
+            Pre::SmolLm => serde_json::json!({"type": "Sequence", "pretokenizers": [
+                {"type": "Digits", "individual_digits": true}, byte_level(true)]}),
+            Pre::Llama3 { max_digits: 3 } => serde_json::json!({"type": "Sequence", "pretokenizers": [split("{1,3}"), byte_level(false)]}),
+            Pre::Llama3 { .. } => serde_json::json!({"type": "Sequence", "pretokenizers": [split(""), byte_level(false)]}),
+        };
+        let j = serde_json::json!({
+            "version": "1.0",
+            "added_tokens": added,
+            "normalizer": null,
+            "pre_tokenizer": pre,
+            "post_processor": null,
+            "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+            "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
+                      "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false, "vocab": vocab, "merges": merges},
+        });
+        Ok(j.to_string())
+    }
+}
+
 /// Byte-level BPE on one piece: merge the lowest-ranked adjacent pair until none applies.
 fn bpe_merge(syms: &mut Vec<u32>, rank: impl Fn(u32, u32) -> Option<(u32, u32)>) {
     loop {

@@ -51,7 +51,7 @@ test('auto falls back to the CPU when WebGPU is off', async () => {
   }
 });
 
-test('models in Chromium: 21 tiny fixtures (GGUF and HF folders) and SmolLM2', { timeout: 600_000 }, async () => {
+test('models in Chromium: 22 tiny fixtures (GGUF and HF folders) and SmolLM2', { timeout: 600_000 }, async () => {
   const browser = await launch({ webgpu: true });
   try {
     const { page } = await open(browser, `${url}/tests/js/page.html`);
