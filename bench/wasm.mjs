@@ -20,7 +20,7 @@ console.log('|---|---|---|---|---|---|---|---|---|---|');
 for (const dtype of dtypes) {
   for (const n of [1, 64]) {
     for (const [out, inp] of SHAPES) {
-      const r = benchLinear(out, inp, n, dtype, [16], n === 1 ? coldMiB : 0, minMs);
+      const r = benchLinear(out, inp, n, dtype, [16], n === 1 ? coldMiB : 0, minMs, false);
       const flops = (2 * n * out * inp) / (r.base_ms * 1e6);
       const gbps = r.weight_bytes / (r.base_ms * 1e6);
       const overhead = r.lora_ms / r.base_ms - 1;

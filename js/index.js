@@ -76,9 +76,10 @@ export class LoraRuntime {
    * Loads a model, streaming its bytes into place: a GGUF file (URL, Response, Blob/File,
    * ArrayBuffer, Uint8Array) or a Hugging Face folder (URL ending in "/", Files, or
    * {files: {name: source}}). onProgress({loaded, total, file}) follows the bytes. Models
-   * run on the CPU backend for now (info.backend says so).
+   * run on the CPU backend for now (info.backend says so). int8Activations: opt-in faster
+   * path for Q8_0/Q4_0/Q4_1 weights that quantizes activations per 32-block (less exact).
    */
-  async loadModel(source, { onProgress, signal, fileName } = {}) {
+  async loadModel(source, { onProgress, signal, fileName, int8Activations = false } = {}) {
     const files = await callAsync(() => openSources(source, { signal, fileName }));
     const total = files.every((f) => f.total !== undefined) ? files.reduce((a, f) => a + f.total, 0) : undefined;
     const loader = new ModelLoader();
@@ -93,7 +94,7 @@ export class LoraRuntime {
           onProgress?.({ loaded, total, file: f.name });
         }
       }
-      return new Model(call(() => loader.finish()));
+      return new Model(call(() => loader.finish(!!int8Activations)));
     } finally {
       loader.free();
     }

@@ -142,3 +142,9 @@ fn adapters_survive_arena_growth_and_removal() {
 fn f16_widening_is_exact() {
     check_f16_widening().unwrap();
 }
+
+/// The opt-in int8-activation path: close to the exact result, and really different.
+#[test]
+fn cpu_int8_activations_are_close() {
+    pollster::block_on(check_int8()).unwrap();
+}

@@ -35,3 +35,8 @@ async fn simd128_rejects_bad_input() {
 fn simd128_f16_widening_is_exact() {
     check_f16_widening().unwrap();
 }
+
+#[wasm_bindgen_test]
+async fn simd128_int8_activations_are_close() {
+    assert!(check_int8().await.unwrap() >= 20);
+}

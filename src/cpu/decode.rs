@@ -2,7 +2,7 @@
 //! four weights at a time, widened to f32 in registers. Per-block constants (scales) are
 //! decoded once per block (`Decode::ctx`), not per four weights.
 
-use super::simd::{Bytes16, F32x4};
+use super::simd::{dot_q4, dot_q8, Bytes16, F32x4, I16x32, I32x4};
 
 /// A weight format as the CPU kernels see it.
 pub trait Decode {
@@ -29,9 +29,18 @@ pub trait Decode {
     /// # Safety
     /// `block` must address a whole block; `sub < BLOCK / 4`.
     unsafe fn load4(ctx: &Self::Ctx, block: *const Self::Unit, sub: usize) -> F32x4;
-    /// (d, m) of a block, splatted (affine formats).
-    fn scale(_ctx: &Self::Ctx) -> (F32x4, F32x4) {
-        (F32x4::splat(1.0), F32x4::zero())
+    /// (d, m) of a block (affine formats).
+    fn scale(_ctx: &Self::Ctx) -> (f32, f32) {
+        (1.0, 0.0)
+    }
+    /// The block's codes dotted with 32 quantized activations (formats with `INT8`).
+    const INT8: bool = false;
+    /// The int8 dot leaves `m·Σx` to add.
+    const INT8_MIN: bool = false;
+    /// # Safety
+    /// `block` must address a whole block.
+    unsafe fn dot_int8(_ctx: &Self::Ctx, _block: *const Self::Unit, _x: &I16x32) -> I32x4 {
+        unreachable!("format without an int8 path")
     }
     /// Weight `k` of a row (only used for tails, so only for element formats).
     /// # Safety
@@ -85,13 +94,13 @@ unsafe fn half_at(p: *const u8) -> f32 {
     f32::from_bits(mag.to_bits() | ((h & 0x8000) << 16))
 }
 
-/// A Q4 block: (d, m) splatted and its 16 quant bytes; a weight is `d·q + m`.
+/// A Q4 block: d, m and its 16 quant bytes; a weight is `d·q + m`.
 #[derive(Clone, Copy)]
-pub struct Q4Block(F32x4, F32x4, Bytes16);
+pub struct Q4Block(f32, f32, Bytes16);
 
 /// Q4_0 and Q4_1: byte j of the 16 quant bytes holds weight j (low nibble) and j + 16 (high).
 macro_rules! nibble_format {
-    ($name:ident, $bytes:expr, $qs:expr, $dm:expr) => {
+    ($name:ident, $bytes:expr, $qs:expr, $dm:expr, $offset:expr, $int8_min:expr) => {
         pub struct $name;
         impl Decode for $name {
             type Unit = u8;
@@ -104,15 +113,21 @@ macro_rules! nibble_format {
             #[inline(always)]
             unsafe fn ctx(b: *const u8) -> Q4Block {
                 let (d, m): (f32, f32) = $dm(b);
-                Q4Block(F32x4::splat(d), F32x4::splat(m), Bytes16::load(b.add($qs)))
+                Q4Block(d, m, Bytes16::load(b.add($qs)))
             }
             #[inline(always)]
             unsafe fn load4(c: &Q4Block, _: *const u8, sub: usize) -> F32x4 {
                 F32x4::nibbles(c.2, sub)
             }
             #[inline(always)]
-            fn scale(c: &Q4Block) -> (F32x4, F32x4) {
+            fn scale(c: &Q4Block) -> (f32, f32) {
                 (c.0, c.1)
+            }
+            const INT8: bool = true;
+            const INT8_MIN: bool = $int8_min;
+            #[inline(always)]
+            unsafe fn dot_int8(c: &Q4Block, _: *const u8, x: &I16x32) -> I32x4 {
+                dot_q4::<$offset>(c.2, x)
             }
             unsafe fn at(_: *const u8, _: usize) -> f32 {
                 unreachable!("block formats have no tails")
@@ -121,31 +136,37 @@ macro_rules! nibble_format {
     };
 }
 
+// Q4_0's int8 dot subtracts the 8 from the codes (no cancellation against a min term).
 nibble_format!(Q4_0, 18, 2, |b: *const u8| {
     let d = half_at(b);
     (d, -8.0 * d)
-});
-nibble_format!(Q4_1, 20, 4, |b: *const u8| (half_at(b), half_at(b.add(2))));
+}, 8, false);
+nibble_format!(Q4_1, 20, 4, |b: *const u8| (half_at(b), half_at(b.add(2))), 0, true);
 
 pub struct Q8_0;
 impl Decode for Q8_0 {
     type Unit = u8;
-    type Ctx = F32x4;
+    type Ctx = f32;
     const BLOCK: usize = 32;
     const UNITS: usize = 34;
     const TAIL: bool = false;
     const AFFINE: bool = true;
     #[inline(always)]
-    unsafe fn ctx(b: *const u8) -> F32x4 {
-        F32x4::splat(half_at(b))
+    unsafe fn ctx(b: *const u8) -> f32 {
+        half_at(b)
     }
     #[inline(always)]
-    unsafe fn load4(_: &F32x4, b: *const u8, sub: usize) -> F32x4 {
+    unsafe fn load4(_: &f32, b: *const u8, sub: usize) -> F32x4 {
         F32x4::load_i8(b.add(2 + 4 * sub))
     }
     #[inline(always)]
-    fn scale(d: &F32x4) -> (F32x4, F32x4) {
-        (*d, F32x4::zero())
+    fn scale(d: &f32) -> (f32, f32) {
+        (*d, 0.0)
+    }
+    const INT8: bool = true;
+    #[inline(always)]
+    unsafe fn dot_int8(_: &f32, b: *const u8, x: &I16x32) -> I32x4 {
+        dot_q8(b.add(2), x)
     }
     unsafe fn at(_: *const u8, _: usize) -> f32 {
         unreachable!("block formats have no tails")

@@ -5,7 +5,7 @@
 //! `T·Bᵀ` in-tile and writes y once; the shrink scales and stores T.
 
 use super::decode::{Decode, F32};
-use super::simd::F32x4;
+use super::simd::{F32x4, I16x32};
 use crate::lora::{RouteEntry, Routes};
 
 /// Open accumulators of an `R x C` tile: 4-lane partial sums plus scalar tails. More dot
@@ -84,6 +84,7 @@ impl<const R: usize, const C: usize> Acc<R, C> {
             }
             for c in 0..C {
                 let (d, m) = F::scale(&ctx[c]);
+                let (d, m) = (F32x4::splat(d), F32x4::splat(m));
                 for r in 0..R {
                     self.v[r][c] = p[r][c].mul_add(d, self.v[r][c]);
                     if F::HAS_MIN {
@@ -94,9 +95,81 @@ impl<const R: usize, const C: usize> Acc<R, C> {
         }
     }
 
+    /// Int8 activations (opt-in): `Σ (d·q + m)·x ≈ d·dx·Σ q·qx + m·Σx` per block, the
+    /// integer dot four multiply-adds per instruction.
+    ///
+    /// # Safety
+    /// As `add`, with rows of whole blocks and `xs` covering them.
+    #[inline(always)]
+    unsafe fn add_int8<F: Decode>(&mut self, xs: &[&QuantRow; R], ws: &[*const F::Unit; C], blocks: usize) {
+        for b in 0..blocks {
+            let blk: [*const F::Unit; C] = core::array::from_fn(|c| ws[c].add(b * F::UNITS));
+            let ctx: [F::Ctx; C] = core::array::from_fn(|c| F::ctx(blk[c]));
+            for (r, x) in xs.iter().enumerate() {
+                let (dx, sum) = (x.scale[b], x.sum[b]);
+                let q = I16x32::load(x.q.as_ptr().add(b * 32));
+                for c in 0..C {
+                    let (d, m) = F::scale(&ctx[c]);
+                    let dot = F::dot_int8(&ctx[c], blk[c], &q).to_f32();
+                    self.v[r][c] = dot.mul_add(F32x4::splat(d * dx), self.v[r][c]);
+                    if F::INT8_MIN {
+                        // m·Σx spread over the four lanes (exact: a power-of-two split).
+                        self.v[r][c] = self.v[r][c].add(F32x4::splat(0.25 * m * sum));
+                    }
+                }
+            }
+        }
+    }
+
     #[inline(always)]
     fn finish(&self) -> [[f32; C]; R] {
         core::array::from_fn(|r| core::array::from_fn(|c| self.v[r][c].sum() + self.s[r][c]))
+    }
+}
+
+/// One activation row quantized per 32-block: `x ≈ scale · q`, with exact block sums.
+pub struct QuantRow {
+    q: Vec<i16>,
+    scale: Vec<f32>,
+    sum: Vec<f32>,
+}
+
+impl QuantRow {
+    pub fn new(x: &[f32]) -> QuantRow {
+        let blocks = x.len() / 32;
+        let mut r = QuantRow { q: Vec::with_capacity(blocks * 32), scale: Vec::with_capacity(blocks), sum: Vec::with_capacity(blocks) };
+        for b in x.chunks_exact(32) {
+            let amax = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let d = amax / 127.0;
+            let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+            r.q.extend(b.iter().map(|v| (v * id).round() as i16));
+            r.scale.push(d);
+            r.sum.push(b.iter().sum());
+        }
+        r
+    }
+}
+
+/// How activation rows reach the tiles: f32 pointers, or int8-quantized rows.
+trait XRow: Copy {
+    /// Adds the base matmul's dot products for these rows to `acc`.
+    ///
+    /// # Safety
+    /// Rows and weight rows must hold `len` elements.
+    unsafe fn base<F: Decode, const R: usize, const C: usize>(rows: &[Self; R], acc: &mut Acc<R, C>, ws: &[*const F::Unit; C], len: usize);
+}
+
+impl XRow for *const f32 {
+    #[inline(always)]
+    unsafe fn base<F: Decode, const R: usize, const C: usize>(rows: &[Self; R], acc: &mut Acc<R, C>, ws: &[*const F::Unit; C], len: usize) {
+        acc.add::<F>(rows, ws, len)
+    }
+}
+
+impl XRow for &QuantRow {
+    #[inline(always)]
+    unsafe fn base<F: Decode, const R: usize, const C: usize>(rows: &[Self; R], acc: &mut Acc<R, C>, ws: &[*const F::Unit; C], len: usize) {
+        acc.add_int8::<F>(rows, ws, len / F::BLOCK)
     }
 }
 
@@ -110,25 +183,25 @@ trait TileSink<const R: usize> {
 ///
 /// # Safety
 /// Each `xs` pointer and each of the `nw` rows of `w` must address `inp` readable elements.
-unsafe fn sweep<F, S>(xs: &[*const f32], w: &[F::Unit], nw: usize, inp: usize, sink: &mut S)
+unsafe fn sweep<F, S, X: XRow>(xs: &[X], w: &[F::Unit], nw: usize, inp: usize, sink: &mut S)
 where
     F: Decode,
     S: TileSink<1> + TileSink<2> + TileSink<3> + TileSink<4>,
 {
     // Block formats keep per-block partial sums too: at most 2 rows x 2 weight rows.
     match (xs.len(), F::AFFINE) {
-        (4, _) => sweep_rc::<F, S, 4, 2>(xs.try_into().unwrap(), w, nw, inp, sink),
-        (3, _) => sweep_rc::<F, S, 3, 2>(xs.try_into().unwrap(), w, nw, inp, sink),
-        (2, false) => sweep_rc::<F, S, 2, 4>(xs.try_into().unwrap(), w, nw, inp, sink),
-        (2, true) => sweep_rc::<F, S, 2, 2>(xs.try_into().unwrap(), w, nw, inp, sink),
-        (1, _) => sweep_rc::<F, S, 1, 4>(xs.try_into().unwrap(), w, nw, inp, sink),
+        (4, _) => sweep_rc::<F, S, X, 4, 2>(xs.try_into().unwrap(), w, nw, inp, sink),
+        (3, _) => sweep_rc::<F, S, X, 3, 2>(xs.try_into().unwrap(), w, nw, inp, sink),
+        (2, false) => sweep_rc::<F, S, X, 2, 4>(xs.try_into().unwrap(), w, nw, inp, sink),
+        (2, true) => sweep_rc::<F, S, X, 2, 2>(xs.try_into().unwrap(), w, nw, inp, sink),
+        (1, _) => sweep_rc::<F, S, X, 1, 4>(xs.try_into().unwrap(), w, nw, inp, sink),
         _ => unreachable!("row blocks hold 1 to 4 rows"),
     }
 }
 
 #[inline(always)]
-unsafe fn sweep_rc<F: Decode, S: TileSink<R>, const R: usize, const C: usize>(
-    xs: &[*const f32; R],
+unsafe fn sweep_rc<F: Decode, S: TileSink<R>, X: XRow, const R: usize, const C: usize>(
+    xs: &[X; R],
     w: &[F::Unit],
     nw: usize,
     inp: usize,
@@ -138,13 +211,13 @@ unsafe fn sweep_rc<F: Decode, S: TileSink<R>, const R: usize, const C: usize>(
     let mut o = 0;
     while o + C <= nw {
         let mut acc = Acc::<R, C>::new();
-        acc.add::<F>(xs, &core::array::from_fn(|c| w.as_ptr().add((o + c) * stride)), inp);
+        X::base::<F, R, C>(xs, &mut acc, &core::array::from_fn(|c| w.as_ptr().add((o + c) * stride)), inp);
         sink.tile(o, acc);
         o += C;
     }
     while o < nw {
         let mut acc = Acc::<R, 1>::new();
-        acc.add::<F>(xs, &[w.as_ptr().add(o * stride)], inp);
+        X::base::<F, R, 1>(xs, &mut acc, &[w.as_ptr().add(o * stride)], inp);
         sink.tile(o, acc);
         o += 1;
     }
@@ -214,6 +287,7 @@ impl<const R: usize> TileSink<R> for Shrink<'_, '_> {
 }
 
 /// `y[n, out] = x[n, inp]·wᵀ + Σ_entries T·Bᵀ` per row, with T from `lora_shrink`.
+/// `int8`: quantize activations for the base matmul where the format has an int8 path.
 /// Slices must match their shapes.
 #[allow(clippy::too_many_arguments)]
 pub fn lora_linear<F: Decode>(
@@ -226,13 +300,16 @@ pub fn lora_linear<F: Decode>(
     routes: &Routes,
     t: &[f32],
     y: &mut [f32],
+    int8: bool,
 ) {
     assert!(x.len() >= n * inp && w.len() >= out * F::row_units(inp) && y.len() >= n * out && routes.n_rows() == n);
     let mut sink = Output { r0: 0, block: [&[]; 4], uniform: false, out, arena, t, y };
     let step = if F::AFFINE { 2 } else { 4 };
+    let quant: Vec<QuantRow> = if int8 && F::INT8 { x.chunks_exact(inp).take(n).map(QuantRow::new).collect() } else { vec![] };
     for r0 in (0..n).step_by(step) {
         let rows = r0..n.min(r0 + step);
         let xs: Vec<*const f32> = rows.clone().map(|r| x[r * inp..].as_ptr()).collect();
+        let qs: Vec<&QuantRow> = if quant.is_empty() { vec![] } else { quant[rows.clone()].iter().collect() };
         for r in rows.clone() {
             sink.block[r - r0] = routes.row_entries(r);
         }
@@ -242,7 +319,13 @@ pub fn lora_linear<F: Decode>(
         });
         sink.r0 = r0;
         // SAFETY: every x row and w row holds `inp` elements (asserted above).
-        unsafe { sweep::<F, _>(&xs, w, out, inp, &mut sink) };
+        unsafe {
+            if qs.is_empty() {
+                sweep::<F, _, _>(&xs, w, out, inp, &mut sink)
+            } else {
+                sweep::<F, _, _>(&qs, w, out, inp, &mut sink)
+            }
+        };
     }
 }
 
@@ -263,7 +346,7 @@ pub fn lora_shrink(x: &[f32], inp: usize, arena: &[f32], routes: &Routes, t: &mu
             let xs: Vec<*const f32> = block.iter().map(|e| x[e.row as usize * inp..][..inp].as_ptr()).collect();
             let mut sink = Shrink { entries: block, t: &mut *t };
             // SAFETY: x rows and A rows hold `inp` elements.
-            unsafe { sweep::<F32, _>(&xs, a, rank, inp, &mut sink) };
+            unsafe { sweep::<F32, _, _>(&xs, a, rank, inp, &mut sink) };
         }
     }
 }

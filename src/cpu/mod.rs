@@ -13,7 +13,15 @@ use crate::lora::Routes;
 use crate::weights::{HostWeight, WeightData, WeightFormat};
 
 #[derive(Clone, Copy, Debug, Default)]
-pub struct CpuBackend;
+pub struct CpuBackend {
+    /// Opt-in: quantize activations to int8 per 32-block for block-format weights (Q8_0,
+    /// Q4_0, Q4_1), a few times faster, less exact (accuracy in bench/RESULTS.md).
+    pub int8_activations: bool,
+}
+
+/// The default CPU backend (f32 activations), usable as a value like a unit struct.
+#[allow(non_upper_case_globals)]
+pub const CpuBackend: CpuBackend = CpuBackend { int8_activations: false };
 
 #[derive(Clone, Debug)]
 pub struct CpuTensor {
@@ -32,11 +40,9 @@ impl Backend for CpuBackend {
     }
 
     fn describe(&self) -> String {
-        if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
-            "CPU (wasm SIMD128, 1 thread)".into()
-        } else {
-            "CPU (portable, 1 thread)".into()
-        }
+        let simd = if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) { "wasm SIMD128" } else { "portable" };
+        let int8 = if self.int8_activations { ", int8 activations" } else { "" };
+        format!("CPU ({simd}, 1 thread{int8})")
     }
 
     fn tensor(&self, data: &[f32], rows: usize, cols: usize) -> Result<CpuTensor> {
@@ -84,15 +90,15 @@ impl Backend for CpuBackend {
         check_linear_shapes([x.rows, x.cols], [w.rows, w.cols], [y.rows, y.cols], routes)?;
         let mut t = vec![0.0; routes.t_len];
         kernels::lora_shrink(&x.data, x.cols, arena, routes, &mut t);
-        let (x, inp, out, y) = (&x.data[..], w.cols, w.rows, &mut y.data);
+        let (x, inp, out, y, q8) = (&x.data[..], w.cols, w.rows, &mut y.data, self.int8_activations);
         match &w.data {
-            WeightData::F32(v) => kernels::lora_linear::<decode::F32>(x, n, inp, v, out, arena, routes, &t, y),
-            WeightData::F16(v) => kernels::lora_linear::<decode::F16>(x, n, inp, v, out, arena, routes, &t, y),
-            WeightData::BF16(v) => kernels::lora_linear::<decode::BF16>(x, n, inp, v, out, arena, routes, &t, y),
+            WeightData::F32(v) => kernels::lora_linear::<decode::F32>(x, n, inp, v, out, arena, routes, &t, y, q8),
+            WeightData::F16(v) => kernels::lora_linear::<decode::F16>(x, n, inp, v, out, arena, routes, &t, y, q8),
+            WeightData::BF16(v) => kernels::lora_linear::<decode::BF16>(x, n, inp, v, out, arena, routes, &t, y, q8),
             WeightData::Blocks(f, v) => match f {
-                WeightFormat::Q8_0 => kernels::lora_linear::<decode::Q8_0>(x, n, inp, v, out, arena, routes, &t, y),
-                WeightFormat::Q4_0 => kernels::lora_linear::<decode::Q4_0>(x, n, inp, v, out, arena, routes, &t, y),
-                WeightFormat::Q4_1 => kernels::lora_linear::<decode::Q4_1>(x, n, inp, v, out, arena, routes, &t, y),
+                WeightFormat::Q8_0 => kernels::lora_linear::<decode::Q8_0>(x, n, inp, v, out, arena, routes, &t, y, q8),
+                WeightFormat::Q4_0 => kernels::lora_linear::<decode::Q4_0>(x, n, inp, v, out, arena, routes, &t, y, q8),
+                WeightFormat::Q4_1 => kernels::lora_linear::<decode::Q4_1>(x, n, inp, v, out, arena, routes, &t, y, q8),
                 other => return Err(Error::config(format!("{} is not a block format", other.name()))),
             },
         }

@@ -12,6 +12,55 @@ mod imp {
     #[derive(Clone, Copy)]
     pub struct Bytes16(v128);
 
+    /// Four i32 lanes (integer dot products).
+    #[derive(Clone, Copy)]
+    pub struct I32x4(v128);
+
+    impl I32x4 {
+        #[inline(always)]
+        pub fn to_f32(self) -> F32x4 {
+            F32x4(f32x4_convert_i32x4(self.0))
+        }
+    }
+
+    /// 32 quantized activations, loaded once per block and reused for every weight row.
+    #[derive(Clone, Copy)]
+    pub struct I16x32([v128; 4]);
+
+    impl I16x32 {
+        /// # Safety
+        /// `p..p+32` must be readable.
+        #[inline(always)]
+        pub unsafe fn load(p: *const i16) -> Self {
+            I16x32(core::array::from_fn(|i| v128_load(p.add(8 * i) as *const v128)))
+        }
+    }
+
+    #[inline(always)]
+    fn dot4(a: [v128; 4], x: &I16x32) -> I32x4 {
+        let d = |i: usize| i32x4_dot_i16x8(a[i], x.0[i]);
+        I32x4(i32x4_add(i32x4_add(d(0), d(1)), i32x4_add(d(2), d(3))))
+    }
+
+    /// A Q4 block's 32 codes (16 bytes; low nibbles are weights 0..16), minus `OFFSET`,
+    /// dotted with 32 activations.
+    #[inline(always)]
+    pub fn dot_q4<const OFFSET: u8>(q: Bytes16, x: &I16x32) -> I32x4 {
+        let off = u8x16_splat(OFFSET);
+        let lo = i8x16_sub(v128_and(q.0, u8x16_splat(0xf)), off);
+        let hi = i8x16_sub(u8x16_shr(q.0, 4), off);
+        dot4([i16x8_extend_low_i8x16(lo), i16x8_extend_high_i8x16(lo), i16x8_extend_low_i8x16(hi), i16x8_extend_high_i8x16(hi)], x)
+    }
+
+    /// 32 signed bytes dotted with 32 activations.
+    /// # Safety
+    /// `q..q+32` must be readable.
+    #[inline(always)]
+    pub unsafe fn dot_q8(q: *const u8, x: &I16x32) -> I32x4 {
+        let (a, b) = (v128_load(q as *const v128), v128_load(q.add(16) as *const v128));
+        dot4([i16x8_extend_low_i8x16(a), i16x8_extend_high_i8x16(a), i16x8_extend_low_i8x16(b), i16x8_extend_high_i8x16(b)], x)
+    }
+
     impl Bytes16 {
         /// # Safety
         /// `p..p+16` must be readable.
@@ -116,6 +165,49 @@ mod imp {
     #[derive(Clone, Copy)]
     pub struct Bytes16([u8; 16]);
 
+    #[derive(Clone, Copy)]
+    pub struct I32x4([i32; 4]);
+
+    impl I32x4 {
+        #[inline(always)]
+        pub fn to_f32(self) -> F32x4 {
+            F32x4(self.0.map(|v| v as f32))
+        }
+    }
+
+    #[derive(Clone, Copy)]
+    pub struct I16x32([i16; 32]);
+
+    impl I16x32 {
+        /// # Safety
+        /// `p..p+32` must be readable.
+        #[inline(always)]
+        pub unsafe fn load(p: *const i16) -> Self {
+            I16x32(core::ptr::read_unaligned(p as *const [i16; 32]))
+        }
+    }
+
+    #[inline(always)]
+    pub fn dot_q4<const OFFSET: u8>(q: Bytes16, x: &I16x32) -> I32x4 {
+        let mut acc = [0i32; 4];
+        let o = OFFSET as i32;
+        for j in 0..16 {
+            acc[j % 4] += ((q.0[j] & 0xf) as i32 - o) * x.0[j] as i32 + ((q.0[j] >> 4) as i32 - o) * x.0[j + 16] as i32;
+        }
+        I32x4(acc)
+    }
+
+    /// # Safety
+    /// `q..q+32` must be readable.
+    #[inline(always)]
+    pub unsafe fn dot_q8(q: *const u8, x: &I16x32) -> I32x4 {
+        let mut acc = [0i32; 4];
+        for j in 0..32 {
+            acc[j % 4] += *q.add(j) as i8 as i32 * x.0[j] as i32;
+        }
+        I32x4(acc)
+    }
+
     impl Bytes16 {
         /// # Safety
         /// `p..p+16` must be readable.
@@ -205,4 +297,4 @@ mod imp {
     }
 }
 
-pub use imp::{Bytes16, F32x4};
+pub use imp::{dot_q4, dot_q8, Bytes16, F32x4, I16x32, I32x4};

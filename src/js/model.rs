@@ -47,10 +47,11 @@ impl ModelLoader {
         self.keep_if_ok(r)
     }
 
-    /// Builds the model once every file has arrived.
-    pub fn finish(&mut self) -> std::result::Result<JsModel, JsValue> {
+    /// Builds the model once every file has arrived. `int8_activations`: the opt-in fast
+    /// path for quantized weights (see `CpuBackend`).
+    pub fn finish(&mut self, int8_activations: bool) -> std::result::Result<JsModel, JsValue> {
         let l = self.loader.take().ok_or_else(|| js_err(Error::config("this loader has finished or failed")))?;
-        let model = l.finish(&CpuBackend).map_err(js_err)?;
+        let model = l.finish(&CpuBackend { int8_activations }).map_err(js_err)?;
         Ok(JsModel { inner: Rc::new(model) })
     }
 

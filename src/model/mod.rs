@@ -44,6 +44,8 @@ pub struct ModelInfo {
     pub weight_bytes: usize,
     pub file_bytes: u64,
     pub backend: &'static str,
+    /// Which device path runs (e.g. "CPU (wasm SIMD128, 1 thread, int8 activations)").
+    pub device: String,
 }
 
 pub struct Model<B: ModelOps> {
@@ -142,6 +144,7 @@ impl<B: ModelOps> Model<B> {
             weight_bytes: llama.weight_bytes,
             file_bytes,
             backend: backend.kind().js_name(),
+            device: backend.describe(),
         };
         Ok(Model { llama, tokenizer, template, info, stop_tokens })
     }
