@@ -3,6 +3,7 @@
 //! file is never held twice. Every size and offset is checked before it is trusted.
 
 use crate::error::{Error, Result};
+use super::router::Router;
 use crate::weights::WeightFormat;
 use std::collections::BTreeMap;
 
@@ -251,17 +252,14 @@ pub struct GgufStream {
     file: String,
     head: Vec<u8>,
     header: Option<Header>,
-    /// Tensor indices by offset, and the buffers being filled.
-    order: Vec<usize>,
-    data: Vec<Vec<u8>>,
-    next: usize,
+    router: Option<Router>,
     /// Absolute bytes received so far.
     pos: u64,
 }
 
 impl GgufStream {
     pub fn new(file: &str) -> Self {
-        GgufStream { file: file.into(), head: Vec::new(), header: None, order: vec![], data: vec![], next: 0, pos: 0 }
+        GgufStream { file: file.into(), head: Vec::new(), header: None, router: None, pos: 0 }
     }
 
     pub fn header(&self) -> Option<&Header> {
@@ -276,71 +274,34 @@ impl GgufStream {
     pub fn push(&mut self, chunk: &[u8]) -> Result<()> {
         let start = self.pos;
         self.pos += chunk.len() as u64;
-        if self.header.is_some() {
-            return self.route(start, chunk);
+        if let Some(r) = &mut self.router {
+            return r.route(start, chunk);
         }
         self.head.extend_from_slice(chunk);
         let Some(h) = parse_header(&self.head, &self.file)? else { return Ok(()) };
-        let data_start = h.data_start;
-        self.order = (0..h.tensors.len()).collect();
-        self.order.sort_by_key(|&i| h.tensors[i].offset);
-        self.data = vec![Vec::new(); h.tensors.len()];
+        let ds = h.data_start;
+        let spans = h.tensors.iter().map(|t| (t.name.clone(), ds + t.offset, ds + t.offset + t.size)).collect();
+        let mut router = Router::new(&self.file, spans);
         self.header = Some(h);
         let head = std::mem::take(&mut self.head);
-        match usize::try_from(data_start).ok().filter(|&s| s < head.len()) {
-            Some(s) => self.route(data_start, &head[s..]),
-            None => Ok(()), // padding before the data section spans into later chunks
-        }
-    }
-
-    /// Copies bytes at absolute offset `at` into the tensors they belong to.
-    fn route(&mut self, mut at: u64, mut bytes: &[u8]) -> Result<()> {
-        let h = self.header.as_ref().expect("header parsed");
-        while !bytes.is_empty() && self.next < self.order.len() {
-            let i = self.order[self.next];
-            let t = &h.tensors[i];
-            let (t_start, t_end) = (h.data_start + t.offset, h.data_start + t.offset + t.size);
-            if at < t_start {
-                let skip = (t_start - at).min(bytes.len() as u64) as usize;
-                (at, bytes) = (at + skip as u64, &bytes[skip..]);
-                continue;
-            }
-            let buf = &mut self.data[i];
-            if buf.capacity() == 0 {
-                buf.try_reserve_exact(t.size as usize).map_err(|_| {
-                    Error::limit(format!("{}: out of memory for tensor {} ({} bytes)", self.file, t.name, t.size))
-                })?;
-            }
-            let n = (t_end - at).min(bytes.len() as u64) as usize;
-            buf.extend_from_slice(&bytes[..n]);
-            (at, bytes) = (at + n as u64, &bytes[n..]);
-            if at == t_end {
-                self.next += 1;
-            }
-        }
+        if let Some(s) = usize::try_from(ds).ok().filter(|&s| s < head.len()) {
+            router.route(ds, &head[s..])?;
+        } // else: padding before the data section spans into later chunks
+        self.router = Some(router);
         Ok(())
     }
 
     /// The header and every tensor's bytes, by name.
     pub fn finish(self) -> Result<(Header, BTreeMap<String, (TensorInfo, Vec<u8>)>)> {
-        let Some(h) = self.header else {
+        let (Some(h), Some(router)) = (self.header, self.router) else {
             return Err(Error::format(if self.head.len() < 4 || &self.head[..4] == b"GGUF" {
                 format!("{}: truncated: the header is incomplete after {} bytes", self.file, self.pos)
             } else {
                 format!("{}: not a GGUF file", self.file)
             }));
         };
-        if self.next < self.order.len() {
-            let t = &h.tensors[self.order[self.next]];
-            return Err(Error::format(format!(
-                "{}: truncated at byte {}: tensor {} needs bytes up to {}",
-                self.file,
-                self.pos,
-                t.name,
-                h.data_start + t.offset + t.size
-            )));
-        }
-        let tensors = h.tensors.iter().cloned().zip(self.data).map(|(t, d)| (t.name.clone(), (t, d))).collect();
+        let data = router.finish(self.pos)?;
+        let tensors = h.tensors.iter().cloned().zip(data).map(|(t, d)| (t.name.clone(), (t, d))).collect();
         Ok((h, tensors))
     }
 }

@@ -9,6 +9,7 @@ pub mod gguf;
 pub mod llama;
 pub mod load;
 pub mod ops;
+pub mod router;
 pub mod safetensors;
 pub mod sample;
 pub mod tensors;

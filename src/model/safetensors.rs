@@ -2,6 +2,7 @@
 //! data that is routed into per-tensor buffers (the file is never held twice).
 
 use super::gguf::MAX_MODEL_BYTES;
+use super::router::Router;
 use crate::error::{Error, Result};
 use crate::weights::WeightFormat;
 use std::collections::BTreeMap;
@@ -20,10 +21,7 @@ pub struct SafetensorsStream {
     file: String,
     head: Vec<u8>,
     tensors: Option<Vec<StTensor>>,
-    data_start: u64,
-    order: Vec<usize>,
-    data: Vec<Vec<u8>>,
-    next: usize,
+    router: Option<Router>,
     pos: u64,
 }
 
@@ -72,23 +70,14 @@ fn parse_header(file: &str, json: &[u8]) -> Result<Vec<StTensor>> {
 
 impl SafetensorsStream {
     pub fn new(file: &str) -> Self {
-        SafetensorsStream {
-            file: file.into(),
-            head: Vec::new(),
-            tensors: None,
-            data_start: 0,
-            order: vec![],
-            data: vec![],
-            next: 0,
-            pos: 0,
-        }
+        SafetensorsStream { file: file.into(), head: Vec::new(), tensors: None, router: None, pos: 0 }
     }
 
     pub fn push(&mut self, chunk: &[u8]) -> Result<()> {
         let start = self.pos;
         self.pos += chunk.len() as u64;
-        if self.tensors.is_some() {
-            return self.route(start, chunk);
+        if let Some(r) = &mut self.router {
+            return r.route(start, chunk);
         }
         self.head.extend_from_slice(chunk);
         if self.head.len() < 8 {
@@ -102,57 +91,21 @@ impl SafetensorsStream {
             return Ok(());
         }
         let tensors = parse_header(&self.file, &self.head[8..8 + n as usize])?;
-        self.data_start = 8 + n;
-        self.order = (0..tensors.len()).collect();
-        self.data = vec![Vec::new(); tensors.len()];
-        self.tensors = Some(tensors);
+        let ds = 8 + n;
+        let spans = tensors.iter().map(|t| (t.name.clone(), ds + t.begin, ds + t.end)).collect();
+        let mut router = Router::new(&self.file, spans);
         let head = std::mem::take(&mut self.head);
-        self.route(self.data_start, &head[self.data_start as usize..])
-    }
-
-    fn route(&mut self, mut at: u64, mut bytes: &[u8]) -> Result<()> {
-        let ts = self.tensors.as_ref().expect("header parsed");
-        while !bytes.is_empty() && self.next < self.order.len() {
-            let i = self.order[self.next];
-            let (s, e) = (self.data_start + ts[i].begin, self.data_start + ts[i].end);
-            if at < s {
-                let skip = (s - at).min(bytes.len() as u64) as usize;
-                (at, bytes) = (at + skip as u64, &bytes[skip..]);
-                continue;
-            }
-            if self.data[i].capacity() == 0 {
-                self.data[i].try_reserve_exact((e - s) as usize).map_err(|_| {
-                    Error::limit(format!("{}: out of memory for tensor {}", self.file, ts[i].name))
-                })?;
-            }
-            let n = (e - at).min(bytes.len() as u64) as usize;
-            self.data[i].extend_from_slice(&bytes[..n]);
-            (at, bytes) = (at + n as u64, &bytes[n..]);
-            if at == e {
-                self.next += 1;
-            }
-        }
-        // Zero-sized tensors complete without bytes.
-        while self.next < self.order.len() && ts[self.order[self.next]].begin == ts[self.order[self.next]].end {
-            self.next += 1;
-        }
+        router.route(ds, &head[ds as usize..])?;
+        self.router = Some(router);
+        self.tensors = Some(tensors);
         Ok(())
     }
 
     pub fn finish(self) -> Result<BTreeMap<String, (StTensor, Vec<u8>)>> {
-        let Some(ts) = self.tensors else {
+        let (Some(ts), Some(router)) = (self.tensors, self.router) else {
             return Err(Error::format(format!("{}: truncated: the header is incomplete after {} bytes", self.file, self.pos)));
         };
-        if self.next < self.order.len() {
-            let t = &ts[self.order[self.next]];
-            return Err(Error::format(format!(
-                "{}: truncated at byte {}: tensor {} needs bytes up to {}",
-                self.file,
-                self.pos,
-                t.name,
-                self.data_start + t.end
-            )));
-        }
-        Ok(ts.into_iter().zip(self.data).map(|(t, d)| (t.name.clone(), (t, d))).collect())
+        let data = router.finish(self.pos)?;
+        Ok(ts.into_iter().zip(data).map(|(t, d)| (t.name.clone(), (t, d))).collect())
     }
 }

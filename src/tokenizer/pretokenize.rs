@@ -94,16 +94,24 @@ fn spaces(ch: &[(usize, char)], i: usize) -> usize {
     }
 }
 
-fn gpt2(ch: &[(usize, char)], i: usize) -> usize {
-    let at = |j: usize| ch.get(j).map(|c| c.1);
-    let c = ch[i].1;
-    if c == '\'' {
-        match (at(i + 1), at(i + 2)) {
-            (Some('s' | 't' | 'm' | 'd'), _) => return i + 2,
-            (Some('r'), Some('e')) | (Some('v'), Some('e')) | (Some('l'), Some('l')) => return i + 3,
-            _ => {}
-        }
+/// `'s|'t|'re|'ve|'m|'ll|'d` at `i` (case-insensitively for Llama 3): where it ends.
+fn contraction(ch: &[(usize, char)], i: usize, any_case: bool) -> Option<usize> {
+    let at = |j: usize| ch.get(j).map(|c| if any_case { c.1.to_ascii_lowercase() } else { c.1 });
+    if ch[i].1 != '\'' {
+        return None;
     }
+    match (at(i + 1), at(i + 2)) {
+        (Some('s' | 't' | 'm' | 'd'), _) => Some(i + 2),
+        (Some('r'), Some('e')) | (Some('v'), Some('e')) | (Some('l'), Some('l')) => Some(i + 3),
+        _ => None,
+    }
+}
+
+fn gpt2(ch: &[(usize, char)], i: usize) -> usize {
+    if let Some(end) = contraction(ch, i, false) {
+        return end;
+    }
+    let c = ch[i].1;
     let j = if c == ' ' && i + 1 < ch.len() { i + 1 } else { i };
     let d = ch[j].1;
     if is_l(d) {
@@ -119,15 +127,10 @@ fn gpt2(ch: &[(usize, char)], i: usize) -> usize {
 }
 
 fn llama3(ch: &[(usize, char)], i: usize, max_digits: usize) -> usize {
-    let at = |j: usize| ch.get(j).map(|c| c.1.to_ascii_lowercase());
-    let c = ch[i].1;
-    if c == '\'' {
-        match (at(i + 1), at(i + 2)) {
-            (Some('s' | 't' | 'm' | 'd'), _) => return i + 2,
-            (Some('r'), Some('e')) | (Some('v'), Some('e')) | (Some('l'), Some('l')) => return i + 3,
-            _ => {}
-        }
+    if let Some(end) = contraction(ch, i, true) {
+        return end;
     }
+    let c = ch[i].1;
     let newline = |c: char| c == '\r' || c == '\n';
     // [^\r\n\p{L}\p{N}]?\p{L}+
     if is_l(c) {
