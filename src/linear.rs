@@ -59,9 +59,19 @@ impl<B: Backend> LoraLinear<B> {
         &self.weight
     }
 
-    /// Adds an adapter with `A [rank, in]`, `B [out, rank]` (row-major) and its scale.
-    /// On error nothing changes.
+    /// Adds an adapter with `A [rank, in]`, `B [out, rank]` (row-major) and its scale, under
+    /// the next free id. On error nothing changes.
     pub fn add_adapter(&mut self, a: &[f32], b: &[f32], rank: usize, scale: f32) -> Result<usize> {
+        let id = self.slots.len();
+        self.add_adapter_as(id, a, b, rank, scale)?;
+        Ok(id)
+    }
+
+    /// Adds an adapter under a caller-chosen id (a model uses one id across its layers).
+    pub fn add_adapter_as(&mut self, id: usize, a: &[f32], b: &[f32], rank: usize, scale: f32) -> Result<()> {
+        if self.slots.get(id).is_some_and(Option::is_some) {
+            return Err(Error::adapter(format!("adapter id {id} is taken in this layer")));
+        }
         if rank == 0 || rank > MAX_RANK {
             return Err(Error::adapter(format!("rank {rank} is out of range 1..={MAX_RANK}")));
         }
@@ -98,13 +108,16 @@ impl<B: Backend> LoraLinear<B> {
             self.alloc.free(off, a_len + b_len);
             return Err(e);
         }
-        self.slots.push(Some(Slot {
-            a_off: off as u32,
-            b_off: (off + a_len) as u32,
-            rank: rank as u32,
-            scale,
-        }));
-        Ok(self.slots.len() - 1)
+        if self.slots.len() <= id {
+            self.slots.resize(id + 1, None);
+        }
+        self.slots[id] = Some(Slot { a_off: off as u32, b_off: (off + a_len) as u32, rank: rank as u32, scale });
+        Ok(())
+    }
+
+    /// Whether adapter `id` lives in this layer.
+    pub fn has_adapter(&self, id: usize) -> bool {
+        self.slots.get(id).is_some_and(Option::is_some)
     }
 
     pub fn remove_adapter(&mut self, id: usize) -> Result<()> {
@@ -139,13 +152,21 @@ impl<B: Backend> LoraLinear<B> {
         self.slots.iter().flatten().map(|s| s.rank as usize * (self.inp + self.out) * 4).sum()
     }
 
+    /// Routes for `mix`; every adapter it names must be in this layer.
     pub fn routes(&self, n: usize, mix: &Mix) -> Result<Routes> {
-        Routes::build(n, mix, |id| self.slot(id))
+        Routes::build(n, mix, |id| self.slot(id).map(Some))
     }
 
     /// Records `y = x·Wᵀ + adapters` on the backend (`x`: [n, in], `y`: [n, out]).
     pub fn forward(&self, x: &B::Tensor, n: usize, mix: &Mix, y: &mut B::Tensor) -> Result<()> {
         let routes = self.routes(n, mix)?;
+        self.backend.lora_linear(x, &self.weight, &self.arena, &routes, y)
+    }
+
+    /// `forward` for a model's layers: adapters of the mix that do not target this layer
+    /// add nothing here.
+    pub fn forward_partial(&self, x: &B::Tensor, n: usize, mix: &Mix, y: &mut B::Tensor) -> Result<()> {
+        let routes = Routes::build(n, mix, |id| Ok(self.slots.get(id).copied().flatten()))?;
         self.backend.lora_linear(x, &self.weight, &self.arena, &routes, y)
     }
 

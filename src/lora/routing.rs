@@ -64,8 +64,9 @@ impl Routes {
         &self.entries[self.row_start[row] as usize..self.row_start[row + 1] as usize]
     }
 
-    /// Builds the table for `n` rows. `slot(id)` resolves an adapter id to its slot.
-    pub fn build(n: usize, mix: &Mix, slot: impl Fn(usize) -> Result<Slot>) -> Result<Routes> {
+    /// Builds the table for `n` rows. `slot(id)` resolves an adapter id to its slot in this
+    /// layer, `None` when the adapter does not touch the layer (it then adds nothing).
+    pub fn build(n: usize, mix: &Mix, slot: impl Fn(usize) -> Result<Option<Slot>>) -> Result<Routes> {
         if let Mix::PerRow(rows) = mix {
             if rows.len() != n {
                 return Err(Error::shape(format!(
@@ -86,7 +87,7 @@ impl Routes {
                 if !weight.is_finite() {
                     return Err(Error::config(format!("adapter weight {weight} for row {row} must be finite")));
                 }
-                let s = slot(id)?;
+                let Some(s) = slot(id)? else { continue };
                 let coef = s.scale * weight;
                 if coef == 0.0 {
                     continue;

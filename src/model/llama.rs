@@ -6,6 +6,7 @@ use super::ops::ModelOps;
 use super::tensors::ModelTensors;
 use crate::error::{Error, Result};
 use crate::linear::LoraLinear;
+use crate::lora::peft::{Proj, Target};
 use crate::lora::Mix;
 use std::rc::Rc;
 
@@ -131,6 +132,25 @@ impl<B: ModelOps> Llama<B> {
         &self.backend
     }
 
+    /// The projection an adapter module targets.
+    pub fn linear_mut(&mut self, t: Target) -> Result<&mut LoraLinear<B>> {
+        match t {
+            Target::LmHead => Ok(&mut self.lm_head),
+            Target::Layer(i, p) => {
+                let l = self.layers.get_mut(i).ok_or_else(|| Error::shape(format!("layer {i} is beyond the model's {}", self.cfg.layers)))?;
+                Ok(match p {
+                    Proj::Q => &mut l.q,
+                    Proj::K => &mut l.k,
+                    Proj::V => &mut l.v,
+                    Proj::O => &mut l.o,
+                    Proj::Gate => &mut l.gate,
+                    Proj::Up => &mut l.up,
+                    Proj::Down => &mut l.down,
+                })
+            }
+        }
+    }
+
     pub fn session(&self) -> Session<B> {
         let width = self.cfg.kv_heads * self.cfg.head_dim;
         Session { kv: (0..self.cfg.layers).map(|_| self.backend.kv_new(width)).collect() }
@@ -154,7 +174,7 @@ impl<B: ModelOps> Llama<B> {
         let mut x = b.embed(&self.embed, ids)?;
         let proj = |l: &LoraLinear<B>, h: &B::Tensor| -> Result<B::Tensor> {
             let mut y = b.empty(n, l.out_features())?;
-            l.forward(h, n, mix, &mut y)?;
+            l.forward_partial(h, n, mix, &mut y)?;
             Ok(y)
         };
         for (layer, kv) in self.layers.iter().zip(&mut s.kv) {
@@ -181,7 +201,7 @@ impl<B: ModelOps> Llama<B> {
         let rows = if logits == Logits::All { n } else { 1 };
         let h = b.rms_norm(&x, &self.norm, c.eps)?;
         let mut out = b.empty(rows, c.vocab)?;
-        self.lm_head.forward(&h, rows, mix, &mut out)?;
+        self.lm_head.forward_partial(&h, rows, mix, &mut out)?;
         Ok(out)
     }
 }

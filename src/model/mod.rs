@@ -1,6 +1,7 @@
 //! Language models on top of the LoRA linear: file formats, configuration, tokenizer, the
 //! forward pass and generation. `Model` ties them together for the JS API.
 
+pub mod adapters;
 pub mod chat;
 pub mod config;
 pub mod export;
@@ -56,6 +57,7 @@ pub struct Model<B: ModelOps> {
     pub info: ModelInfo,
     /// End-of-turn tokens beyond the tokenizer's EOS (generation_config.json).
     pub stop_tokens: Vec<u32>,
+    pub adapters: adapters::Adapters,
 }
 
 impl<B: ModelOps> Model<B> {
@@ -147,7 +149,7 @@ impl<B: ModelOps> Model<B> {
             backend: backend.kind().js_name(),
             device: backend.describe(),
         };
-        Ok(Model { llama, tokenizer, template, info, stop_tokens })
+        Ok(Model { llama, tokenizer, template, info, stop_tokens, adapters: Default::default() })
     }
 
     /// Prompt ids: the model's BOS first when its tokenizer asks for one.

@@ -1,0 +1,284 @@
+//! PEFT LoRA adapters (`adapter_config.json` + `adapter_model.safetensors`): the config's
+//! math applied exactly (r, lora_alpha, use_rslora, rank_pattern, alpha_pattern,
+//! target_modules as list / regex / "all-linear", exclude_modules, layers_to_transform,
+//! use_dora), everything else that changes the math refused by name.
+
+use crate::error::{Error, Result};
+use crate::model::config::Config;
+use crate::model::tensors::RawTensor;
+use crate::weights::{HostWeight, WeightData, WeightFormat};
+use std::collections::BTreeMap;
+
+/// A projection an adapter can target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Proj {
+    Q,
+    K,
+    V,
+    O,
+    Gate,
+    Up,
+    Down,
+}
+
+impl Proj {
+    pub const ALL: [Proj; 7] = [Proj::Q, Proj::K, Proj::V, Proj::O, Proj::Gate, Proj::Up, Proj::Down];
+    /// Hugging Face module path inside a decoder layer.
+    pub fn hf(self) -> &'static str {
+        match self {
+            Proj::Q => "self_attn.q_proj",
+            Proj::K => "self_attn.k_proj",
+            Proj::V => "self_attn.v_proj",
+            Proj::O => "self_attn.o_proj",
+            Proj::Gate => "mlp.gate_proj",
+            Proj::Up => "mlp.up_proj",
+            Proj::Down => "mlp.down_proj",
+        }
+    }
+    /// (out, in) for a config.
+    pub fn shape(self, c: &Config) -> (usize, usize) {
+        let (d, q, kv) = (c.hidden, c.heads * c.head_dim, c.kv_heads * c.head_dim);
+        match self {
+            Proj::Q => (q, d),
+            Proj::K | Proj::V => (kv, d),
+            Proj::O => (d, q),
+            Proj::Gate | Proj::Up => (c.ffn, d),
+            Proj::Down => (d, c.ffn),
+        }
+    }
+}
+
+/// Where one pair of LoRA factors goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Target {
+    Layer(usize, Proj),
+    LmHead,
+}
+
+impl Target {
+    pub fn module(self) -> String {
+        match self {
+            Target::Layer(i, p) => format!("model.layers.{i}.{}", p.hf()),
+            Target::LmHead => "lm_head".into(),
+        }
+    }
+}
+
+/// One module's adapter: `A [rank, in]`, `B [out, rank]`, scaling, DoRA magnitude.
+pub struct ModuleLora {
+    pub target: Target,
+    pub a: Vec<f32>,
+    pub b: Vec<f32>,
+    pub rank: usize,
+    pub scale: f32,
+    pub magnitude: Option<Vec<f32>>,
+}
+
+pub struct PeftAdapter {
+    pub modules: Vec<ModuleLora>,
+    pub r: usize,
+    pub alpha: f64,
+    pub dora: bool,
+    pub targets: Vec<String>,
+}
+
+/// target_modules / exclude_modules: a list (matched as full names or dotted suffixes), a
+/// regex (full match), or "all-linear".
+enum Matcher {
+    List(Vec<String>),
+    Regex(regex_lite::Regex),
+    AllLinear,
+    None,
+}
+
+impl Matcher {
+    fn parse(v: &serde_json::Value, what: &str) -> Result<Matcher> {
+        Ok(match v {
+            serde_json::Value::Null => Matcher::None,
+            serde_json::Value::String(s) if s == "all-linear" => Matcher::AllLinear,
+            serde_json::Value::String(s) => Matcher::Regex(
+                regex_lite::Regex::new(&format!("^(?:{s})$")).map_err(|e| Error::format(format!("adapter_config.json: {what}: {e}")))?,
+            ),
+            serde_json::Value::Array(a) => Matcher::List(a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()),
+            other => return Err(Error::format(format!("adapter_config.json: {what} is {other}"))),
+        })
+    }
+    fn matches(&self, module: &str) -> bool {
+        match self {
+            Matcher::List(l) => l.iter().any(|t| module == t || module.ends_with(&format!(".{t}"))),
+            Matcher::Regex(r) => r.is_match(module),
+            Matcher::AllLinear => module != "lm_head",
+            Matcher::None => false,
+        }
+    }
+}
+
+/// rank_pattern / alpha_pattern lookup: PEFT matches `(.*\.)?(key)$` against the module name.
+fn pattern<T: Copy>(patterns: &[(regex_lite::Regex, T)], module: &str) -> Option<T> {
+    patterns.iter().find(|(re, _)| re.is_match(module)).map(|(_, v)| *v)
+}
+
+fn patterns<T>(v: &serde_json::Value, what: &str, num: impl Fn(&serde_json::Value) -> Option<T>) -> Result<Vec<(regex_lite::Regex, T)>> {
+    let mut out = Vec::new();
+    for (k, val) in v.as_object().into_iter().flatten() {
+        let re = regex_lite::Regex::new(&format!(r"^(?:.*\.)?(?:{k})$")).map_err(|e| Error::format(format!("adapter_config.json: {what} key {k:?}: {e}")))?;
+        out.push((re, num(val).ok_or_else(|| Error::format(format!("adapter_config.json: {what}[{k:?}] is not a number")))?));
+    }
+    Ok(out)
+}
+
+/// Fields whose values never change the forward pass (training, initialisation, metadata).
+const IGNORED: &[&str] = &[
+    "task_type", "peft_type", "auto_mapping", "peft_version", "base_model_name_or_path", "revision",
+    "inference_mode", "lora_dropout", "init_lora_weights", "loftq_config", "eva_config", "corda_config",
+    "lora_ga_config", "megatron_config", "megatron_core", "qalora_group_size", "runtime_config",
+    "ensure_weight_tying", "layers_pattern",
+];
+/// Fields we apply.
+const HANDLED: &[&str] = &[
+    "r", "lora_alpha", "use_rslora", "rank_pattern", "alpha_pattern", "target_modules", "exclude_modules",
+    "layers_to_transform", "use_dora", "fan_in_fan_out", "bias", "lora_bias", "modules_to_save",
+];
+
+fn is_unset(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Null => true,
+        serde_json::Value::Bool(b) => !b,
+        serde_json::Value::Array(a) => a.is_empty(),
+        serde_json::Value::Object(o) => o.is_empty(),
+        serde_json::Value::String(s) => s.is_empty(),
+        _ => false,
+    }
+}
+
+fn f32_of(t: &RawTensor, name: &str) -> Result<Vec<f32>> {
+    let cols = *t.shape.last().unwrap_or(&0);
+    let rows = if t.shape.len() == 2 { t.shape[0] } else { 1 };
+    let data = match t.format {
+        WeightFormat::F32 => WeightData::F32(bytemuck::pod_collect_to_vec(&t.bytes)),
+        WeightFormat::F16 => WeightData::F16(bytemuck::pod_collect_to_vec(&t.bytes)),
+        WeightFormat::BF16 => WeightData::BF16(bytemuck::pod_collect_to_vec(&t.bytes)),
+        f => return Err(Error::unsupported(format!("adapter tensor {name} is {}", f.name()))),
+    };
+    let w = HostWeight::new(rows.max(1), cols, data).map_err(|e| Error::new(e.kind, format!("adapter tensor {name}: {}", e.message)))?;
+    Ok((0..w.rows).flat_map(|r| w.row_f32(r)).collect())
+}
+
+impl PeftAdapter {
+    /// Parses a PEFT adapter against the model it is to be applied to.
+    pub fn parse(config_json: &str, mut tensors: BTreeMap<String, RawTensor>, cfg: &Config) -> Result<PeftAdapter> {
+        let j: serde_json::Value =
+            serde_json::from_str(config_json).map_err(|e| Error::format(format!("adapter_config.json: {e}")))?;
+        let obj = j.as_object().ok_or_else(|| Error::format("adapter_config.json is not an object"))?;
+        if let Some(t) = obj.get("peft_type").and_then(|v| v.as_str()) {
+            if t != "LORA" {
+                return Err(Error::unsupported(format!("adapter_config.json: peft_type {t:?} (LORA is supported)")));
+            }
+        }
+        // Anything else that is set and could change the math: refuse, by name.
+        for (k, v) in obj {
+            if !IGNORED.contains(&k.as_str()) && !HANDLED.contains(&k.as_str()) && !is_unset(v) {
+                return Err(Error::unsupported(format!("adapter_config.json: {k} = {v} is not supported")));
+            }
+        }
+        if obj.get("fan_in_fan_out").and_then(|v| v.as_bool()) == Some(true) {
+            return Err(Error::unsupported("adapter_config.json: fan_in_fan_out is for GPT-2 Conv1D layers; these are Linear"));
+        }
+        if let Some(b) = obj.get("bias").and_then(|v| v.as_str()).filter(|b| *b != "none") {
+            return Err(Error::unsupported(format!("adapter_config.json: bias = {b:?} (trained base biases) is not supported")));
+        }
+        if obj.get("lora_bias").and_then(|v| v.as_bool()) == Some(true) {
+            return Err(Error::unsupported("adapter_config.json: lora_bias is not supported"));
+        }
+        if obj.get("modules_to_save").is_some_and(|v| !is_unset(v)) {
+            return Err(Error::unsupported(format!(
+                "adapter_config.json: modules_to_save = {} (whole replaced modules) is not supported",
+                obj["modules_to_save"]
+            )));
+        }
+        let r = j["r"].as_u64().ok_or_else(|| Error::format("adapter_config.json: r is missing"))? as usize;
+        let alpha = j["lora_alpha"].as_f64().unwrap_or(8.0);
+        let rslora = j["use_rslora"].as_bool().unwrap_or(false);
+        let dora = j["use_dora"].as_bool().unwrap_or(false);
+        let ranks = patterns(&j["rank_pattern"], "rank_pattern", |v| v.as_u64().map(|x| x as usize))?;
+        let alphas = patterns(&j["alpha_pattern"], "alpha_pattern", |v| v.as_f64())?;
+        let target = Matcher::parse(&j["target_modules"], "target_modules")?;
+        let exclude = Matcher::parse(&j["exclude_modules"], "exclude_modules")?;
+        let layers: Option<Vec<usize>> = match &j["layers_to_transform"] {
+            serde_json::Value::Null => None,
+            serde_json::Value::Number(n) => Some(vec![n.as_u64().unwrap_or(u64::MAX) as usize]),
+            serde_json::Value::Array(a) => Some(a.iter().filter_map(|v| v.as_u64()).map(|v| v as usize).collect()),
+            other => return Err(Error::format(format!("adapter_config.json: layers_to_transform is {other}"))),
+        };
+        // PEFT key prefixes; some writers keep the adapter name ("lora_A.default.weight").
+        fn key(tensors: &BTreeMap<String, RawTensor>, module: &str, part: &str) -> Option<String> {
+            [format!("base_model.model.{module}.{part}.weight"), format!("base_model.model.{module}.{part}.default.weight")]
+                .into_iter()
+                .find(|k| tensors.contains_key(k))
+        }
+        let mut targets: Vec<Target> = (0..cfg.layers).flat_map(|i| Proj::ALL.map(|p| Target::Layer(i, p))).collect();
+        targets.push(Target::LmHead);
+        let mut modules = Vec::new();
+        let mut names = Vec::new();
+        for t in targets {
+            let module = t.module();
+            let layer_ok = match (t, &layers) {
+                (Target::Layer(i, _), Some(l)) => l.contains(&i),
+                _ => true,
+            };
+            let wanted = target.matches(&module) && !exclude.matches(&module) && layer_ok;
+            let (ka, kb) = (key(&tensors, &module, "lora_A"), key(&tensors, &module, "lora_B"));
+            match (wanted, ka, kb) {
+                (false, None, None) => continue,
+                (true, Some(ka), Some(kb)) => {
+                    let (out, inp) = match t {
+                        Target::Layer(_, p) => p.shape(cfg),
+                        Target::LmHead => (cfg.vocab, cfg.hidden),
+                    };
+                    let ta = tensors.remove(&ka).unwrap();
+                    let tb = tensors.remove(&kb).unwrap();
+                    let rank = ta.shape.first().copied().unwrap_or(0);
+                    if ta.shape != [rank, inp] || tb.shape != [out, rank] || rank == 0 {
+                        return Err(Error::shape(format!(
+                            "adapter tensor {ka} has shape {:?} and {kb} {:?}; this model's {module} needs [r, {inp}] and [{out}, r]",
+                            ta.shape, tb.shape
+                        )));
+                    }
+                    let want_rank = pattern(&ranks, &module).unwrap_or(r);
+                    if want_rank != rank {
+                        return Err(Error::format(format!("{ka}: rank {rank}, but the config says {want_rank} for {module}")));
+                    }
+                    let a_m = pattern(&alphas, &module).unwrap_or(alpha);
+                    let scale = if rslora { a_m / (rank as f64).sqrt() } else { a_m / rank as f64 } as f32;
+                    let magnitude = if dora {
+                        let km = format!("base_model.model.{module}.lora_magnitude_vector");
+                        let tm = tensors.remove(&km).ok_or_else(|| Error::format(format!("DoRA adapter: {km} is missing")))?;
+                        if tm.shape != [out] {
+                            return Err(Error::shape(format!("adapter tensor {km} has shape {:?}, expected [{out}]", tm.shape)));
+                        }
+                        Some(f32_of(&tm, &km)?)
+                    } else {
+                        None
+                    };
+                    let (a, b) = (f32_of(&ta, &ka)?, f32_of(&tb, &kb)?);
+                    names.push(module);
+                    modules.push(ModuleLora { target: t, a, b, rank, scale, magnitude });
+                }
+                (true, _, _) => return Err(Error::format(format!("adapter: {module} is targeted but its lora_A/lora_B are missing"))),
+                (false, _, _) => {
+                    return Err(Error::format(format!("adapter has weights for {module}, which its config does not target")))
+                }
+            }
+        }
+        // Left over: base weights PEFT copies for lm_head/embedding targets (base_layer), or
+        // tensors for modules this model does not have.
+        tensors.retain(|k, _| !k.ends_with(".base_layer.weight"));
+        if let Some(k) = tensors.keys().next() {
+            return Err(Error::shape(format!("adapter tensor {k} does not belong to any module of this model")));
+        }
+        if modules.is_empty() {
+            return Err(Error::format("the adapter holds no LoRA weights for this model"));
+        }
+        Ok(PeftAdapter { modules, r, alpha, dora, targets: names })
+    }
+}

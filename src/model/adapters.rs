@@ -1,0 +1,155 @@
+//! The adapter registry of a model: adapters by name, each spread over the projections it
+//! targets under one id, and the per-request choice of adapters turned into a `Mix`.
+
+use super::ops::ModelOps;
+use super::Model;
+use crate::error::{Error, Result};
+use crate::lora::peft::{PeftAdapter, Target};
+use crate::lora::Mix;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdapterInfo {
+    pub name: String,
+    /// The config's r (modules may differ through rank_pattern).
+    pub rank: usize,
+    pub alpha: f64,
+    /// The caller's multiplier on top of the adapter's own scaling (setAdapterScale).
+    pub scale: f32,
+    pub targets: Vec<String>,
+    /// Bytes of factors held (f32).
+    pub bytes: usize,
+    pub dora: bool,
+}
+
+struct Entry {
+    id: usize,
+    info: AdapterInfo,
+    targets: Vec<Target>,
+}
+
+#[derive(Default)]
+pub struct Adapters {
+    by_name: BTreeMap<String, Entry>,
+    next_id: usize,
+}
+
+/// Which adapters one request uses.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum AdapterChoice {
+    #[default]
+    Base,
+    /// Weighted stack: (name, weight).
+    Stack(Vec<(String, f32)>),
+}
+
+impl Adapters {
+    pub fn list(&self) -> Vec<AdapterInfo> {
+        self.by_name.values().map(|e| e.info.clone()).collect()
+    }
+
+    fn get(&self, name: &str) -> Result<&Entry> {
+        self.by_name.get(name).ok_or_else(|| Error::adapter(format!("no adapter named {name:?} is loaded")))
+    }
+
+    /// The stack as (adapter id, weight × the adapter's scale), for every row.
+    pub fn stack(&self, choice: &AdapterChoice) -> Result<Vec<(usize, f32)>> {
+        match choice {
+            AdapterChoice::Base => Ok(vec![]),
+            AdapterChoice::Stack(s) => s
+                .iter()
+                .map(|(n, w)| {
+                    if !w.is_finite() {
+                        return Err(Error::config(format!("adapter weight {w} for {n:?} must be finite")));
+                    }
+                    let e = self.get(n)?;
+                    Ok((e.id, w * e.info.scale))
+                })
+                .collect(),
+        }
+    }
+
+    pub fn mix(&self, choice: &AdapterChoice) -> Result<Mix> {
+        let s = self.stack(choice)?;
+        Ok(if s.is_empty() { Mix::Base } else { Mix::All(s) })
+    }
+}
+
+impl<B: ModelOps> Model<B> {
+    /// Adds (or with `replace`, swaps in) an adapter. On any error the model and every other
+    /// adapter are exactly as before.
+    pub fn add_adapter(&mut self, name: &str, a: PeftAdapter, replace: bool) -> Result<AdapterInfo> {
+        if name.is_empty() {
+            return Err(Error::adapter("adapter names must not be empty"));
+        }
+        if self.adapters.by_name.contains_key(name) && !replace {
+            return Err(Error::adapter(format!("an adapter named {name:?} is already loaded (pass replace: true to swap it)")));
+        }
+        if a.dora {
+            return Err(Error::unsupported("DoRA adapters (use_dora) are not supported yet"));
+        }
+        let id = self.adapters.next_id;
+        let mut added: Vec<Target> = Vec::new();
+        let mut bytes = 0;
+        for m in &a.modules {
+            let r = self.llama.linear_mut(m.target).and_then(|l| l.add_adapter_as(id, &m.a, &m.b, m.rank, m.scale));
+            if let Err(e) = r {
+                for t in &added {
+                    let _ = self.llama.linear_mut(*t).and_then(|l| l.remove_adapter(id));
+                }
+                return Err(Error::new(e.kind, format!("adapter {name:?}, {}: {}", m.target.module(), e.message)));
+            }
+            added.push(m.target);
+            bytes += (m.a.len() + m.b.len()) * 4;
+        }
+        self.adapters.next_id += 1;
+        let info = AdapterInfo { name: name.into(), rank: a.r, alpha: a.alpha, scale: 1.0, targets: a.targets, bytes, dora: a.dora };
+        if let Some(old) = self.adapters.by_name.insert(name.into(), Entry { id, info: info.clone(), targets: added }) {
+            self.drop_slots(&old);
+        }
+        Ok(info)
+    }
+
+    fn drop_slots(&mut self, e: &Entry) {
+        for t in &e.targets {
+            if let Ok(l) = self.llama.linear_mut(*t) {
+                let _ = l.remove_adapter(e.id);
+            }
+        }
+    }
+
+    /// Removes an adapter and frees its factors.
+    pub fn remove_adapter(&mut self, name: &str) -> Result<()> {
+        let e = self.adapters.by_name.remove(name).ok_or_else(|| Error::adapter(format!("no adapter named {name:?} is loaded")))?;
+        self.drop_slots(&e);
+        Ok(())
+    }
+
+    pub fn set_adapter_scale(&mut self, name: &str, scale: f32) -> Result<()> {
+        if !scale.is_finite() {
+            return Err(Error::config(format!("adapter scale {scale} must be finite")));
+        }
+        let e = self.adapters.by_name.get_mut(name).ok_or_else(|| Error::adapter(format!("no adapter named {name:?} is loaded")))?;
+        e.info.scale = scale;
+        Ok(())
+    }
+}
+
+/// A PEFT adapter from its files (`adapter_config.json`, `adapter_model.safetensors`), for
+/// a model with config `cfg`.
+pub fn peft_from_files(files: &[(String, Vec<u8>)], cfg: &super::config::Config) -> Result<PeftAdapter> {
+    let base = |n: &str| n.rsplit('/').next().unwrap_or(n).to_string();
+    let find = |want: &str| files.iter().find(|(n, _)| base(n) == want);
+    if files.iter().any(|(n, _)| base(n) == "adapter_model.bin") && find("adapter_model.safetensors").is_none() {
+        return Err(Error::unsupported("adapter_model.bin (pickle) is not read; save the adapter with safe_serialization"));
+    }
+    let (_, config) = find("adapter_config.json").ok_or_else(|| Error::format("adapter_config.json is missing"))?;
+    let (_, weights) = find("adapter_model.safetensors").ok_or_else(|| Error::format("adapter_model.safetensors is missing"))?;
+    let config = std::str::from_utf8(config).map_err(|_| Error::format("adapter_config.json is not UTF-8"))?;
+    let mut s = super::safetensors::SafetensorsStream::new("adapter_model.safetensors");
+    s.push(weights)?;
+    let tensors = s.finish()?.into_iter().map(|(k, (t, b))| (k, super::tensors::RawTensor::from_safetensors(t, b))).collect();
+    PeftAdapter::parse(config, tensors, cfg)
+}
