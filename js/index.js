@@ -114,7 +114,8 @@ const breathe =
       ? () => new Promise((r) => { const c = new MessageChannel(); c.port1.onmessage = () => r(); c.port2.postMessage(0); })
       : () => new Promise((r) => setTimeout(r, 0));
 
-const GENERATE_OPTIONS = ['maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'repeatLastN', 'seed', 'stop', 'stopTokens'];
+const ADAPTER_OPTIONS = ['adapter', 'adapters'];
+const GENERATE_OPTIONS = [...ADAPTER_OPTIONS, 'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'repeatLastN', 'seed', 'stop', 'stopTokens'];
 
 /** A loaded language model. */
 export class Model {
@@ -140,11 +141,56 @@ export class Model {
   applyChatTemplate(messages, { addGenerationPrompt = true } = {}) {
     return call(() => this.#live().applyChatTemplate(messages, !!addGenerationPrompt));
   }
-  /** Logits as one Float32Array [ids.length × vocabSize], row-major by position. */
-  async forward(ids) {
+  /**
+   * Logits as one Float32Array [ids.length × vocabSize], row-major by position.
+   * opts: {adapter: name | null} or {adapters: [{name, weight}]}.
+   */
+  async forward(ids, opts = {}) {
     const v = Uint32Array.from(ids);
     if (v.length === 0) throw new ShapeError('forward needs at least one token id');
-    return callAsync(() => this.#live().forward(v));
+    for (const k of Object.keys(opts)) {
+      if (!ADAPTER_OPTIONS.includes(k)) throw new ConfigError(`unknown forward option ${JSON.stringify(k)}`);
+    }
+    return callAsync(() => this.#live().forward(v, opts));
+  }
+
+  /**
+   * Loads a PEFT adapter (adapter_config.json + adapter_model.safetensors) from a folder URL
+   * ending in "/", a list of Files, or {files: {name: source}}. Resolves to its info.
+   */
+  async loadAdapter(name, source, { replace = false, signal, onProgress } = {}) {
+    if (typeof name !== 'string' || !name) throw new AdapterError('adapter names must be non-empty strings');
+    const files = await callAsync(() => openSources(source, { signal, adapter: true }));
+    const total = files.every((f) => f.total !== undefined) ? files.reduce((a, f) => a + f.total, 0) : undefined;
+    const pairs = [];
+    let loaded = 0;
+    for (const f of files) {
+      const parts = [];
+      for await (const chunk of f.chunks) {
+        if (signal?.aborted) throw new AbortError(`loading adapter ${name} was aborted`);
+        parts.push(chunk);
+        loaded += chunk.length;
+        onProgress?.({ loaded, total, file: f.name });
+      }
+      const bytes = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+      let at = 0;
+      for (const p of parts) (bytes.set(p, at), (at += p.length));
+      pairs.push([f.name, bytes]);
+    }
+    return call(() => this.#live().loadAdapter(name, pairs, !!replace));
+  }
+  /** Removes an adapter and frees its weights. */
+  unloadAdapter(name) {
+    call(() => this.#live().unloadAdapter(String(name)));
+  }
+  /** Multiplies an adapter's effect (its own alpha/r scaling stays); 0 turns it off. */
+  setAdapterScale(name, scale) {
+    if (typeof scale !== 'number' || !Number.isFinite(scale)) throw new ConfigError(`scale must be a finite number, got ${scale}`);
+    call(() => this.#live().setAdapterScale(String(name), scale));
+  }
+  /** [{name, rank, alpha, scale, targets, bytes, dora}] */
+  adapters() {
+    return call(() => this.#live().adapters());
   }
   /**
    * Streams text for a prompt string or a message list (chat template applied). Returns a

@@ -69,8 +69,10 @@ async function openOne(source, name, signal) {
   throw new ConfigError(`${name}: a model file must be a URL, Response, Blob, ArrayBuffer or Uint8Array`);
 }
 
+const ADAPTER_FILES = ['adapter_config.json', 'adapter_model.safetensors'];
+
 /** A Hugging Face folder at a URL: its JSON files, then its safetensors (sharded or not). */
-async function openFolder(url, signal) {
+async function openFolder(url, signal, adapter) {
   const get = async (name, optional) => {
     try {
       return await fetchFile(new URL(name, url), name, signal);
@@ -79,6 +81,7 @@ async function openFolder(url, signal) {
       throw e;
     }
   };
+  if (adapter) return Promise.all(ADAPTER_FILES.map((n) => get(n, false)));
   const files = (await Promise.all(HF_FILES.map((n, i) => get(n, i >= 2)))).filter(Boolean);
   const index = await get('model.safetensors.index.json', true);
   if (index) {
@@ -93,10 +96,10 @@ async function openFolder(url, signal) {
   return files;
 }
 
-/** Every file of a model source, opened: [{name, total?, chunks}]. */
-export async function openSources(source, { signal, fileName } = {}) {
-  if (typeof source === 'string' && source.endsWith('/')) return openFolder(resolveUrl(source), signal);
-  if (source instanceof URL && source.pathname.endsWith('/')) return openFolder(source, signal);
+/** Every file of a model (or, with `adapter`, a PEFT adapter) source: [{name, total?, chunks}]. */
+export async function openSources(source, { signal, fileName, adapter = false } = {}) {
+  if (typeof source === 'string' && source.endsWith('/')) return openFolder(resolveUrl(source), signal, adapter);
+  if (source instanceof URL && source.pathname.endsWith('/')) return openFolder(source, signal, adapter);
   const list =
     source && typeof source === 'object' && source.files && !(typeof Blob !== 'undefined' && source instanceof Blob)
       ? Object.entries(source.files)

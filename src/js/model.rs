@@ -4,7 +4,7 @@
 use super::js_err;
 use crate::cpu::CpuBackend;
 use crate::error::{Error, Result};
-use crate::lora::Mix;
+use crate::model::adapters::{peft_from_files, AdapterChoice};
 use crate::model::chat::Message;
 use crate::model::generate::{GenerateOptions, Generator};
 use crate::model::llama::Logits;
@@ -52,7 +52,7 @@ impl ModelLoader {
     pub fn finish(&mut self, int8_activations: bool) -> std::result::Result<JsModel, JsValue> {
         let l = self.loader.take().ok_or_else(|| js_err(Error::config("this loader has finished or failed")))?;
         let model = l.finish(&CpuBackend { int8_activations }).map_err(js_err)?;
-        Ok(JsModel { inner: Rc::new(model) })
+        Ok(JsModel { inner: Rc::new(RefCell::new(model)) })
     }
 
     /// A failed file frees everything received so far.
@@ -66,12 +66,51 @@ impl ModelLoader {
 
 #[wasm_bindgen(js_name = Model)]
 pub struct JsModel {
-    inner: Rc<Model<Cpu>>,
+    /// Shared with running generators; adapters change it in place.
+    inner: Rc<RefCell<Model<Cpu>>>,
+}
+
+type Shared = Rc<RefCell<Model<Cpu>>>;
+
+fn busy() -> JsValue {
+    js_err(Error::config("the model is busy (a generation step or an adapter change is running)"))
+}
+
+/// `{adapter: name | null}` or `{adapters: [{name, weight}]}` from an options object.
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct AdapterOpts {
+    adapter: Option<String>,
+    adapters: Option<Vec<NamedWeight>>,
+}
+
+#[derive(Deserialize)]
+struct NamedWeight {
+    name: String,
+    #[serde(default = "one")]
+    weight: f32,
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+impl AdapterOpts {
+    fn choice(self) -> Result<AdapterChoice> {
+        match (self.adapter, self.adapters) {
+            (None, None) => Ok(AdapterChoice::Base),
+            (Some(n), None) => Ok(AdapterChoice::Stack(vec![(n, 1.0)])),
+            (None, Some(v)) => Ok(AdapterChoice::Stack(v.into_iter().map(|w| (w.name, w.weight)).collect())),
+            (Some(_), Some(_)) => Err(Error::config("give adapter or adapters, not both")),
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]
-#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+#[serde(default, rename_all = "camelCase")]
 struct GenOpts {
+    adapter: Option<String>,
+    adapters: Option<Vec<NamedWeight>>,
     max_tokens: Option<usize>,
     temperature: Option<f32>,
     top_k: Option<usize>,
@@ -87,56 +126,90 @@ struct GenOpts {
 #[wasm_bindgen(js_class = Model)]
 impl JsModel {
     pub fn info(&self) -> std::result::Result<JsValue, JsValue> {
-        Ok(serde_wasm_bindgen::to_value(&self.inner.info)?)
+        Ok(serde_wasm_bindgen::to_value(&self.inner.borrow().info)?)
     }
 
     pub fn tokenize(&self, text: &str, special: bool) -> Vec<u32> {
-        self.inner.tokenizer.encode(text, special)
+        self.inner.borrow().tokenizer.encode(text, special)
     }
 
     /// Prompt ids, with the model's BOS when its tokenizer wants one.
     #[wasm_bindgen(js_name = encodePrompt)]
     pub fn encode_prompt(&self, text: &str) -> Vec<u32> {
-        self.inner.encode_prompt(text)
+        self.inner.borrow().encode_prompt(text)
     }
 
     pub fn detokenize(&self, ids: Vec<u32>, skip_special: bool) -> std::result::Result<String, JsValue> {
-        let vocab = self.inner.tokenizer.vocab_size();
+        let vocab = self.inner.borrow().tokenizer.vocab_size();
         if let Some(bad) = ids.iter().find(|&&i| i as usize >= vocab) {
             return Err(js_err(Error::shape(format!("token id {bad} is outside the vocabulary of {vocab}"))));
         }
-        Ok(self.inner.tokenizer.decode(&ids, skip_special))
+        Ok(self.inner.borrow().tokenizer.decode(&ids, skip_special))
     }
 
     #[wasm_bindgen(js_name = applyChatTemplate)]
     pub fn apply_chat_template(&self, messages: JsValue, add_generation_prompt: bool) -> std::result::Result<String, JsValue> {
         let messages: Vec<Message> = serde_wasm_bindgen::from_value(messages)
             .map_err(|e| js_err(Error::config(format!("messages must be [{{role, content}}]: {e}"))))?;
-        self.inner.template.render(&messages, add_generation_prompt).map_err(js_err)
+        self.inner.borrow().template.render(&messages, add_generation_prompt).map_err(js_err)
     }
 
-    /// Logits `[ids.length, vocab]` for `ids` in a fresh sequence.
-    pub fn forward(&self, ids: Vec<u32>) -> js_sys::Promise {
+    /// Logits `[ids.length, vocab]` for `ids` in a fresh sequence; `opts` picks adapters.
+    pub fn forward(&self, ids: Vec<u32>, opts: JsValue) -> js_sys::Promise {
         let m = self.inner.clone();
         wasm_bindgen_futures::future_to_promise(async move {
+            let o: AdapterOpts = parse_opts(opts, "forward options")?;
+            let m = m.try_borrow().map_err(|_| busy())?;
             let vocab = m.info.vocab_size;
             if let Some(bad) = ids.iter().find(|&&i| i as usize >= vocab) {
                 return Err(js_err(Error::shape(format!("token id {bad} is outside the vocabulary of {vocab}"))));
             }
+            let mix = o.choice().and_then(|c| m.adapters.mix(&c)).map_err(js_err)?;
             let mut s = m.llama.session();
-            let t = m.llama.forward(&mut s, &ids, Logits::All, &Mix::Base).map_err(js_err)?;
+            let t = m.llama.forward(&mut s, &ids, Logits::All, &mix).map_err(js_err)?;
             let v = crate::backend::Backend::read(m.llama.backend(), &t).await.map_err(js_err)?;
             Ok(js_sys::Float32Array::from(&v[..]).into())
         })
     }
 
+    /// Adds a PEFT adapter from its files (`[[name, bytes], ...]`); returns its info.
+    #[wasm_bindgen(js_name = loadAdapter)]
+    pub fn load_adapter(&self, name: &str, files: js_sys::Array, replace: bool) -> std::result::Result<JsValue, JsValue> {
+        let files: Vec<(String, Vec<u8>)> = files
+            .iter()
+            .map(|pair| {
+                let pair: js_sys::Array = pair.unchecked_into();
+                let n = pair.get(0).as_string().unwrap_or_default();
+                let b = pair.get(1).dyn_into::<js_sys::Uint8Array>().map(|a| a.to_vec()).unwrap_or_default();
+                (n, b)
+            })
+            .collect();
+        let mut m = self.inner.try_borrow_mut().map_err(|_| busy())?;
+        let a = peft_from_files(&files, &m.llama.cfg).map_err(|e| js_err(Error::new(e.kind, format!("adapter {name:?}: {}", e.message))))?;
+        let info = m.add_adapter(name, a, replace).map_err(js_err)?;
+        Ok(serde_wasm_bindgen::to_value(&info)?)
+    }
+
+    #[wasm_bindgen(js_name = unloadAdapter)]
+    pub fn unload_adapter(&self, name: &str) -> std::result::Result<(), JsValue> {
+        self.inner.try_borrow_mut().map_err(|_| busy())?.remove_adapter(name).map_err(js_err)
+    }
+
+    #[wasm_bindgen(js_name = setAdapterScale)]
+    pub fn set_adapter_scale(&self, name: &str, scale: f32) -> std::result::Result<(), JsValue> {
+        self.inner.try_borrow_mut().map_err(|_| busy())?.set_adapter_scale(name, scale).map_err(js_err)
+    }
+
+    pub fn adapters(&self) -> std::result::Result<JsValue, JsValue> {
+        Ok(serde_wasm_bindgen::to_value(&self.inner.borrow().adapters.list())?)
+    }
+
     pub fn generate(&self, prompt: Vec<u32>, opts: JsValue) -> std::result::Result<JsGenerator, JsValue> {
-        let o: GenOpts = if opts.is_undefined() || opts.is_null() {
-            GenOpts::default()
-        } else {
-            serde_wasm_bindgen::from_value(opts).map_err(|e| js_err(Error::config(format!("generate options: {e}"))))?
-        };
-        let vocab = self.inner.info.vocab_size;
+        let o: GenOpts = parse_opts(opts, "generate options")?;
+        let choice = AdapterOpts { adapter: o.adapter, adapters: o.adapters }.choice().map_err(js_err)?;
+        let m = self.inner.try_borrow().map_err(|_| busy())?;
+        let mix = m.adapters.mix(&choice).map_err(js_err)?;
+        let vocab = m.info.vocab_size;
         if let Some(bad) = prompt.iter().chain(&o.stop_tokens).find(|&&i| i as usize >= vocab) {
             return Err(js_err(Error::shape(format!("token id {bad} is outside the vocabulary of {vocab}"))));
         }
@@ -157,26 +230,38 @@ impl JsModel {
                 seed: seed as u64,
             },
             stop_strings: o.stop.into_iter().filter(|s| !s.is_empty()).collect(),
-            stop_tokens: o.stop_tokens.into_iter().chain(self.inner.stop_tokens.iter().copied()).collect(),
+            stop_tokens: o.stop_tokens.into_iter().chain(m.stop_tokens.iter().copied()).collect(),
         };
-        let g = Generator::new(&self.inner.llama, prompt, opts, Mix::Base).map_err(js_err)?;
-        Ok(JsGenerator { model: self.inner.clone(), gen: Rc::new(RefCell::new(g)) })
+        let g = Generator::new(&m.llama, prompt, opts, mix).map_err(js_err)?;
+        Ok(JsGenerator { model: self.inner.clone(), gen: Rc::new(RefCell::new(g)), choice })
     }
 }
 
 #[wasm_bindgen(js_name = Generator)]
 pub struct JsGenerator {
-    model: Rc<Model<Cpu>>,
+    model: Shared,
     gen: Rc<RefCell<Generator<Cpu>>>,
+    /// Adapters by name: resolved again at every step, so an adapter replaced meanwhile is
+    /// used in its new form and one unloaded meanwhile is an error, not silently dropped.
+    choice: AdapterChoice,
+}
+
+fn parse_opts<T: for<'de> Deserialize<'de> + Default>(opts: JsValue, what: &str) -> std::result::Result<T, JsValue> {
+    if opts.is_undefined() || opts.is_null() {
+        return Ok(T::default());
+    }
+    serde_wasm_bindgen::from_value(opts).map_err(|e| js_err(Error::config(format!("{what}: {e}"))))
 }
 
 #[wasm_bindgen(js_class = Generator)]
 impl JsGenerator {
     /// Resolves to the next text piece (possibly ""), or undefined when finished.
     pub fn next(&self) -> js_sys::Promise {
-        let (m, g) = (self.model.clone(), self.gen.clone());
+        let (m, g, choice) = (self.model.clone(), self.gen.clone(), self.choice.clone());
         wasm_bindgen_futures::future_to_promise(async move {
             let mut g = g.try_borrow_mut().map_err(|_| js_err(Error::config("a generation step is already running")))?;
+            let m = m.try_borrow().map_err(|_| busy())?;
+            g.mix = m.adapters.mix(&choice).map_err(|e| js_err(Error::new(e.kind, format!("during generation: {}", e.message))))?;
             let piece: Result<Option<String>> = g.step(&m.llama, &m.tokenizer).await;
             Ok(piece.map_err(js_err)?.map_or(JsValue::UNDEFINED, JsValue::from))
         })

@@ -21,7 +21,8 @@ pub struct Generator<B: ModelOps> {
     session: Session<B>,
     sampler: Sampler,
     opts: GenerateOptions,
-    mix: Mix,
+    /// Adapters for the remaining steps (callers may change it between steps).
+    pub mix: Mix,
     /// Prompt and generated tokens.
     history: Vec<u32>,
     prompt_len: usize,

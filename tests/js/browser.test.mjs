@@ -67,3 +67,15 @@ test('models in Chromium: 22 tiny fixtures (GGUF and HF folders) and SmolLM2', {
     await browser.close();
   }
 });
+
+test('PEFT adapters in Chromium match PEFT', { timeout: 300_000 }, async () => {
+  const browser = await launch({ webgpu: true });
+  try {
+    const { page } = await open(browser, `${url}/tests/js/page.html`);
+    const errs = await page.evaluate(() => window.peftAdapters('webgpu'));
+    assert.equal(Object.keys(errs).length, 5);
+    for (const [n, e] of Object.entries(errs)) assert.ok(e <= 1e-4, `${n}: ${e}`);
+  } finally {
+    await browser.close();
+  }
+});

@@ -1,0 +1,80 @@
+// PEFT adapters through the public API in Node: loaded from folders and file maps, used per
+// request in forward and generate, swapped, scaled, unloaded; against PEFT's logits.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import * as api from '../../pkg/index.js';
+
+const TINY = new URL('../fixtures/tiny/', import.meta.url);
+const REF = JSON.parse(readFileSync(new URL('reference.json', TINY)));
+const AREF = JSON.parse(readFileSync(new URL('adapters/reference.json', TINY)));
+const rt = await api.LoraRuntime.create({ backend: 'cpu' });
+
+function maxRel(got, want, V) {
+  let worst = 0;
+  for (let p = 0; p < want.length / V; p++) {
+    let num = 0, den = 0;
+    for (let j = 0; j < V; j++) {
+      num += (got[p * V + j] - want[p * V + j]) ** 2;
+      den += want[p * V + j] ** 2;
+    }
+    worst = Math.max(worst, Math.sqrt(num / den));
+  }
+  return worst;
+}
+const expected = (n) => new Float32Array(readFileSync(new URL(`adapters/${n}/expected_logits.f32`, TINY)).buffer.slice(0));
+
+test('PEFT adapters match PEFT, per request, with swap, scale, stack and unload', async () => {
+  const model = await rt.loadModel(new URL('llama-hf/', TINY).href);
+  const V = model.info.vocabSize;
+  const base = await model.forward(REF.prompt_ids);
+  const names = Object.keys(AREF).filter((n) => AREF[n].base === 'llama' && n !== 'dora');
+  for (const n of names) {
+    const info = await model.loadAdapter(n, new URL(`adapters/${n}/`, TINY).href);
+    assert.equal(info.name, n);
+    assert.ok(info.bytes > 0 && info.targets.length > 0);
+  }
+  assert.deepEqual(model.adapters().map((a) => a.name).sort(), names.sort());
+  for (const n of names) {
+    const got = await model.forward(REF.prompt_ids, { adapter: n });
+    assert.ok(maxRel(got, expected(n), V) <= 1e-4, `${n}: ${maxRel(got, expected(n), V)}`);
+  }
+  // Base again, exactly; {adapter: null} is the base.
+  assert.deepEqual(await model.forward(REF.prompt_ids, { adapter: null }), base);
+  // Generation with an adapter follows its logits: greedy = argmax of PEFT's logits at the
+  // prompt's last position.
+  const first = await model.generate(REF.prompt, { adapter: 'qv-r4', maxTokens: 1 });
+  await first.text();
+  assert.equal(first.tokens[0], AREF['qv-r4'].argmax.at(-1));
+  // Scale, stack, unload.
+  model.setAdapterScale('qv-r4', 0);
+  assert.deepEqual(await model.forward(REF.prompt_ids, { adapter: 'qv-r4' }), base);
+  model.setAdapterScale('qv-r4', 1);
+  const stacked = await model.forward(REF.prompt_ids, { adapters: [{ name: 'qv-r4', weight: 0.5 }, { name: 'layers-1', weight: 0.5 }] });
+  assert.ok(maxRel(stacked, base, V) > 1e-3);
+  model.unloadAdapter('qv-r4');
+  await assert.rejects(model.forward(REF.prompt_ids, { adapter: 'qv-r4' }), api.AdapterError);
+  assert.ok(maxRel(await model.forward(REF.prompt_ids, { adapter: 'rslora' }), expected('rslora'), V) <= 1e-4);
+  model.dispose();
+});
+
+test('adapters from {files}; bad adapters are typed errors and change nothing', async () => {
+  const model = await rt.loadModel(new URL('llama-hf/', TINY).href);
+  const dir = new URL('adapters/qv-r4/', TINY);
+  const files = Object.fromEntries(['adapter_config.json', 'adapter_model.safetensors'].map((n) => [n, readFileSync(new URL(n, dir))]));
+  await model.loadAdapter('a', { files });
+  const before = await model.forward(REF.prompt_ids, { adapter: 'a' });
+  await assert.rejects(model.loadAdapter('a', { files }), api.AdapterError);
+  const cfg = JSON.parse(files['adapter_config.json']);
+  const bad = (patch) => ({ files: { ...files, 'adapter_config.json': new TextEncoder().encode(JSON.stringify({ ...cfg, ...patch })) } });
+  await assert.rejects(model.loadAdapter('b', bad({ use_qalora: true })), (e) => e instanceof api.UnsupportedError && /use_qalora/.test(e.message));
+  await assert.rejects(model.loadAdapter('b', bad({ r: 16 })), (e) => e instanceof api.FormatError && /rank 4, but the config says 16/.test(e.message));
+  const mistral = await rt.loadModel(new URL('mistral-hf/', TINY).href);
+  await assert.rejects(mistral.loadAdapter('x', { files }), (e) => e instanceof api.ShapeError && /v_proj\.lora_B\.weight \[32, 4\]/.test(e.message));
+  // Replacing works, and keeps the name.
+  await model.loadAdapter('a', new URL('adapters/layers-1/', TINY).href, { replace: true });
+  assert.notDeepEqual(await model.forward(REF.prompt_ids, { adapter: 'a' }), before);
+  assert.deepEqual(model.adapters().map((a) => a.name), ['a']);
+  await assert.rejects(model.forward(REF.prompt_ids, { adapter: 'a', adapters: [] }), api.ConfigError);
+  assert.throws(() => model.generate('hi', { adapter: 'nope' }), api.AdapterError);
+});
