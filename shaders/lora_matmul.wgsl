@@ -71,7 +71,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
         var v = acc[i];
         for (var e = routes[row]; e < routes[row + 1u]; e++) {
-            let base = p.n + 1u + e * 6u;
+            let base = p.n + 1u + e * 8u;
             let b_off = routes[base + 2u];
             let rank = routes[base + 3u];
             let t_off = routes[base + 4u];

@@ -1,7 +1,7 @@
 // LoRA shrink: T[t_off + k] = coef * X[row] · A[k] for each route entry (row, adapter).
 // One workgroup per (entry, k); 64 threads stride over `cols` and tree-reduce.
-// Route table layout (u32): row_start[n + 1], then 6 words per entry:
-// row, a_off, b_off, rank, t_off, coef (f32 bits).
+// Route table layout (u32): row_start[n + 1], then 8 words per entry:
+// row, a_off, b_off, rank, t_off, coef (f32 bits), DoRA gain offset, DoRA weight.
 
 struct Params {
     n: u32,
@@ -21,7 +21,7 @@ var<workgroup> part: array<f32, WG>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let e = p.n + 1u + wid.x * 6u;
+    let e = p.n + 1u + wid.x * 8u;
     let row = routes[e];
     let a_off = routes[e + 1u];
     let rank = routes[e + 3u];

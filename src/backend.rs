@@ -60,6 +60,8 @@ pub trait Backend: Clone + 'static {
     fn read(&self, t: &Self::Tensor) -> impl Future<Output = Result<Vec<f32>>>;
 
     fn weight(&self, w: HostWeight) -> Result<Self::Weight>;
+    /// Row `r` of a weight, widened to f32 on the host (load-time work such as DoRA norms).
+    fn weight_row(&self, w: &Self::Weight, r: usize) -> Result<Vec<f32>>;
     fn arena(&self) -> Self::Arena;
     /// Writes `data` at element `offset`, growing the arena as needed.
     fn arena_write(&self, arena: &mut Self::Arena, offset: usize, data: &[f32]) -> Result<()>;

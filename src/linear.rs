@@ -2,7 +2,7 @@
 
 use crate::backend::Backend;
 use crate::error::{check_finite, checked_len, Error, Result};
-use crate::lora::{ArenaAlloc, Mix, Routes, Slot};
+use crate::lora::{ArenaAlloc, Mix, Routes, Slot, NO_GAIN};
 use crate::weights::HostWeight;
 use std::rc::Rc;
 
@@ -63,12 +63,22 @@ impl<B: Backend> LoraLinear<B> {
     /// the next free id. On error nothing changes.
     pub fn add_adapter(&mut self, a: &[f32], b: &[f32], rank: usize, scale: f32) -> Result<usize> {
         let id = self.slots.len();
-        self.add_adapter_as(id, a, b, rank, scale)?;
+        self.add_adapter_as(id, a, b, rank, scale, None)?;
         Ok(id)
     }
 
     /// Adds an adapter under a caller-chosen id (a model uses one id across its layers).
-    pub fn add_adapter_as(&mut self, id: usize, a: &[f32], b: &[f32], rank: usize, scale: f32) -> Result<()> {
+    /// `magnitude` (`[out]`) makes it a DoRA adapter: its gain `m / ‖W + scale·B·A‖_row` is
+    /// computed here, once, without materialising the merged weight.
+    pub fn add_adapter_as(
+        &mut self,
+        id: usize,
+        a: &[f32],
+        b: &[f32],
+        rank: usize,
+        scale: f32,
+        magnitude: Option<&[f32]>,
+    ) -> Result<()> {
         if self.slots.get(id).is_some_and(Option::is_some) {
             return Err(Error::adapter(format!("adapter id {id} is taken in this layer")));
         }
@@ -95,24 +105,59 @@ impl<B: Backend> LoraLinear<B> {
         }
         check_finite("A", a)?;
         check_finite("B", b)?;
-        let off = self.alloc.alloc(a_len + b_len);
-        let fits_u32 = u32::try_from(off + a_len + b_len).is_ok();
+        let gain = match magnitude {
+            Some(m) => Some(self.dora_gain(a, b, rank, scale, m)?),
+            None => None,
+        };
+        let total = a_len + b_len + gain.as_ref().map_or(0, Vec::len);
+        let off = self.alloc.alloc(total);
+        let fits_u32 = u32::try_from(off + total).is_ok();
         let written = if fits_u32 {
             self.backend
                 .arena_write(&mut self.arena, off, a)
                 .and_then(|_| self.backend.arena_write(&mut self.arena, off + a_len, b))
+                .and_then(|_| match &gain {
+                    Some(g) => self.backend.arena_write(&mut self.arena, off + a_len + b_len, g),
+                    None => Ok(()),
+                })
         } else {
             Err(Error::shape("adapter storage for this layer exceeds 2^32 elements"))
         };
         if let Err(e) = written {
-            self.alloc.free(off, a_len + b_len);
+            self.alloc.free(off, total);
             return Err(e);
         }
         if self.slots.len() <= id {
             self.slots.resize(id + 1, None);
         }
-        self.slots[id] = Some(Slot { a_off: off as u32, b_off: (off + a_len) as u32, rank: rank as u32, scale });
+        let g_off = if gain.is_some() { (off + a_len + b_len) as u32 } else { NO_GAIN };
+        self.slots[id] = Some(Slot { a_off: off as u32, b_off: (off + a_len) as u32, rank: rank as u32, scale, g_off });
         Ok(())
+    }
+
+    /// DoRA's per-output gain `m_o / ‖W_o + scale·(B·A)_o‖₂`, row by row (f64 sums).
+    fn dora_gain(&self, a: &[f32], b: &[f32], rank: usize, scale: f32, m: &[f32]) -> Result<Vec<f32>> {
+        if m.len() != self.out {
+            return Err(Error::shape(format!("DoRA magnitude has {} values for {} outputs", m.len(), self.out)));
+        }
+        check_finite("DoRA magnitude", m)?;
+        let mut gain = Vec::with_capacity(self.out);
+        for o in 0..self.out {
+            let w = self.backend.weight_row(&self.weight, o)?;
+            let bo = &b[o * rank..(o + 1) * rank];
+            let mut sq = 0f64;
+            for (k, &wk) in w.iter().enumerate() {
+                let delta: f64 = bo.iter().enumerate().map(|(j, &bj)| bj as f64 * a[j * self.inp + k] as f64).sum();
+                let v = wk as f64 + scale as f64 * delta;
+                sq += v * v;
+            }
+            let norm = sq.sqrt();
+            if !(norm > 0.0) {
+                return Err(Error::config(format!("DoRA: output row {o} of W + scale·B·A is zero")));
+            }
+            gain.push((m[o] as f64 / norm) as f32);
+        }
+        Ok(gain)
     }
 
     /// Whether adapter `id` lives in this layer.
@@ -122,7 +167,7 @@ impl<B: Backend> LoraLinear<B> {
 
     pub fn remove_adapter(&mut self, id: usize) -> Result<()> {
         let s = self.slot(id)?;
-        let len = s.rank as usize * (self.inp + self.out);
+        let len = s.rank as usize * (self.inp + self.out) + if s.g_off != NO_GAIN { self.out } else { 0 };
         self.alloc.free(s.a_off as usize, len);
         self.slots[id] = None;
         Ok(())
@@ -149,7 +194,7 @@ impl<B: Backend> LoraLinear<B> {
 
     /// Bytes the arena holds for live adapters.
     pub fn adapter_bytes(&self) -> usize {
-        self.slots.iter().flatten().map(|s| s.rank as usize * (self.inp + self.out) * 4).sum()
+        self.slots.iter().flatten().map(|s| (s.rank as usize * (self.inp + self.out) + if s.g_off != NO_GAIN { self.out } else { 0 }) * 4).sum()
     }
 
     /// Routes for `mix`; every adapter it names must be in this layer.

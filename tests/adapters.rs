@@ -74,9 +74,6 @@ fn every_peft_variant_matches_peft() {
     let ids = prompt();
     let mut checked = 0;
     for (name, e) in r.as_object().unwrap() {
-        if name == "dora" {
-            continue; // DoRA: next step
-        }
         let mut m = base(e["base"].as_str().unwrap());
         let a = peft_from_files(&files_in(&dir().join(e["dir"].as_str().unwrap())), &m.llama.cfg).unwrap();
         m.add_adapter(name, a, false).unwrap();
@@ -90,7 +87,7 @@ fn every_peft_variant_matches_peft() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 7);
+    assert_eq!(checked, 8);
 }
 
 #[test]

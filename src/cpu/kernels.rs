@@ -231,6 +231,9 @@ struct Output<'a> {
     block: [&'a [RouteEntry]; 4],
     /// All rows of this block use the same adapters: one pass covers the whole block.
     uniform: bool,
+    /// Some entry of this block is DoRA: its gain scales the base term, so base and each
+    /// adapter's term are finished separately.
+    dora: bool,
     out: usize,
     arena: &'a [f32],
     t: &'a [f32],
@@ -246,6 +249,27 @@ impl<const R: usize> TileSink<R> for Output<'_> {
         let b_rows = |e: &RouteEntry| -> [*const f32; C] {
             core::array::from_fn(|c| unsafe { arena.add(e.b_off as usize + (o + c) * e.rank as usize) })
         };
+        if self.dora {
+            let base = acc.finish();
+            for (r, base_r) in base.iter().enumerate() {
+                let mut out = *base_r;
+                for e in self.block[r] {
+                    let mut one = Acc::<1, C>::new();
+                    unsafe { one.add::<F32>(&[t.add(e.t_off as usize)], &b_rows(e), e.rank as usize) };
+                    let [lora] = one.finish();
+                    for c in 0..C {
+                        out[c] += if e.dora() {
+                            let g = self.arena[e.g_off as usize + o + c];
+                            e.gw * (g - 1.0) * base_r[c] + g * lora[c]
+                        } else {
+                            lora[c]
+                        };
+                    }
+                }
+                self.y[(self.r0 + r) * self.out + o..][..C].copy_from_slice(&out);
+            }
+            return;
+        }
         if self.uniform {
             for (j, e) in self.block[0].iter().enumerate() {
                 let ts = core::array::from_fn(|r| unsafe { t.add(self.block[r][j].t_off as usize) });
@@ -303,7 +327,7 @@ pub fn lora_linear<F: Decode>(
     int8: bool,
 ) {
     assert!(x.len() >= n * inp && w.len() >= out * F::row_units(inp) && y.len() >= n * out && routes.n_rows() == n);
-    let mut sink = Output { r0: 0, block: [&[]; 4], uniform: false, out, arena, t, y };
+    let mut sink = Output { r0: 0, block: [&[]; 4], uniform: false, dora: false, out, arena, t, y };
     let step = if F::AFFINE { 2 } else { 4 };
     let quant: Vec<QuantRow> = if int8 && F::INT8 { x.chunks_exact(inp).take(n).map(QuantRow::new).collect() } else { vec![] };
     for r0 in (0..n).step_by(step) {
@@ -317,6 +341,7 @@ pub fn lora_linear<F: Decode>(
         sink.uniform = sink.block[..rows.len()].iter().all(|b| {
             b.len() == first.len() && b.iter().zip(first).all(|(p, q)| p.b_off == q.b_off && p.rank == q.rank)
         });
+        sink.dora = sink.block[..rows.len()].iter().any(|b| b.iter().any(RouteEntry::dora));
         sink.r0 = r0;
         // SAFETY: every x row and w row holds `inp` elements (asserted above).
         unsafe {

@@ -64,6 +64,13 @@ impl Backend for CpuBackend {
         Ok(w)
     }
 
+    fn weight_row(&self, w: &HostWeight, r: usize) -> Result<Vec<f32>> {
+        if r >= w.rows {
+            return Err(Error::shape(format!("row {r} of a weight with {} rows", w.rows)));
+        }
+        Ok(w.row_f32(r))
+    }
+
     fn arena(&self) -> Vec<f32> {
         Vec::new()
     }

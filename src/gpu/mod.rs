@@ -197,6 +197,10 @@ impl Backend for GpuBackend {
         Ok(GpuWeight { format, rows: w.rows, cols: w.cols, chunks, owner: self.0.clone() })
     }
 
+    fn weight_row(&self, _: &GpuWeight, _: usize) -> Result<Vec<f32>> {
+        Err(Error::unsupported("reading weights back from the GPU (for DoRA norms) is not supported yet"))
+    }
+
     fn arena(&self) -> GpuArena {
         let buf = self.0.ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("lora arena"),
@@ -234,6 +238,9 @@ impl Backend for GpuBackend {
         routes: &Routes,
         y: &mut GpuTensor,
     ) -> Result<()> {
+        if routes.entries.iter().any(|e| e.dora()) {
+            return Err(Error::unsupported("DoRA adapters run on the CPU backend for now"));
+        }
         linear::encode(&self.0, x, w, arena, routes, y)
     }
 }

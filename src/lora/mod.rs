@@ -6,4 +6,4 @@ pub mod peft;
 pub mod routing;
 
 pub use arena::ArenaAlloc;
-pub use routing::{Mix, RouteEntry, Routes, Slot};
+pub use routing::{Mix, RouteEntry, Routes, Slot, NO_GAIN};

@@ -17,9 +17,14 @@ pub struct Slot {
     pub rank: u32,
     /// The adapter's own scale (alpha / r for PEFT files), times any per-call weight.
     pub scale: f32,
+    /// DoRA: offset of the per-output gain `m / ‖W + s·B·A‖_row` (`NO_GAIN` for plain LoRA).
+    pub g_off: u32,
 }
 
-/// One (row, adapter) pair. Layout shared with the WGSL kernels: six u32 words.
+/// `g_off` of adapters without a DoRA gain.
+pub const NO_GAIN: u32 = u32::MAX;
+
+/// One (row, adapter) pair. Layout shared with the WGSL kernels: eight u32 words.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
 pub struct RouteEntry {
@@ -30,6 +35,10 @@ pub struct RouteEntry {
     /// Offset of this entry's `rank` values in the T scratch.
     pub t_off: u32,
     pub coef: f32,
+    /// DoRA gain offset (`NO_GAIN` for plain LoRA), and the call's weight on that adapter:
+    /// `y = base·(1 + Σ gw·(g − 1)) + Σ g·(coef·x·Aᵀ)·Bᵀ`.
+    pub g_off: u32,
+    pub gw: f32,
 }
 
 /// Per-row adapter table for a call of `n` rows, CSR style.
@@ -41,6 +50,12 @@ pub struct Routes {
     /// Length of the T scratch: the sum of the entries' ranks.
     pub t_len: usize,
     pub max_rank: u32,
+}
+
+impl RouteEntry {
+    pub fn dora(&self) -> bool {
+        self.g_off != NO_GAIN
+    }
 }
 
 /// The adapter choice for a call, by slot id within the layer (`None` = base only).
@@ -99,6 +114,8 @@ impl Routes {
                     rank: s.rank,
                     t_off: r.t_len as u32,
                     coef,
+                    g_off: s.g_off,
+                    gw: weight,
                 });
                 r.t_len += s.rank as usize;
                 r.max_rank = r.max_rank.max(s.rank);

@@ -87,14 +87,11 @@ impl<B: ModelOps> Model<B> {
         if self.adapters.by_name.contains_key(name) && !replace {
             return Err(Error::adapter(format!("an adapter named {name:?} is already loaded (pass replace: true to swap it)")));
         }
-        if a.dora {
-            return Err(Error::unsupported("DoRA adapters (use_dora) are not supported yet"));
-        }
         let id = self.adapters.next_id;
         let mut added: Vec<Target> = Vec::new();
         let mut bytes = 0;
         for m in &a.modules {
-            let r = self.llama.linear_mut(m.target).and_then(|l| l.add_adapter_as(id, &m.a, &m.b, m.rank, m.scale));
+            let r = self.llama.linear_mut(m.target).and_then(|l| l.add_adapter_as(id, &m.a, &m.b, m.rank, m.scale, m.magnitude.as_deref()));
             if let Err(e) = r {
                 for t in &added {
                     let _ = self.llama.linear_mut(*t).and_then(|l| l.remove_adapter(id));
@@ -102,7 +99,7 @@ impl<B: ModelOps> Model<B> {
                 return Err(Error::new(e.kind, format!("adapter {name:?}, {}: {}", m.target.module(), e.message)));
             }
             added.push(m.target);
-            bytes += (m.a.len() + m.b.len()) * 4;
+            bytes += (m.a.len() + m.b.len() + m.magnitude.as_ref().map_or(0, Vec::len)) * 4;
         }
         self.adapters.next_id += 1;
         let info = AdapterInfo { name: name.into(), rank: a.r, alpha: a.alpha, scale: 1.0, targets: a.targets, bytes, dora: a.dora };

@@ -28,7 +28,7 @@ test('PEFT adapters match PEFT, per request, with swap, scale, stack and unload'
   const model = await rt.loadModel(new URL('llama-hf/', TINY).href);
   const V = model.info.vocabSize;
   const base = await model.forward(REF.prompt_ids);
-  const names = Object.keys(AREF).filter((n) => AREF[n].base === 'llama' && n !== 'dora');
+  const names = Object.keys(AREF).filter((n) => AREF[n].base === 'llama');
   for (const n of names) {
     const info = await model.loadAdapter(n, new URL(`adapters/${n}/`, TINY).href);
     assert.equal(info.name, n);

@@ -73,7 +73,7 @@ test('PEFT adapters in Chromium match PEFT', { timeout: 300_000 }, async () => {
   try {
     const { page } = await open(browser, `${url}/tests/js/page.html`);
     const errs = await page.evaluate(() => window.peftAdapters('webgpu'));
-    assert.equal(Object.keys(errs).length, 5);
+    assert.equal(Object.keys(errs).length, 6);
     for (const [n, e] of Object.entries(errs)) assert.ok(e <= 1e-4, `${n}: ${e}`);
   } finally {
     await browser.close();
