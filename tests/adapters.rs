@@ -184,3 +184,30 @@ fn bad_adapters_are_refused_and_change_nothing() {
     assert_eq!(logits(&m, &ids, &one("good")), before);
     assert_eq!(m.adapters.list().len(), 1);
 }
+
+/// GGUF LoRA files made by llama.cpp's converter from the same PEFT adapters give PEFT's
+/// logits (q/k lora_b rows un-permuted like the base's).
+#[test]
+fn gguf_lora_adapters_match_peft() {
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir().join("adapters/gguf.json")).unwrap()).unwrap();
+    let ids = prompt();
+    for (name, e) in r.as_object().unwrap() {
+        let mut m = base(e["base"].as_str().unwrap());
+        let path = dir().join(e["file"].as_str().unwrap());
+        let files = vec![(format!("{name}.gguf"), std::fs::read(&path).unwrap())];
+        let a = peft_from_files(&files, &m.llama.cfg).unwrap();
+        m.add_adapter(name, a, false).unwrap();
+        let got = logits(&m, &ids, &one(name));
+        let err = max_rel(&got, &expected(name), m.info.vocab_size);
+        assert!(err <= 1e-4, "{name}.gguf: rel err {err:.2e}");
+    }
+    // A base model file offered as an adapter is refused.
+    let m = base("llama");
+    let model_file = std::fs::read(dir().join("llama-f32.gguf")).unwrap();
+    let e = peft_from_files(&[("llama-f32.gguf".into(), model_file)], &m.llama.cfg).err().unwrap();
+    assert!(e.message.contains("not a GGUF LoRA adapter"), "{e}");
+    // An adapter for another architecture is refused.
+    let qwen_lora = std::fs::read(dir().join("adapters/regex.gguf")).unwrap();
+    let e = peft_from_files(&[("regex.gguf".into(), qwen_lora)], &m.llama.cfg).err().unwrap();
+    assert_eq!(e.kind, ErrorKind::Adapter);
+}

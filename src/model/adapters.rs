@@ -134,10 +134,13 @@ impl<B: ModelOps> Model<B> {
     }
 }
 
-/// A PEFT adapter from its files (`adapter_config.json`, `adapter_model.safetensors`), for
-/// a model with config `cfg`.
+/// An adapter from its files, for a model with config `cfg`: a PEFT folder
+/// (`adapter_config.json`, `adapter_model.safetensors`) or one GGUF LoRA file.
 pub fn peft_from_files(files: &[(String, Vec<u8>)], cfg: &super::config::Config) -> Result<PeftAdapter> {
     let base = |n: &str| n.rsplit('/').next().unwrap_or(n).to_string();
+    if let Some((n, bytes)) = files.iter().find(|(n, _)| n.ends_with(".gguf")) {
+        return crate::lora::gguf_lora::from_gguf(&base(n), bytes, cfg);
+    }
     let find = |want: &str| files.iter().find(|(n, _)| base(n) == want);
     if files.iter().any(|(n, _)| base(n) == "adapter_model.bin") && find("adapter_model.safetensors").is_none() {
         return Err(Error::unsupported("adapter_model.bin (pickle) is not read; save the adapter with safe_serialization"));

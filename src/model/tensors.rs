@@ -150,7 +150,7 @@ impl Take<'_> {
 
 /// llama.cpp's converter interleaves the two halves of each q/k head for its RoPE; undo it
 /// so every source shares Hugging Face's layout (and PEFT adapters apply unchanged).
-fn unpermute_heads(w: HostWeight, heads: usize) -> HostWeight {
+pub(crate) fn unpermute_heads(w: HostWeight, heads: usize) -> HostWeight {
     let hd = w.rows / heads;
     let half = hd / 2;
     let mut src = vec![0; w.rows];

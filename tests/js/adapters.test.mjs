@@ -78,3 +78,12 @@ test('adapters from {files}; bad adapters are typed errors and change nothing', 
   await assert.rejects(model.forward(REF.prompt_ids, { adapter: 'a', adapters: [] }), api.ConfigError);
   assert.throws(() => model.generate('hi', { adapter: 'nope' }), api.AdapterError);
 });
+
+test('GGUF LoRA adapters (llama.cpp converter) by URL and as raw bytes match PEFT', async () => {
+  const model = await rt.loadModel(new URL('llama-hf/', TINY).href);
+  const V = model.info.vocabSize;
+  await model.loadAdapter('g1', new URL('adapters/qv-r4.gguf', TINY).href);
+  await model.loadAdapter('g2', readFileSync(new URL('adapters/all-linear-r8.gguf', TINY)));
+  assert.ok(maxRel(await model.forward(REF.prompt_ids, { adapter: 'g1' }), expected('qv-r4'), V) <= 1e-4);
+  assert.ok(maxRel(await model.forward(REF.prompt_ids, { adapter: 'g2' }), expected('all-linear-r8'), V) <= 1e-4);
+});
