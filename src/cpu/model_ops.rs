@@ -117,8 +117,19 @@ impl ModelOps for CpuBackend {
         Ok(())
     }
 
-    fn last_rows(&self, x: &CpuTensor, rows: usize) -> Result<CpuTensor> {
-        let rows = rows.min(x.rows);
-        Ok(CpuTensor { data: x.data[(x.rows - rows) * x.cols..].to_vec(), rows, cols: x.cols })
+    fn rows(&self, x: &CpuTensor, start: usize, len: usize) -> Result<CpuTensor> {
+        if start + len > x.rows {
+            return Err(Error::shape(format!("rows {start}..{} of a tensor with {}", start + len, x.rows)));
+        }
+        Ok(CpuTensor { data: x.data[start * x.cols..(start + len) * x.cols].to_vec(), rows: len, cols: x.cols })
+    }
+
+    fn concat_rows(&self, parts: &[CpuTensor]) -> Result<CpuTensor> {
+        let cols = parts.first().map_or(0, |p| p.cols);
+        if parts.iter().any(|p| p.cols != cols) {
+            return Err(Error::shape("concat_rows: parts of different widths"));
+        }
+        let data: Vec<f32> = parts.iter().flat_map(|p| p.data.iter().copied()).collect();
+        Ok(CpuTensor { rows: data.len() / cols.max(1), data, cols })
     }
 }

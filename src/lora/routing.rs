@@ -70,6 +70,16 @@ pub enum Mix {
     PerRow(Vec<Vec<(usize, f32)>>),
 }
 
+impl Mix {
+    /// The mix for a subset of the rows (e.g. the last row of each sequence).
+    pub fn select_rows(&self, rows: &[usize]) -> Mix {
+        match self {
+            Mix::PerRow(r) => Mix::PerRow(rows.iter().map(|&i| r.get(i).cloned().unwrap_or_default()).collect()),
+            other => other.clone(),
+        }
+    }
+}
+
 impl Routes {
     pub fn n_rows(&self) -> usize {
         self.row_start.len().saturating_sub(1)

@@ -157,51 +157,87 @@ impl<B: ModelOps> Llama<B> {
     }
 
     /// Runs `ids` at the session's next positions; returns logits `[rows, vocab]`.
+    /// Runs `ids` at the session's next positions; returns logits `[rows, vocab]`.
     pub fn forward(&self, s: &mut Session<B>, ids: &[u32], logits: Logits, mix: &Mix) -> Result<B::Tensor> {
+        self.forward_batch(&mut [(s, ids)], logits, mix)
+    }
+
+    /// Several sequences in one pass: their rows go through every projection together (one
+    /// read of each weight, per-row adapters in `mix` as in BGMV), attention stays within
+    /// each sequence's own cache. Logits: every row, or the last row of each sequence.
+    pub fn forward_batch(&self, seqs: &mut [(&mut Session<B>, &[u32])], logits: Logits, mix: &Mix) -> Result<B::Tensor> {
         let (b, c) = (&self.backend, &self.cfg);
-        let pos0 = s.len(b);
-        if ids.is_empty() {
-            return Err(Error::shape("forward needs at least one token"));
-        }
-        if pos0 + ids.len() > c.context {
-            return Err(Error::limit(format!(
-                "context length exceeded: {pos0} cached + {} new tokens > {} (the model's context)",
-                ids.len(),
-                c.context
-            )));
+        // (first row, rows, first position) per sequence.
+        let mut spans = Vec::with_capacity(seqs.len());
+        let mut ids = Vec::new();
+        for (s, t) in seqs.iter() {
+            let pos0 = s.len(b);
+            if t.is_empty() {
+                return Err(Error::shape("forward needs at least one token per sequence"));
+            }
+            if pos0 + t.len() > c.context {
+                return Err(Error::limit(format!(
+                    "context length exceeded: {pos0} cached + {} new tokens > {} (the model's context)",
+                    t.len(),
+                    c.context
+                )));
+            }
+            spans.push((ids.len(), t.len(), pos0));
+            ids.extend_from_slice(t);
         }
         let n = ids.len();
-        let mut x = b.embed(&self.embed, ids)?;
-        let proj = |l: &LoraLinear<B>, h: &B::Tensor| -> Result<B::Tensor> {
-            let mut y = b.empty(n, l.out_features())?;
-            l.forward_partial(h, n, mix, &mut y)?;
+        let mut x = b.embed(&self.embed, &ids)?;
+        let proj = |l: &LoraLinear<B>, h: &B::Tensor, rows: usize, mix: &Mix| -> Result<B::Tensor> {
+            let mut y = b.empty(rows, l.out_features())?;
+            l.forward_partial(h, rows, mix, &mut y)?;
             Ok(y)
         };
-        for (layer, kv) in self.layers.iter().zip(&mut s.kv) {
+        let single = seqs.len() == 1;
+        for (li, layer) in self.layers.iter().enumerate() {
             let h = b.rms_norm(&x, &layer.attn_norm, c.eps)?;
-            let (mut q, mut k, mut v) = (proj(&layer.q, &h)?, proj(&layer.k, &h)?, proj(&layer.v, &h)?);
+            let (mut q, mut k, mut v) = (proj(&layer.q, &h, n, mix)?, proj(&layer.k, &h, n, mix)?, proj(&layer.v, &h, n, mix)?);
             if let Some([qb, kb, vb]) = &layer.qkv_bias {
                 b.add_bias(&mut q, qb)?;
                 b.add_bias(&mut k, kb)?;
                 b.add_bias(&mut v, vb)?;
             }
-            b.rope(&mut q, c.head_dim, pos0, &self.inv_freq)?;
-            b.rope(&mut k, c.head_dim, pos0, &self.inv_freq)?;
-            let a = b.attention(&q, &k, &v, kv, pos0, c.heads, c.kv_heads, c.head_dim, c.sliding_window)?;
-            b.add(&mut x, &proj(&layer.o, &a)?)?;
+            let attend = |q: &mut B::Tensor, k: &mut B::Tensor, v: &B::Tensor, kv: &mut B::Kv, pos0: usize| {
+                b.rope(q, c.head_dim, pos0, &self.inv_freq)?;
+                b.rope(k, c.head_dim, pos0, &self.inv_freq)?;
+                b.attention(q, k, v, kv, pos0, c.heads, c.kv_heads, c.head_dim, c.sliding_window)
+            };
+            let mut parts = Vec::with_capacity(seqs.len());
+            for ((s, _), &(r0, len, pos0)) in seqs.iter_mut().zip(&spans) {
+                parts.push(if single {
+                    attend(&mut q, &mut k, &v, &mut s.kv[li], pos0)?
+                } else {
+                    let (mut qs, mut ks) = (b.rows(&q, r0, len)?, b.rows(&k, r0, len)?);
+                    attend(&mut qs, &mut ks, &b.rows(&v, r0, len)?, &mut s.kv[li], pos0)?
+                });
+            }
+            let a = if single { parts.pop().expect("one part") } else { b.concat_rows(&parts)? };
+            b.add(&mut x, &proj(&layer.o, &a, n, mix)?)?;
             let h = b.rms_norm(&x, &layer.ffn_norm, c.eps)?;
-            let mut g = proj(&layer.gate, &h)?;
-            b.silu_mul(&mut g, &proj(&layer.up, &h)?)?;
-            b.add(&mut x, &proj(&layer.down, &g)?)?;
+            let mut g = proj(&layer.gate, &h, n, mix)?;
+            b.silu_mul(&mut g, &proj(&layer.up, &h, n, mix)?)?;
+            b.add(&mut x, &proj(&layer.down, &g, n, mix)?)?;
         }
-        let x = match logits {
-            Logits::All => x,
-            Logits::Last => b.last_rows(&x, 1)?,
+        let (x, mix) = match logits {
+            Logits::All => (x, mix.clone()),
+            Logits::Last => {
+                let last: Vec<usize> = spans.iter().map(|&(r0, len, _)| r0 + len - 1).collect();
+                let parts = last.iter().map(|&r| b.rows(&x, r, 1)).collect::<Result<Vec<_>>>()?;
+                let x = if single { parts.into_iter().next().expect("one row") } else { b.concat_rows(&parts)? };
+                (x, mix.select_rows(&last))
+            }
         };
-        let rows = if logits == Logits::All { n } else { 1 };
+        let rows = match logits {
+            Logits::All => n,
+            Logits::Last => seqs.len(),
+        };
         let h = b.rms_norm(&x, &self.norm, c.eps)?;
         let mut out = b.empty(rows, c.vocab)?;
-        self.lm_head.forward_partial(&h, rows, mix, &mut out)?;
+        self.lm_head.forward_partial(&h, rows, &mix, &mut out)?;
         Ok(out)
     }
 }

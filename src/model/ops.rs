@@ -41,6 +41,8 @@ pub trait ModelOps: Backend {
     fn silu_mul(&self, gate: &mut Self::Tensor, up: &Self::Tensor) -> Result<()>;
     /// `x += y`.
     fn add(&self, x: &mut Self::Tensor, y: &Self::Tensor) -> Result<()>;
-    /// The last `rows` rows of `x`.
-    fn last_rows(&self, x: &Self::Tensor, rows: usize) -> Result<Self::Tensor>;
+    /// Rows `start..start+len` of `x`, as a new tensor.
+    fn rows(&self, x: &Self::Tensor, start: usize, len: usize) -> Result<Self::Tensor>;
+    /// The rows of `parts`, one after another (same widths).
+    fn concat_rows(&self, parts: &[Self::Tensor]) -> Result<Self::Tensor>;
 }
