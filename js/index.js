@@ -205,6 +205,27 @@ export class Model {
     const g = call(() => m.generate(m.encodePrompt(prompt), opts));
     return new Generation(g, signal);
   }
+  /**
+   * Several prompts at once, each with its own adapter (or none), stepped together: one
+   * batched forward pass per token for all of them. items: [{prompt, adapter?, adapters?}]
+   * (prompt: a string or a message list). Returns a BatchGeneration whose `streams[i]` is
+   * row i's async iterable of text pieces.
+   */
+  generateBatch(items, { signal, ...opts } = {}) {
+    for (const k of Object.keys(opts)) {
+      if (!GENERATE_OPTIONS.includes(k) || ADAPTER_OPTIONS.includes(k)) throw new ConfigError(`unknown generateBatch option ${JSON.stringify(k)}`);
+    }
+    if (!Array.isArray(items)) throw new ConfigError('generateBatch takes an array of {prompt, adapter?}');
+    const m = this.#live();
+    const rows = items.map(({ prompt, ...rest }) => {
+      for (const k of Object.keys(rest)) {
+        if (!ADAPTER_OPTIONS.includes(k)) throw new ConfigError(`unknown generateBatch item field ${JSON.stringify(k)}`);
+      }
+      const text = typeof prompt === 'string' ? prompt : this.applyChatTemplate(prompt);
+      return { ids: Array.from(m.encodePrompt(text)), ...rest };
+    });
+    return new BatchGeneration(call(() => m.generateBatch(rows, opts)), rows.length, signal);
+  }
   dispose() {
     this.#m?.free();
     this.#m = undefined;
@@ -212,6 +233,64 @@ export class Model {
   #live() {
     if (!this.#m) throw new ConfigError('this model was disposed');
     return this.#m;
+  }
+}
+
+/** Rows generated together; each row is its own stream. */
+export class BatchGeneration {
+  #g;
+  #signal;
+  #queues;
+  #stepping;
+  #error;
+  constructor(g, n, signal) {
+    this.#g = g;
+    this.#signal = signal;
+    this.#queues = Array.from({ length: n }, () => []);
+    /** One async iterable of text pieces per row. */
+    this.streams = this.#queues.map((_, i) => ({ [Symbol.asyncIterator]: () => this.#rowIterator(i) }));
+  }
+  /** Row i's generated token ids, and why it finished. */
+  tokens(i) {
+    return this.#g ? Array.from(this.#g.tokens(i)) : [];
+  }
+  finishReason(i) {
+    return this.#g?.finishReason(i);
+  }
+  /** Every row's whole text. */
+  async texts() {
+    return Promise.all(this.streams.map(async (s) => {
+      let t = '';
+      for await (const p of s) t += p;
+      return t;
+    }));
+  }
+  /** Advances all rows by one step (one step at a time, whoever asks). */
+  #step() {
+    this.#stepping ??= (async () => {
+      try {
+        if (this.#signal?.aborted) throw new AbortError('generation was aborted');
+        const pieces = await callAsync(() => this.#g.next());
+        pieces.forEach((p, i) => p && this.#queues[i].push(p));
+        await breathe();
+      } catch (e) {
+        this.#error = e;
+      } finally {
+        this.#stepping = undefined;
+      }
+    })();
+    return this.#stepping;
+  }
+  async *#rowIterator(i) {
+    for (;;) {
+      if (this.#queues[i].length) {
+        yield this.#queues[i].shift();
+        continue;
+      }
+      if (this.#error) throw this.#error;
+      if (this.#g.done(i)) return;
+      await this.#step();
+    }
   }
 }
 
@@ -243,13 +322,13 @@ export class Generation {
           this.#finishReason = 'abort';
           throw new AbortError('generation was aborted');
         }
-        const piece = await callAsync(() => g.next());
-        this.#tokens = Array.from(g.tokens());
+        const [piece] = await callAsync(() => g.next());
+        this.#tokens = Array.from(g.tokens(0));
         if (piece === undefined) break;
         if (piece) yield piece;
         await breathe();
       }
-      this.#finishReason = g.finishReason;
+      this.#finishReason = g.finishReason(0);
     } finally {
       g.free();
     }

@@ -6,7 +6,7 @@ use crate::cpu::CpuBackend;
 use crate::error::{Error, Result};
 use crate::model::adapters::{peft_from_files, AdapterChoice};
 use crate::model::chat::Message;
-use crate::model::generate::{GenerateOptions, Generator};
+use crate::model::generate::{GenerateOptions, Generator, Sequence};
 use crate::model::llama::Logits;
 use crate::model::load::Loader;
 use crate::model::sample::SampleOptions;
@@ -204,13 +204,46 @@ impl JsModel {
         Ok(serde_wasm_bindgen::to_value(&self.inner.borrow().adapters.list())?)
     }
 
+    /// One prompt: a generator with one sequence.
     pub fn generate(&self, prompt: Vec<u32>, opts: JsValue) -> std::result::Result<JsGenerator, JsValue> {
         let o: GenOpts = parse_opts(opts, "generate options")?;
-        let choice = AdapterOpts { adapter: o.adapter, adapters: o.adapters }.choice().map_err(js_err)?;
+        let mut o = o;
+        let choice = AdapterOpts { adapter: o.adapter.take(), adapters: o.adapters.take() }.choice().map_err(js_err)?;
+        self.start(vec![(prompt, choice)], o)
+    }
+
+    /// Several prompts stepped together, one batched forward pass per step; `items` is
+    /// `[{ids: number[], adapter?, adapters?}]`, `opts` the shared generation options.
+    #[wasm_bindgen(js_name = generateBatch)]
+    pub fn generate_batch(&self, items: JsValue, opts: JsValue) -> std::result::Result<JsGenerator, JsValue> {
+        #[derive(Deserialize)]
+        struct Item {
+            ids: Vec<u32>,
+            #[serde(default)]
+            adapter: Option<String>,
+            #[serde(default)]
+            adapters: Option<Vec<NamedWeight>>,
+        }
+        let items: Vec<Item> = serde_wasm_bindgen::from_value(items)
+            .map_err(|e| js_err(Error::config(format!("generateBatch items must be [{{prompt, adapter?}}]: {e}"))))?;
+        if items.is_empty() || items.len() > 256 {
+            return Err(js_err(Error::shape(format!("generateBatch takes 1 to 256 prompts, got {}", items.len()))));
+        }
+        let o: GenOpts = parse_opts(opts, "generate options")?;
+        let seqs = items
+            .into_iter()
+            .map(|it| Ok((it.ids, AdapterOpts { adapter: it.adapter, adapters: it.adapters }.choice()?)))
+            .collect::<Result<Vec<_>>>()
+            .map_err(js_err)?;
+        self.start(seqs, o)
+    }
+}
+
+impl JsModel {
+    fn start(&self, seqs: Vec<(Vec<u32>, AdapterChoice)>, o: GenOpts) -> std::result::Result<JsGenerator, JsValue> {
         let m = self.inner.try_borrow().map_err(|_| busy())?;
-        let mix = m.adapters.mix(&choice).map_err(js_err)?;
         let vocab = m.info.vocab_size;
-        if let Some(bad) = prompt.iter().chain(&o.stop_tokens).find(|&&i| i as usize >= vocab) {
+        for bad in seqs.iter().flat_map(|(p, _)| p).chain(&o.stop_tokens).filter(|&&i| i as usize >= vocab) {
             return Err(js_err(Error::shape(format!("token id {bad} is outside the vocabulary of {vocab}"))));
         }
         let d = SampleOptions::default();
@@ -232,8 +265,17 @@ impl JsModel {
             stop_strings: o.stop.into_iter().filter(|s| !s.is_empty()).collect(),
             stop_tokens: o.stop_tokens.into_iter().chain(m.stop_tokens.iter().copied()).collect(),
         };
-        let g = Generator::new(&m.llama, prompt, opts, mix).map_err(js_err)?;
-        Ok(JsGenerator { model: self.inner.clone(), gen: Rc::new(RefCell::new(g)), choice })
+        let mut choices = Vec::with_capacity(seqs.len());
+        let mut g = Generator { seqs: Vec::with_capacity(seqs.len()) };
+        for (i, (prompt, choice)) in seqs.into_iter().enumerate() {
+            let stack = m.adapters.stack(&choice).map_err(js_err)?;
+            // Each sequence samples with its own stream of randomness.
+            let mut o = opts.clone();
+            o.sample.seed = o.sample.seed.wrapping_add(i as u64);
+            g.seqs.push(Sequence::new(&m.llama, prompt, o, stack).map_err(js_err)?);
+            choices.push(choice);
+        }
+        Ok(JsGenerator { model: self.inner.clone(), gen: Rc::new(RefCell::new(g)), choices })
     }
 }
 
@@ -241,9 +283,9 @@ impl JsModel {
 pub struct JsGenerator {
     model: Shared,
     gen: Rc<RefCell<Generator<Cpu>>>,
-    /// Adapters by name: resolved again at every step, so an adapter replaced meanwhile is
-    /// used in its new form and one unloaded meanwhile is an error, not silently dropped.
-    choice: AdapterChoice,
+    /// Adapters by name per sequence: resolved again at every step, so an adapter replaced
+    /// meanwhile is used in its new form and one unloaded meanwhile is an error.
+    choices: Vec<AdapterChoice>,
 }
 
 fn parse_opts<T: for<'de> Deserialize<'de> + Default>(opts: JsValue, what: &str) -> std::result::Result<T, JsValue> {
@@ -255,26 +297,38 @@ fn parse_opts<T: for<'de> Deserialize<'de> + Default>(opts: JsValue, what: &str)
 
 #[wasm_bindgen(js_class = Generator)]
 impl JsGenerator {
-    /// Resolves to the next text piece (possibly ""), or undefined when finished.
+    /// Runs one step; resolves to an array with, per sequence, its next text piece (possibly
+    /// "") or undefined once it has finished.
     pub fn next(&self) -> js_sys::Promise {
-        let (m, g, choice) = (self.model.clone(), self.gen.clone(), self.choice.clone());
+        let (m, g, choices) = (self.model.clone(), self.gen.clone(), self.choices.clone());
         wasm_bindgen_futures::future_to_promise(async move {
             let mut g = g.try_borrow_mut().map_err(|_| js_err(Error::config("a generation step is already running")))?;
             let m = m.try_borrow().map_err(|_| busy())?;
-            g.mix = m.adapters.mix(&choice).map_err(|e| js_err(Error::new(e.kind, format!("during generation: {}", e.message))))?;
-            let piece: Result<Option<String>> = g.step(&m.llama, &m.tokenizer).await;
-            Ok(piece.map_err(js_err)?.map_or(JsValue::UNDEFINED, JsValue::from))
+            for (s, c) in g.seqs.iter_mut().zip(&choices) {
+                s.stack = m.adapters.stack(c).map_err(|e| js_err(Error::new(e.kind, format!("during generation: {}", e.message))))?;
+            }
+            let pieces = g.step(&m.llama, &m.tokenizer).await.map_err(js_err)?;
+            let out = js_sys::Array::new();
+            for p in pieces {
+                out.push(&p.map_or(JsValue::UNDEFINED, JsValue::from));
+            }
+            Ok(out.into())
         })
     }
 
-    /// Generated token ids so far.
-    pub fn tokens(&self) -> Vec<u32> {
-        self.gen.borrow().tokens().to_vec()
+    /// Generated token ids of sequence `i` so far.
+    pub fn tokens(&self, i: usize) -> Vec<u32> {
+        self.gen.borrow().seqs.get(i).map_or(vec![], |s| s.tokens().to_vec())
     }
 
-    /// "stop", "length" or "context" once finished.
-    #[wasm_bindgen(getter, js_name = finishReason)]
-    pub fn finish_reason(&self) -> Option<String> {
-        self.gen.borrow().finish_reason.map(str::to_string)
+    /// Whether sequence `i` has finished.
+    pub fn done(&self, i: usize) -> bool {
+        self.gen.borrow().seqs.get(i).is_none_or(|s| s.done)
+    }
+
+    /// "stop", "length" or "context" once sequence `i` finished.
+    #[wasm_bindgen(js_name = finishReason)]
+    pub fn finish_reason(&self, i: usize) -> Option<String> {
+        self.gen.borrow().seqs.get(i).and_then(|s| s.finish_reason).map(str::to_string)
     }
 }
