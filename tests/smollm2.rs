@@ -155,3 +155,67 @@ fn hugging_face_folder_matches_pytorch() {
         assert_eq!(argmax(got), r.argmax[p]);
     }
 }
+
+/// PEFT adapters on SmolLM2 (the GGUF base, whose q/k rows were un-permuted at load): each
+/// alone against PEFT, switching back and forth, and PEFT's mixed batch (adapter_names) as
+/// one batched pass with per-row adapters.
+#[test]
+fn peft_adapters_on_smollm2_match_peft() {
+    use lorafuse::model::adapters::{peft_from_files, AdapterChoice};
+    use lorafuse::model::load::Loader;
+    let Some(bytes) = model_bytes() else { return };
+    let mut l = Loader::new();
+    l.begin(FILE).unwrap();
+    l.push(&bytes).unwrap();
+    let mut m = l.finish(&CpuBackend).unwrap();
+    let dir = root().join("tests/fixtures/smollm2/adapters");
+    let f32s = |name: &str| -> Vec<f32> {
+        std::fs::read(dir.join(name)).unwrap().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+    };
+    for name in ["qv4", "od2"] {
+        let files: Vec<(String, Vec<u8>)> = ["adapter_config.json", "adapter_model.safetensors"]
+            .iter()
+            .map(|f| (f.to_string(), std::fs::read(dir.join(name).join(f)).unwrap()))
+            .collect();
+        let a = peft_from_files(&files, &m.llama.cfg).unwrap();
+        m.add_adapter(name, a, false).unwrap();
+    }
+    let r = reference();
+    let vocab = m.info.vocab_size;
+    let rel = |g: &[f32], w: &[f32]| {
+        let num: f64 = g.iter().zip(w).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
+        let den: f64 = w.iter().map(|b| (*b as f64).powi(2)).sum();
+        (num / den).sqrt()
+    };
+    let run = |m: &lorafuse::model::Model<CpuBackend>, choice: &AdapterChoice| {
+        let mut s = m.llama.session();
+        let mix = m.adapters.mix(choice).unwrap();
+        m.llama.forward(&mut s, &r.prompt_ids, Logits::All, &mix).unwrap().data
+    };
+    let one = |n: &str| AdapterChoice::Stack(vec![(n.to_string(), 1.0)]);
+    let n = r.prompt_ids.len();
+    let base = run(&m, &AdapterChoice::Base);
+    for name in ["qv4", "od2", "qv4"] {
+        let got = run(&m, &one(name));
+        let want = f32s(&format!("{name}.last4.f32"));
+        for p in 0..4 {
+            let g = &got[(n - 4 + p) * vocab..(n - 3 + p) * vocab];
+            let e = rel(g, &want[p * vocab..(p + 1) * vocab]);
+            assert!(e <= 1e-4, "{name} position {}: {e:.2e}", n - 4 + p);
+        }
+        assert!(rel(&got, &base) > 1e-4, "{name} changes the logits");
+        assert_eq!(run(&m, &AdapterChoice::Base), base, "back to the base after {name}");
+    }
+    // PEFT's mixed batch: rows ["qv4", "od2", base] of the same prompt.
+    let mut sessions: Vec<_> = (0..3).map(|_| m.llama.session()).collect();
+    let stacks: Vec<Vec<(usize, f32)>> =
+        [one("qv4"), one("od2"), AdapterChoice::Base].iter().map(|c| m.adapters.stack(c).unwrap()).collect();
+    let mix = Mix::PerRow(stacks.iter().flat_map(|s| std::iter::repeat(s.clone()).take(n)).collect());
+    let mut seqs: Vec<_> = sessions.iter_mut().map(|s| (s, &r.prompt_ids[..])).collect();
+    let got = m.llama.forward_batch(&mut seqs, Logits::Last, &mix).unwrap().data;
+    let want = f32s("mixed.last.f32");
+    for row in 0..3 {
+        let e = rel(&got[row * vocab..(row + 1) * vocab], &want[row * vocab..(row + 1) * vocab]);
+        assert!(e <= 1e-4, "mixed-batch row {row}: {e:.2e}");
+    }
+}
