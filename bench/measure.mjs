@@ -21,8 +21,8 @@ export async function benchLorafuse(api, source, { prompt, tokens = 32, reps = 3
   const loadMs = now() - t0;
   const promptTokens = model.tokenize(prompt).length;
   await model.generate(prompt, { maxTokens: 2 }).text(); // warm-up
-  const prefillMs = await best(reps, () => model.generate(prompt, { maxTokens: 1 }).text());
-  const allMs = await best(reps, () => model.generate(prompt, { maxTokens: tokens + 1 }).text());
+  const prefillMs = await best(reps, () => model.generate(prompt, { maxTokens: 1, ignoreEos: true }).text());
+  const allMs = await best(reps, () => model.generate(prompt, { maxTokens: tokens + 1, ignoreEos: true }).text());
   const decodeTokS = tokens / ((allMs - prefillMs) / 1000);
   const out = {
     label,

@@ -115,7 +115,7 @@ const breathe =
       : () => new Promise((r) => setTimeout(r, 0));
 
 const ADAPTER_OPTIONS = ['adapter', 'adapters'];
-const GENERATE_OPTIONS = [...ADAPTER_OPTIONS, 'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'repeatLastN', 'seed', 'stop', 'stopTokens'];
+const GENERATE_OPTIONS = [...ADAPTER_OPTIONS, 'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'repeatLastN', 'seed', 'stop', 'stopTokens', 'ignoreEos'];
 
 /** A loaded language model. */
 export class Model {

@@ -19,4 +19,5 @@ for f in f32 f16; do  # SmolLM2's unquantized Hugging Face forms, exported from 
 done
 node bench/wasm.mjs | tee bench/out/wasm.md
 node bench/model.mjs | tee bench/out/model.md
+node bench/adapters.mjs | tee bench/out/adapters.md
 cargo bench --bench linear -- "$@" | tee bench/out/native.md

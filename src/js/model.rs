@@ -121,6 +121,7 @@ struct GenOpts {
     seed: Option<f64>,
     stop: Vec<String>,
     stop_tokens: Vec<u32>,
+    ignore_eos: bool,
 }
 
 #[wasm_bindgen(js_class = Model)]
@@ -263,7 +264,8 @@ impl JsModel {
                 seed: seed as u64,
             },
             stop_strings: o.stop.into_iter().filter(|s| !s.is_empty()).collect(),
-            stop_tokens: o.stop_tokens.into_iter().chain(m.stop_tokens.iter().copied()).collect(),
+            stop_tokens: if o.ignore_eos { o.stop_tokens } else { o.stop_tokens.into_iter().chain(m.stop_tokens.iter().copied()).collect() },
+            ignore_eos: o.ignore_eos,
         };
         let mut choices = Vec::with_capacity(seqs.len());
         let mut g = Generator { seqs: Vec::with_capacity(seqs.len()) };

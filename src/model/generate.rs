@@ -16,8 +16,10 @@ pub struct GenerateOptions {
     pub max_tokens: usize,
     pub sample: SampleOptions,
     pub stop_strings: Vec<String>,
-    /// Extra stop tokens; the model's end-of-sequence token always stops.
+    /// Extra stop tokens; the model's end-of-sequence token stops too unless `ignore_eos`.
     pub stop_tokens: Vec<u32>,
+    /// Keep going past end-of-sequence (benchmarks).
+    pub ignore_eos: bool,
 }
 
 /// One sequence being generated.
@@ -92,7 +94,7 @@ impl<B: ModelOps> Sequence<B> {
         let next = self.sampler.sample(logits, &self.history);
         self.history.push(next);
         self.pending = Some(next);
-        if Some(next) == tok.eos || self.opts.stop_tokens.contains(&next) {
+        if (Some(next) == tok.eos && !self.opts.ignore_eos) || self.opts.stop_tokens.contains(&next) {
             return self.finish("stop");
         }
         if !tok.is_special(next) {

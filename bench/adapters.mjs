@@ -1,0 +1,110 @@
+// npm run bench, part 4: adapters on SmolLM2-135M (CPU backend, Node, one thread): decode
+// with no adapter, one all-linear r16, four stacked r16; a 4-row batch with 4 different
+// adapters vs the same adapter; switching cost; loading a ~10 MB PEFT adapter.
+import * as api from '../pkg/index.js';
+
+const MODEL = new URL('../.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf', import.meta.url);
+const L = 30, D = 576, F = 1536, KV = 192;
+const MODULES = { q_proj: [D, D], k_proj: [KV, D], v_proj: [KV, D], o_proj: [D, D], gate_proj: [F, D], up_proj: [F, D], down_proj: [D, F] };
+const PATH = { q_proj: 'self_attn', k_proj: 'self_attn', v_proj: 'self_attn', o_proj: 'self_attn', gate_proj: 'mlp', up_proj: 'mlp', down_proj: 'mlp' };
+
+/** A random all-linear PEFT adapter as {files}, seeded. */
+function peftAdapter(r, seed) {
+  let s = seed >>> 0;
+  const rnd = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5) * 0.02;
+  const header = {};
+  const parts = [];
+  let off = 0;
+  for (let i = 0; i < L; i++) {
+    for (const [m, [out, inp]] of Object.entries(MODULES)) {
+      for (const [part, shape] of [['lora_A', [r, inp]], ['lora_B', [out, r]]]) {
+        const data = Float32Array.from({ length: shape[0] * shape[1] }, rnd);
+        header[`base_model.model.model.layers.${i}.${PATH[m]}.${m}.${part}.weight`] = { dtype: 'F32', shape, data_offsets: [off, off + data.byteLength] };
+        parts.push(data);
+        off += data.byteLength;
+      }
+    }
+  }
+  let h = new TextEncoder().encode(JSON.stringify(header));
+  const pad = (8 - ((8 + h.length) % 8)) % 8;
+  h = new TextEncoder().encode(JSON.stringify(header) + ' '.repeat(pad));
+  const st = new Uint8Array(8 + h.length + off);
+  new DataView(st.buffer).setBigUint64(0, BigInt(h.length), true);
+  st.set(h, 8);
+  let at = 8 + h.length;
+  for (const p of parts) (st.set(new Uint8Array(p.buffer), at), (at += p.byteLength));
+  const cfg = { peft_type: 'LORA', r, lora_alpha: 2 * r, target_modules: Object.keys(MODULES), bias: 'none' };
+  return { files: { 'adapter_config.json': new TextEncoder().encode(JSON.stringify(cfg)), 'adapter_model.safetensors': st } };
+}
+
+const now = () => performance.now();
+async function best(n, fn) {
+  let t = Infinity;
+  for (let i = 0; i < n; i++) {
+    const t0 = now();
+    await fn();
+    t = Math.min(t, now() - t0);
+  }
+  return t;
+}
+
+const rt = await api.LoraRuntime.create({ backend: 'cpu' });
+const model = await rt.loadModel(MODEL);
+const prompt = 'Write a haiku about foxes.';
+const TOK = 32;
+// Decode tok/s: (time of a 33-token generation − a 1-token one) per token.
+async function decode(opts) {
+  await model.generate(prompt, { maxTokens: 2, ignoreEos: true, ...opts }).text();
+  const pre = await best(2, () => model.generate(prompt, { maxTokens: 1, ignoreEos: true, ...opts }).text());
+  const all = await best(2, () => model.generate(prompt, { maxTokens: TOK + 1, ignoreEos: true, ...opts }).text());
+  return TOK / ((all - pre) / 1000);
+}
+for (let i = 0; i < 4; i++) await model.loadAdapter(`r16-${i}`, peftAdapter(16, 11 + i));
+const base = await decode({});
+const one = await decode({ adapter: 'r16-0' });
+const four = await decode({ adapters: [0, 1, 2, 3].map((i) => ({ name: `r16-${i}`, weight: 0.25 })) });
+// Physical share on the CPU (compute-bound): the adapter's MACs over the base's, lm_head included.
+const baseMacs = L * (2 * D * D + 2 * KV * D + 3 * F * D) + 49152 * D;
+const loraMacs = (r) => L * Object.values(MODULES).reduce((a, [o, i]) => a + r * (o + i), 0);
+const share1 = loraMacs(16) / baseMacs;
+console.log(`### Adapters on SmolLM2-135M Q4_1, CPU backend, Node ${process.version}, one thread, ${TOK} tokens greedy`);
+console.log('| case | decode tok/s | overhead | physical share (FLOPs) | overhead / share |');
+console.log('|---|---|---|---|---|');
+console.log(`| base | ${base.toFixed(1)} | | | |`);
+for (const [label, t, share] of [['one all-linear r16', one, share1], ['4 stacked all-linear r16', four, 4 * share1]]) {
+  const ov = base / t - 1;
+  console.log(`| ${label} | ${t.toFixed(1)} | ${(100 * ov).toFixed(1)}% | ${(100 * share).toFixed(1)}% | ${(ov / share).toFixed(2)} |`);
+}
+// Batches of 4 rows: 4 different adapters vs the same one.
+async function batchRate(adapters) {
+  const items = adapters.map((a) => ({ prompt, adapter: a }));
+  await model.generateBatch(items, { maxTokens: 2, ignoreEos: true }).texts();
+  const t = await best(2, () => model.generateBatch(items, { maxTokens: TOK, ignoreEos: true }).texts());
+  return (4 * TOK) / (t / 1000);
+}
+const mixed = await batchRate(['r16-0', 'r16-1', 'r16-2', 'r16-3']);
+const same = await batchRate(['r16-0', 'r16-0', 'r16-0', 'r16-0']);
+console.log(`\n4-row batch, ${TOK} tokens each: 4 different adapters ${mixed.toFixed(1)} tok/s, the same adapter ${same.toFixed(1)} tok/s: mixed/same time ratio ${(same / mixed).toFixed(2)} (target ≤ 1.1)`);
+// Switching: a 1-token generation after one with another adapter vs after the same one.
+const gen1 = (a) => model.generate('Hi', { maxTokens: 1, adapter: a }).text();
+let sw = 0, st = 0;
+for (let i = 0; i < 10; i++) {
+  await gen1('r16-0');
+  let t0 = now();
+  await gen1('r16-1');
+  sw += now() - t0;
+  t0 = now();
+  await gen1('r16-1');
+  st += now() - t0;
+}
+console.log(`switching adapters between generate calls: ${((sw - st) / 10).toFixed(2)} ms extra per switch (a 1-token call takes ${(st / 10).toFixed(1)} ms; target ≤ 1 ms)`);
+// Loading a ~10 MB adapter (r = 8, all-linear): time and wasm memory growth.
+const ten = peftAdapter(8, 99);
+const size = ten.files['adapter_model.safetensors'].length;
+const m0 = api.LoraRuntime.wasmMemoryBytes();
+const t0 = now();
+await model.loadAdapter('ten', ten);
+const loadMs = now() - t0;
+const grew = api.LoraRuntime.wasmMemoryBytes() - m0;
+const held = model.adapters().find((a) => a.name === 'ten').bytes;
+console.log(`loading a ${(size / 2 ** 20).toFixed(1)} MiB PEFT adapter: ${loadMs.toFixed(1)} ms (target ≤ 50 ms); held ${(held / 2 ** 20).toFixed(1)} MiB; wasm memory grew ${(grew / 2 ** 20).toFixed(1)} MiB`);
