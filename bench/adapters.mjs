@@ -2,6 +2,7 @@
 // with no adapter, one all-linear r16, four stacked r16; a 4-row batch with 4 different
 // adapters vs the same adapter; switching cost; loading a ~10 MB PEFT adapter.
 import * as api from '../pkg/index.js';
+import { best } from './measure.mjs';
 
 const MODEL = new URL('../.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf', import.meta.url);
 const L = 30, D = 576, F = 1536, KV = 192;
@@ -38,15 +39,6 @@ function peftAdapter(r, seed) {
 }
 
 const now = () => performance.now();
-async function best(n, fn) {
-  let t = Infinity;
-  for (let i = 0; i < n; i++) {
-    const t0 = now();
-    await fn();
-    t = Math.min(t, now() - t0);
-  }
-  return t;
-}
 
 const rt = await api.LoraRuntime.create({ backend: 'cpu' });
 const model = await rt.loadModel(MODEL);

@@ -4,7 +4,7 @@
 
 const now = () => performance.now();
 
-async function best(reps, fn) {
+export async function best(reps, fn) {
   let t = Infinity;
   for (let i = 0; i < reps; i++) {
     const t0 = now();

@@ -22,17 +22,6 @@ fn proj(name: &str) -> Option<Proj> {
     })
 }
 
-fn f32s(t: &RawTensor, name: &str) -> Result<Vec<f32>> {
-    let w = HostWeight::new(t.shape[0], t.shape[1], match t.format {
-        crate::weights::WeightFormat::F32 => WeightData::F32(bytemuck::pod_collect_to_vec(&t.bytes)),
-        crate::weights::WeightFormat::F16 => WeightData::F16(bytemuck::pod_collect_to_vec(&t.bytes)),
-        crate::weights::WeightFormat::BF16 => WeightData::BF16(bytemuck::pod_collect_to_vec(&t.bytes)),
-        f => return Err(Error::unsupported(format!("{name}: LoRA tensors in {} are not supported", f.name()))),
-    })
-    .map_err(|e| Error::new(e.kind, format!("{name}: {}", e.message)))?;
-    Ok((0..w.rows).flat_map(|r| w.row_f32(r)).collect())
-}
-
 pub fn from_gguf(file: &str, bytes: &[u8], cfg: &Config) -> Result<PeftAdapter> {
     let mut s = GgufStream::new(file);
     s.push(bytes)?;
@@ -81,8 +70,8 @@ pub fn from_gguf(file: &str, bytes: &[u8], cfg: &Config) -> Result<PeftAdapter> 
                 target.module()
             )));
         }
-        let a = f32s(&ta, &ka)?;
-        let mut b = f32s(&tb, &kb)?;
+        let a = ta.to_f32(&ka)?;
+        let mut b = tb.to_f32(&kb)?;
         if let (true, Target::Layer(_, p @ (Proj::Q | Proj::K))) = (arch == "llama", target) {
             let heads = if p == Proj::Q { cfg.heads } else { cfg.kv_heads };
             let w = unpermute_heads(HostWeight::new(out, rank, WeightData::F32(b))?, heads);

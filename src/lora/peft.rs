@@ -6,7 +6,6 @@
 use crate::error::{Error, Result};
 use crate::model::config::Config;
 use crate::model::tensors::RawTensor;
-use crate::weights::{HostWeight, WeightData, WeightFormat};
 use std::collections::BTreeMap;
 
 /// A projection an adapter can target.
@@ -151,19 +150,6 @@ fn is_unset(v: &serde_json::Value) -> bool {
     }
 }
 
-fn f32_of(t: &RawTensor, name: &str) -> Result<Vec<f32>> {
-    let cols = *t.shape.last().unwrap_or(&0);
-    let rows = if t.shape.len() == 2 { t.shape[0] } else { 1 };
-    let data = match t.format {
-        WeightFormat::F32 => WeightData::F32(bytemuck::pod_collect_to_vec(&t.bytes)),
-        WeightFormat::F16 => WeightData::F16(bytemuck::pod_collect_to_vec(&t.bytes)),
-        WeightFormat::BF16 => WeightData::BF16(bytemuck::pod_collect_to_vec(&t.bytes)),
-        f => return Err(Error::unsupported(format!("adapter tensor {name} is {}", f.name()))),
-    };
-    let w = HostWeight::new(rows.max(1), cols, data).map_err(|e| Error::new(e.kind, format!("adapter tensor {name}: {}", e.message)))?;
-    Ok((0..w.rows).flat_map(|r| w.row_f32(r)).collect())
-}
-
 impl PeftAdapter {
     /// Parses a PEFT adapter against the model it is to be applied to.
     pub fn parse(config_json: &str, mut tensors: BTreeMap<String, RawTensor>, cfg: &Config) -> Result<PeftAdapter> {
@@ -256,11 +242,11 @@ impl PeftAdapter {
                         if tm.shape != [out] {
                             return Err(Error::shape(format!("adapter tensor {km} has shape {:?}, expected [{out}]", tm.shape)));
                         }
-                        Some(f32_of(&tm, &km)?)
+                        Some(tm.to_f32(&km)?)
                     } else {
                         None
                     };
-                    let (a, b) = (f32_of(&ta, &ka)?, f32_of(&tb, &kb)?);
+                    let (a, b) = (ta.to_f32(&ka)?, tb.to_f32(&kb)?);
                     names.push(module);
                     modules.push(ModuleLora { target: t, a, b, rank, scale, magnitude });
                 }

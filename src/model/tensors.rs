@@ -38,6 +38,23 @@ pub struct RawTensor {
 }
 
 impl RawTensor {
+    /// The values widened to f32, row-major (1-D and 2-D tensors in F32, F16 or BF16).
+    pub fn to_f32(&self, name: &str) -> Result<Vec<f32>> {
+        let (rows, cols) = match self.shape.as_slice() {
+            [r, c] => (*r, *c),
+            [c] => (1, *c),
+            other => return Err(Error::shape(format!("tensor {name} has shape {other:?}"))),
+        };
+        let data = match self.format {
+            WeightFormat::F32 => WeightData::F32(bytemuck::pod_collect_to_vec(&self.bytes)),
+            WeightFormat::F16 => WeightData::F16(bytemuck::pod_collect_to_vec(&self.bytes)),
+            WeightFormat::BF16 => WeightData::BF16(bytemuck::pod_collect_to_vec(&self.bytes)),
+            f => return Err(Error::unsupported(format!("tensor {name} is {}, expected f32, f16 or bf16", f.name()))),
+        };
+        let w = HostWeight::new(rows, cols, data).map_err(|e| Error::new(e.kind, format!("tensor {name}: {}", e.message)))?;
+        Ok((0..rows).flat_map(|r| w.row_f32(r)).collect())
+    }
+
     pub fn from_gguf(t: TensorInfo, bytes: Vec<u8>) -> Self {
         RawTensor { format: t.format, shape: t.dims.into_iter().rev().collect(), bytes }
     }
