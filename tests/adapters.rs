@@ -261,3 +261,23 @@ fn batched_sequences_with_per_row_adapters_match_single_runs() {
     // The rows really differ (different adapters, different prompts).
     assert!(max_rel(&first[..vocab], &first[vocab..2 * vocab], vocab) > 1e-2);
 }
+
+/// Stacking at run time ({adapters: [{name, weight}]}) equals PEFT's exact weighted
+/// combination (add_weighted_adapter, "cat": Σ w·s·B·A) of the same adapters.
+#[test]
+fn weighted_stack_matches_peft_combination() {
+    let mut m = base("llama");
+    for n in ["qv-r4", "all-linear-r8"] {
+        let a = peft_from_files(&files_in(&dir().join("adapters").join(n)), &m.llama.cfg).unwrap();
+        m.add_adapter(n, a, false).unwrap();
+    }
+    let stack = AdapterChoice::Stack(vec![("qv-r4".into(), 0.7), ("all-linear-r8".into(), 0.4)]);
+    let got = logits(&m, &prompt(), &stack);
+    let want: Vec<f32> = std::fs::read(dir().join("adapters/stack-0.7-0.4.logits.f32"))
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    let err = max_rel(&got, &want, m.info.vocab_size);
+    assert!(err <= 1e-4, "rel err {err:.2e}");
+}
