@@ -12,5 +12,5 @@ wasm-bindgen --target web --out-dir pkg/wasm --out-name lorafuse \
 wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
   --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
   pkg/wasm/lorafuse_bg.wasm -o pkg/wasm/lorafuse_bg.wasm
-cp js/index.js js/errors.js js/sources.js js/index.d.ts pkg/
+cp js/*.js js/*.d.ts pkg/
 printf '[build] pkg/ ready: wasm %s bytes\n' "$(wc -c < pkg/wasm/lorafuse_bg.wasm)" >&2

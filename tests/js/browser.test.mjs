@@ -79,3 +79,18 @@ test('PEFT adapters in Chromium match PEFT', { timeout: 300_000 }, async () => {
     await browser.close();
   }
 });
+
+test('lorafuse/worker in Chromium: same text and tokens as the main thread, typed errors, batches', { timeout: 120_000 }, async () => {
+  const browser = await launch({ webgpu: false });
+  try {
+    const { page } = await open(browser, `${url}/tests/js/page.html`);
+    const r = await page.evaluate(() => window.workerCheck());
+    assert.equal(r.workerText, r.text);
+    assert.deepEqual(r.workerTokens, r.tokens);
+    assert.ok(r.progress > 0);
+    assert.equal(r.err, 'AdapterError:true');
+    assert.equal(r.texts.length, 2);
+  } finally {
+    await browser.close();
+  }
+});

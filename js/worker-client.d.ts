@@ -1,0 +1,44 @@
+import type { BackendChoice, BackendName } from './index.js';
+
+export interface WorkerProgress {
+  loaded: number;
+  total?: number;
+  file: string;
+}
+
+/** The runtime in a Web Worker: the same calls as LoraRuntime, all asynchronous. */
+export class LoraWorker {
+  private constructor();
+  static create(options?: { backend?: BackendChoice; worker?: Worker }): Promise<LoraWorker>;
+  readonly backend: BackendName;
+  readonly device: string;
+  readonly fallbackReason?: string;
+  /** A URL (string), Blob/File, ArrayBuffer/Uint8Array or {files}; see LoraRuntime#loadModel. */
+  loadModel(source: unknown, options?: { onProgress?: (p: WorkerProgress) => void; fileName?: string; int8Activations?: boolean }): Promise<WorkerModel>;
+  dispose(): void;
+}
+
+/** A stream of text pieces; `result` resolves when it ends. */
+export interface WorkerStream extends AsyncIterable<string> {
+  readonly result: Promise<{ tokens: number[]; finishReason?: string } | undefined>;
+  text(): Promise<string>;
+}
+
+export class WorkerModel {
+  private constructor();
+  readonly info: Record<string, unknown>;
+  loadAdapter(name: string, source: unknown, options?: { replace?: boolean; onProgress?: (p: WorkerProgress) => void }): Promise<Record<string, unknown>>;
+  unloadAdapter(name: string): Promise<void>;
+  setAdapterScale(name: string, scale: number): Promise<void>;
+  adapters(): Promise<Array<{ name: string; rank: number; alpha: number; scale: number; targets: string[]; bytes: number; dora: boolean }>>;
+  tokenize(text: string, options?: { special?: boolean }): Promise<number[]>;
+  detokenize(ids: number[], options?: { skipSpecial?: boolean }): Promise<string>;
+  applyChatTemplate(messages: Array<{ role: string; content: string }>, options?: { addGenerationPrompt?: boolean }): Promise<string>;
+  forward(ids: number[], options?: { adapter?: string | null; adapters?: Array<{ name: string; weight?: number }> }): Promise<Float32Array>;
+  generate(input: string | Array<{ role: string; content: string }>, options?: Record<string, unknown> & { signal?: AbortSignal }): WorkerStream;
+  generateBatch(
+    items: Array<{ prompt: string | Array<{ role: string; content: string }>; adapter?: string | null; adapters?: Array<{ name: string; weight?: number }> }>,
+    options?: Record<string, unknown> & { signal?: AbortSignal },
+  ): { streams: WorkerStream[]; result: Promise<{ rows: Array<{ tokens: number[]; finishReason?: string }> } | undefined> };
+  dispose(): Promise<void>;
+}

@@ -1,0 +1,151 @@
+// lorafuse/worker: the same API as the main entry, with the runtime in a Web Worker, so a
+// page never freezes while a model loads or generates. Errors arrive as the same classes.
+import { AbortError, LoraError, ShapeError, AdapterError, ConfigError, BackendError, FormatError, UnsupportedError, LimitError } from './errors.js';
+
+const KINDS = { LoraError, ShapeError, AdapterError, ConfigError, BackendError, FormatError, UnsupportedError, LimitError, AbortError };
+
+class Channel {
+  #worker;
+  #next = 1;
+  #pending = new Map();
+  constructor(worker) {
+    this.#worker = worker;
+    worker.onmessage = ({ data }) => {
+      const p = this.#pending.get(data.id);
+      if (!p) return;
+      if (data.progress) return p.onProgress?.(data.progress);
+      if (data.piece) return p.onPiece?.(data.piece);
+      this.#pending.delete(data.id);
+      if (data.error) {
+        const Kind = KINDS[data.error.name] ?? Error;
+        const e = new Kind(data.error.message);
+        if (Kind === Error) e.name = data.error.name;
+        p.reject(e);
+      } else p.resolve(data.result);
+    };
+    worker.onerror = (e) => {
+      for (const p of this.#pending.values()) p.reject(new LoraError(`worker failed: ${e.message}`));
+      this.#pending.clear();
+    };
+  }
+  /** Sends a request; `hooks` receive progress events and streamed pieces. */
+  request(op, args = {}, hooks = {}) {
+    const id = this.#next++;
+    const done = new Promise((resolve, reject) => this.#pending.set(id, { resolve, reject, ...hooks }));
+    this.#worker.postMessage({ id, op, ...args });
+    return { id, done };
+  }
+  terminate() {
+    this.#worker.terminate();
+  }
+}
+
+/** Only plain, cloneable sources cross into the worker (URLs as strings, bytes, Blobs, {files}). */
+function portable(source) {
+  return source instanceof URL ? source.href : source;
+}
+
+export class LoraWorker {
+  #ch;
+  /** @internal use LoraWorker.create */
+  constructor(ch, info) {
+    this.#ch = ch;
+    Object.assign(this, info);
+  }
+  /** Starts a worker running the runtime: backend "auto" | "webgpu" | "cpu". */
+  static async create({ backend = 'auto', worker } = {}) {
+    const w = worker ?? new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    const ch = new Channel(w);
+    const info = await ch.request('create', { backend }).done;
+    return new LoraWorker(ch, info);
+  }
+  async loadModel(source, { onProgress, ...options } = {}) {
+    const { handle, info } = await this.#ch.request('loadModel', { source: portable(source), options }, { onProgress }).done;
+    return new WorkerModel(this.#ch, handle, info);
+  }
+  dispose() {
+    this.#ch.terminate();
+  }
+}
+
+export class WorkerModel {
+  #ch;
+  #h;
+  constructor(ch, handle, info) {
+    this.#ch = ch;
+    this.#h = handle;
+    this.info = info;
+  }
+  #call(method, ...args) {
+    return this.#ch.request('call', { handle: this.#h, method, args }).done;
+  }
+  loadAdapter(name, source, { onProgress, ...options } = {}) {
+    return this.#ch.request('loadAdapter', { handle: this.#h, name, source: portable(source), options }, { onProgress }).done;
+  }
+  unloadAdapter(name) {
+    return this.#call('unloadAdapter', name);
+  }
+  setAdapterScale(name, scale) {
+    return this.#call('setAdapterScale', name, scale);
+  }
+  adapters() {
+    return this.#call('adapters');
+  }
+  tokenize(text, opts) {
+    return this.#call('tokenize', text, opts);
+  }
+  detokenize(ids, opts) {
+    return this.#call('detokenize', ids, opts);
+  }
+  applyChatTemplate(messages, opts) {
+    return this.#call('applyChatTemplate', messages, opts);
+  }
+  forward(ids, opts) {
+    return this.#call('forward', ids, opts);
+  }
+  /** Streams text pieces for one prompt (async iterable); `.result` resolves to {tokens, finishReason}. */
+  generate(input, { signal, ...options } = {}) {
+    return this.#stream('generate', { input, options }, 1, signal).streams[0];
+  }
+  /** Several prompts in one batched pass; `.streams[i]` is row i's async iterable. */
+  generateBatch(items, { signal, ...options } = {}) {
+    return this.#stream('generateBatch', { items, options }, items.length, signal);
+  }
+  dispose() {
+    return this.#call('dispose');
+  }
+  #stream(op, args, rows, signal) {
+    const queues = Array.from({ length: rows }, () => []);
+    const wake = Array.from({ length: rows }, () => null);
+    let finished = false, error;
+    const { id, done } = this.#ch.request(op, { handle: this.#h, ...args }, {
+      onPiece: ({ row, text }) => {
+        queues[row].push(text);
+        wake[row]?.();
+      },
+    });
+    const result = done.then(
+      (r) => ((finished = true), wake.forEach((w) => w?.()), r),
+      (e) => ((finished = true), (error = e), wake.forEach((w) => w?.()), undefined),
+    );
+    signal?.addEventListener('abort', () => this.#ch.request('abort', { target: id }));
+    const iterate = async function* (row) {
+      for (;;) {
+        if (queues[row].length) yield queues[row].shift();
+        else if (finished) {
+          if (error) throw error;
+          return;
+        } else await new Promise((r) => (wake[row] = r));
+      }
+    };
+    const streams = queues.map((_, row) => Object.assign({ [Symbol.asyncIterator]: () => iterate(row) }, {
+      result: result.then((r) => r?.rows[row]),
+      async text() {
+        let s = '';
+        for await (const p of this) s += p;
+        return s;
+      },
+    }));
+    return { streams, result };
+  }
+}

@@ -1,0 +1,77 @@
+// The worker side of lorafuse/worker: runs the real runtime off the main thread and answers
+// the client's messages. Streams send one message per text piece.
+import { LoraRuntime } from './index.js';
+
+let rt;
+const models = new Map();
+const gens = new Map(); // request id → AbortController
+let nextModel = 1;
+
+function reply(msg, transfer = []) {
+  self.postMessage(msg, transfer);
+}
+
+function fail(id, e) {
+  reply({ id, error: { name: e?.name ?? 'Error', message: e?.message ?? String(e) } });
+}
+
+const handlers = {
+  async create({ backend }) {
+    rt = await LoraRuntime.create({ backend });
+    return { backend: rt.backend, device: rt.device, fallbackReason: rt.fallbackReason };
+  },
+  async loadModel({ source, options }, id) {
+    const model = await rt.loadModel(source, { ...options, onProgress: (p) => reply({ id, progress: p }) });
+    const handle = nextModel++;
+    models.set(handle, model);
+    return { handle, info: model.info };
+  },
+  async loadAdapter({ handle, name, source, options }, id) {
+    return models.get(handle).loadAdapter(name, source, { ...options, onProgress: (p) => reply({ id, progress: p }) });
+  },
+  call({ handle, method, args }) {
+    const m = models.get(handle);
+    if (!m || !['unloadAdapter', 'setAdapterScale', 'adapters', 'tokenize', 'detokenize', 'applyChatTemplate', 'forward', 'dispose'].includes(method)) {
+      throw new Error(`no such model method ${method}`);
+    }
+    return m[method](...args);
+  },
+  async generate({ handle, input, options }, id) {
+    const ctl = new AbortController();
+    gens.set(id, ctl);
+    try {
+      const g = models.get(handle).generate(input, { ...options, signal: ctl.signal });
+      for await (const text of g) reply({ id, piece: { row: 0, text } });
+      return { rows: [{ tokens: g.tokens, finishReason: g.finishReason }] };
+    } finally {
+      gens.delete(id);
+    }
+  },
+  async generateBatch({ handle, items, options }, id) {
+    const ctl = new AbortController();
+    gens.set(id, ctl);
+    try {
+      const b = models.get(handle).generateBatch(items, { ...options, signal: ctl.signal });
+      await Promise.all(b.streams.map(async (s, row) => {
+        for await (const text of s) reply({ id, piece: { row, text } });
+      }));
+      return { rows: items.map((_, i) => ({ tokens: b.tokens(i), finishReason: b.finishReason(i) })) };
+    } finally {
+      gens.delete(id);
+    }
+  },
+  abort({ target }) {
+    gens.get(target)?.abort();
+    return true;
+  },
+};
+
+self.onmessage = async ({ data }) => {
+  const { id, op, ...args } = data;
+  try {
+    const result = await handlers[op](args, id);
+    reply({ id, result }, result instanceof Float32Array ? [result.buffer] : []);
+  } catch (e) {
+    fail(id, e);
+  }
+};
