@@ -44,9 +44,154 @@ export interface AdapterInfo {
   scale: number;
 }
 
+/** Bytes so far while a model or adapter loads. */
+export interface LoadProgress {
+  loaded: number;
+  /** Sum of the files' sizes, when the sources tell. */
+  total?: number;
+  /** The file being read. */
+  file: string;
+}
+
+/**
+ * A model or adapter source: a URL (a folder URL ends in "/"), a Response, a Blob/File, an
+ * ArrayBuffer or typed array, a list of Files, or {files: {name: any of those}}.
+ */
+export type ModelSource =
+  | string
+  | URL
+  | Response
+  | Blob
+  | ArrayBuffer
+  | ArrayBufferView
+  | File[]
+  | FileList
+  | { files: Record<string, string | URL | Response | Blob | ArrayBuffer | ArrayBufferView> };
+
+export interface LoadModelOptions {
+  onProgress?: (p: LoadProgress) => void;
+  signal?: AbortSignal;
+  /** The file name when the source does not carry one (raw bytes). */
+  fileName?: string;
+  /** Opt-in: int8 activations for Q8_0/Q4_0/Q4_1 weights (faster, less exact). */
+  int8Activations?: boolean;
+  /** Keep fetched files in this Cache API cache; a later load reads them from there. */
+  cache?: string;
+}
+
+export interface ModelInfo {
+  name: string;
+  architecture: 'llama' | 'qwen2' | 'mistral';
+  vocabSize: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  contextLength: number;
+  tiedEmbeddings: boolean;
+  /** Storage formats of the projections, most common first (e.g. "q4_1"). */
+  quantization: string;
+  embeddingFormat: string;
+  weightBytes: number;
+  fileBytes: number;
+  backend: BackendName;
+  device: string;
+}
+
+export interface ChatMessage {
+  role: string;
+  content: string;
+}
+
+/** Which adapters a request uses: one (null = the base model) or a weighted stack. */
+export interface AdapterSelection {
+  adapter?: string | null;
+  adapters?: WeightedAdapter[];
+}
+
+export interface GenerateOptions extends AdapterSelection {
+  maxTokens?: number;
+  /** 0 (the default) is greedy. */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  repetitionPenalty?: number;
+  repeatLastN?: number;
+  /** Sampling is reproducible by seed. */
+  seed?: number;
+  /** Text that ends generation; it is never emitted. */
+  stop?: string[];
+  stopTokens?: number[];
+  /** Keep going past end-of-sequence (benchmarks). */
+  ignoreEos?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface ModelAdapterInfo {
+  name: string;
+  rank: number;
+  alpha: number;
+  /** The multiplier set by setAdapterScale (1 by default). */
+  scale: number;
+  targets: string[];
+  bytes: number;
+  dora: boolean;
+}
+
+export type Prompt = string | ChatMessage[];
+
+/** One generation: iterate for text pieces (valid UTF-8), or await text(). */
+export class Generation implements AsyncIterable<string> {
+  private constructor();
+  [Symbol.asyncIterator](): AsyncIterator<string>;
+  text(): Promise<string>;
+  readonly tokens: number[];
+  readonly finishReason: 'stop' | 'length' | 'context' | 'abort' | undefined;
+}
+
+/** Several prompts generated together; streams[i] is row i's text. */
+export class BatchGeneration {
+  private constructor();
+  readonly streams: AsyncIterable<string>[];
+  texts(): Promise<string[]>;
+  tokens(i: number): number[];
+  finishReason(i: number): 'stop' | 'length' | 'context' | undefined;
+}
+
+export class Model {
+  private constructor();
+  readonly info: ModelInfo;
+  tokenize(text: string, options?: { special?: boolean }): number[];
+  detokenize(ids: ArrayLike<number>, options?: { skipSpecial?: boolean }): string;
+  applyChatTemplate(messages: ChatMessage[], options?: { addGenerationPrompt?: boolean }): string;
+  /** Logits [ids.length × vocabSize], row-major by position. */
+  forward(ids: ArrayLike<number>, options?: AdapterSelection): Promise<Float32Array>;
+  generate(input: Prompt, options?: GenerateOptions): Generation;
+  generateBatch(items: Array<{ prompt: Prompt } & AdapterSelection>, options?: Omit<GenerateOptions, 'adapter' | 'adapters'>): BatchGeneration;
+  /** A PEFT folder (adapter_config.json + adapter_model.safetensors) or a GGUF LoRA file. */
+  loadAdapter(
+    name: string,
+    source: ModelSource,
+    options?: { replace?: boolean; signal?: AbortSignal; onProgress?: (p: LoadProgress) => void; cache?: string },
+  ): Promise<ModelAdapterInfo>;
+  unloadAdapter(name: string): void;
+  setAdapterScale(name: string, scale: number): void;
+  adapters(): ModelAdapterInfo[];
+  dispose(): void;
+}
+
 export class LoraRuntime {
   private constructor();
   static create(options?: { backend?: BackendChoice }): Promise<LoraRuntime>;
+  /** Deletes a Cache API cache filled through the `cache` load option. */
+  static clearCache(name: string): Promise<boolean>;
+  /** Bytes of wasm memory in use (it only grows: the peak so far). */
+  static wasmMemoryBytes(): number;
+  /** Loads a model (GGUF file or Hugging Face folder), streaming it into place. */
+  loadModel(source: ModelSource, options?: LoadModelOptions): Promise<Model>;
   /** What actually runs. */
   readonly backend: BackendName;
   /** GPU adapter name, or which CPU path runs. */

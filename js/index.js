@@ -47,6 +47,11 @@ export class LoraRuntime {
     return new LoraRuntime(await callAsync(() => Runtime.create(String(backend))));
   }
 
+  /** Deletes a Cache API cache filled through the `cache` option of loadModel/loadAdapter. */
+  static async clearCache(name) {
+    return typeof caches !== 'undefined' ? caches.delete(name) : false;
+  }
+
   /** Bytes of wasm memory in use (it only grows: this is the peak so far). */
   static wasmMemoryBytes() {
     return loading ? wasmMemoryBytes() : 0;
@@ -79,8 +84,8 @@ export class LoraRuntime {
    * run on the CPU backend for now (info.backend says so). int8Activations: opt-in faster
    * path for Q8_0/Q4_0/Q4_1 weights that quantizes activations per 32-block (less exact).
    */
-  async loadModel(source, { onProgress, signal, fileName, int8Activations = false } = {}) {
-    const files = await callAsync(() => openSources(source, { signal, fileName }));
+  async loadModel(source, { onProgress, signal, fileName, int8Activations = false, cache } = {}) {
+    const files = await callAsync(() => openSources(source, { signal, fileName, cache }));
     const total = files.every((f) => f.total !== undefined) ? files.reduce((a, f) => a + f.total, 0) : undefined;
     const loader = new ModelLoader();
     let loaded = 0;
@@ -158,9 +163,9 @@ export class Model {
    * Loads a PEFT adapter (adapter_config.json + adapter_model.safetensors) from a folder URL
    * ending in "/", a list of Files, or {files: {name: source}}. Resolves to its info.
    */
-  async loadAdapter(name, source, { replace = false, signal, onProgress } = {}) {
+  async loadAdapter(name, source, { replace = false, signal, onProgress, cache } = {}) {
     if (typeof name !== 'string' || !name) throw new AdapterError('adapter names must be non-empty strings');
-    const files = await callAsync(() => openSources(source, { signal, adapter: true }));
+    const files = await callAsync(() => openSources(source, { signal, adapter: true, cache }));
     const total = files.every((f) => f.total !== undefined) ? files.reduce((a, f) => a + f.total, 0) : undefined;
     const pairs = [];
     let loaded = 0;

@@ -45,7 +45,18 @@ function resolveUrl(source) {
   return new URL(source, globalThis.location?.href ?? `file://${globalThis.process?.cwd?.() ?? ''}/`);
 }
 
-async function fetchFile(url, name, signal) {
+/** Fetches through the Cache API when `cache` names one (a reload then costs no download). */
+async function cachedFetch(url, signal, cache) {
+  if (!cache || typeof caches === 'undefined') return fetch(url, { signal });
+  const store = await caches.open(cache);
+  const hit = await store.match(url);
+  if (hit) return hit;
+  const res = await fetch(url, { signal });
+  if (res.ok) await store.put(url, res.clone()).catch(() => {}); // a full disk only costs the cache
+  return res;
+}
+
+async function fetchFile(url, name, signal, cache) {
   if (url.protocol === 'file:') {
     const fs = await import(/* @vite-ignore */ 'node:fs');
     let total;
@@ -56,26 +67,26 @@ async function fetchFile(url, name, signal) {
     }
     return { name, total, chunks: fs.createReadStream(url, { highWaterMark: CHUNK }) };
   }
-  return fromResponse(await fetch(url, { signal }), name);
+  return fromResponse(await cachedFetch(url, signal, cache), name);
 }
 
 /** One file: {name, total?, chunks}. */
-async function openOne(source, name, signal) {
+async function openOne(source, name, signal, cache) {
   const b = bytesOf(source);
   if (b) return { name, total: b.length, chunks: slices(b) };
   if (typeof Blob !== 'undefined' && source instanceof Blob) return { name, total: source.size, chunks: readStream(source.stream()) };
   if (typeof Response !== 'undefined' && source instanceof Response) return fromResponse(source, name);
-  if (typeof source === 'string' || source instanceof URL) return fetchFile(resolveUrl(source), name, signal);
+  if (typeof source === 'string' || source instanceof URL) return fetchFile(resolveUrl(source), name, signal, cache);
   throw new ConfigError(`${name}: a model file must be a URL, Response, Blob, ArrayBuffer or Uint8Array`);
 }
 
 const ADAPTER_FILES = ['adapter_config.json', 'adapter_model.safetensors'];
 
 /** A Hugging Face folder at a URL: its JSON files, then its safetensors (sharded or not). */
-async function openFolder(url, signal, adapter) {
+async function openFolder(url, signal, adapter, cache) {
   const get = async (name, optional) => {
     try {
-      return await fetchFile(new URL(name, url), name, signal);
+      return await fetchFile(new URL(name, url), name, signal, cache);
     } catch (e) {
       if (optional && e instanceof FormatError) return undefined;
       throw e;
@@ -97,9 +108,9 @@ async function openFolder(url, signal, adapter) {
 }
 
 /** Every file of a model (or, with `adapter`, a PEFT adapter) source: [{name, total?, chunks}]. */
-export async function openSources(source, { signal, fileName, adapter = false } = {}) {
-  if (typeof source === 'string' && source.endsWith('/')) return openFolder(resolveUrl(source), signal, adapter);
-  if (source instanceof URL && source.pathname.endsWith('/')) return openFolder(source, signal, adapter);
+export async function openSources(source, { signal, fileName, adapter = false, cache } = {}) {
+  if (typeof source === 'string' && source.endsWith('/')) return openFolder(resolveUrl(source), signal, adapter, cache);
+  if (source instanceof URL && source.pathname.endsWith('/')) return openFolder(source, signal, adapter, cache);
   const list =
     source && typeof source === 'object' && source.files && !(typeof Blob !== 'undefined' && source instanceof Blob)
       ? Object.entries(source.files)
@@ -109,10 +120,10 @@ export async function openSources(source, { signal, fileName, adapter = false } 
   if (list) {
     // JSON first: the loader reads configs before weights arrive.
     list.sort(([a], [b]) => Number(!a.endsWith('.json')) - Number(!b.endsWith('.json')) || a.localeCompare(b));
-    return Promise.all(list.map(([name, s]) => openOne(s, baseName(name), signal)));
+    return Promise.all(list.map(([name, s]) => openOne(s, baseName(name), signal, cache)));
   }
   const name =
     fileName ??
     (typeof source === 'string' || source instanceof URL ? baseName(source) : source?.name ?? (source?.url ? baseName(source.url) : 'model.gguf'));
-  return [await openOne(source, name, signal)];
+  return [await openOne(source, name, signal, cache)];
 }

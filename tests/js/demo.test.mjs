@@ -10,13 +10,13 @@ const { server, url } = await serve('.');
 test.after(() => server.close());
 mkdirSync('test-output', { recursive: true });
 
-test('demo page runs the op on WebGPU and CPU and shows checked results', { timeout: 300_000 }, async () => {
+test('op playground page runs the op on WebGPU and CPU and shows checked results', { timeout: 300_000 }, async () => {
   const browser = await launch({ webgpu: true });
   try {
     const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
     const errors = [];
     page.on('pageerror', (e) => errors.push(String(e)));
-    await page.goto(`${url}/www/`);
+    await page.goto(`${url}/www/op.html`);
     await page.waitForSelector('#run:not([disabled])', { timeout: 60_000 });
     assert.match(await page.textContent('#backend'), /auto chose webgpu \(google swiftshader/);
     // Small shape: SwiftShader is slow.

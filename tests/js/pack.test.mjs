@@ -3,7 +3,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { serve } from '../../scripts/serve.mjs';
 import { launch, open } from './browser.mjs';
@@ -68,4 +68,13 @@ test('installed tarball passes the full suite in Chromium', { timeout: 600_000 }
     await browser.close();
     server.close();
   }
+});
+
+test('the installed package type-checks a typed example of the whole API (tsc --noEmit)', () => {
+  copyFileSync(join(root, 'tests/types/example.ts'), join(app, 'example.ts'));
+  writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({
+    compilerOptions: { strict: true, target: 'es2022', module: 'esnext', moduleResolution: 'bundler', lib: ['es2022', 'dom', 'dom.iterable'], noEmit: true },
+    files: ['example.ts'],
+  }));
+  execFileSync(join(root, 'node_modules/.bin/tsc'), ['-p', join(app, 'tsconfig.json')], { cwd: app, stdio: 'inherit' });
 });

@@ -1,0 +1,93 @@
+// The chat demo end to end in headless Chromium with the real SmolLM2 and the demo adapters:
+// progress, streaming chat, adapters changing the voice as described, the side-by-side
+// batch, a bad dropped adapter, and a reload served from the cache. Screenshots go to
+// test-output/ (look at them).
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { serve } from '../../scripts/serve.mjs';
+import { launch } from './browser.mjs';
+
+const { server, url, requests } = await serve('.');
+test.after(() => server.close());
+mkdirSync('test-output', { recursive: true });
+const MODEL_PATH = '/.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf';
+
+async function ask(page, adapter, text) {
+  await page.check(`input[name=adapter][value="${adapter}"]`);
+  await page.fill('#input', text);
+  const before = await page.$$eval('.msg.bot', (m) => m.length);
+  await page.click('#send');
+  await page.waitForFunction((n) => document.querySelectorAll('.msg.bot').length > n && !document.querySelector('#send').disabled, before, { timeout: 120_000 });
+  return page.$$eval('.msg.bot', (m) => m.at(-1).lastChild.textContent);
+}
+
+test('chat demo: load, stream, adapters, side by side, bad adapter, cached reload', { timeout: 600_000 }, async () => {
+  const browser = await launch({ webgpu: true });
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  try {
+    const progress = [];
+    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+    await page.goto(`${url}/www/`);
+    // Progress is shown while loading and reaches 100%.
+    await page.waitForFunction(() => /\(\d+%\)/.test(document.querySelector('#load-text').textContent), null, { timeout: 60_000 });
+    progress.push(await page.textContent('#load-text'));
+    await page.screenshot({ path: 'test-output/chat-loading.png' });
+    await page.waitForSelector('body[data-ready=true]', { timeout: 180_000 });
+    assert.match(await page.textContent('#load-text'), /\(100%\)/);
+    assert.match(await page.textContent('#backend'), /WebGPU|CPU/);
+    const names = await page.$$eval('.adapter[data-name]', (l) => l.map((x) => x.dataset.name));
+    assert.deepEqual(names.sort(), ['caps', 'json', 'pirate']);
+
+    const plain = await ask(page, '', 'Tell me about the moon.');
+    assert.ok(plain.length > 20, plain);
+    const caps = await ask(page, 'caps', 'Tell me about the moon.');
+    const letters = caps.replace(/[^a-zA-Z]/g, '');
+    const upper = letters.replace(/[^A-Z]/g, '').length / Math.max(1, letters.length);
+    assert.ok(upper > 0.8, `caps adapter: ${upper} uppercase in ${JSON.stringify(caps)}`);
+    const pirate = await ask(page, 'pirate', 'Tell me about the moon.');
+    assert.match(pirate, /Arr|matey|\bye\b|Yo ho/i, pirate);
+    const json = await ask(page, 'json', 'Tell me about the moon.');
+    assert.match(json.trim(), /^\{\s*"answer"\s*:/, json);
+    await page.screenshot({ path: 'test-output/chat-adapters.png', fullPage: true });
+
+    // Side by side: one batched pass fills a column per adapter and one for the base.
+    await page.fill('#input', 'Tell me about rain.');
+    await page.click('#compare');
+    await page.waitForFunction(() => !document.querySelector('#compare').disabled && document.querySelectorAll('.col .out').length === 4, null, { timeout: 180_000 });
+    const cols = await page.$$eval('.col .out', (c) => c.map((x) => x.textContent));
+    assert.ok(cols.every((t) => t.length > 10), JSON.stringify(cols));
+    assert.equal(new Set(cols).size, 4);
+    await page.screenshot({ path: 'test-output/chat-side-by-side.png', fullPage: true });
+
+    // A bad adapter (another model's shapes): a clear message, and the chat still works.
+    await page.evaluate(async () => {
+      const cfg = new TextEncoder().encode(JSON.stringify({ peft_type: 'LORA', r: 4, lora_alpha: 8, target_modules: ['q_proj'] }));
+      const header = JSON.stringify({ 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight': { dtype: 'F32', shape: [4, 64], data_offsets: [0, 1024] },
+        'base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight': { dtype: 'F32', shape: [64, 4], data_offsets: [1024, 2048] } });
+      const h = new TextEncoder().encode(header + ' '.repeat((8 - ((8 + header.length) % 8)) % 8));
+      const st = new Uint8Array(8 + h.length + 2048);
+      new DataView(st.buffer).setBigUint64(0, BigInt(h.length), true);
+      st.set(h, 8);
+      await window.addUserAdapter('wrong-model', [new File([cfg], 'adapter_config.json'), new File([st], 'adapter_model.safetensors')])
+        .catch((e) => { document.querySelector('#error').hidden = false; document.querySelector('#error').textContent = `${e.name}: ${e.message}`; });
+    });
+    assert.match(await page.textContent('#error'), /ShapeError: .*lora_A\.weight has shape \[4, 64\]/);
+    await page.screenshot({ path: 'test-output/chat-bad-adapter.png', fullPage: true });
+    assert.ok((await ask(page, '', 'Say hello.')).length > 0);
+
+    // Reload: the model comes from the cache, not the network.
+    const before = requests.filter((r) => r === MODEL_PATH).length;
+    await page.reload();
+    await page.waitForSelector('body[data-ready=true]', { timeout: 180_000 });
+    assert.equal(requests.filter((r) => r === MODEL_PATH).length, before, 'no second download of the model');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: 'test-output/chat-phone.png', fullPage: true });
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});

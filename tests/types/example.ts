@@ -1,0 +1,34 @@
+// A typed example that uses the whole public API; `tsc --noEmit` must accept it (npm test).
+import { LoraRuntime, ShapeError, type ChatMessage, type GenerateOptions } from 'lorafuse';
+import { LoraWorker } from 'lorafuse/worker';
+
+async function main(): Promise<void> {
+  const rt = await LoraRuntime.create({ backend: 'auto' });
+  const backend: 'webgpu' | 'cpu' = rt.backend;
+  const layer = rt.loraLinear({ weight: new Float32Array(6), outFeatures: 2, inFeatures: 3, dtype: 'f32' });
+  layer.addAdapter('a', { a: new Float32Array(3), b: new Float32Array(2), rank: 1, scale: 0.5 });
+  const y: Float32Array = await layer.run(new Float32Array(3), 1, { adapterPerRow: ['a'] });
+  const model = await rt.loadModel('/models/model.gguf', { onProgress: (p) => console.log(p.loaded, p.total), cache: 'models' });
+  console.log(model.info.architecture, model.info.quantization, backend, y.length);
+  await model.loadAdapter('pirate', '/adapters/pirate/', { replace: true });
+  const msgs: ChatMessage[] = [{ role: 'user', content: 'Hi' }];
+  const opts: GenerateOptions = { adapter: 'pirate', maxTokens: 32, temperature: 0.7, seed: 1, stop: ['\n\n'] };
+  for await (const piece of model.generate(msgs, opts)) console.log(piece);
+  const batch = model.generateBatch([{ prompt: msgs }, { prompt: 'Hello', adapter: 'pirate' }], { maxTokens: 8 });
+  const texts: string[] = await batch.texts();
+  const logits: Float32Array = await model.forward(model.tokenize('Hello'), { adapters: [{ name: 'pirate', weight: 0.5 }] });
+  console.log(texts, logits.length, model.adapters().map((a) => a.rank));
+  model.setAdapterScale('pirate', 0.5);
+  model.unloadAdapter('pirate');
+  model.dispose();
+  try {
+    await layer.run(new Float32Array(2), 1);
+  } catch (e) {
+    if (e instanceof ShapeError) console.log(e.message);
+  }
+  const w = await LoraWorker.create();
+  const wm = await w.loadModel('/models/model.gguf');
+  console.log(await wm.generate('Hi', { maxTokens: 4 }).text());
+  w.dispose();
+}
+void main();

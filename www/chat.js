@@ -1,0 +1,188 @@
+// The demo: SmolLM2 in a Web Worker (lorafuse/worker), cached after the first visit, with the
+// demo adapters, a scale per adapter, side-by-side comparison as one batched pass, and
+// drag-and-drop of your own PEFT folder or GGUF LoRA file.
+import { LoraWorker } from '/pkg/worker-client.js';
+
+const MODEL = new URL('../.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf', location.href).href;
+const CACHE = 'lorafuse-demo';
+const $ = (s) => document.querySelector(s);
+
+function showError(e) {
+  $('#error').hidden = false;
+  $('#error').textContent = `${e.name ?? 'Error'}: ${e.message ?? e}`;
+}
+function clearError() {
+  $('#error').hidden = true;
+}
+const mib = (b) => (b / 2 ** 20).toFixed(1);
+
+let worker, model;
+const adapters = new Map(); // name → {description, scale}
+
+function addMessage(who, text, cls) {
+  const div = document.createElement('div');
+  div.className = `msg ${cls}`;
+  const name = document.createElement('span');
+  name.className = 'who';
+  name.textContent = who;
+  const body = document.createElement('span');
+  body.textContent = text;
+  div.append(name, body);
+  $('#log').append(div);
+  $('#log').scrollTop = $('#log').scrollHeight;
+  return body;
+}
+
+function addAdapterRow(name, description) {
+  const label = document.createElement('label');
+  label.className = 'adapter';
+  label.dataset.name = name;
+  label.innerHTML = `<input type="radio" name="adapter"><span><b></b><small class="muted"></small>
+    <input type="range" min="0" max="2" step="0.1" value="1" aria-label="scale"><small class="scale">scale 1.0</small></span>`;
+  label.querySelector('input[type=radio]').value = name;
+  label.querySelector('b').textContent = name;
+  label.querySelector('small.muted').textContent = description;
+  const range = label.querySelector('input[type=range]');
+  range.addEventListener('input', async () => {
+    label.querySelector('.scale').textContent = `scale ${Number(range.value).toFixed(1)}`;
+    await model.setAdapterScale(name, Number(range.value)).catch(showError);
+  });
+  $('#adapter-list').append(label);
+  adapters.set(name, { description });
+}
+
+const selected = () => document.querySelector('input[name=adapter]:checked')?.value || null;
+
+let running;
+async function run(task) {
+  clearError();
+  running = new AbortController();
+  for (const b of ['#send', '#compare']) $(b).disabled = true;
+  $('#stop').disabled = false;
+  try {
+    await task(running.signal);
+  } catch (e) {
+    if (e.name !== 'AbortError') showError(e);
+  } finally {
+    for (const b of ['#send', '#compare']) $(b).disabled = false;
+    $('#stop').disabled = true;
+  }
+}
+
+async function stream(s, into) {
+  const t0 = performance.now();
+  let n = 0;
+  for await (const piece of s) {
+    into.textContent += piece;
+    n++;
+    $('#speed').hidden = false;
+    $('#speed').textContent = `${(n / ((performance.now() - t0) / 1000)).toFixed(1)} tok/s`;
+    $('#log').scrollTop = $('#log').scrollHeight;
+  }
+}
+
+$('#ask').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const text = $('#input').value.trim();
+  if (!text) return;
+  const adapter = selected();
+  run(async (signal) => {
+    $('#columns').hidden = true;
+    addMessage('you', text, 'user');
+    const body = addMessage(adapter ?? 'base model', '', 'bot');
+    await stream(model.generate([{ role: 'user', content: text }], { adapter, maxTokens: 96, signal }), body);
+  });
+});
+
+$('#compare').addEventListener('click', () => {
+  const text = $('#input').value.trim();
+  if (!text) return;
+  run(async (signal) => {
+    const names = [null, ...adapters.keys()];
+    const cols = $('#columns');
+    cols.replaceChildren();
+    cols.hidden = false;
+    const bodies = names.map((n) => {
+      const col = document.createElement('div');
+      col.className = 'col';
+      col.innerHTML = '<h3></h3><div class="out"></div>';
+      col.querySelector('h3').textContent = n ?? 'base model';
+      cols.append(col);
+      return col.querySelector('.out');
+    });
+    const msgs = [{ role: 'user', content: text }];
+    const batch = model.generateBatch(names.map((adapter) => ({ prompt: msgs, adapter })), { maxTokens: 64, signal });
+    await Promise.all(batch.streams.map((s, i) => stream(s, bodies[i])));
+  });
+});
+
+$('#stop').addEventListener('click', () => running?.abort());
+
+$('#clear-cache').addEventListener('click', async () => {
+  await caches.delete(CACHE);
+  $('#clear-cache').textContent = 'cache cleared';
+});
+
+// Drag and drop: a PEFT folder (adapter_config.json + adapter_model.safetensors) or a .gguf.
+async function filesOf(entry, out = []) {
+  if (entry.isFile) out.push(await new Promise((res, rej) => entry.file(res, rej)));
+  else if (entry.isDirectory) {
+    const reader = entry.createReader();
+    for (;;) {
+      const batch = await new Promise((res, rej) => reader.readEntries(res, rej));
+      if (!batch.length) break;
+      for (const e of batch) await filesOf(e, out);
+    }
+  }
+  return out;
+}
+const drop = $('#drop');
+drop.addEventListener('dragover', (e) => (e.preventDefault(), drop.classList.add('over')));
+drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+drop.addEventListener('drop', async (e) => {
+  e.preventDefault();
+  drop.classList.remove('over');
+  clearError();
+  try {
+    const entries = [...e.dataTransfer.items].map((i) => i.webkitGetAsEntry?.()).filter(Boolean);
+    const files = entries.length ? (await Promise.all(entries.map((en) => filesOf(en)))).flat() : [...e.dataTransfer.files];
+    await addUserAdapter(entries[0]?.name ?? files[0]?.name ?? 'mine', files);
+  } catch (err) {
+    showError(err);
+  }
+});
+
+/** Loads dropped files as an adapter named after the folder or file. */
+async function addUserAdapter(label, files) {
+  const name = label.replace(/\.gguf$/, '').replace(/[^\w.-]+/g, '-') || 'mine';
+  const gguf = files.find((f) => f.name.endsWith('.gguf'));
+  const source = gguf ?? { files: Object.fromEntries(files.map((f) => [f.name, f])) };
+  const info = await model.loadAdapter(name, source, { replace: true });
+  if (!adapters.has(name)) addAdapterRow(name, `your adapter: rank ${info.rank}, ${mib(info.bytes)} MiB`);
+}
+window.addUserAdapter = addUserAdapter; // for the tests: they cannot synthesize folder drops
+
+async function main() {
+  worker = await LoraWorker.create({ backend: 'auto' });
+  $('#backend').textContent = worker.backend === 'webgpu' ? `WebGPU: ${worker.device} (model on CPU SIMD for now)` : worker.device;
+  model = await worker.loadModel(MODEL, {
+    cache: CACHE,
+    onProgress: ({ loaded, total }) => {
+      const pct = total ? (100 * loaded) / total : 0;
+      $('#bar-fill').style.width = `${pct}%`;
+      $('#load-text').textContent = `Loading SmolLM2-135M-Instruct: ${mib(loaded)} of ${total ? mib(total) : '?'} MiB (${pct.toFixed(0)}%)`;
+    },
+  });
+  const manifest = await (await fetch('adapters/manifest.json')).json();
+  for (const a of manifest) {
+    await model.loadAdapter(a.name, new URL(a.path, location.href).href, { cache: CACHE });
+    addAdapterRow(a.name, a.description);
+  }
+  $('#loading').hidden = true;
+  $('#app').hidden = false;
+  document.body.dataset.ready = 'true';
+}
+main().catch((e) => {
+  showError(e);
+  $('#load-text').textContent = 'Could not load the model.';
+});
