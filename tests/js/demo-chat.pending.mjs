@@ -1,3 +1,5 @@
+// Pending until www/adapters/ holds the trained demo adapters (scripts/train_demo_adapters.py);
+// then rename to demo-chat.test.mjs so npm test runs it.
 // The chat demo end to end in headless Chromium with the real SmolLM2 and the demo adapters:
 // progress, streaming chat, adapters changing the voice as described, the side-by-side
 // batch, a bad dropped adapter, and a reload served from the cache. Screenshots go to
