@@ -7,16 +7,6 @@ mod common;
 use common::*;
 use lorafuse::{CpuBackend, GpuBackend, GpuOptions, HostWeight, LoraLinear, Mix, WeightFormat};
 
-fn gpu(opts: GpuOptions) -> Option<GpuBackend> {
-    match pollster::block_on(GpuBackend::new(&opts)) {
-        Ok(g) => Some(g),
-        Err(e) if std::env::var("LORAFUSE_REQUIRE_GPU").as_deref() == Ok("1") => panic!("no GPU: {e}"),
-        Err(e) => {
-            eprintln!("skipping GPU test: {e}");
-            None
-        }
-    }
-}
 
 #[test]
 fn cpu_matches_f64_reference() {

@@ -3,6 +3,8 @@
 //! from scripts/fetch-model.sh; without it these tests skip unless LORAFUSE_REQUIRE_MODEL=1.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+
 use lorafuse::model::gguf::GgufStream;
 use lorafuse::model::llama::{Llama, Logits};
 use lorafuse::model::tensors::ModelTensors;
@@ -213,6 +215,80 @@ fn peft_adapters_on_smollm2_match_peft() {
     let mix = Mix::PerRow(stacks.iter().flat_map(|s| std::iter::repeat(s.clone()).take(n)).collect());
     let mut seqs: Vec<_> = sessions.iter_mut().map(|s| (s, &r.prompt_ids[..])).collect();
     let got = m.llama.forward_batch(&mut seqs, Logits::Last, &mix).unwrap().data;
+    let want = f32s("mixed.last.f32");
+    for row in 0..3 {
+        let e = rel(&got[row * vocab..(row + 1) * vocab], &want[row * vocab..(row + 1) * vocab]);
+        assert!(e <= 1e-4, "mixed-batch row {row}: {e:.2e}");
+    }
+}
+
+/// The whole model on the GPU (wgpu; lavapipe in CI), Q4_1 blocks decoded in WGSL, KV cache
+/// resident: PyTorch's logits and greedy tokens, and PEFT's logits with each adapter and for
+/// the mixed batch, at the CPU path's tolerances.
+#[test]
+fn whole_model_on_the_gpu_matches_pytorch_and_peft() {
+    use lorafuse::model::adapters::{peft_from_files, AdapterChoice};
+    use lorafuse::model::load::Loader;
+    use lorafuse::Backend;
+    let Some(bytes) = model_bytes() else { return };
+    let Some(g) = common::gpu(Default::default()) else { return };
+    let mut l = Loader::new();
+    l.begin(FILE).unwrap();
+    l.push(&bytes).unwrap();
+    let mut m = l.finish(&g).unwrap();
+    let r = reference();
+    let vocab = m.info.vocab_size;
+    let rel = |g: &[f32], w: &[f32]| {
+        let num: f64 = g.iter().zip(w).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
+        let den: f64 = w.iter().map(|b| (*b as f64).powi(2)).sum();
+        (num / den).sqrt()
+    };
+    let read = |t| pollster::block_on(g.read(&t)).unwrap();
+    let mut s = m.llama.session();
+    let logits = read(m.llama.forward(&mut s, &r.prompt_ids, Logits::All, &Mix::Base).unwrap());
+    for (p, (got, want)) in logits.chunks(vocab).zip(r.logits.chunks(vocab)).enumerate() {
+        let e = rel(got, want);
+        assert!(e <= 1e-4, "position {p}: relative L2 error {e:.2e}");
+        assert_eq!(argmax(got), r.argmax[p], "argmax at position {p}");
+    }
+    // Greedy through the GPU KV cache (the first 8 of PyTorch's tokens: lavapipe is slow).
+    let mut s = m.llama.session();
+    let mut out = vec![argmax(&read(m.llama.forward(&mut s, &r.prompt_ids, Logits::Last, &Mix::Base).unwrap())) as u32];
+    while out.len() < 8 {
+        let next = read(m.llama.forward(&mut s, &[*out.last().unwrap()], Logits::Last, &Mix::Base).unwrap());
+        out.push(argmax(&next) as u32);
+    }
+    assert_eq!(out, r.greedy_ids[..8]);
+
+    let dir = root().join("tests/fixtures/smollm2/adapters");
+    let f32s = |name: &str| -> Vec<f32> {
+        std::fs::read(dir.join(name)).unwrap().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+    };
+    for name in ["qv4", "od2"] {
+        let files: Vec<(String, Vec<u8>)> = ["adapter_config.json", "adapter_model.safetensors"]
+            .iter()
+            .map(|f| (f.to_string(), std::fs::read(dir.join(name).join(f)).unwrap()))
+            .collect();
+        let a = peft_from_files(&files, &m.llama.cfg).unwrap();
+        m.add_adapter(name, a, false).unwrap();
+    }
+    let n = r.prompt_ids.len();
+    let one = |n: &str| AdapterChoice::Stack(vec![(n.to_string(), 1.0)]);
+    for name in ["qv4", "od2"] {
+        let mix = m.adapters.mix(&one(name)).unwrap();
+        let got = read(m.llama.forward(&mut m.llama.session(), &r.prompt_ids, Logits::All, &mix).unwrap());
+        let want = f32s(&format!("{name}.last4.f32"));
+        for p in 0..4 {
+            let e = rel(&got[(n - 4 + p) * vocab..(n - 3 + p) * vocab], &want[p * vocab..(p + 1) * vocab]);
+            assert!(e <= 1e-4, "{name} position {}: {e:.2e}", n - 4 + p);
+        }
+    }
+    let mut sessions: Vec<_> = (0..3).map(|_| m.llama.session()).collect();
+    let stacks: Vec<Vec<(usize, f32)>> =
+        [one("qv4"), one("od2"), AdapterChoice::Base].iter().map(|c| m.adapters.stack(c).unwrap()).collect();
+    let mix = Mix::PerRow(stacks.iter().flat_map(|s| std::iter::repeat(s.clone()).take(n)).collect());
+    let mut seqs: Vec<_> = sessions.iter_mut().map(|s| (s, &r.prompt_ids[..])).collect();
+    let got = read(m.llama.forward_batch(&mut seqs, Logits::Last, &mix).unwrap());
     let want = f32s("mixed.last.f32");
     for row in 0..3 {
         let e = rel(&got[row * vocab..(row + 1) * vocab], &want[row * vocab..(row + 1) * vocab]);

@@ -1,7 +1,7 @@
 //! Recording the fused LoRA linear: one shrink pass (T = coef·X·Aᵀ for every route entry),
 //! then per weight chunk one matvec (n < 16) or tiled matmul pass that adds T·Bᵀ in-tile.
 
-use super::pipelines::{Kernel, Pipeline};
+use super::pipelines::Kernel;
 use super::pool::PoolBuf;
 use super::{GpuArena, GpuTensor, GpuWeight, Inner, STORAGE};
 use crate::backend::check_linear_shapes;
@@ -67,7 +67,7 @@ pub(super) fn encode(
         let pbuf = upload(bytemuck::bytes_of(&params), uniform);
         let pipe = g.pipes.get(dev, Kernel::LoraShrink, || g.pool.new_id());
         let bufs = [(&x.buf.buf, x.buf.id), (&arena.buf, arena.id), (&routes_buf.buf, routes_buf.id), (&t_buf.buf, t_buf.id), (&pbuf.buf, pbuf.id)];
-        let bg = bind(g, &pipe, &bufs);
+        let bg = g.bind(&pipe, &bufs);
         let mut pass = enc.begin_compute_pass(&Default::default());
         pass.set_pipeline(&pipe.pipeline);
         pass.set_bind_group(0, &bg, &[]);
@@ -108,7 +108,7 @@ pub(super) fn encode(
             (&y.buf.buf, y.buf.id),
             (&pbuf.buf, pbuf.id),
         ];
-        let bg = bind(g, &pipe, &bufs);
+        let bg = g.bind(&pipe, &bufs);
         let mut pass = enc.begin_compute_pass(&Default::default());
         pass.set_pipeline(&pipe.pipeline);
         pass.set_bind_group(0, &bg, &[]);
@@ -118,19 +118,4 @@ pub(super) fn encode(
     }
     g.ctx.queue.submit([enc.finish()]);
     g.ctx.check()
-}
-
-/// The (cached) bind group binding `bufs` to bindings 0.. of the pipeline's group 0.
-fn bind(g: &Inner, pipe: &Pipeline, bufs: &[(&wgpu::Buffer, u64)]) -> wgpu::BindGroup {
-    let mut key = vec![pipe.id];
-    key.extend(bufs.iter().map(|b| b.1));
-    g.pool.bind_group(key, || {
-        let layout = pipe.pipeline.get_bind_group_layout(0);
-        let entries: Vec<_> = bufs
-            .iter()
-            .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.0.as_entire_binding() })
-            .collect();
-        g.ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &layout, entries: &entries })
-    })
 }

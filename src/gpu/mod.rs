@@ -3,6 +3,7 @@
 
 pub mod context;
 mod linear;
+mod model_ops;
 pub mod pipelines;
 pub mod pool;
 
@@ -11,7 +12,8 @@ use crate::error::{checked_len, Error, Result};
 use crate::lora::Routes;
 use crate::weights::{HostWeight, WeightFormat};
 pub use context::{Context, GpuOptions};
-use pipelines::Pipelines;
+pub use model_ops::GpuKv;
+use pipelines::{Kernel, Pipeline, Pipelines};
 use pool::{Pool, PoolBuf};
 use std::rc::Rc;
 
@@ -100,6 +102,69 @@ impl GpuBackend {
     }
 }
 
+impl Inner {
+    /// The (cached) bind group binding `bufs` to bindings 0.. of the pipeline's group 0.
+    fn bind(&self, pipe: &Pipeline, bufs: &[(&wgpu::Buffer, u64)]) -> wgpu::BindGroup {
+        let mut key = vec![pipe.id];
+        key.extend(bufs.iter().map(|b| b.1));
+        self.pool.bind_group(key, || {
+            let layout = pipe.pipeline.get_bind_group_layout(0);
+            let entries: Vec<_> = bufs
+                .iter()
+                .enumerate()
+                .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.0.as_entire_binding() })
+                .collect();
+            self.ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &layout, entries: &entries })
+        })
+    }
+
+    /// Records one pass of `kernel` into `enc`: `bufs` at bindings 0.., then a uniform holding
+    /// `params`. Returns the uniform, which must live until the submit.
+    fn pass(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        kernel: Kernel,
+        bufs: &[(&wgpu::Buffer, u64)],
+        params: &[u8],
+        grid: [usize; 3],
+    ) -> Result<PoolBuf> {
+        let max = self.ctx.max_dispatch as usize;
+        if grid.iter().any(|&d| d > max) {
+            return Err(Error::shape(format!("{kernel:?}: grid {grid:?} exceeds one GPU dispatch ({max} workgroups)")));
+        }
+        let uniform = wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST;
+        let pbuf = self.pool.acquire(&self.ctx.device, params.len() as u64, uniform);
+        self.ctx.queue.write_buffer(&pbuf.buf, 0, params);
+        let pipe = self.pipes.get(&self.ctx.device, kernel, || self.pool.new_id());
+        let mut all = bufs.to_vec();
+        all.push((&pbuf.buf, pbuf.id));
+        let bg = self.bind(&pipe, &all);
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&pipe.pipeline);
+        pass.set_bind_group(0, &bg, &[]);
+        pass.dispatch_workgroups(grid[0] as u32, grid[1] as u32, grid[2] as u32);
+        drop(pass);
+        Ok(pbuf)
+    }
+
+    /// One pass of `kernel`, submitted on its own.
+    fn run(&self, kernel: Kernel, bufs: &[(&wgpu::Buffer, u64)], params: &[u8], grid: [usize; 3]) -> Result<()> {
+        self.ctx.check()?;
+        let mut enc = self.ctx.device.create_command_encoder(&Default::default());
+        let _uniform = self.pass(&mut enc, kernel, bufs, params, grid)?;
+        self.ctx.queue.submit([enc.finish()]);
+        self.ctx.check()
+    }
+
+    /// A 2-D grid of 256-thread workgroups covering `len` elements (kernels index
+    /// `gid.x + gid.y · num_workgroups.x · 256`).
+    fn grid_1d(&self, len: usize) -> [usize; 3] {
+        let groups = len.div_ceil(256).max(1);
+        let x = groups.min(self.ctx.max_dispatch as usize);
+        [x, groups.div_ceil(x), 1]
+    }
+}
+
 impl Backend for GpuBackend {
     type Tensor = GpuTensor;
     type Weight = GpuWeight;
@@ -168,15 +233,13 @@ impl Backend for GpuBackend {
 
     fn weight(&self, w: HostWeight) -> Result<GpuWeight> {
         let format = w.format();
-        if pipelines::weights_snippet(format).is_none() {
-            return Err(Error::unsupported(format!(
-                "{} weights have no WebGPU kernel yet (f32 and f16 do); use the CPU backend",
-                format.name()
-            )));
+        let (block, _) = format.block();
+        if w.cols % block != 0 {
+            return Err(Error::shape(format!("{} rows of {} weights are not whole blocks of {block}", format.name(), w.cols)));
         }
         let row_bytes = format.bytes_for(w.cols) as u64;
         let mut per_chunk = (self.0.ctx.max_binding / row_bytes) as usize;
-        if format == WeightFormat::F16 && w.cols % 2 == 1 {
+        if matches!(format, WeightFormat::F16 | WeightFormat::BF16) && w.cols % 2 == 1 {
             per_chunk -= per_chunk % 2; // chunks must start on a whole u32 of halves
         }
         if per_chunk == 0 {

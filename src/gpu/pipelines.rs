@@ -9,17 +9,29 @@ use std::collections::HashMap;
 
 const WEIGHTS_F32: &str = include_str!("../../shaders/weights_f32.wgsl");
 const WEIGHTS_F16: &str = include_str!("../../shaders/weights_f16.wgsl");
+const WEIGHTS_BF16: &str = include_str!("../../shaders/weights_bf16.wgsl");
+const WEIGHTS_QUANT: &str = include_str!("../../shaders/weights_quant.wgsl");
 const LORA_LINEAR_IO: &str = include_str!("../../shaders/lora_linear_io.wgsl");
 const LORA_SHRINK: &str = include_str!("../../shaders/lora_shrink.wgsl");
 const LORA_MATVEC: &str = include_str!("../../shaders/lora_matvec.wgsl");
 const LORA_MATMUL: &str = include_str!("../../shaders/lora_matmul.wgsl");
+const EMBED: &str = include_str!("../../shaders/embed.wgsl");
+const RMS_NORM: &str = include_str!("../../shaders/rms_norm.wgsl");
+const ADD: &str = include_str!("../../shaders/add.wgsl");
+const SILU_MUL: &str = include_str!("../../shaders/silu_mul.wgsl");
+const ROPE: &str = include_str!("../../shaders/rope.wgsl");
+const ATTENTION: &str = include_str!("../../shaders/attention.wgsl");
 
-/// The WGSL decode snippet for a weight format, where the GPU has one.
-pub fn weights_snippet(f: WeightFormat) -> Option<&'static str> {
+/// The WGSL decode snippet for a weight format (binding 0, `w_at`, `w_at4`).
+pub fn weights_snippet(f: WeightFormat) -> String {
+    let quant = |id: u32| format!("const QUANT: u32 = {id}u;\nconst BLOCK_BYTES: u32 = {}u;\n{WEIGHTS_QUANT}", f.block().1);
     match f {
-        WeightFormat::F32 => Some(WEIGHTS_F32),
-        WeightFormat::F16 => Some(WEIGHTS_F16),
-        _ => None,
+        WeightFormat::F32 => WEIGHTS_F32.into(),
+        WeightFormat::F16 => WEIGHTS_F16.into(),
+        WeightFormat::BF16 => WEIGHTS_BF16.into(),
+        WeightFormat::Q8_0 => quant(0),
+        WeightFormat::Q4_0 => quant(1),
+        WeightFormat::Q4_1 => quant(2),
     }
 }
 
@@ -30,15 +42,28 @@ pub enum Kernel {
     LoraMatvec(WeightFormat),
     /// Prefill shape: tiled.
     LoraMatmul(WeightFormat),
+    /// Model ops (`model_ops.rs`).
+    Embed(WeightFormat),
+    RmsNorm,
+    Add,
+    SiluMul,
+    Rope,
+    Attention,
 }
 
 impl Kernel {
     pub fn source(self) -> String {
-        let weights = |f: WeightFormat| weights_snippet(f).unwrap_or_default();
+        let weights = weights_snippet;
         match self {
             Kernel::LoraShrink => LORA_SHRINK.to_string(),
-            Kernel::LoraMatvec(f) => [weights(f), LORA_LINEAR_IO, LORA_MATVEC].join("\n"),
-            Kernel::LoraMatmul(f) => [weights(f), LORA_LINEAR_IO, LORA_MATMUL].join("\n"),
+            Kernel::LoraMatvec(f) => [&weights(f), LORA_LINEAR_IO, LORA_MATVEC].join("\n"),
+            Kernel::LoraMatmul(f) => [&weights(f), LORA_LINEAR_IO, LORA_MATMUL].join("\n"),
+            Kernel::Embed(f) => [&weights(f), EMBED].join("\n"),
+            Kernel::RmsNorm => RMS_NORM.to_string(),
+            Kernel::Add => ADD.to_string(),
+            Kernel::SiluMul => SILU_MUL.to_string(),
+            Kernel::Rope => ROPE.to_string(),
+            Kernel::Attention => ATTENTION.to_string(),
         }
     }
 }

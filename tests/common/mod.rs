@@ -6,6 +6,20 @@
 use lorafuse::backend::Backend;
 use lorafuse::{HostWeight, LoraLinear, Mix, WeightData, WeightFormat};
 
+/// The native wgpu backend, or None (skip) when the machine has no adapter; with
+/// LORAFUSE_REQUIRE_GPU=1 (npm test) a missing adapter fails the test instead.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn gpu(opts: lorafuse::GpuOptions) -> Option<lorafuse::GpuBackend> {
+    match pollster::block_on(lorafuse::GpuBackend::new(&opts)) {
+        Ok(g) => Some(g),
+        Err(e) if std::env::var("LORAFUSE_REQUIRE_GPU").as_deref() == Ok("1") => panic!("no GPU: {e}"),
+        Err(e) => {
+            eprintln!("skipping GPU test: {e}");
+            None
+        }
+    }
+}
+
 
 /// splitmix64: tiny, deterministic, good enough for test data.
 pub struct Rng(u64);

@@ -1,0 +1,81 @@
+// Causal attention of new query rows against the KV cache, GQA, optional sliding window.
+// One workgroup per (query row, head): scores go to a scratch row, softmax is max-subtracted,
+// then each thread sums one or more output dims over the positions.
+
+struct AttnParams {
+    rows: u32,      // new query rows, at positions pos0 ..
+    pos0: u32,
+    heads: u32,
+    kv_heads: u32,
+    head_dim: u32,
+    window: u32,    // 0: no window
+    span: u32,      // scratch stride per (row, head): pos0 + rows
+    scale: f32,
+}
+
+@group(0) @binding(0) var<storage, read> q: array<f32>;
+@group(0) @binding(1) var<storage, read> kc: array<f32>;
+@group(0) @binding(2) var<storage, read> vc: array<f32>;
+@group(0) @binding(3) var<storage, read_write> scores: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<uniform> p: AttnParams;
+
+var<workgroup> red: array<f32, 64>;
+
+fn reduce(l: u32, v: f32, is_max: bool) -> f32 {
+    red[l] = v;
+    workgroupBarrier();
+    for (var stride = 32u; stride > 0u; stride >>= 1u) {
+        if (l < stride) {
+            red[l] = select(red[l] + red[l + stride], max(red[l], red[l + stride]), is_max);
+        }
+        workgroupBarrier();
+    }
+    let r = red[0];
+    workgroupBarrier();
+    return r;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let i = wid.x;
+    let h = wid.y;
+    let hd = p.head_dim;
+    let end = p.pos0 + i + 1u;
+    var start = 0u;
+    if (p.window > 0u && end > p.window) {
+        start = end - p.window;
+    }
+    let g = h / (p.heads / p.kv_heads);
+    let kvw = p.kv_heads * hd;
+    let qo = (i * p.heads + h) * hd;
+    let so = (i * p.heads + h) * p.span;
+
+    var m = -3.0e38;
+    for (var t = start + l; t < end; t += 64u) {
+        var d = 0.0;
+        let ko = t * kvw + g * hd;
+        for (var e = 0u; e < hd; e++) {
+            d += q[qo + e] * kc[ko + e];
+        }
+        d *= p.scale;
+        scores[so + t - start] = d;
+        m = max(m, d);
+    }
+    let mx = reduce(l, m, true);
+    var s = 0.0;
+    for (var t = start + l; t < end; t += 64u) {
+        let e = exp(scores[so + t - start] - mx);
+        scores[so + t - start] = e;
+        s += e;
+    }
+    let total = reduce(l, s, false);
+    storageBarrier();
+    for (var e = l; e < hd; e += 64u) {
+        var acc = 0.0;
+        for (var t = start; t < end; t++) {
+            acc += scores[so + t - start] * vc[t * kvw + g * hd + e];
+        }
+        out[qo + e] = acc / total;
+    }
+}

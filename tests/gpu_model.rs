@@ -1,0 +1,198 @@
+//! The whole model on wgpu (Mesa lavapipe in CI): the tiny fixture models and PEFT adapters
+//! against the same PyTorch/PEFT references and tolerances as the CPU path, a mixed per-row
+//! batch against the CPU path, and typed refusals for what the GPU path does not run yet.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+use lorafuse::model::adapters::{peft_from_files, AdapterChoice};
+use lorafuse::model::llama::Logits;
+use lorafuse::model::load::Loader;
+use lorafuse::model::ops::ModelOps;
+use lorafuse::model::Model;
+use lorafuse::{CpuBackend, ErrorKind, GpuOptions, Mix};
+use std::path::{Path, PathBuf};
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny")
+}
+
+fn json(p: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+fn f32s(p: &Path) -> Vec<f32> {
+    std::fs::read(p).unwrap().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+}
+
+fn files(p: &Path) -> Vec<(String, Vec<u8>)> {
+    let paths: Vec<PathBuf> = if p.is_dir() {
+        let mut v: Vec<_> = std::fs::read_dir(p).unwrap().map(|e| e.unwrap().path()).collect();
+        v.sort();
+        v
+    } else {
+        vec![p.to_path_buf()]
+    };
+    paths.iter().map(|p| (p.file_name().unwrap().to_string_lossy().to_string(), std::fs::read(p).unwrap())).collect()
+}
+
+fn load<B: ModelOps>(b: &B, files: &[(String, Vec<u8>)]) -> lorafuse::Result<Model<B>> {
+    let mut l = Loader::new();
+    for (n, bytes) in files {
+        l.begin(n)?;
+        l.push(bytes)?;
+    }
+    l.finish(b)
+}
+
+fn prompt() -> Vec<u32> {
+    json(&dir().join("reference.json"))["prompt_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect()
+}
+
+fn forward<B: ModelOps>(m: &Model<B>, s: &mut lorafuse::model::llama::Session<B>, ids: &[u32], logits: Logits, mix: &Mix) -> Vec<f32> {
+    let t = m.llama.forward(s, ids, logits, mix).unwrap();
+    pollster::block_on(m.llama.backend().read(&t)).unwrap()
+}
+
+fn max_rel(got: &[f32], want: &[f32], vocab: usize) -> f64 {
+    assert_eq!(got.len(), want.len());
+    got.chunks(vocab)
+        .zip(want.chunks(vocab))
+        .map(|(g, w)| {
+            let num: f64 = g.iter().zip(w).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
+            let den: f64 = w.iter().map(|b| (*b as f64).powi(2)).sum();
+            (num / den).sqrt()
+        })
+        .fold(0.0, f64::max)
+}
+
+fn argmax(v: &[f32]) -> u32 {
+    v.iter().enumerate().fold(0, |b, (i, &x)| if x > v[b] { i } else { b }) as u32
+}
+
+#[test]
+fn tiny_models_match_pytorch_on_the_gpu() {
+    let Some(g) = common::gpu(GpuOptions::default()) else { return };
+    let r = json(&dir().join("reference.json"));
+    let ids = prompt();
+    let mut checked = 0;
+    for (arch, entry) in r["models"].as_object().unwrap() {
+        for (variant, e) in entry.as_object().unwrap() {
+            let label = format!("{arch}/{variant}");
+            let src = dir().join(e["dir"].as_str().or(e["file"].as_str()).unwrap());
+            // Every format stays as stored (Q4_0/Q4_1/Q8_0 blocks, f16, bf16) and is decoded in WGSL.
+            let m = load(&g, &files(&src)).unwrap_or_else(|e| panic!("{label}: {e}"));
+            let vocab = m.info.vocab_size;
+            let mut s = m.llama.session();
+            let got = forward(&m, &mut s, &ids, Logits::All, &Mix::Base);
+            let rel = max_rel(&got, &f32s(&dir().join(e["logits"].as_str().unwrap())), vocab);
+            assert!(rel <= 1e-4, "{label}: relative L2 {rel:.2e}");
+            let am: Vec<u32> = got.chunks(vocab).map(argmax).collect();
+            let want: Vec<u32> = e["argmax"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+            assert_eq!(am, want, "{label} argmax");
+            // Greedy, token by token through the GPU-resident KV cache.
+            let mut s = m.llama.session();
+            let mut out = vec![argmax(&forward(&m, &mut s, &ids, Logits::Last, &Mix::Base))];
+            while out.len() < 8 {
+                let next = forward(&m, &mut s, &[*out.last().unwrap()], Logits::Last, &Mix::Base);
+                out.push(argmax(&next));
+            }
+            let want: Vec<u32> = e["greedy_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+            assert_eq!(out, want, "{label} greedy tokens");
+            eprintln!("{label}: relative L2 {rel:.1e}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 22, "3 architectures × (6 GGUF formats + HF), plus sharded HF");
+}
+
+#[test]
+fn peft_adapters_match_peft_on_the_gpu_with_a_mixed_batch() {
+    let Some(g) = common::gpu(GpuOptions::default()) else { return };
+    let r = json(&dir().join("adapters/reference.json"));
+    let ids = prompt();
+    let mut checked = 0;
+    for (name, e) in r.as_object().unwrap() {
+        let base = files(&dir().join(format!("{}-hf", e["base"].as_str().unwrap())));
+        let mut m = load(&g, &base).unwrap();
+        let a = peft_from_files(&files(&dir().join(e["dir"].as_str().unwrap())), &m.llama.cfg).unwrap();
+        let added = m.add_adapter(name, a, false);
+        if name == "dora" {
+            // DoRA needs the base rows' norms, which the GPU path cannot read back yet.
+            assert_eq!(added.unwrap_err().kind, ErrorKind::Unsupported);
+            continue;
+        }
+        added.unwrap();
+        let mix = m.adapters.mix(&AdapterChoice::Stack(vec![(name.clone(), 1.0)])).unwrap();
+        let got = forward(&m, &mut m.llama.session(), &ids, Logits::All, &mix);
+        let want = f32s(&dir().join("adapters").join(name).join("expected_logits.f32"));
+        let rel = max_rel(&got, &want, m.info.vocab_size);
+        assert!(rel <= 1e-4, "{name}: relative L2 {rel:.2e} vs PEFT");
+        eprintln!("adapter {name}: relative L2 {rel:.1e}");
+        checked += 1;
+    }
+    assert!(checked >= 6, "{checked} adapters checked");
+
+    // One batched pass, three sequences, three choices (one of them the base): the GPU gives
+    // the CPU path's logits at prefill and at a batched decode step.
+    let base = files(&dir().join("llama-hf"));
+    let (mut mg, mut mc) = (load(&g, &base).unwrap(), load(&CpuBackend, &base).unwrap());
+    for n in ["qv-r4", "all-linear-r8"] {
+        let f = files(&dir().join("adapters").join(n));
+        mg.add_adapter(n, peft_from_files(&f, &mg.llama.cfg).unwrap(), false).unwrap();
+        mc.add_adapter(n, peft_from_files(&f, &mc.llama.cfg).unwrap(), false).unwrap();
+    }
+    let choices = [AdapterChoice::Stack(vec![("qv-r4".into(), 1.0)]), AdapterChoice::Base, AdapterChoice::Stack(vec![("all-linear-r8".into(), 0.6)])];
+    let prompts: [&[u32]; 3] = [&ids, &ids[..7], &ids[3..]];
+    fn batch<B: ModelOps>(m: &Model<B>, choices: &[AdapterChoice], steps: &[Vec<&[u32]>]) -> Vec<Vec<f32>> {
+        let mut sessions: Vec<_> = (0..choices.len()).map(|_| m.llama.session()).collect();
+        let mut outs = Vec::new();
+        for step in steps {
+            let mut rows = Vec::new();
+            for (p, ch) in step.iter().zip(choices) {
+                rows.extend(std::iter::repeat(m.adapters.stack(ch).unwrap()).take(p.len()));
+            }
+            let mut seqs: Vec<_> = sessions.iter_mut().zip(step).map(|(s, p)| (s, *p)).collect();
+            let t = m.llama.forward_batch(&mut seqs, Logits::Last, &Mix::PerRow(rows)).unwrap();
+            outs.push(pollster::block_on(m.llama.backend().read(&t)).unwrap());
+        }
+        outs
+    }
+    let steps = vec![prompts.to_vec(), vec![&[5u32][..], &[9], &[11]]];
+    let (og, oc) = (batch(&mg, &choices, &steps), batch(&mc, &choices, &steps));
+    let vocab = mg.info.vocab_size;
+    for (s, (a, b)) in og.iter().zip(&oc).enumerate() {
+        let rel = max_rel(a, b, vocab);
+        assert!(rel <= 1e-5, "mixed batch step {s}: GPU vs CPU relative L2 {rel:.2e}");
+    }
+    assert!(max_rel(&og[0][..vocab], &og[0][vocab..2 * vocab], vocab) > 1e-2, "rows differ");
+}
+
+#[test]
+fn gpu_model_refuses_bad_input_with_typed_errors() {
+    let Some(g) = common::gpu(GpuOptions::default()) else { return };
+    let m = load(&g, &files(&dir().join("llama-hf"))).unwrap();
+    let mut s = m.llama.session();
+    let vocab = m.info.vocab_size as u32;
+    let e = m.llama.forward(&mut s, &[1, vocab + 3], Logits::Last, &Mix::Base).err().unwrap();
+    assert_eq!(e.kind, ErrorKind::Shape);
+    assert!(e.message.contains(&format!("token id {}", vocab + 3)), "{e}");
+    // Nothing was cached by the failed pass; the session still works.
+    assert_eq!(s.len(m.llama.backend()), 0);
+    let ok = forward(&m, &mut s, &[1, 2, 3], Logits::Last, &Mix::Base);
+    assert!(ok.iter().all(|v| v.is_finite()));
+    // A KV cache past the storage binding limit is a typed limit error, not a device loss.
+    let small = common::gpu(GpuOptions { max_binding_bytes: Some(4096), ..Default::default() }).unwrap();
+    let m = load(&small, &files(&dir().join("llama-hf"))).unwrap();
+    let fits = 4096 / (m.llama.cfg.kv_heads * m.llama.cfg.head_dim * 4);
+    let mut s = m.llama.session();
+    let mut pos = 0;
+    let e = loop {
+        match m.llama.forward(&mut s, &[7], Logits::Last, &Mix::Base) {
+            Ok(_) => pos += 1,
+            Err(e) => break e,
+        }
+        assert!(pos <= fits, "{pos} positions cached in a cache that holds {fits}");
+    };
+    assert_eq!((e.kind, pos), (ErrorKind::Limit, fits), "{e}");
+    assert!(e.message.contains("KV cache"), "{e}");
+}
