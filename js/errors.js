@@ -1,12 +1,7 @@
 // Error classes: every failure a caller can cause is one of these, never a panic.
 
 /** Base class of every error lorafuse throws on bad input or a failing backend. */
-export class LoraError extends Error {
-  constructor(message) {
-    super(message);
-    this.name = new.target.name;
-  }
-}
+export class LoraError extends Error {}
 /** Lengths or shapes that do not fit (weight, x, A, B, rows). */
 export class ShapeError extends LoraError {}
 /** Unknown or duplicate adapter names, bad ranks. */
@@ -25,6 +20,10 @@ export class LimitError extends LoraError {}
 export class AbortError extends LoraError {}
 
 const KINDS = { ShapeError, AdapterError, ConfigError, BackendError, FormatError, UnsupportedError, LimitError, AbortError };
+// `name` by string, not from the constructor: bundlers minify class names.
+for (const [name, Kind] of Object.entries({ LoraError, ...KINDS })) {
+  Object.defineProperty(Kind.prototype, 'name', { value: name, writable: true, configurable: true });
+}
 
 function translate(e) {
   const Kind = e && KINDS[e.name];

@@ -2,6 +2,7 @@
 // ArrayBuffer or typed array. A Hugging Face folder: a URL ending in "/", an array or
 // FileList of Files, or {files: {name: source}}. Every file becomes an async iterable of
 // Uint8Array chunks, so it streams into place instead of being copied whole into wasm.
+import { nodeBuiltin } from './node.js';
 import { ConfigError, FormatError } from './errors.js';
 
 const CHUNK = 4 << 20;
@@ -58,7 +59,7 @@ async function cachedFetch(url, signal, cache) {
 
 async function fetchFile(url, name, signal, cache) {
   if (url.protocol === 'file:') {
-    const fs = await import(/* @vite-ignore */ 'node:fs');
+    const fs = await nodeBuiltin('fs');
     let total;
     try {
       total = (await fs.promises.stat(url)).size;

@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/fetch-model.sh
 bash scripts/build.sh
 PORT="${PORT:-8080}"
 echo

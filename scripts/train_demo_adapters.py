@@ -8,6 +8,8 @@ CPU, ~15 min; never in CI):
 2. Each answer is rewritten by a deterministic style: ALL CAPS, pirate talk, or a JSON object.
 3. One small PEFT LoRA (r=4 on q/v/o) per style learns to answer that way.
 Writes www/adapters/<style>/{adapter_config.json, adapter_model.safetensors} and a manifest.
+Resumable: the distilled answers are cached in .cache/, and a style whose folder exists is kept
+(delete the folder to retrain it).
 """
 import json
 import os
@@ -15,7 +17,7 @@ import random
 import re
 
 import torch
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 torch.set_num_threads(int(os.environ.get("THREADS", "1")))
@@ -50,6 +52,36 @@ STYLES = {
 }
 
 
+def distill(tok, model, chats):
+    """The base model's own greedy answers (cached: ~10 min on one core)."""
+    cache = os.path.join(ROOT, ".cache", "demo_distill.json")
+    if os.path.exists(cache):
+        cached = json.load(open(cache))
+        if cached["chats"] == chats:
+            return cached["answers"]
+    answers = []
+    with torch.no_grad():
+        for i in range(0, len(chats), 16):
+            enc = tok(chats[i:i + 16], return_tensors="pt", padding=True, add_special_tokens=False)
+            out = model.generate(**enc, max_new_tokens=40, do_sample=False, pad_token_id=tok.pad_token_id or 2)
+            for row in out[:, enc["input_ids"].shape[1]:]:
+                answers.append(tok.decode(row, skip_special_tokens=True).strip())
+            print(f"distilled {len(answers)}/{len(chats)}", flush=True)
+    json.dump({"chats": chats, "answers": answers}, open(cache, "w"))
+    return answers
+
+
+def describe(tok, peft_model, style, desc):
+    """The manifest entry, with a greedy sample for the README."""
+    with torch.no_grad():
+        enc = tok(tok.apply_chat_template([{"role": "user", "content": "Tell me about the sea."}], tokenize=False,
+                                          add_generation_prompt=True), return_tensors="pt", add_special_tokens=False)
+        out = peft_model.generate(**enc, max_new_tokens=40, do_sample=False)
+        sample = tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    print(style, "sample:", sample, flush=True)
+    return {"name": style, "description": desc, "path": f"{style}/", "sample": sample}
+
+
 def main():
     random.seed(0)
     torch.manual_seed(0)
@@ -60,17 +92,16 @@ def main():
     random.shuffle(prompts)
     prompts = prompts[:240]
     chats = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True) for p in prompts]
-    answers = []
-    with torch.no_grad():
-        for i in range(0, len(chats), 16):
-            enc = tok(chats[i:i + 16], return_tensors="pt", padding=True, add_special_tokens=False)
-            out = model.generate(**enc, max_new_tokens=40, do_sample=False, pad_token_id=tok.pad_token_id or 2)
-            for row in out[:, enc["input_ids"].shape[1]:]:
-                answers.append(tok.decode(row, skip_special_tokens=True).strip())
-            print(f"distilled {len(answers)}/{len(chats)}", flush=True)
+    answers = distill(tok, model, chats)
     os.makedirs(OUT, exist_ok=True)
     manifest = []
     for style, (desc, fn) in STYLES.items():
+        d = os.path.join(OUT, style)
+        if os.path.isdir(d):
+            peft_model = PeftModel.from_pretrained(model, d).eval()
+            manifest.append(describe(tok, peft_model, style, desc))
+            model = peft_model.unload()
+            continue
         peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "o_proj"], lora_dropout=0.0))
         opt = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=2e-3)
         examples = []
@@ -93,7 +124,6 @@ def main():
                 total += loss.item()
             print(f"{style} epoch {epoch}: loss {total / len(examples):.3f}", flush=True)
         peft_model.eval()
-        d = os.path.join(OUT, style)
         peft_model.save_pretrained(d)
         cfg_path = os.path.join(d, "adapter_config.json")
         cfg = json.load(open(cfg_path))
@@ -101,14 +131,7 @@ def main():
         json.dump(cfg, open(cfg_path, "w"), indent=1, sort_keys=True)
         if os.path.exists(os.path.join(d, "README.md")):
             os.remove(os.path.join(d, "README.md"))
-        # A sample, for the README.
-        with torch.no_grad():
-            enc = tok(tok.apply_chat_template([{"role": "user", "content": "Tell me about the sea."}], tokenize=False,
-                                              add_generation_prompt=True), return_tensors="pt", add_special_tokens=False)
-            out = peft_model.generate(**enc, max_new_tokens=40, do_sample=False)
-            sample = tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-        manifest.append({"name": style, "description": desc, "path": f"adapters/{style}/", "sample": sample})
-        print(style, "sample:", sample, flush=True)
+        manifest.append(describe(tok, peft_model, style, desc))
         model = peft_model.unload()  # the base, without this adapter, for the next style
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1, ensure_ascii=False)

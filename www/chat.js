@@ -3,7 +3,12 @@
 // drag-and-drop of your own PEFT folder or GGUF LoRA file.
 import { LoraWorker } from '/pkg/worker-client.js';
 
-const MODEL = new URL('../.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf', location.href).href;
+// ?model=<url>&adapters=<manifest url> point the page at another model (the tests use a tiny
+// one); ?backend=cpu|webgpu overrides the automatic choice.
+const params = new URLSearchParams(location.search);
+const MODEL = new URL(params.get('model') ?? '../.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf', location.href).href;
+const MANIFEST = new URL(params.get('adapters') ?? 'adapters/manifest.json', location.href).href;
+const MODEL_NAME = decodeURIComponent(MODEL.replace(/\/$/, '').split('/').pop()).replace(/\.gguf$/, '');
 const CACHE = 'lorafuse-demo';
 const $ = (s) => document.querySelector(s);
 
@@ -17,6 +22,8 @@ function clearError() {
 const mib = (b) => (b / 2 ** 20).toFixed(1);
 
 let worker, model;
+let chatTemplate = true; // models without one get the raw text as the prompt
+const prompt = (text) => (chatTemplate ? [{ role: 'user', content: text }] : text);
 const adapters = new Map(); // name → {description, scale}
 
 function addMessage(who, text, cls) {
@@ -90,7 +97,7 @@ $('#ask').addEventListener('submit', (ev) => {
     $('#columns').hidden = true;
     addMessage('you', text, 'user');
     const body = addMessage(adapter ?? 'base model', '', 'bot');
-    await stream(model.generate([{ role: 'user', content: text }], { adapter, maxTokens: 96, signal }), body);
+    await stream(model.generate(prompt(text), { adapter, maxTokens: 96, signal }), body);
   });
 });
 
@@ -110,8 +117,7 @@ $('#compare').addEventListener('click', () => {
       cols.append(col);
       return col.querySelector('.out');
     });
-    const msgs = [{ role: 'user', content: text }];
-    const batch = model.generateBatch(names.map((adapter) => ({ prompt: msgs, adapter })), { maxTokens: 64, signal });
+    const batch = model.generateBatch(names.map((adapter) => ({ prompt: prompt(text), adapter })), { maxTokens: 64, signal });
     await Promise.all(batch.streams.map((s, i) => stream(s, bodies[i])));
   });
 });
@@ -142,40 +148,42 @@ drop.addEventListener('dragleave', () => drop.classList.remove('over'));
 drop.addEventListener('drop', async (e) => {
   e.preventDefault();
   drop.classList.remove('over');
-  clearError();
-  try {
-    const entries = [...e.dataTransfer.items].map((i) => i.webkitGetAsEntry?.()).filter(Boolean);
-    const files = entries.length ? (await Promise.all(entries.map((en) => filesOf(en)))).flat() : [...e.dataTransfer.files];
-    await addUserAdapter(entries[0]?.name ?? files[0]?.name ?? 'mine', files);
-  } catch (err) {
-    showError(err);
-  }
+  const entries = [...e.dataTransfer.items].map((i) => i.webkitGetAsEntry?.()).filter(Boolean);
+  const files = entries.length ? (await Promise.all(entries.map((en) => filesOf(en)))).flat() : [...e.dataTransfer.files];
+  await addUserAdapter(entries[0]?.name ?? files[0]?.name ?? 'mine', files);
 });
 
-/** Loads dropped files as an adapter named after the folder or file. */
+/** Loads dropped files as an adapter named after the folder or file; errors go to the page. */
 async function addUserAdapter(label, files) {
+  clearError();
   const name = label.replace(/\.gguf$/, '').replace(/[^\w.-]+/g, '-') || 'mine';
   const gguf = files.find((f) => f.name.endsWith('.gguf'));
   const source = gguf ?? { files: Object.fromEntries(files.map((f) => [f.name, f])) };
-  const info = await model.loadAdapter(name, source, { replace: true });
-  if (!adapters.has(name)) addAdapterRow(name, `your adapter: rank ${info.rank}, ${mib(info.bytes)} MiB`);
+  try {
+    const info = await model.loadAdapter(name, source, { replace: true });
+    if (!adapters.has(name)) addAdapterRow(name, `your adapter: rank ${info.rank}, ${mib(info.bytes)} MiB`);
+  } catch (e) {
+    showError(e);
+  }
 }
 window.addUserAdapter = addUserAdapter; // for the tests: they cannot synthesize folder drops
 
 async function main() {
-  worker = await LoraWorker.create({ backend: 'auto' });
-  $('#backend').textContent = worker.backend === 'webgpu' ? `WebGPU: ${worker.device} (model on CPU SIMD for now)` : worker.device;
+  worker = await LoraWorker.create({ backend: params.get('backend') ?? 'auto' });
+  $('#backend').textContent = worker.backend === 'webgpu' ? `WebGPU: ${worker.device}` : worker.device;
+  if (worker.fallbackReason) $('#backend').title = `WebGPU unavailable: ${worker.fallbackReason}`;
   model = await worker.loadModel(MODEL, {
     cache: CACHE,
     onProgress: ({ loaded, total }) => {
       const pct = total ? (100 * loaded) / total : 0;
       $('#bar-fill').style.width = `${pct}%`;
-      $('#load-text').textContent = `Loading SmolLM2-135M-Instruct: ${mib(loaded)} of ${total ? mib(total) : '?'} MiB (${pct.toFixed(0)}%)`;
+      $('#load-text').textContent = `Loading ${MODEL_NAME}: ${mib(loaded)} of ${total ? mib(total) : '?'} MiB (${pct.toFixed(0)}%)`;
     },
   });
-  const manifest = await (await fetch('adapters/manifest.json')).json();
+  chatTemplate = await model.applyChatTemplate([{ role: 'user', content: 'hi' }]).then(() => true, () => false);
+  const manifest = await (await fetch(MANIFEST)).json();
   for (const a of manifest) {
-    await model.loadAdapter(a.name, new URL(a.path, location.href).href, { cache: CACHE });
+    await model.loadAdapter(a.name, new URL(a.path, MANIFEST).href, { cache: CACHE });
     addAdapterRow(a.name, a.description);
   }
   $('#loading').hidden = true;

@@ -1,12 +1,10 @@
-// Pending until www/adapters/ holds the trained demo adapters (scripts/train_demo_adapters.py);
-// then rename to demo-chat.test.mjs so npm test runs it.
-// The chat demo end to end in headless Chromium with the real SmolLM2 and the demo adapters:
-// progress, streaming chat, adapters changing the voice as described, the side-by-side
-// batch, a bad dropped adapter, and a reload served from the cache. Screenshots go to
-// test-output/ (look at them).
+// The chat demo end to end in headless Chromium: with the real SmolLM2 and the demo adapters
+// (progress, streaming chat, adapters changing the voice as described, the side-by-side batch,
+// a bad dropped adapter, a reload served from the cache), and with a tiny model and PEFT
+// fixtures on a WebGPU runtime. Screenshots go to test-output/ (look at them).
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { serve } from '../../scripts/serve.mjs';
 import { launch } from './browser.mjs';
 
@@ -33,14 +31,14 @@ test('chat demo: load, stream, adapters, side by side, bad adapter, cached reloa
   try {
     const progress = [];
     page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
-    await page.goto(`${url}/www/`);
+    await page.goto(`${url}/www/?backend=cpu`); // SmolLM2 on SwiftShader's WebGPU would take minutes per reply
     // Progress is shown while loading and reaches 100%.
     await page.waitForFunction(() => /\(\d+%\)/.test(document.querySelector('#load-text').textContent), null, { timeout: 60_000 });
     progress.push(await page.textContent('#load-text'));
     await page.screenshot({ path: 'test-output/chat-loading.png' });
     await page.waitForSelector('body[data-ready=true]', { timeout: 180_000 });
     assert.match(await page.textContent('#load-text'), /\(100%\)/);
-    assert.match(await page.textContent('#backend'), /WebGPU|CPU/);
+    assert.match(await page.textContent('#backend'), /CPU|SIMD/i);
     const names = await page.$$eval('.adapter[data-name]', (l) => l.map((x) => x.dataset.name));
     assert.deepEqual(names.sort(), ['caps', 'json', 'pirate']);
 
@@ -65,6 +63,15 @@ test('chat demo: load, stream, adapters, side by side, bad adapter, cached reloa
     assert.equal(new Set(cols).size, 4);
     await page.screenshot({ path: 'test-output/chat-side-by-side.png', fullPage: true });
 
+    // A dropped file that is not an adapter: the drop handler shows a typed error in the page.
+    await page.evaluate(() => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([new Uint8Array([71, 71, 85, 70, 3, 0, 0, 0, 1])], 'broken.gguf'));
+      document.querySelector('#drop').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    });
+    await page.waitForFunction(() => !document.querySelector('#error').hidden, null, { timeout: 30_000 });
+    assert.match(await page.textContent('#error'), /FormatError: .*broken\.gguf|FormatError: .*truncated/i);
+
     // A bad adapter (another model's shapes): a clear message, and the chat still works.
     await page.evaluate(async () => {
       const cfg = new TextEncoder().encode(JSON.stringify({ peft_type: 'LORA', r: 4, lora_alpha: 8, target_modules: ['q_proj'] }));
@@ -74,11 +81,11 @@ test('chat demo: load, stream, adapters, side by side, bad adapter, cached reloa
       const st = new Uint8Array(8 + h.length + 2048);
       new DataView(st.buffer).setBigUint64(0, BigInt(h.length), true);
       st.set(h, 8);
-      await window.addUserAdapter('wrong-model', [new File([cfg], 'adapter_config.json'), new File([st], 'adapter_model.safetensors')])
-        .catch((e) => { document.querySelector('#error').hidden = false; document.querySelector('#error').textContent = `${e.name}: ${e.message}`; });
+      await window.addUserAdapter('wrong-model', [new File([cfg], 'adapter_config.json'), new File([st], 'adapter_model.safetensors')]);
     });
     assert.match(await page.textContent('#error'), /ShapeError: .*lora_A\.weight has shape \[4, 64\]/);
     await page.screenshot({ path: 'test-output/chat-bad-adapter.png', fullPage: true });
+    assert.deepEqual(await page.$$eval('.adapter[data-name]', (l) => l.map((x) => x.dataset.name).sort()), ['caps', 'json', 'pirate']);
     assert.ok((await ask(page, '', 'Say hello.')).length > 0);
 
     // Reload: the model comes from the cache, not the network.
@@ -88,6 +95,39 @@ test('chat demo: load, stream, adapters, side by side, bad adapter, cached reloa
     assert.equal(requests.filter((r) => r === MODEL_PATH).length, before, 'no second download of the model');
     await page.setViewportSize({ width: 390, height: 844 });
     await page.screenshot({ path: 'test-output/chat-phone.png', fullPage: true });
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('chat demo on a WebGPU runtime with a tiny model and PEFT fixtures', { timeout: 300_000 }, async () => {
+  // The page takes ?model= and ?adapters= (a manifest whose paths are relative to it).
+  writeFileSync('test-output/tiny-manifest.json', JSON.stringify([
+    { name: 'qv-r4', description: 'PEFT fixture: r=4 on q/v', path: '../tests/fixtures/tiny/adapters/qv-r4/' },
+    { name: 'all-linear-r8', description: 'PEFT fixture: r=8 on every linear', path: '../tests/fixtures/tiny/adapters/all-linear-r8/' },
+  ]));
+  const browser = await launch({ webgpu: true });
+  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  try {
+    await page.goto(`${url}/www/?model=/tests/fixtures/tiny/llama-hf/&adapters=/test-output/tiny-manifest.json`);
+    await page.waitForSelector('body[data-ready=true]', { timeout: 120_000 });
+    assert.match(await page.textContent('#load-text'), /llama-hf: .*\(100%\)/);
+    assert.match(await page.textContent('#backend'), /^WebGPU: /);
+    const base = await ask(page, '', 'Hello');
+    assert.ok(base.length > 0);
+    await page.fill('#input', 'Hello');
+    await page.click('#compare');
+    await page.waitForFunction(() => !document.querySelector('#compare').disabled && document.querySelectorAll('.col .out').length === 3, null, { timeout: 120_000 });
+    const cols = await page.$$eval('.col .out', (c) => c.map((x) => x.textContent));
+    assert.ok(cols.every((t) => t.length > 0), JSON.stringify(cols));
+    // Greedy: the base column (64 tokens) starts the plain reply (96 tokens).
+    assert.ok(base.startsWith(cols[0]), `base column ${JSON.stringify(cols[0])} vs reply ${JSON.stringify(base)}`);
+    assert.ok(new Set(cols).size > 1, `the adapters change the output: ${JSON.stringify(cols)}`);
+    await page.screenshot({ path: 'test-output/chat-tiny-webgpu.png', fullPage: true });
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
