@@ -1,5 +1,6 @@
 // lorafuse public API. Loads the wasm module itself (fetch in browsers and bundlers, the
 // file system in Node), so callers never run an init function.
+import { nodeBuiltin } from './node.js';
 import init, { Runtime, ModelLoader, wasmMemoryBytes } from './wasm/lorafuse.js';
 import { openSources } from './sources.js';
 import { AbortError, ConfigError, LoraError, ShapeError, AdapterError, call, callAsync } from './errors.js';
@@ -11,7 +12,7 @@ function loadWasm() {
   loading ??= (async () => {
     const url = new URL('./wasm/lorafuse_bg.wasm', import.meta.url);
     if (url.protocol === 'file:') {
-      const { readFile } = await import(/* @vite-ignore */ 'node:fs/promises');
+      const { readFile } = await nodeBuiltin('fs/promises');
       await init({ module_or_path: await readFile(url) });
     } else {
       await init({ module_or_path: url });
@@ -80,9 +81,10 @@ export class LoraRuntime {
   /**
    * Loads a model, streaming its bytes into place: a GGUF file (URL, Response, Blob/File,
    * ArrayBuffer, Uint8Array) or a Hugging Face folder (URL ending in "/", Files, or
-   * {files: {name: source}}). onProgress({loaded, total, file}) follows the bytes. Models
-   * run on the CPU backend for now (info.backend says so). int8Activations: opt-in faster
-   * path for Q8_0/Q4_0/Q4_1 weights that quantizes activations per 32-block (less exact).
+   * {files: {name: source}}). onProgress({loaded, total, file}) follows the bytes. The model
+   * runs on this runtime's backend (info.backend): on WebGPU its weights, adapters and KV
+   * cache live on the GPU. int8Activations (CPU only): opt-in faster path for
+   * Q8_0/Q4_0/Q4_1 weights that quantizes activations per 32-block (less exact).
    */
   async loadModel(source, { onProgress, signal, fileName, int8Activations = false, cache } = {}) {
     const files = await callAsync(() => openSources(source, { signal, fileName, cache }));
@@ -99,7 +101,7 @@ export class LoraRuntime {
           onProgress?.({ loaded, total, file: f.name });
         }
       }
-      return new Model(call(() => loader.finish(!!int8Activations)));
+      return new Model(call(() => loader.finish(this.#rt, !!int8Activations)));
     } finally {
       loader.free();
     }
@@ -257,10 +259,10 @@ export class BatchGeneration {
   }
   /** Row i's generated token ids, and why it finished. */
   tokens(i) {
-    return this.#g ? Array.from(this.#g.tokens(i)) : [];
+    return this.#g ? Array.from(call(() => this.#g.tokens(i))) : [];
   }
   finishReason(i) {
-    return this.#g?.finishReason(i);
+    return this.#g && call(() => this.#g.finishReason(i));
   }
   /** Every row's whole text. */
   async texts() {
@@ -293,7 +295,12 @@ export class BatchGeneration {
         continue;
       }
       if (this.#error) throw this.#error;
-      if (this.#g.done(i)) return;
+      // Another row's iterator may be mid-step (a GPU readback): wait for it, then look again.
+      if (this.#stepping) {
+        await this.#stepping;
+        continue;
+      }
+      if (call(() => this.#g.done(i))) return;
       await this.#step();
     }
   }

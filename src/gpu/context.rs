@@ -19,9 +19,25 @@ pub struct Context {
     pub max_dispatch: u32,
     /// First asynchronous GPU error (validation, out of memory, device lost), if any.
     pub fault: Arc<Mutex<Option<String>>>,
+    /// Work submitted and bytes read back so far (the benchmark reports them per token).
+    pub stats: std::cell::Cell<GpuStats>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GpuStats {
+    pub submits: u64,
+    pub read_bytes: u64,
 }
 
 impl Context {
+    /// Submits one command buffer, counting it.
+    pub fn submit(&self, cmd: wgpu::CommandBuffer) {
+        let mut st = self.stats.get();
+        st.submits += 1;
+        self.stats.set(st);
+        self.queue.submit([cmd]);
+    }
+
     pub async fn new(opts: &GpuOptions) -> Result<Context> {
         #[cfg(target_arch = "wasm32")]
         if !web_gpu_present() {
@@ -92,6 +108,7 @@ impl Context {
             max_binding: max_binding / 256 * 256,
             max_dispatch: limits.max_compute_workgroups_per_dimension,
             fault,
+            stats: Default::default(),
         })
     }
 

@@ -116,6 +116,6 @@ pub(super) fn encode(
         drop(pass);
         keep.push(pbuf);
     }
-    g.ctx.queue.submit([enc.finish()]);
+    g.ctx.submit(enc.finish());
     g.ctx.check()
 }

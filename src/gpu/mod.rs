@@ -11,7 +11,7 @@ use crate::backend::{Backend, BackendKind};
 use crate::error::{checked_len, Error, Result};
 use crate::lora::Routes;
 use crate::weights::{HostWeight, WeightFormat};
-pub use context::{Context, GpuOptions};
+pub use context::{Context, GpuOptions, GpuStats};
 pub use model_ops::GpuKv;
 use pipelines::{Kernel, Pipeline, Pipelines};
 use pool::{Pool, PoolBuf};
@@ -152,7 +152,7 @@ impl Inner {
         self.ctx.check()?;
         let mut enc = self.ctx.device.create_command_encoder(&Default::default());
         let _uniform = self.pass(&mut enc, kernel, bufs, params, grid)?;
-        self.ctx.queue.submit([enc.finish()]);
+        self.ctx.submit(enc.finish());
         self.ctx.check()
     }
 
@@ -203,11 +203,14 @@ impl Backend for GpuBackend {
         let ctx = &self.0.ctx;
         ctx.check()?;
         let bytes = (t.rows * t.cols * 4) as u64;
+        let mut st = ctx.stats.get();
+        st.read_bytes += bytes;
+        ctx.stats.set(st);
         let usage = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
         let staging = self.0.pool.acquire(&ctx.device, bytes, usage);
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         enc.copy_buffer_to_buffer(&t.buf.buf, 0, &staging.buf, 0, bytes);
-        ctx.queue.submit([enc.finish()]);
+        ctx.submit(enc.finish());
         let (tx, rx) = futures_channel::oneshot::channel();
         staging.buf.slice(..bytes).map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
@@ -261,7 +264,7 @@ impl Backend for GpuBackend {
     }
 
     fn weight_row(&self, _: &GpuWeight, _: usize) -> Result<Vec<f32>> {
-        Err(Error::unsupported("reading weights back from the GPU (for DoRA norms) is not supported yet"))
+        Err(Error::unsupported("DoRA adapters (use_dora) run on the CPU backend only for now: their weight norms need the base rows, which stay on the GPU"))
     }
 
     fn arena(&self) -> GpuArena {
@@ -283,7 +286,7 @@ impl Backend for GpuBackend {
             let buf = self.buffer("lora arena", (cap * 4) as u64, usage)?;
             let mut enc = self.0.ctx.device.create_command_encoder(&Default::default());
             enc.copy_buffer_to_buffer(&arena.buf, 0, &buf, 0, (arena.cap * 4) as u64);
-            self.0.ctx.queue.submit([enc.finish()]);
+            self.0.ctx.submit(enc.finish());
             self.0.pool.forget(arena.id);
             arena.buf = buf;
             arena.cap = cap;

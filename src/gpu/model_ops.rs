@@ -90,7 +90,7 @@ impl GpuBackend {
             }
             at += bytes;
         }
-        self.0.ctx.queue.submit([enc.finish()]);
+        self.0.ctx.submit(enc.finish());
         self.0.ctx.check()?;
         Ok(out)
     }
@@ -120,7 +120,7 @@ impl GpuBackend {
                 }
                 self.0.pool.forget(*oid);
             }
-            self.0.ctx.queue.submit([enc.finish()]);
+            self.0.ctx.submit(enc.finish());
             for (o, _) in &old {
                 o.destroy();
             }
@@ -160,7 +160,7 @@ impl ModelOps for GpuBackend {
             let bufs = [(&c.buf, c.id), (&ids_buf.buf, ids_buf.id), (&out.buf.buf, out.buf.id)];
             keep.push(self.0.pass(&mut enc, Kernel::Embed(table.format), &bufs, bytemuck::bytes_of(&params), [cols.div_ceil(64), n, 1])?);
         }
-        self.0.ctx.queue.submit([enc.finish()]);
+        self.0.ctx.submit(enc.finish());
         self.0.ctx.check()?;
         Ok(out)
     }
@@ -243,7 +243,7 @@ impl ModelOps for GpuBackend {
         };
         let bufs = [(&q.buf.buf, q.buf.id), (kb, *kid), (vb, *vid), (&scratch.buf, scratch.id), (&out.buf.buf, out.buf.id)];
         let _uniform = self.0.pass(&mut enc, Kernel::Attention, &bufs, bytemuck::bytes_of(&params), [rows, heads, 1])?;
-        self.0.ctx.queue.submit([enc.finish()]);
+        self.0.ctx.submit(enc.finish());
         self.0.ctx.check()?;
         kv.len = span;
         Ok(out)

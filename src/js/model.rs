@@ -2,13 +2,16 @@
 //! step-wise generator the JS wrapper turns into an async iterator.
 
 use super::js_err;
+use super::runtime::{AnyBackend, Runtime};
 use crate::cpu::CpuBackend;
+use crate::gpu::GpuBackend;
 use crate::error::{Error, Result};
 use crate::model::adapters::{peft_from_files, AdapterChoice};
 use crate::model::chat::Message;
 use crate::model::generate::{GenerateOptions, Generator, Sequence};
 use crate::model::llama::Logits;
 use crate::model::load::Loader;
+use crate::model::ops::ModelOps;
 use crate::model::sample::SampleOptions;
 use crate::model::Model;
 use serde::Deserialize;
@@ -16,8 +19,25 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
-/// Models run on the CPU backend until the WebGPU forward pass lands.
-type Cpu = CpuBackend;
+/// A model on the runtime's backend. Everything below is written once, generically, and
+/// `with_model!` / `with_gen!` pick the concrete type.
+#[derive(Clone)]
+enum AnyModel {
+    Cpu(Shared<CpuBackend>),
+    Gpu(Shared<GpuBackend>),
+}
+
+/// Shared with running generators; adapters change it in place.
+type Shared<B> = Rc<RefCell<Model<B>>>;
+
+macro_rules! with_model {
+    ($m:expr, $i:ident => $body:expr) => {
+        match $m {
+            AnyModel::Cpu($i) => $body,
+            AnyModel::Gpu($i) => $body,
+        }
+    };
+}
 
 #[wasm_bindgen]
 pub struct ModelLoader {
@@ -47,12 +67,16 @@ impl ModelLoader {
         self.keep_if_ok(r)
     }
 
-    /// Builds the model once every file has arrived. `int8_activations`: the opt-in fast
-    /// path for quantized weights (see `CpuBackend`).
-    pub fn finish(&mut self, int8_activations: bool) -> std::result::Result<JsModel, JsValue> {
+    /// Builds the model on the runtime's backend once every file has arrived (on WebGPU the
+    /// weights are uploaded and the loader's copies freed). `int8_activations`: the opt-in
+    /// fast path for quantized weights on the CPU (see `CpuBackend`).
+    pub fn finish(&mut self, rt: &Runtime, int8_activations: bool) -> std::result::Result<JsModel, JsValue> {
         let l = self.loader.take().ok_or_else(|| js_err(Error::config("this loader has finished or failed")))?;
-        let model = l.finish(&CpuBackend { int8_activations }).map_err(js_err)?;
-        Ok(JsModel { inner: Rc::new(RefCell::new(model)) })
+        let inner = match rt.any_backend() {
+            AnyBackend::Cpu(_) => AnyModel::Cpu(Rc::new(RefCell::new(l.finish(&CpuBackend { int8_activations }).map_err(js_err)?))),
+            AnyBackend::Gpu(g) => AnyModel::Gpu(Rc::new(RefCell::new(l.finish(g).map_err(js_err)?))),
+        };
+        Ok(JsModel { inner })
     }
 
     /// A failed file frees everything received so far.
@@ -66,11 +90,8 @@ impl ModelLoader {
 
 #[wasm_bindgen(js_name = Model)]
 pub struct JsModel {
-    /// Shared with running generators; adapters change it in place.
-    inner: Rc<RefCell<Model<Cpu>>>,
+    inner: AnyModel,
 }
-
-type Shared = Rc<RefCell<Model<Cpu>>>;
 
 fn busy() -> JsValue {
     js_err(Error::config("the model is busy (a generation step or an adapter change is running)"))
@@ -127,50 +148,41 @@ struct GenOpts {
 #[wasm_bindgen(js_class = Model)]
 impl JsModel {
     pub fn info(&self) -> std::result::Result<JsValue, JsValue> {
-        Ok(serde_wasm_bindgen::to_value(&self.inner.borrow().info)?)
+        Ok(with_model!(&self.inner, m => serde_wasm_bindgen::to_value(&m.borrow().info))?)
     }
 
     pub fn tokenize(&self, text: &str, special: bool) -> Vec<u32> {
-        self.inner.borrow().tokenizer.encode(text, special)
+        with_model!(&self.inner, m => m.borrow().tokenizer.encode(text, special))
     }
 
     /// Prompt ids, with the model's BOS when its tokenizer wants one.
     #[wasm_bindgen(js_name = encodePrompt)]
     pub fn encode_prompt(&self, text: &str) -> Vec<u32> {
-        self.inner.borrow().encode_prompt(text)
+        with_model!(&self.inner, m => m.borrow().encode_prompt(text))
     }
 
     pub fn detokenize(&self, ids: Vec<u32>, skip_special: bool) -> std::result::Result<String, JsValue> {
-        let vocab = self.inner.borrow().tokenizer.vocab_size();
-        if let Some(bad) = ids.iter().find(|&&i| i as usize >= vocab) {
-            return Err(js_err(Error::shape(format!("token id {bad} is outside the vocabulary of {vocab}"))));
-        }
-        Ok(self.inner.borrow().tokenizer.decode(&ids, skip_special))
+        let tok = |m: &crate::tokenizer::Tokenizer| {
+            let vocab = m.vocab_size();
+            if let Some(bad) = ids.iter().find(|&&i| i as usize >= vocab) {
+                return Err(js_err(Error::shape(format!("token id {bad} is outside the vocabulary of {vocab}"))));
+            }
+            Ok(m.decode(&ids, skip_special))
+        };
+        with_model!(&self.inner, m => tok(&m.borrow().tokenizer))
     }
 
     #[wasm_bindgen(js_name = applyChatTemplate)]
     pub fn apply_chat_template(&self, messages: JsValue, add_generation_prompt: bool) -> std::result::Result<String, JsValue> {
         let messages: Vec<Message> = serde_wasm_bindgen::from_value(messages)
             .map_err(|e| js_err(Error::config(format!("messages must be [{{role, content}}]: {e}"))))?;
-        self.inner.borrow().template.render(&messages, add_generation_prompt).map_err(js_err)
+        with_model!(&self.inner, m => m.borrow().template.render(&messages, add_generation_prompt)).map_err(js_err)
     }
 
     /// Logits `[ids.length, vocab]` for `ids` in a fresh sequence; `opts` picks adapters.
     pub fn forward(&self, ids: Vec<u32>, opts: JsValue) -> js_sys::Promise {
         let m = self.inner.clone();
-        wasm_bindgen_futures::future_to_promise(async move {
-            let o: AdapterOpts = parse_opts(opts, "forward options")?;
-            let m = m.try_borrow().map_err(|_| busy())?;
-            let vocab = m.info.vocab_size;
-            if let Some(bad) = ids.iter().find(|&&i| i as usize >= vocab) {
-                return Err(js_err(Error::shape(format!("token id {bad} is outside the vocabulary of {vocab}"))));
-            }
-            let mix = o.choice().and_then(|c| m.adapters.mix(&c)).map_err(js_err)?;
-            let mut s = m.llama.session();
-            let t = m.llama.forward(&mut s, &ids, Logits::All, &mix).map_err(js_err)?;
-            let v = crate::backend::Backend::read(m.llama.backend(), &t).await.map_err(js_err)?;
-            Ok(js_sys::Float32Array::from(&v[..]).into())
-        })
+        wasm_bindgen_futures::future_to_promise(async move { with_model!(m, m => forward(m, ids, opts).await) })
     }
 
     /// Adds a PEFT adapter from its files (`[[name, bytes], ...]`); returns its info.
@@ -185,24 +197,26 @@ impl JsModel {
                 (n, b)
             })
             .collect();
-        let mut m = self.inner.try_borrow_mut().map_err(|_| busy())?;
-        let a = peft_from_files(&files, &m.llama.cfg).map_err(|e| js_err(Error::new(e.kind, format!("adapter {name:?}: {}", e.message))))?;
-        let info = m.add_adapter(name, a, replace).map_err(js_err)?;
-        Ok(serde_wasm_bindgen::to_value(&info)?)
+        with_model!(&self.inner, m => {
+            let mut m = m.try_borrow_mut().map_err(|_| busy())?;
+            let a = peft_from_files(&files, &m.llama.cfg).map_err(|e| js_err(Error::new(e.kind, format!("adapter {name:?}: {}", e.message))))?;
+            let info = m.add_adapter(name, a, replace).map_err(js_err)?;
+            Ok(serde_wasm_bindgen::to_value(&info)?)
+        })
     }
 
     #[wasm_bindgen(js_name = unloadAdapter)]
     pub fn unload_adapter(&self, name: &str) -> std::result::Result<(), JsValue> {
-        self.inner.try_borrow_mut().map_err(|_| busy())?.remove_adapter(name).map_err(js_err)
+        with_model!(&self.inner, m => m.try_borrow_mut().map_err(|_| busy())?.remove_adapter(name)).map_err(js_err)
     }
 
     #[wasm_bindgen(js_name = setAdapterScale)]
     pub fn set_adapter_scale(&self, name: &str, scale: f32) -> std::result::Result<(), JsValue> {
-        self.inner.try_borrow_mut().map_err(|_| busy())?.set_adapter_scale(name, scale).map_err(js_err)
+        with_model!(&self.inner, m => m.try_borrow_mut().map_err(|_| busy())?.set_adapter_scale(name, scale)).map_err(js_err)
     }
 
     pub fn adapters(&self) -> std::result::Result<JsValue, JsValue> {
-        Ok(serde_wasm_bindgen::to_value(&self.inner.borrow().adapters.list())?)
+        Ok(with_model!(&self.inner, m => serde_wasm_bindgen::to_value(&m.borrow().adapters.list()))?)
     }
 
     /// One prompt: a generator with one sequence.
@@ -210,7 +224,8 @@ impl JsModel {
         let o: GenOpts = parse_opts(opts, "generate options")?;
         let mut o = o;
         let choice = AdapterOpts { adapter: o.adapter.take(), adapters: o.adapters.take() }.choice().map_err(js_err)?;
-        self.start(vec![(prompt, choice)], o)
+        let inner = with_model!(&self.inner, m => AnyGen::from(start(m, vec![(prompt, choice)], o)?));
+        Ok(JsGenerator { inner })
     }
 
     /// Several prompts stepped together, one batched forward pass per step; `items` is
@@ -236,13 +251,28 @@ impl JsModel {
             .map(|it| Ok((it.ids, AdapterOpts { adapter: it.adapter, adapters: it.adapters }.choice()?)))
             .collect::<Result<Vec<_>>>()
             .map_err(js_err)?;
-        self.start(seqs, o)
+        let inner = with_model!(&self.inner, m => AnyGen::from(start(m, seqs, o)?));
+        Ok(JsGenerator { inner })
     }
 }
 
-impl JsModel {
-    fn start(&self, seqs: Vec<(Vec<u32>, AdapterChoice)>, o: GenOpts) -> std::result::Result<JsGenerator, JsValue> {
-        let m = self.inner.try_borrow().map_err(|_| busy())?;
+async fn forward<B: ModelOps>(m: Shared<B>, ids: Vec<u32>, opts: JsValue) -> std::result::Result<JsValue, JsValue> {
+    let o: AdapterOpts = parse_opts(opts, "forward options")?;
+    let m = m.try_borrow().map_err(|_| busy())?;
+    let vocab = m.info.vocab_size;
+    if let Some(bad) = ids.iter().find(|&&i| i as usize >= vocab) {
+        return Err(js_err(Error::shape(format!("token id {bad} is outside the vocabulary of {vocab}"))));
+    }
+    let mix = o.choice().and_then(|c| m.adapters.mix(&c)).map_err(js_err)?;
+    let mut s = m.llama.session();
+    let t = m.llama.forward(&mut s, &ids, Logits::All, &mix).map_err(js_err)?;
+    let v = crate::backend::Backend::read(m.llama.backend(), &t).await.map_err(js_err)?;
+    Ok(js_sys::Float32Array::from(&v[..]).into())
+}
+
+fn start<B: ModelOps>(model: &Shared<B>, seqs: Vec<(Vec<u32>, AdapterChoice)>, o: GenOpts) -> std::result::Result<GenState<B>, JsValue> {
+    {
+        let m = model.try_borrow().map_err(|_| busy())?;
         let vocab = m.info.vocab_size;
         for bad in seqs.iter().flat_map(|(p, _)| p).chain(&o.stop_tokens).filter(|&&i| i as usize >= vocab) {
             return Err(js_err(Error::shape(format!("token id {bad} is outside the vocabulary of {vocab}"))));
@@ -277,17 +307,76 @@ impl JsModel {
             g.seqs.push(Sequence::new(&m.llama, prompt, o, stack).map_err(js_err)?);
             choices.push(choice);
         }
-        Ok(JsGenerator { model: self.inner.clone(), gen: Rc::new(RefCell::new(g)), choices })
+        Ok(GenState { model: model.clone(), gen: Rc::new(RefCell::new(g)), choices })
     }
+}
+
+/// A running generation: the model it steps and its sequences.
+struct GenState<B: ModelOps> {
+    model: Shared<B>,
+    gen: Rc<RefCell<Generator<B>>>,
+    /// Adapters by name per sequence: resolved again at every step, so an adapter replaced
+    /// meanwhile is used in its new form and one unloaded meanwhile is an error.
+    choices: Vec<AdapterChoice>,
+}
+
+impl<B: ModelOps> Clone for GenState<B> {
+    fn clone(&self) -> Self {
+        GenState { model: self.model.clone(), gen: self.gen.clone(), choices: self.choices.clone() }
+    }
+}
+
+impl<B: ModelOps> GenState<B> {
+    /// The sequences, unless a step (which holds them across a GPU readback) is running.
+    fn seqs(&self) -> std::result::Result<std::cell::Ref<'_, Generator<B>>, JsValue> {
+        self.gen.try_borrow().map_err(|_| js_err(Error::config("a generation step is running; await it first")))
+    }
+
+    async fn step(self) -> std::result::Result<JsValue, JsValue> {
+        let mut g = self.gen.try_borrow_mut().map_err(|_| js_err(Error::config("a generation step is already running")))?;
+        let m = self.model.try_borrow().map_err(|_| busy())?;
+        for (s, c) in g.seqs.iter_mut().zip(&self.choices) {
+            s.stack = m.adapters.stack(c).map_err(|e| js_err(Error::new(e.kind, format!("during generation: {}", e.message))))?;
+        }
+        let pieces = g.step(&m.llama, &m.tokenizer).await.map_err(js_err)?;
+        let out = js_sys::Array::new();
+        for p in pieces {
+            out.push(&p.map_or(JsValue::UNDEFINED, JsValue::from));
+        }
+        Ok(out.into())
+    }
+}
+
+#[derive(Clone)]
+enum AnyGen {
+    Cpu(GenState<CpuBackend>),
+    Gpu(GenState<GpuBackend>),
+}
+
+impl From<GenState<CpuBackend>> for AnyGen {
+    fn from(g: GenState<CpuBackend>) -> Self {
+        AnyGen::Cpu(g)
+    }
+}
+
+impl From<GenState<GpuBackend>> for AnyGen {
+    fn from(g: GenState<GpuBackend>) -> Self {
+        AnyGen::Gpu(g)
+    }
+}
+
+macro_rules! with_gen {
+    ($g:expr, $i:ident => $body:expr) => {
+        match $g {
+            AnyGen::Cpu($i) => $body,
+            AnyGen::Gpu($i) => $body,
+        }
+    };
 }
 
 #[wasm_bindgen(js_name = Generator)]
 pub struct JsGenerator {
-    model: Shared,
-    gen: Rc<RefCell<Generator<Cpu>>>,
-    /// Adapters by name per sequence: resolved again at every step, so an adapter replaced
-    /// meanwhile is used in its new form and one unloaded meanwhile is an error.
-    choices: Vec<AdapterChoice>,
+    inner: AnyGen,
 }
 
 fn parse_opts<T: for<'de> Deserialize<'de> + Default>(opts: JsValue, what: &str) -> std::result::Result<T, JsValue> {
@@ -302,35 +391,23 @@ impl JsGenerator {
     /// Runs one step; resolves to an array with, per sequence, its next text piece (possibly
     /// "") or undefined once it has finished.
     pub fn next(&self) -> js_sys::Promise {
-        let (m, g, choices) = (self.model.clone(), self.gen.clone(), self.choices.clone());
-        wasm_bindgen_futures::future_to_promise(async move {
-            let mut g = g.try_borrow_mut().map_err(|_| js_err(Error::config("a generation step is already running")))?;
-            let m = m.try_borrow().map_err(|_| busy())?;
-            for (s, c) in g.seqs.iter_mut().zip(&choices) {
-                s.stack = m.adapters.stack(c).map_err(|e| js_err(Error::new(e.kind, format!("during generation: {}", e.message))))?;
-            }
-            let pieces = g.step(&m.llama, &m.tokenizer).await.map_err(js_err)?;
-            let out = js_sys::Array::new();
-            for p in pieces {
-                out.push(&p.map_or(JsValue::UNDEFINED, JsValue::from));
-            }
-            Ok(out.into())
-        })
+        let g = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move { with_gen!(g, g => g.step().await) })
     }
 
     /// Generated token ids of sequence `i` so far.
-    pub fn tokens(&self, i: usize) -> Vec<u32> {
-        self.gen.borrow().seqs.get(i).map_or(vec![], |s| s.tokens().to_vec())
+    pub fn tokens(&self, i: usize) -> std::result::Result<Vec<u32>, JsValue> {
+        with_gen!(&self.inner, g => Ok(g.seqs()?.seqs.get(i).map_or(vec![], |s| s.tokens().to_vec())))
     }
 
     /// Whether sequence `i` has finished.
-    pub fn done(&self, i: usize) -> bool {
-        self.gen.borrow().seqs.get(i).is_none_or(|s| s.done)
+    pub fn done(&self, i: usize) -> std::result::Result<bool, JsValue> {
+        with_gen!(&self.inner, g => Ok(g.seqs()?.seqs.get(i).is_none_or(|s| s.done)))
     }
 
     /// "stop", "length" or "context" once sequence `i` finished.
     #[wasm_bindgen(js_name = finishReason)]
-    pub fn finish_reason(&self, i: usize) -> Option<String> {
-        self.gen.borrow().seqs.get(i).and_then(|s| s.finish_reason).map(str::to_string)
+    pub fn finish_reason(&self, i: usize) -> std::result::Result<Option<String>, JsValue> {
+        with_gen!(&self.inner, g => Ok(g.seqs()?.seqs.get(i).and_then(|s| s.finish_reason).map(str::to_string)))
     }
 }

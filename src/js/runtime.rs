@@ -17,7 +17,7 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
 #[derive(Clone)]
-enum AnyBackend {
+pub(super) enum AnyBackend {
     Cpu(CpuBackend),
     Gpu(GpuBackend),
 }
@@ -41,6 +41,12 @@ macro_rules! with_layer {
 pub struct Runtime {
     backend: AnyBackend,
     fallback_reason: Option<String>,
+}
+
+impl Runtime {
+    pub(super) fn any_backend(&self) -> &AnyBackend {
+        &self.backend
+    }
 }
 
 #[wasm_bindgen]

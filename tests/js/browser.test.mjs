@@ -51,13 +51,16 @@ test('auto falls back to the CPU when WebGPU is off', async () => {
   }
 });
 
-test('models in Chromium: 22 tiny fixtures (GGUF and HF folders) and SmolLM2', { timeout: 600_000 }, async () => {
+test('models in Chromium: 22 tiny fixtures (GGUF and HF folders) on WebGPU and CPU, and SmolLM2', { timeout: 600_000 }, async () => {
   const browser = await launch({ webgpu: true });
   try {
     const { page } = await open(browser, `${url}/tests/js/page.html`);
-    const tiny = await page.evaluate(() => window.tinyModels('webgpu'));
-    assert.deepEqual(tiny.failures, []);
-    assert.equal(tiny.checked, 22);
+    // The whole model on WebGPU (SwiftShader) and on the CPU path, against PyTorch.
+    for (const backend of ['webgpu', 'cpu']) {
+      const tiny = await page.evaluate((b) => window.tinyModels(b), backend);
+      assert.deepEqual(tiny.failures, [], backend);
+      assert.equal(tiny.checked, 22, backend);
+    }
     const smol = await page.evaluate(() => window.smolLM2());
     console.log(`# SmolLM2 in Chromium: load ${smol.loadMs.toFixed(0)} ms, 32 tokens in ${smol.genMs.toFixed(0)} ms`);
     assert.deepEqual(smol.tokens, smol.want);
@@ -72,9 +75,13 @@ test('PEFT adapters in Chromium match PEFT', { timeout: 300_000 }, async () => {
   const browser = await launch({ webgpu: true });
   try {
     const { page } = await open(browser, `${url}/tests/js/page.html`);
-    const errs = await page.evaluate(() => window.peftAdapters('webgpu'));
-    assert.equal(Object.keys(errs).length, 6);
-    for (const [n, e] of Object.entries(errs)) assert.ok(e <= 1e-4, `${n}: ${e}`);
+    for (const backend of ['webgpu', 'cpu']) {
+      const { backend: ran, doraRefused, ...errs } = await page.evaluate((b) => window.peftAdapters(b), backend);
+      assert.equal(ran, backend);
+      assert.equal(Object.keys(errs).length, backend === 'webgpu' ? 5 : 6, backend);
+      for (const [n, e] of Object.entries(errs)) assert.ok(e <= 1e-4, `${backend} ${n}: ${e}`);
+      if (backend === 'webgpu') assert.match(doraRefused, /^UnsupportedError: .*DoRA/);
+    }
   } finally {
     await browser.close();
   }

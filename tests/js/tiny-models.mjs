@@ -28,6 +28,7 @@ export async function checkTinyModels(api, rt, base, { only = () => true } = {})
       // GGUF by URL; HF folders by folder URL (the loader fetches what it needs).
       const src = variant.startsWith('hf') ? new URL(`${e.dir}/`, base).href : new URL(e.file, base).href;
       const model = await rt.loadModel(src);
+      if (model.info.backend !== rt.backend) failures.push(`${label}: ran on ${model.info.backend}, not ${rt.backend}`);
       const ids = model.tokenize(ref.prompt);
       if (JSON.stringify(ids) !== JSON.stringify(ref.prompt_ids)) failures.push(`${label}: prompt ids ${ids}`);
       const logits = await model.forward(ids);
