@@ -52,7 +52,7 @@ fn main() {
     println!("|---|---|---|---|---|");
     if want("cpu") {
         let (p, d) = run(&load(&CpuBackend::default(), &bytes));
-        println!("| CPU ({}) | {p:.1} | {d:.1} | – | – |", CpuBackend::default().describe());
+        println!("| {} | {p:.1} | {d:.1} | – | – |", CpuBackend::default().describe());
     }
     if want("gpu") {
         match pollster::block_on(GpuBackend::new(&GpuOptions::default())) {

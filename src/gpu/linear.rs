@@ -2,7 +2,6 @@
 //! then per weight chunk one matvec (n < 16) or tiled matmul pass that adds T·Bᵀ in-tile.
 
 use super::pipelines::Kernel;
-use super::pool::PoolBuf;
 use super::{GpuArena, GpuTensor, GpuWeight, Inner, STORAGE};
 use crate::backend::check_linear_shapes;
 use crate::error::{Error, Result};
@@ -51,71 +50,44 @@ pub(super) fn encode(
         )));
     }
     let dev = &g.ctx.device;
-    let uniform = wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST;
-    let upload = |bytes: &[u8], usage| {
-        let b = g.pool.acquire(dev, bytes.len() as u64, usage);
-        g.ctx.queue.write_buffer(&b.buf, 0, bytes);
-        b
-    };
     let words = routes.to_words();
-    let routes_buf = upload(bytemuck::cast_slice(&words), STORAGE);
+    let routes_buf = g.pool.acquire(dev, (words.len() * 4) as u64, STORAGE);
+    g.ctx.queue.write_buffer(&routes_buf.buf, 0, bytemuck::cast_slice(&words));
     let t_buf = g.pool.acquire(dev, (routes.t_len.max(1) * 4) as u64, STORAGE);
-    let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("lora_linear") });
-
-    if !routes.entries.is_empty() {
-        let params = ShrinkParams { n: n as u32, cols: x.cols as u32, pad: [0; 2] };
-        let pbuf = upload(bytemuck::bytes_of(&params), uniform);
-        let pipe = g.pipes.get(dev, Kernel::LoraShrink, || g.pool.new_id());
-        let bufs = [(&x.buf.buf, x.buf.id), (&arena.buf, arena.id), (&routes_buf.buf, routes_buf.id), (&t_buf.buf, t_buf.id), (&pbuf.buf, pbuf.id)];
-        let bg = g.bind(&pipe, &bufs);
-        let mut pass = enc.begin_compute_pass(&Default::default());
-        pass.set_pipeline(&pipe.pipeline);
-        pass.set_bind_group(0, &bg, &[]);
-        pass.dispatch_workgroups(routes.entries.len() as u32, routes.max_rank, 1);
-    }
-
     let kernel = if n < PREFILL_ROWS { Kernel::LoraMatvec(w.format) } else { Kernel::LoraMatmul(w.format) };
-    let pipe = g.pipes.get(dev, kernel, || g.pool.new_id());
-    // Per-chunk uniforms live until the submit below.
-    let mut keep: Vec<PoolBuf> = Vec::with_capacity(w.chunks.len());
-    for c in &w.chunks {
-        let (wg_x, grid) = match kernel {
-            Kernel::LoraMatvec(_) => {
-                let wg_x = c.rows.min(max);
-                (wg_x, [wg_x, c.rows.div_ceil(wg_x), n.div_ceil(4)])
-            }
-            _ => (0, [c.rows.div_ceil(64), n.div_ceil(64), 1]),
-        };
-        if grid.iter().any(|&d| d > max) {
-            return Err(Error::shape(format!("weight chunk of {} rows exceeds one GPU dispatch", c.rows)));
+    g.record(|enc| {
+        if !routes.entries.is_empty() {
+            let params = ShrinkParams { n: n as u32, cols: x.cols as u32, pad: [0; 2] };
+            let bufs = [(&x.buf.buf, x.buf.id), (&arena.buf, arena.id), (&routes_buf.buf, routes_buf.id), (&t_buf.buf, t_buf.id)];
+            g.pass(enc, Kernel::LoraShrink, &bufs, bytemuck::bytes_of(&params), [routes.entries.len(), routes.max_rank as usize, 1])?;
         }
-        let params = LinearParams {
-            n: n as u32,
-            cols: w.cols as u32,
-            rows: c.rows as u32,
-            out_base: c.row0 as u32,
-            y_stride: w.rows as u32,
-            wg_x: wg_x as u32,
-            pad: [0; 2],
-        };
-        let pbuf = upload(bytemuck::bytes_of(&params), uniform);
-        let bufs = [
-            (&c.buf, c.id),
-            (&x.buf.buf, x.buf.id),
-            (&arena.buf, arena.id),
-            (&t_buf.buf, t_buf.id),
-            (&routes_buf.buf, routes_buf.id),
-            (&y.buf.buf, y.buf.id),
-            (&pbuf.buf, pbuf.id),
-        ];
-        let bg = g.bind(&pipe, &bufs);
-        let mut pass = enc.begin_compute_pass(&Default::default());
-        pass.set_pipeline(&pipe.pipeline);
-        pass.set_bind_group(0, &bg, &[]);
-        pass.dispatch_workgroups(grid[0] as u32, grid[1] as u32, grid[2] as u32);
-        drop(pass);
-        keep.push(pbuf);
-    }
-    g.ctx.submit(enc.finish());
-    g.ctx.check()
+        for c in &w.chunks {
+            let (wg_x, grid) = match kernel {
+                Kernel::LoraMatvec(_) => {
+                    let wg_x = c.rows.min(max);
+                    (wg_x, [wg_x, c.rows.div_ceil(wg_x), n.div_ceil(4)])
+                }
+                _ => (0, [c.rows.div_ceil(64), n.div_ceil(64), 1]),
+            };
+            let params = LinearParams {
+                n: n as u32,
+                cols: w.cols as u32,
+                rows: c.rows as u32,
+                out_base: c.row0 as u32,
+                y_stride: w.rows as u32,
+                wg_x: wg_x as u32,
+                pad: [0; 2],
+            };
+            let bufs = [
+                (&c.buf, c.id),
+                (&x.buf.buf, x.buf.id),
+                (&arena.buf, arena.id),
+                (&t_buf.buf, t_buf.id),
+                (&routes_buf.buf, routes_buf.id),
+                (&y.buf.buf, y.buf.id),
+            ];
+            g.pass(enc, kernel, &bufs, bytemuck::bytes_of(&params), grid)?;
+        }
+        Ok(())
+    })
 }

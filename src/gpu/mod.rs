@@ -24,7 +24,14 @@ pub(crate) struct Inner {
     ctx: Context,
     pool: Rc<Pool>,
     pipes: Pipelines,
+    /// The open encoder: a step's passes and copies, submitted once by `flush` (at a read,
+    /// before host writes to live buffers, or when too much memory waits for reuse).
+    enc: std::cell::RefCell<Option<wgpu::CommandEncoder>>,
 }
+
+/// Past this many bytes of dropped-but-not-yet-reusable buffers, `record` submits early
+/// (a long prefill would otherwise keep every intermediate alive until its read).
+const MAX_DEFERRED_BYTES: u64 = 64 << 20;
 
 pub struct GpuTensor {
     buf: PoolBuf,
@@ -61,7 +68,7 @@ const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE.union(wgpu::Buff
 impl GpuBackend {
     pub async fn new(opts: &GpuOptions) -> Result<GpuBackend> {
         let ctx = Context::new(opts).await?;
-        Ok(GpuBackend(Rc::new(Inner { ctx, pool: Rc::new(Pool::default()), pipes: Pipelines::default() })))
+        Ok(GpuBackend(Rc::new(Inner { ctx, pool: Rc::new(Pool::default()), pipes: Pipelines::default(), enc: Default::default() })))
     }
 
     pub fn context(&self) -> &Context {
@@ -147,13 +154,31 @@ impl Inner {
         Ok(pbuf)
     }
 
-    /// One pass of `kernel`, submitted on its own.
-    fn run(&self, kernel: Kernel, bufs: &[(&wgpu::Buffer, u64)], params: &[u8], grid: [usize; 3]) -> Result<()> {
+    /// Records work into the open encoder (opening one if needed).
+    fn record<R>(&self, f: impl FnOnce(&mut wgpu::CommandEncoder) -> Result<R>) -> Result<R> {
         self.ctx.check()?;
-        let mut enc = self.ctx.device.create_command_encoder(&Default::default());
-        let _uniform = self.pass(&mut enc, kernel, bufs, params, grid)?;
-        self.ctx.submit(enc.finish());
-        self.ctx.check()
+        let r = {
+            let mut slot = self.enc.borrow_mut();
+            let enc = slot.get_or_insert_with(|| self.ctx.device.create_command_encoder(&Default::default()));
+            f(enc)?
+        };
+        if self.pool.deferred_bytes() > MAX_DEFERRED_BYTES {
+            self.flush();
+        }
+        Ok(r)
+    }
+
+    /// Submits what was recorded; buffers dropped meanwhile become reusable.
+    fn flush(&self) {
+        if let Some(enc) = self.enc.borrow_mut().take() {
+            self.ctx.submit(enc.finish());
+        }
+        self.pool.recycle();
+    }
+
+    /// One pass of `kernel`, recorded.
+    fn run(&self, kernel: Kernel, bufs: &[(&wgpu::Buffer, u64)], params: &[u8], grid: [usize; 3]) -> Result<()> {
+        self.record(|enc| self.pass(enc, kernel, bufs, params, grid).map(drop))
     }
 
     /// A 2-D grid of 256-thread workgroups covering `len` elements (kernels index
@@ -208,9 +233,11 @@ impl Backend for GpuBackend {
         ctx.stats.set(st);
         let usage = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
         let staging = self.0.pool.acquire(&ctx.device, bytes, usage);
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        enc.copy_buffer_to_buffer(&t.buf.buf, 0, &staging.buf, 0, bytes);
-        ctx.submit(enc.finish());
+        self.0.record(|enc| {
+            enc.copy_buffer_to_buffer(&t.buf.buf, 0, &staging.buf, 0, bytes);
+            Ok(())
+        })?;
+        self.0.flush();
         let (tx, rx) = futures_channel::oneshot::channel();
         staging.buf.slice(..bytes).map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
@@ -278,15 +305,19 @@ impl Backend for GpuBackend {
     }
 
     fn arena_write(&self, arena: &mut GpuArena, offset: usize, data: &[f32]) -> Result<()> {
+        // Passes already recorded must read the arena as it was: submit them first.
+        self.0.flush();
         let end = offset + data.len();
         if end > arena.cap {
             // Grow geometrically; copy what is there on the GPU, then swap buffers.
             let cap = end.max(arena.cap * 2);
             let usage = STORAGE | wgpu::BufferUsages::COPY_SRC;
             let buf = self.buffer("lora arena", (cap * 4) as u64, usage)?;
-            let mut enc = self.0.ctx.device.create_command_encoder(&Default::default());
-            enc.copy_buffer_to_buffer(&arena.buf, 0, &buf, 0, (arena.cap * 4) as u64);
-            self.0.ctx.submit(enc.finish());
+            self.0.record(|enc| {
+                enc.copy_buffer_to_buffer(&arena.buf, 0, &buf, 0, (arena.cap * 4) as u64);
+                Ok(())
+            })?;
+            self.0.flush();
             self.0.pool.forget(arena.id);
             arena.buf = buf;
             arena.cap = cap;
@@ -313,6 +344,7 @@ impl Backend for GpuBackend {
 
 impl Drop for GpuWeight {
     fn drop(&mut self) {
+        self.owner.flush(); // recorded passes may still read it
         for c in &self.chunks {
             self.owner.pool.forget(c.id);
             c.buf.destroy();
@@ -322,6 +354,7 @@ impl Drop for GpuWeight {
 
 impl Drop for GpuArena {
     fn drop(&mut self) {
+        self.owner.flush();
         self.owner.pool.forget(self.id);
         self.buf.destroy();
     }

@@ -22,6 +22,9 @@ pub struct GpuKv {
 
 impl Drop for GpuKv {
     fn drop(&mut self) {
+        if self.bufs.is_some() {
+            self.owner.flush(); // recorded passes may still read the cache
+        }
         for (buf, id) in self.bufs.iter().flatten() {
             self.owner.pool.forget(*id);
             buf.destroy();
@@ -81,17 +84,17 @@ impl GpuBackend {
     fn gather_rows(&self, parts: &[(&GpuTensor, usize, usize)], cols: usize) -> Result<GpuTensor> {
         let rows = parts.iter().map(|p| p.2).sum();
         let out = self.empty(rows, cols)?;
-        let mut enc = self.0.ctx.device.create_command_encoder(&Default::default());
-        let mut at = 0u64;
-        for &(t, r0, n) in parts {
-            let bytes = (n * cols * 4) as u64;
-            if bytes > 0 {
-                enc.copy_buffer_to_buffer(&t.buf.buf, (r0 * cols * 4) as u64, &out.buf.buf, at, bytes);
+        self.0.record(|enc| {
+            let mut at = 0u64;
+            for &(t, r0, n) in parts {
+                let bytes = (n * cols * 4) as u64;
+                if bytes > 0 {
+                    enc.copy_buffer_to_buffer(&t.buf.buf, (r0 * cols * 4) as u64, &out.buf.buf, at, bytes);
+                }
+                at += bytes;
             }
-            at += bytes;
-        }
-        self.0.ctx.submit(enc.finish());
-        self.0.ctx.check()?;
+            Ok(())
+        })?;
         Ok(out)
     }
 
@@ -113,21 +116,22 @@ impl GpuBackend {
         let make = || -> Result<(wgpu::Buffer, u64)> { Ok((self.buffer("kv cache", cap as u64 * row, usage)?, self.0.pool.new_id())) };
         let new = [make()?, make()?];
         if let Some(old) = kv.bufs.take() {
-            let mut enc = self.0.ctx.device.create_command_encoder(&Default::default());
-            for ((o, oid), (n, _)) in old.iter().zip(&new) {
-                if kv.len > 0 {
-                    enc.copy_buffer_to_buffer(o, 0, n, 0, kv.len as u64 * row);
+            // Recorded after the passes that filled the old cache; the old buffers are freed
+            // when the last handle (here and in recorded commands) goes.
+            let len = kv.len as u64;
+            self.0.record(|enc| {
+                for ((o, oid), (n, _)) in old.iter().zip(&new) {
+                    if len > 0 {
+                        enc.copy_buffer_to_buffer(o, 0, n, 0, len * row);
+                    }
+                    self.0.pool.forget(*oid);
                 }
-                self.0.pool.forget(*oid);
-            }
-            self.0.ctx.submit(enc.finish());
-            for (o, _) in &old {
-                o.destroy();
-            }
+                Ok(())
+            })?;
         }
         kv.bufs = Some(new);
         kv.cap = cap;
-        self.0.ctx.check()
+        Ok(())
     }
 }
 
@@ -153,15 +157,14 @@ impl ModelOps for GpuBackend {
         let (n, cols) = (ids.len(), table.cols);
         let out = self.empty(n, cols)?;
         let ids_buf = self.upload(bytemuck::cast_slice(ids));
-        let mut enc = self.0.ctx.device.create_command_encoder(&Default::default());
-        let mut keep = Vec::with_capacity(table.chunks.len());
-        for c in &table.chunks {
-            let params = Words4([n as u32, cols as u32, c.row0 as u32, c.rows as u32]);
-            let bufs = [(&c.buf, c.id), (&ids_buf.buf, ids_buf.id), (&out.buf.buf, out.buf.id)];
-            keep.push(self.0.pass(&mut enc, Kernel::Embed(table.format), &bufs, bytemuck::bytes_of(&params), [cols.div_ceil(64), n, 1])?);
-        }
-        self.0.ctx.submit(enc.finish());
-        self.0.ctx.check()?;
+        self.0.record(|enc| {
+            for c in &table.chunks {
+                let params = Words4([n as u32, cols as u32, c.row0 as u32, c.rows as u32]);
+                let bufs = [(&c.buf, c.id), (&ids_buf.buf, ids_buf.id), (&out.buf.buf, out.buf.id)];
+                self.0.pass(enc, Kernel::Embed(table.format), &bufs, bytemuck::bytes_of(&params), [cols.div_ceil(64), n, 1])?;
+            }
+            Ok(())
+        })?;
         Ok(out)
     }
 
@@ -227,10 +230,7 @@ impl ModelOps for GpuBackend {
         let out = self.empty(rows, q.cols)?;
         let scratch = self.0.pool.acquire(&self.0.ctx.device, (rows * heads * span * 4) as u64, STORAGE);
         let [(kb, kid), (vb, vid)] = kv.bufs.as_ref().expect("reserved");
-        let mut enc = self.0.ctx.device.create_command_encoder(&Default::default());
         let (at, bytes) = ((pos0 * kv.width * 4) as u64, (rows * kv.width * 4) as u64);
-        enc.copy_buffer_to_buffer(&k.buf.buf, 0, kb, at, bytes);
-        enc.copy_buffer_to_buffer(&v.buf.buf, 0, vb, at, bytes);
         let params = AttnParams {
             rows: rows as u32,
             pos0: pos0 as u32,
@@ -242,9 +242,11 @@ impl ModelOps for GpuBackend {
             scale: 1.0 / (head_dim as f32).sqrt(),
         };
         let bufs = [(&q.buf.buf, q.buf.id), (kb, *kid), (vb, *vid), (&scratch.buf, scratch.id), (&out.buf.buf, out.buf.id)];
-        let _uniform = self.0.pass(&mut enc, Kernel::Attention, &bufs, bytemuck::bytes_of(&params), [rows, heads, 1])?;
-        self.0.ctx.submit(enc.finish());
-        self.0.ctx.check()?;
+        self.0.record(|enc| {
+            enc.copy_buffer_to_buffer(&k.buf.buf, 0, kb, at, bytes);
+            enc.copy_buffer_to_buffer(&v.buf.buf, 0, vb, at, bytes);
+            self.0.pass(enc, Kernel::Attention, &bufs, bytemuck::bytes_of(&params), [rows, heads, 1]).map(drop)
+        })?;
         kv.len = span;
         Ok(out)
     }

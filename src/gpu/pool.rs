@@ -1,6 +1,11 @@
 //! Buffer reuse and bind-group reuse. Buffers are pooled by (usage, size class) and go back
 //! to the pool when their handle drops; every buffer gets an id so that bind groups can be
 //! cached by the ids they bind.
+//!
+//! Passes are recorded into one open encoder per step (see `Inner::record`), and
+//! `queue.write_buffer` lands before everything in that encoder. So a buffer dropped while
+//! recording may still be read by a recorded pass: it waits in `deferred` and becomes
+//! reusable only after the encoder is submitted (`recycle`).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -19,6 +24,8 @@ pub fn size_class(bytes: u64) -> u64 {
 #[derive(Default)]
 pub struct Pool {
     free: RefCell<HashMap<(u32, u64), Vec<(u64, wgpu::Buffer)>>>,
+    deferred: RefCell<Vec<(u64, wgpu::Buffer)>>,
+    deferred_bytes: Cell<u64>,
     next_id: Cell<u64>,
     bind_groups: RefCell<HashMap<Vec<u64>, wgpu::BindGroup>>,
 }
@@ -32,8 +39,8 @@ pub struct PoolBuf {
 
 impl Drop for PoolBuf {
     fn drop(&mut self) {
-        let key = (self.buf.usage().bits(), self.buf.size());
-        self.pool.free.borrow_mut().entry(key).or_default().push((self.id, self.buf.clone()));
+        self.pool.deferred_bytes.set(self.pool.deferred_bytes.get() + self.buf.size());
+        self.pool.deferred.borrow_mut().push((self.id, self.buf.clone()));
     }
 }
 
@@ -41,6 +48,20 @@ impl Drop for PoolBuf {
 const MAX_BIND_GROUPS: usize = 1024;
 
 impl Pool {
+    /// Makes the buffers dropped since the last submit reusable (call after submitting).
+    pub fn recycle(&self) {
+        let mut free = self.free.borrow_mut();
+        for (id, buf) in self.deferred.borrow_mut().drain(..) {
+            free.entry((buf.usage().bits(), buf.size())).or_default().push((id, buf));
+        }
+        self.deferred_bytes.set(0);
+    }
+
+    /// Bytes waiting for the next submit before they can be reused.
+    pub fn deferred_bytes(&self) -> u64 {
+        self.deferred_bytes.get()
+    }
+
     pub fn new_id(&self) -> u64 {
         let id = self.next_id.get() + 1;
         self.next_id.set(id);
