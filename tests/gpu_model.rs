@@ -196,3 +196,62 @@ fn gpu_model_refuses_bad_input_with_typed_errors() {
     assert_eq!((e.kind, pos), (ErrorKind::Limit, fits), "{e}");
     assert!(e.message.contains("KV cache"), "{e}");
 }
+
+/// The sampler's selection on the GPU (repetition penalty, then the k best logits, ties to
+/// the lower id) equals the CPU's on random logits with planted ties and odd sizes.
+#[test]
+fn top_k_on_the_gpu_matches_the_cpu() {
+    use lorafuse::Backend;
+    let Some(g) = common::gpu(GpuOptions::default()) else { return };
+    let mut rng = common::Rng::new(11);
+    let (rows, vocab) = (3, 1013);
+    let mut logits = rng.vec(rows * vocab, 8.0);
+    for i in 0..40 {
+        let n = logits.len();
+        logits[(i * 97) % n] = logits[(i * 31) % n]; // ties
+    }
+    let pens: Vec<(f32, Vec<u32>)> = (0..rows).map(|r| (1.0 + 0.3 * r as f32, (0..20).map(|_| rng.below(vocab) as u32).collect::<std::collections::BTreeSet<_>>().into_iter().collect())).collect();
+    for k in [1, 5, 40, 256] {
+        let cpu = pollster::block_on(CpuBackend::default().top_k(CpuBackend::default().tensor(&logits, rows, vocab).unwrap(), k, &pens)).unwrap();
+        let gpu = pollster::block_on(g.top_k(g.tensor(&logits, rows, vocab).unwrap(), k, &pens)).unwrap();
+        assert_eq!(gpu.len(), rows);
+        for (c, gp) in cpu.iter().zip(&gpu) {
+            assert_eq!(c.len(), k);
+            assert_eq!(c.iter().map(|p| p.0).collect::<Vec<_>>(), gp.iter().map(|p| p.0).collect::<Vec<_>>(), "k = {k}");
+            for (a, b) in c.iter().zip(gp) {
+                assert!((a.1 - b.1).abs() <= 1e-6 * a.1.abs().max(1.0), "k = {k}: {a:?} vs {b:?}");
+            }
+        }
+    }
+}
+
+/// Generation steps on the GPU (selection on the GPU, a few pairs read back) give the CPU
+/// path's tokens, greedy and sampled (seeded top-k, top-p, temperature, repetition penalty).
+#[test]
+fn generation_on_the_gpu_matches_the_cpu() {
+    use lorafuse::model::generate::{GenerateOptions, Generator, Sequence};
+    use lorafuse::model::sample::SampleOptions;
+    let Some(g) = common::gpu(GpuOptions::default()) else { return };
+    let base = files(&dir().join("llama-hf"));
+    let (mg, mc) = (load(&g, &base).unwrap(), load(&CpuBackend::default(), &base).unwrap());
+    fn run<B: ModelOps>(m: &Model<B>, sample: &SampleOptions) -> Vec<u32> {
+        let opts = GenerateOptions { max_tokens: 12, sample: sample.clone(), stop_strings: vec![], stop_tokens: vec![], ignore_eos: true };
+        let mut gen = Generator { seqs: vec![Sequence::new(&m.llama, prompt(), opts, vec![]).unwrap()] };
+        while !gen.seqs[0].done {
+            pollster::block_on(gen.step(&m.llama, &m.tokenizer)).unwrap();
+        }
+        gen.seqs[0].tokens().to_vec()
+    }
+    let greedy = SampleOptions::default();
+    let sampled = SampleOptions { temperature: 0.8, top_k: 20, top_p: 0.9, repetition_penalty: 1.3, seed: 7, ..SampleOptions::default() };
+    for s in [greedy, sampled] {
+        let (a, b) = (run(&mg, &s), run(&mc, &s));
+        assert_eq!(a.len(), 12);
+        assert_eq!(a, b, "{s:?}");
+    }
+    // Bytes read back per step: k (token, logit) pairs, not the vocabulary.
+    let before = g.context().stats.get();
+    run(&mg, &SampleOptions::default());
+    let after = g.context().stats.get();
+    assert_eq!(after.read_bytes - before.read_bytes, 12 * 8, "one (token, logit) pair per greedy step");
+}

@@ -124,6 +124,22 @@ impl ModelOps for CpuBackend {
         Ok(CpuTensor { data: x.data[start * x.cols..(start + len) * x.cols].to_vec(), rows: len, cols: x.cols })
     }
 
+    async fn top_k(&self, logits: CpuTensor, k: usize, penalties: &[(f32, Vec<u32>)]) -> Result<Vec<Vec<(u32, f32)>>> {
+        let (rows, vocab) = (logits.rows, logits.cols);
+        if penalties.len() != rows || k == 0 {
+            return Err(Error::shape(format!("top_k: {k} of {rows} rows with {} penalty lists", penalties.len())));
+        }
+        let mut data = logits.data;
+        Ok(data
+            .chunks_mut(vocab)
+            .zip(penalties)
+            .map(|(row, (p, toks))| {
+                crate::model::sample::penalize(row, *p, toks);
+                crate::model::sample::top_k(row, k)
+            })
+            .collect())
+    }
+
     fn concat_rows(&self, parts: &[CpuTensor]) -> Result<CpuTensor> {
         let cols = parts.first().map_or(0, |p| p.cols);
         if parts.iter().any(|p| p.cols != cols) {

@@ -271,6 +271,33 @@ impl ModelOps for GpuBackend {
         self.gather_rows(&[(x, start, len)], x.cols)
     }
 
+    async fn top_k(&self, logits: GpuTensor, k: usize, penalties: &[(f32, Vec<u32>)]) -> Result<Vec<Vec<(u32, f32)>>> {
+        let (rows, vocab) = (logits.rows, logits.cols);
+        if penalties.len() != rows || k == 0 || k > vocab {
+            return Err(Error::shape(format!("top_k: {k} of {vocab} in {rows} rows with {} penalty lists", penalties.len())));
+        }
+        // The repetition penalty in place: one (logit index, penalty) entry per distinct token.
+        let mut entries = Vec::new();
+        for (row, (p, toks)) in penalties.iter().enumerate() {
+            for &t in toks.iter().filter(|&&t| (t as usize) < vocab) {
+                entries.extend([(row * vocab) as u32 + t, p.to_bits()]);
+            }
+        }
+        if !entries.is_empty() {
+            let n = entries.len() / 2;
+            let e = self.upload(bytemuck::cast_slice(&entries));
+            let bufs = [(&logits.buf.buf, logits.buf.id), (&e.buf, e.id)];
+            self.0.run(Kernel::Penalize, &bufs, bytemuck::bytes_of(&Words4([n as u32, 0, 0, 0])), self.0.grid_1d(n))?;
+        }
+        let out = self.empty(rows, 2 * k)?;
+        let bufs = [(&logits.buf.buf, logits.buf.id), (&out.buf.buf, out.buf.id)];
+        self.0.run(Kernel::TopK, &bufs, bytemuck::bytes_of(&Words4([vocab as u32, k as u32, 0, 0])), [rows, 1, 1])?;
+        drop(logits); // reusable after the submit
+        // Token ids travel as f32 bit patterns; the read is bit-exact.
+        let words = self.read(&out).await?;
+        Ok(words.chunks_exact(2 * k).map(|r| r.chunks_exact(2).map(|c| (c[0].to_bits(), c[1])).collect()).collect())
+    }
+
     fn concat_rows(&self, parts: &[GpuTensor]) -> Result<GpuTensor> {
         let cols = parts.first().map_or(0, |p| p.cols);
         if parts.iter().any(|p| p.cols != cols) {

@@ -21,6 +21,8 @@ const ADD: &str = include_str!("../../shaders/add.wgsl");
 const SILU_MUL: &str = include_str!("../../shaders/silu_mul.wgsl");
 const ROPE: &str = include_str!("../../shaders/rope.wgsl");
 const ATTENTION: &str = include_str!("../../shaders/attention.wgsl");
+const PENALIZE: &str = include_str!("../../shaders/penalize.wgsl");
+const TOP_K: &str = include_str!("../../shaders/top_k.wgsl");
 
 /// The WGSL decode snippet for a weight format (binding 0, `w_at`, `w_at4`).
 pub fn weights_snippet(f: WeightFormat) -> String {
@@ -49,6 +51,8 @@ pub enum Kernel {
     SiluMul,
     Rope,
     Attention,
+    Penalize,
+    TopK,
 }
 
 impl Kernel {
@@ -64,6 +68,8 @@ impl Kernel {
             Kernel::SiluMul => SILU_MUL.to_string(),
             Kernel::Rope => ROPE.to_string(),
             Kernel::Attention => ATTENTION.to_string(),
+            Kernel::Penalize => PENALIZE.to_string(),
+            Kernel::TopK => TOP_K.to_string(),
         }
     }
 }

@@ -89,9 +89,8 @@ impl<B: ModelOps> Sequence<B> {
         }
     }
 
-    /// Samples from this sequence's logits; returns the text it can hand out now.
-    fn accept(&mut self, logits: &mut [f32], tok: &Tokenizer) -> Option<String> {
-        let next = self.sampler.sample(logits, &self.history);
+    /// Takes the sampled token; returns the text it can hand out now.
+    fn accept(&mut self, next: u32, tok: &Tokenizer) -> Option<String> {
         self.history.push(next);
         self.pending = Some(next);
         if (Some(next) == tok.eos && !self.opts.ignore_eos) || self.opts.stop_tokens.contains(&next) {
@@ -143,6 +142,9 @@ impl<B: ModelOps> Sequence<B> {
     }
 }
 
+/// Above this top_k the sampler reads every logit instead of a selection.
+pub const MAX_TOP_K: usize = 256;
+
 /// One or more sequences stepped together.
 pub struct Generator<B: ModelOps> {
     pub seqs: Vec<Sequence<B>>,
@@ -180,17 +182,38 @@ impl<B: ModelOps> Generator<B> {
                 Mix::PerRow(rows)
             }
         };
-        let logits = {
+        let t = {
             let mut picked: Vec<&mut Sequence<B>> =
                 self.seqs.iter_mut().enumerate().filter(|(i, _)| active.contains(i)).map(|(_, s)| s).collect();
             let mut batch: Vec<(&mut Session<B>, &[u32])> =
                 picked.iter_mut().zip(&inputs).map(|(s, inp)| (&mut s.session, &inp[..])).collect();
-            let t = model.forward_batch(&mut batch, Logits::Last, &mix)?;
-            model.backend().read(&t).await?
+            model.forward_batch(&mut batch, Logits::Last, &mix)?
         };
-        let vocab = model.cfg.vocab;
-        for (row, &i) in active.iter().enumerate() {
-            out[i] = self.seqs[i].accept(&mut logits[row * vocab..(row + 1) * vocab].to_vec(), tok);
+        // Greedy or top-k sampling needs only the best k logits per row: the backend selects
+        // them (on the GPU, only they come back). Otherwise every logit is read.
+        let k = active.iter().try_fold(0, |m, &i| self.seqs[i].sampler.candidates_needed().map(|k| m.max(k)));
+        let next: Vec<u32> = match k {
+            Some(k) if k <= MAX_TOP_K => {
+                let pens: Vec<(f32, Vec<u32>)> =
+                    active.iter().map(|&i| (self.seqs[i].sampler.penalty(), self.seqs[i].sampler.penalized(&self.seqs[i].history))).collect();
+                let cands = model.backend().top_k(t, k, &pens).await?;
+                active.iter().zip(cands).map(|(&i, c)| self.seqs[i].sampler.pick(c)).collect()
+            }
+            _ => {
+                let logits = model.backend().read(&t).await?;
+                let vocab = model.cfg.vocab;
+                active
+                    .iter()
+                    .enumerate()
+                    .map(|(row, &i)| {
+                        let s = &mut self.seqs[i];
+                        s.sampler.sample(&mut logits[row * vocab..(row + 1) * vocab].to_vec(), &s.history)
+                    })
+                    .collect()
+            }
+        };
+        for (&i, t) in active.iter().zip(next) {
+            out[i] = self.seqs[i].accept(t, tok);
         }
         Ok(out)
     }

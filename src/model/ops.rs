@@ -45,4 +45,8 @@ pub trait ModelOps: Backend {
     fn rows(&self, x: &Self::Tensor, start: usize, len: usize) -> Result<Self::Tensor>;
     /// The rows of `parts`, one after another (same widths).
     fn concat_rows(&self, parts: &[Self::Tensor]) -> Result<Self::Tensor>;
+    /// Per row of `logits` (consumed): the `k` best (token, logit) pairs, best first (ties to
+    /// the lower id), after the repetition penalty `penalties[row] = (penalty, tokens)`. On the
+    /// GPU only these pairs come back, not the vocabulary.
+    fn top_k(&self, logits: Self::Tensor, k: usize, penalties: &[(f32, Vec<u32>)]) -> impl std::future::Future<Output = Result<Vec<Vec<(u32, f32)>>>>;
 }

@@ -66,25 +66,44 @@ impl Sampler {
         ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
     }
 
+    pub fn penalty(&self) -> f32 {
+        self.opts.repetition_penalty
+    }
+
+    /// The distinct recent tokens whose logits the repetition penalty scales.
+    pub fn penalized(&self, history: &[u32]) -> Vec<u32> {
+        if self.opts.repetition_penalty == 1.0 {
+            return vec![];
+        }
+        let mut seen = std::collections::HashSet::new();
+        history[history.len().saturating_sub(self.opts.repeat_last_n)..].iter().copied().filter(|&t| seen.insert(t)).collect()
+    }
+
+    /// How many of the best (token, logit) pairs decide this sampler's pick: 1 when greedy,
+    /// top_k when set; `None` when it needs the whole distribution.
+    pub fn candidates_needed(&self) -> Option<usize> {
+        match (self.opts.temperature == 0.0, self.opts.top_k) {
+            (true, _) => Some(1),
+            (false, 0) => None,
+            (false, k) => Some(k),
+        }
+    }
+
     /// Picks a token; `history` is every token so far (prompt included).
     pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> u32 {
+        penalize(logits, self.opts.repetition_penalty, &self.penalized(history));
+        let cand: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
+        self.pick(cand)
+    }
+
+    /// Picks a token from penalized (token, logit) candidates: the whole vocabulary, or at
+    /// least `candidates_needed()` of the best ones in any order.
+    pub fn pick(&mut self, mut cand: Vec<(u32, f32)>) -> u32 {
         let o = &self.opts;
-        if o.repetition_penalty != 1.0 {
-            let recent = &history[history.len().saturating_sub(o.repeat_last_n)..];
-            let mut seen = std::collections::HashSet::new();
-            for &t in recent {
-                if let Some(l) = logits.get_mut(t as usize) {
-                    if seen.insert(t) {
-                        *l = if *l > 0.0 { *l / o.repetition_penalty } else { *l * o.repetition_penalty };
-                    }
-                }
-            }
-        }
-        let argmax = || logits.iter().enumerate().fold(0, |b, (i, &x)| if x > logits[b] { i } else { b }) as u32;
         if o.temperature == 0.0 {
-            return argmax();
+            return cand.iter().min_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))).map_or(0, |c| c.0);
         }
-        let mut cand: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &l)| (i as u32, l / o.temperature)).collect();
+        cand.iter_mut().for_each(|c| c.1 /= o.temperature);
         cand.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         if o.top_k > 0 {
             cand.truncate(o.top_k);
@@ -143,4 +162,26 @@ mod tests {
         assert_eq!(s.sample(&mut logits.clone(), &[1]), 2);
         assert!(Sampler::new(SampleOptions { temperature: f32::NAN, ..Default::default() }).is_err());
     }
+}
+
+/// The repetition penalty (CTRL's): positive logits divided by it, negative ones multiplied.
+pub fn penalize(logits: &mut [f32], penalty: f32, tokens: &[u32]) {
+    for &t in tokens {
+        if let Some(l) = logits.get_mut(t as usize) {
+            *l = if *l > 0.0 { *l / penalty } else { *l * penalty };
+        }
+    }
+}
+
+/// The `k` best (token, logit) pairs of `logits`, best first (ties to the lower id).
+pub fn top_k(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    let mut cand: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
+    let k = k.min(cand.len());
+    if k > 0 && k < cand.len() {
+        cand.select_nth_unstable_by(k - 1, order);
+        cand.truncate(k);
+    }
+    cand.sort_unstable_by(order);
+    cand
 }

@@ -31,18 +31,22 @@ test('chat demo: load, stream, adapters, side by side, bad adapter, cached reloa
   try {
     const progress = [];
     page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+    const t0 = performance.now();
     await page.goto(`${url}/www/?backend=cpu`); // SmolLM2 on SwiftShader's WebGPU would take minutes per reply
     // Progress is shown while loading and reaches 100%.
     await page.waitForFunction(() => /\(\d+%\)/.test(document.querySelector('#load-text').textContent), null, { timeout: 60_000 });
     progress.push(await page.textContent('#load-text'));
     await page.screenshot({ path: 'test-output/chat-loading.png' });
     await page.waitForSelector('body[data-ready=true]', { timeout: 180_000 });
+    const readyMs = performance.now() - t0;
     assert.match(await page.textContent('#load-text'), /\(100%\)/);
     assert.match(await page.textContent('#backend'), /CPU|SIMD/i);
     const names = await page.$$eval('.adapter[data-name]', (l) => l.map((x) => x.dataset.name));
     assert.deepEqual(names.sort(), ['caps', 'json', 'pirate']);
 
+    const t1 = performance.now();
     const plain = await ask(page, '', 'Tell me about the moon.');
+    console.log(`# demo: model + 3 adapters ready in ${readyMs.toFixed(0)} ms (first visit), first reply (96 tokens) in ${(performance.now() - t1).toFixed(0)} ms`);
     assert.ok(plain.length > 20, plain);
     const caps = await ask(page, 'caps', 'Tell me about the moon.');
     const letters = caps.replace(/[^a-zA-Z]/g, '');
@@ -90,8 +94,10 @@ test('chat demo: load, stream, adapters, side by side, bad adapter, cached reloa
 
     // Reload: the model comes from the cache, not the network.
     const before = requests.filter((r) => r === MODEL_PATH).length;
+    const t2 = performance.now();
     await page.reload();
     await page.waitForSelector('body[data-ready=true]', { timeout: 180_000 });
+    console.log(`# demo: reload ready in ${(performance.now() - t2).toFixed(0)} ms (from the cache)`);
     assert.equal(requests.filter((r) => r === MODEL_PATH).length, before, 'no second download of the model');
     await page.setViewportSize({ width: 390, height: 844 });
     await page.screenshot({ path: 'test-output/chat-phone.png', fullPage: true });

@@ -1,0 +1,67 @@
+// Per row of logits: the k largest as (token, logit), largest first, ties to the lower token
+// id — the order the CPU sampler sorts by. k passes of a workgroup max-reduction, each over
+// the entries that come after the previous pick in that order. Only these k pairs per row
+// are read back instead of the whole vocabulary.
+
+struct TopKParams {
+    vocab: u32,
+    k: u32,
+    pad0: u32,
+    pad1: u32,
+}
+
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<u32>;  // [rows, k, 2]: token, bits of logit
+@group(0) @binding(2) var<uniform> p: TopKParams;
+
+var<workgroup> best_v: array<f32, 256>;
+var<workgroup> best_i: array<u32, 256>;
+
+// (v, i) comes before (w, j) in the order: larger value first, then lower id.
+fn before(v: f32, i: u32, w: f32, j: u32) -> bool {
+    return v > w || (v == w && i < j);
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let row = wid.x;
+    let base = row * p.vocab;
+    var prev_v = 3.4028235e38;
+    var prev_i = 0u;
+    var first = true;
+    for (var n = 0u; n < p.k; n++) {
+        var bv = -3.4028235e38;
+        var bi = 0xffffffffu;
+        for (var t = l; t < p.vocab; t += 256u) {
+            let v = logits[base + t];
+            let after_prev = first || before(prev_v, prev_i, v, t);
+            if (after_prev && (bi == 0xffffffffu || before(v, t, bv, bi))) {
+                bv = v;
+                bi = t;
+            }
+        }
+        best_v[l] = bv;
+        best_i[l] = bi;
+        workgroupBarrier();
+        for (var stride = 128u; stride > 0u; stride >>= 1u) {
+            if (l < stride) {
+                let ov = best_v[l + stride];
+                let oi = best_i[l + stride];
+                if (oi != 0xffffffffu && (best_i[l] == 0xffffffffu || before(ov, oi, best_v[l], best_i[l]))) {
+                    best_v[l] = ov;
+                    best_i[l] = oi;
+                }
+            }
+            workgroupBarrier();
+        }
+        prev_v = best_v[0];
+        prev_i = best_i[0];
+        first = false;
+        if (l == 0u) {
+            let o = (row * p.k + n) * 2u;
+            out[o] = prev_i;
+            out[o + 1u] = bitcast<u32>(prev_v);
+        }
+        workgroupBarrier();
+    }
+}
