@@ -174,7 +174,7 @@ impl<B: ModelOps> Generator<B> {
             let rows: Vec<Vec<(usize, f32)>> = active
                 .iter()
                 .zip(&inputs)
-                .flat_map(|(&i, inp)| std::iter::repeat(self.seqs[i].stack.clone()).take(inp.len()))
+                .flat_map(|(&i, inp)| std::iter::repeat_n(self.seqs[i].stack.clone(), inp.len()))
                 .collect();
             if rows.iter().all(Vec::is_empty) {
                 Mix::Base

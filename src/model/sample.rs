@@ -136,6 +136,28 @@ impl Sampler {
     }
 }
 
+/// The repetition penalty (CTRL's): positive logits divided by it, negative ones multiplied.
+pub fn penalize(logits: &mut [f32], penalty: f32, tokens: &[u32]) {
+    for &t in tokens {
+        if let Some(l) = logits.get_mut(t as usize) {
+            *l = if *l > 0.0 { *l / penalty } else { *l * penalty };
+        }
+    }
+}
+
+/// The `k` best (token, logit) pairs of `logits`, best first (ties to the lower id).
+pub fn top_k(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    let mut cand: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
+    let k = k.min(cand.len());
+    if k > 0 && k < cand.len() {
+        cand.select_nth_unstable_by(k - 1, order);
+        cand.truncate(k);
+    }
+    cand.sort_unstable_by(order);
+    cand
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,26 +184,4 @@ mod tests {
         assert_eq!(s.sample(&mut logits.clone(), &[1]), 2);
         assert!(Sampler::new(SampleOptions { temperature: f32::NAN, ..Default::default() }).is_err());
     }
-}
-
-/// The repetition penalty (CTRL's): positive logits divided by it, negative ones multiplied.
-pub fn penalize(logits: &mut [f32], penalty: f32, tokens: &[u32]) {
-    for &t in tokens {
-        if let Some(l) = logits.get_mut(t as usize) {
-            *l = if *l > 0.0 { *l / penalty } else { *l * penalty };
-        }
-    }
-}
-
-/// The `k` best (token, logit) pairs of `logits`, best first (ties to the lower id).
-pub fn top_k(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
-    let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-    let mut cand: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
-    let k = k.min(cand.len());
-    if k > 0 && k < cand.len() {
-        cand.select_nth_unstable_by(k - 1, order);
-        cand.truncate(k);
-    }
-    cand.sort_unstable_by(order);
-    cand
 }
