@@ -242,6 +242,8 @@ fn generation_on_the_gpu_matches_the_cpu() {
         }
         gen.seqs[0].tokens().to_vec()
     }
+    // Every pipeline was compiled at load, none at the first token.
+    let compiled = g.pipelines_compiled();
     let greedy = SampleOptions::default();
     let sampled = SampleOptions { temperature: 0.8, top_k: 20, top_p: 0.9, repetition_penalty: 1.3, seed: 7, ..SampleOptions::default() };
     for s in [greedy, sampled] {
@@ -249,6 +251,7 @@ fn generation_on_the_gpu_matches_the_cpu() {
         assert_eq!(a.len(), 12);
         assert_eq!(a, b, "{s:?}");
     }
+    assert_eq!(g.pipelines_compiled(), compiled, "pipelines compiled after load");
     // Bytes read back per step: k (token, logit) pairs, not the vocabulary.
     let before = g.context().stats.get();
     run(&mg, &SampleOptions::default());

@@ -75,6 +75,11 @@ impl GpuBackend {
         &self.0.ctx
     }
 
+    /// Pipelines compiled so far (a model compiles its own at load).
+    pub fn pipelines_compiled(&self) -> usize {
+        self.0.pipes.len()
+    }
+
     /// Number of weight chunks (storage bindings) a weight was split into.
     pub fn weight_chunks(w: &GpuWeight) -> usize {
         w.chunks.len()

@@ -7,6 +7,7 @@ use super::{GpuBackend, GpuTensor, GpuWeight, Inner, STORAGE};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::model::ops::ModelOps;
+use crate::weights::WeightFormat;
 use bytemuck::{Pod, Zeroable};
 use std::rc::Rc;
 
@@ -296,6 +297,16 @@ impl ModelOps for GpuBackend {
         // Token ids travel as f32 bit patterns; the read is bit-exact.
         let words = self.read(&out).await?;
         Ok(words.chunks_exact(2 * k).map(|r| r.chunks_exact(2).map(|c| (c[0].to_bits(), c[1])).collect()).collect())
+    }
+
+    fn prepare(&self, matmul: &[WeightFormat], embed: WeightFormat) -> Result<()> {
+        let mut kernels = vec![Kernel::LoraShrink, Kernel::Embed(embed), Kernel::RmsNorm, Kernel::Add, Kernel::SiluMul, Kernel::Rope];
+        kernels.extend([Kernel::Attention, Kernel::Penalize, Kernel::TopK]);
+        kernels.extend(matmul.iter().flat_map(|&f| [Kernel::LoraMatvec(f), Kernel::LoraMatmul(f)]));
+        for k in kernels {
+            self.0.pipes.get(&self.0.ctx.device, k, || self.0.pool.new_id());
+        }
+        self.0.ctx.check()
     }
 
     fn concat_rows(&self, parts: &[GpuTensor]) -> Result<GpuTensor> {

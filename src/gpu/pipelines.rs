@@ -87,6 +87,15 @@ pub struct Pipelines {
 }
 
 impl Pipelines {
+    /// How many pipelines have been compiled.
+    pub fn len(&self) -> usize {
+        self.cache.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn get(&self, device: &wgpu::Device, kernel: Kernel, new_id: impl FnOnce() -> u64) -> Pipeline {
         if let Some(p) = self.cache.borrow().get(&kernel) {
             return p.clone();

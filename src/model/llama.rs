@@ -88,6 +88,11 @@ impl<B: ModelOps> Llama<B> {
         let vec = |v: &[f32]| backend.tensor(v, 1, v.len());
         let lin = |w| LoraLinear::new(backend, w);
         let mut weight_bytes = t.embed.byte_len();
+        let mut formats: Vec<_> = t.layers.iter().flat_map(|l| [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down]).map(|w| w.format()).collect();
+        formats.extend(t.lm_head.iter().chain([&t.embed]).map(|w| w.format()));
+        formats.sort_by_key(|f| f.name());
+        formats.dedup();
+        backend.prepare(&formats, t.embed.format())?;
         let (vocab, hidden) = (t.embed.rows, t.embed.cols);
         let embed = Rc::new(backend.weight(t.embed)?);
         let lm_head = match t.lm_head {

@@ -45,6 +45,11 @@ pub trait ModelOps: Backend {
     fn rows(&self, x: &Self::Tensor, start: usize, len: usize) -> Result<Self::Tensor>;
     /// The rows of `parts`, one after another (same widths).
     fn concat_rows(&self, parts: &[Self::Tensor]) -> Result<Self::Tensor>;
+    /// Readies every kernel a model with these matmul weight formats and this embedding
+    /// format will run (the GPU compiles its pipelines here, not at the first token).
+    fn prepare(&self, _matmul: &[crate::weights::WeightFormat], _embed: crate::weights::WeightFormat) -> Result<()> {
+        Ok(())
+    }
     /// Per row of `logits` (consumed): the `k` best (token, logit) pairs, best first (ties to
     /// the lower id), after the repetition penalty `penalties[row] = (penalty, tokens)`. On the
     /// GPU only these pairs come back, not the vocabulary.
