@@ -20,26 +20,23 @@ fn load<B: ModelOps>(b: &B, bytes: &[u8]) -> Model<B> {
     l.finish(b).unwrap()
 }
 
-/// (prefill tok/s, decode tok/s): a PROMPT-token prefill, then DECODE single-token steps
-/// whose logits are read back each time, as generation does.
+/// (prefill tok/s, decode tok/s): a PROMPT-token prefill, then DECODE greedy single-token
+/// steps, the token picked as generation picks it (the backend's top-k selection, k = 1).
 fn run<B: ModelOps>(m: &Model<B>) -> (f64, f64) {
     let ids: Vec<u32> = (0..PROMPT as u32).map(|i| 100 + i * 37 % 4000).collect();
     let b = m.llama.backend();
     let mut s = m.llama.session();
     let t0 = Instant::now();
     let t = m.llama.forward(&mut s, &ids, Logits::Last, &Mix::Base).unwrap();
-    let mut next = argmax(&pollster::block_on(b.read(&t)).unwrap());
+    let pick = |t| pollster::block_on(b.top_k(t, 1, &[(1.0, vec![])])).unwrap()[0][0].0;
+    let mut next = pick(t);
     let prefill = PROMPT as f64 / t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
     for _ in 0..DECODE {
         let t = m.llama.forward(&mut s, &[next], Logits::Last, &Mix::Base).unwrap();
-        next = argmax(&pollster::block_on(b.read(&t)).unwrap());
+        next = pick(t);
     }
     (prefill, DECODE as f64 / t1.elapsed().as_secs_f64())
-}
-
-fn argmax(v: &[f32]) -> u32 {
-    v.iter().enumerate().fold(0, |b, (i, &x)| if x > v[b] { i } else { b }) as u32
 }
 
 fn main() {

@@ -77,6 +77,13 @@ export interface LoadModelOptions {
   int8Activations?: boolean;
   /** Keep fetched files in this Cache API cache; a later load reads them from there. */
   cache?: string;
+  /**
+   * WebGPU only (default true): when the GPU fails, reload the model and its adapters on the
+   * CPU from their sources and continue running generations there.
+   */
+  fallback?: boolean;
+  /** Called once the model has moved to the CPU. */
+  onFallback?: (info: { reason: string }) => void;
 }
 
 export interface ModelInfo {
@@ -163,7 +170,10 @@ export class BatchGeneration {
 
 export class Model {
   private constructor();
+  /** Sizes, formats and the backend it runs on (changes to "cpu" after a GPU fallback). */
   readonly info: ModelInfo;
+  /** Why the model moved from the GPU to the CPU, if it did. */
+  readonly fallbackReason: string | undefined;
   tokenize(text: string, options?: { special?: boolean }): number[];
   detokenize(ids: ArrayLike<number>, options?: { skipSpecial?: boolean }): string;
   applyChatTemplate(messages: ChatMessage[], options?: { addGenerationPrompt?: boolean }): string;
@@ -198,6 +208,8 @@ export class LoraRuntime {
   readonly device: string;
   /** Why "auto" fell back to the CPU, when it did. */
   readonly fallbackReason: string | undefined;
+  /** Destroys the GPU device as a driver reset would (tests of the CPU fallback). */
+  loseDeviceForTesting(): void;
   /**
    * A LoRA linear layer over a frozen base weight [outFeatures, inFeatures], row-major
    * (PyTorch layout), in the storage format `dtype` (see WeightDtype).

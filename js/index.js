@@ -3,7 +3,7 @@
 import { nodeBuiltin } from './node.js';
 import init, { Runtime, ModelLoader, wasmMemoryBytes } from './wasm/lorafuse.js';
 import { openSources } from './sources.js';
-import { AbortError, ConfigError, LoraError, ShapeError, AdapterError, call, callAsync } from './errors.js';
+import { AbortError, BackendError, ConfigError, LoraError, ShapeError, AdapterError, call, callAsync } from './errors.js';
 export { LoraError, ShapeError, AdapterError, ConfigError, BackendError, FormatError, UnsupportedError, LimitError, AbortError } from './errors.js';
 
 let loading;
@@ -85,31 +85,97 @@ export class LoraRuntime {
    * runs on this runtime's backend (info.backend): on WebGPU its weights, adapters and KV
    * cache live on the GPU. int8Activations (CPU only): opt-in faster path for
    * Q8_0/Q4_0/Q4_1 weights that quantizes activations per 32-block (less exact).
+   *
+   * On WebGPU, if the GPU fails (device lost, out of memory) the model moves to the CPU and
+   * running generations continue where they were: the model and its adapters are loaded
+   * again from their sources (a URL refetch is served by `cache` when given; Blobs and bytes
+   * are read again, so a consumed Response cannot be). This keeps no second copy of the
+   * weights meanwhile; `fallback: false` opts out. `onFallback({reason})` reports it.
    */
-  async loadModel(source, { onProgress, signal, fileName, int8Activations = false, cache } = {}) {
-    const files = await callAsync(() => openSources(source, { signal, fileName, cache }));
-    const total = files.every((f) => f.total !== undefined) ? files.reduce((a, f) => a + f.total, 0) : undefined;
-    const loader = new ModelLoader();
-    let loaded = 0;
-    try {
-      for (const f of files) {
-        call(() => loader.begin(f.name));
-        for await (const chunk of f.chunks) {
-          if (signal?.aborted) throw new AbortError(`loading ${f.name} was aborted`);
-          call(() => loader.push(chunk));
-          loaded += chunk.length;
-          onProgress?.({ loaded, total, file: f.name });
+  async loadModel(source, { onProgress, signal, fileName, int8Activations = false, cache, fallback = true, onFallback } = {}) {
+    const opts = { fileName, int8Activations, cache };
+    const m = await streamModel(this.#rt, source, { ...opts, onProgress, signal });
+    const reload = fallback && this.backend === 'webgpu'
+      ? async () => {
+        const cpu = await callAsync(() => Runtime.create('cpu'));
+        try {
+          return await streamModel(cpu, source, opts);
+        } finally {
+          cpu.free();
         }
       }
-      return new Model(call(() => loader.finish(this.#rt, !!int8Activations)));
-    } finally {
-      loader.free();
-    }
+      : undefined;
+    return new Model(m, { reload, onFallback });
+  }
+
+  /** Destroys the GPU device as a driver reset would; for tests of the CPU fallback. */
+  loseDeviceForTesting() {
+    this.#rt.loseDeviceForTesting();
   }
 
   dispose() {
     this.#rt?.free();
     this.#rt = undefined;
+  }
+}
+
+/** Streams a model's files into a loader; builds it on runtime `rt`'s backend. */
+async function streamModel(rt, source, { onProgress, signal, fileName, int8Activations, cache }) {
+  const files = await callAsync(() => openSources(source, { signal, fileName, cache }));
+  const total = files.every((f) => f.total !== undefined) ? files.reduce((a, f) => a + f.total, 0) : undefined;
+  const loader = new ModelLoader();
+  let loaded = 0;
+  try {
+    for (const f of files) {
+      call(() => loader.begin(f.name));
+      for await (const chunk of f.chunks) {
+        if (signal?.aborted) throw new AbortError(`loading ${f.name} was aborted`);
+        call(() => loader.push(chunk));
+        loaded += chunk.length;
+        onProgress?.({ loaded, total, file: f.name });
+      }
+    }
+    return call(() => loader.finish(rt, !!int8Activations));
+  } finally {
+    loader.free();
+  }
+}
+
+/** An adapter's files as [[name, bytes]], read from any source. */
+async function readAdapter(name, source, { signal, onProgress, cache }) {
+  const files = await callAsync(() => openSources(source, { signal, adapter: true, cache }));
+  const total = files.every((f) => f.total !== undefined) ? files.reduce((a, f) => a + f.total, 0) : undefined;
+  const pairs = [];
+  let loaded = 0;
+  for (const f of files) {
+    const parts = [];
+    for await (const chunk of f.chunks) {
+      if (signal?.aborted) throw new AbortError(`loading adapter ${name} was aborted`);
+      parts.push(chunk);
+      loaded += chunk.length;
+      onProgress?.({ loaded, total, file: f.name });
+    }
+    const bytes = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+    let at = 0;
+    for (const p of parts) (bytes.set(p, at), (at += p.length));
+    pairs.push([f.name, bytes]);
+  }
+  return pairs;
+}
+
+/**
+ * One generation step; after a GPU failure the model moves to the CPU and the generation
+ * continues there (`moved` receives the migrated generator) before the step is retried.
+ */
+async function nextStep(g, model, moved) {
+  try {
+    return await callAsync(() => g.next());
+  } catch (e) {
+    const m = await model.recover(e);
+    const g2 = call(() => g.migrate(m));
+    g.free();
+    moved(g2);
+    return callAsync(() => g2.next());
   }
 }
 
@@ -128,10 +194,50 @@ const GENERATE_OPTIONS = [...ADAPTER_OPTIONS, 'maxTokens', 'temperature', 'topK'
 export class Model {
   #m;
   #info;
+  #reload;
+  #onFallback;
+  #recovering;
+  /** What the CPU fallback reloads: adapter sources and scales. */
+  #adapterSources = new Map();
+  #scales = new Map();
+  /** Why the model moved to the CPU, if it did. */
+  fallbackReason;
   /** @internal use LoraRuntime#loadModel */
-  constructor(m) {
+  constructor(m, { reload, onFallback } = {}) {
     this.#m = m;
     this.#info = m.info();
+    this.#reload = reload;
+    this.#onFallback = onFallback;
+  }
+  /**
+   * After a GPU failure: the same model and adapters on the CPU (once, whoever asks), then
+   * resolves to the new wasm model. Any other error is rethrown.
+   * @internal
+   */
+  async recover(e) {
+    if (!(e instanceof BackendError) || !this.#reload) throw e;
+    this.#recovering ??= (async () => {
+      let m;
+      try {
+        m = await this.#reload();
+        for (const [name, { source, cache }] of this.#adapterSources) {
+          const pairs = await readAdapter(name, source, { cache });
+          call(() => m.loadAdapter(name, pairs, true));
+        }
+        for (const [name, s] of this.#scales) call(() => m.setAdapterScale(name, s));
+      } catch (err) {
+        m?.free();
+        throw new BackendError(`${e.message}; moving to the CPU failed: ${err.message}`);
+      }
+      this.#m?.free();
+      this.#m = m;
+      this.#info = m.info();
+      this.#reload = undefined;
+      this.fallbackReason = e.message;
+      this.#onFallback?.({ reason: e.message });
+    })();
+    await this.#recovering;
+    return this.#live();
   }
   /** Architecture, sizes, quantization, bytes. */
   get info() {
@@ -158,7 +264,11 @@ export class Model {
     for (const k of Object.keys(opts)) {
       if (!ADAPTER_OPTIONS.includes(k)) throw new ConfigError(`unknown forward option ${JSON.stringify(k)}`);
     }
-    return callAsync(() => this.#live().forward(v, opts));
+    try {
+      return await callAsync(() => this.#live().forward(v, opts));
+    } catch (e) {
+      return callAsync(async () => (await this.recover(e)).forward(v, opts));
+    }
   }
 
   /**
@@ -167,33 +277,23 @@ export class Model {
    */
   async loadAdapter(name, source, { replace = false, signal, onProgress, cache } = {}) {
     if (typeof name !== 'string' || !name) throw new AdapterError('adapter names must be non-empty strings');
-    const files = await callAsync(() => openSources(source, { signal, adapter: true, cache }));
-    const total = files.every((f) => f.total !== undefined) ? files.reduce((a, f) => a + f.total, 0) : undefined;
-    const pairs = [];
-    let loaded = 0;
-    for (const f of files) {
-      const parts = [];
-      for await (const chunk of f.chunks) {
-        if (signal?.aborted) throw new AbortError(`loading adapter ${name} was aborted`);
-        parts.push(chunk);
-        loaded += chunk.length;
-        onProgress?.({ loaded, total, file: f.name });
-      }
-      const bytes = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-      let at = 0;
-      for (const p of parts) (bytes.set(p, at), (at += p.length));
-      pairs.push([f.name, bytes]);
-    }
-    return call(() => this.#live().loadAdapter(name, pairs, !!replace));
+    const pairs = await readAdapter(name, source, { signal, onProgress, cache });
+    const info = call(() => this.#live().loadAdapter(name, pairs, !!replace));
+    if (this.#reload) this.#adapterSources.set(name, { source, cache });
+    this.#scales.delete(name);
+    return info;
   }
   /** Removes an adapter and frees its weights. */
   unloadAdapter(name) {
     call(() => this.#live().unloadAdapter(String(name)));
+    this.#adapterSources.delete(String(name));
+    this.#scales.delete(String(name));
   }
   /** Multiplies an adapter's effect (its own alpha/r scaling stays); 0 turns it off. */
   setAdapterScale(name, scale) {
     if (typeof scale !== 'number' || !Number.isFinite(scale)) throw new ConfigError(`scale must be a finite number, got ${scale}`);
     call(() => this.#live().setAdapterScale(String(name), scale));
+    this.#scales.set(String(name), scale);
   }
   /** [{name, rank, alpha, scale, targets, bytes, dora}] */
   adapters() {
@@ -210,7 +310,7 @@ export class Model {
     const m = this.#live();
     const prompt = typeof input === 'string' ? input : this.applyChatTemplate(input);
     const g = call(() => m.generate(m.encodePrompt(prompt), opts));
-    return new Generation(g, signal);
+    return new Generation(g, signal, this);
   }
   /**
    * Several prompts at once, each with its own adapter (or none), stepped together: one
@@ -231,7 +331,7 @@ export class Model {
       const text = typeof prompt === 'string' ? prompt : this.applyChatTemplate(prompt);
       return { ids: Array.from(m.encodePrompt(text)), ...rest };
     });
-    return new BatchGeneration(call(() => m.generateBatch(rows, opts)), rows.length, signal);
+    return new BatchGeneration(call(() => m.generateBatch(rows, opts)), rows.length, signal, this);
   }
   dispose() {
     this.#m?.free();
@@ -247,12 +347,14 @@ export class Model {
 export class BatchGeneration {
   #g;
   #signal;
+  #model;
   #queues;
   #stepping;
   #error;
-  constructor(g, n, signal) {
+  constructor(g, n, signal, model) {
     this.#g = g;
     this.#signal = signal;
+    this.#model = model;
     this.#queues = Array.from({ length: n }, () => []);
     /** One async iterable of text pieces per row. */
     this.streams = this.#queues.map((_, i) => ({ [Symbol.asyncIterator]: () => this.#rowIterator(i) }));
@@ -277,7 +379,7 @@ export class BatchGeneration {
     this.#stepping ??= (async () => {
       try {
         if (this.#signal?.aborted) throw new AbortError('generation was aborted');
-        const pieces = await callAsync(() => this.#g.next());
+        const pieces = await nextStep(this.#g, this.#model, (g) => (this.#g = g));
         pieces.forEach((p, i) => p && this.#queues[i].push(p));
         await breathe();
       } catch (e) {
@@ -310,11 +412,13 @@ export class BatchGeneration {
 export class Generation {
   #g;
   #signal;
+  #model;
   #tokens = [];
   #finishReason;
-  constructor(g, signal) {
+  constructor(g, signal, model) {
     this.#g = g;
     this.#signal = signal;
+    this.#model = model;
   }
   /** "stop", "length", "context" or "abort", once finished. */
   get finishReason() {
@@ -325,7 +429,7 @@ export class Generation {
     return this.#tokens;
   }
   async *[Symbol.asyncIterator]() {
-    const g = this.#g;
+    let g = this.#g;
     if (!g) throw new ConfigError('a Generation can be iterated once');
     this.#g = undefined;
     try {
@@ -334,7 +438,7 @@ export class Generation {
           this.#finishReason = 'abort';
           throw new AbortError('generation was aborted');
         }
-        const [piece] = await callAsync(() => g.next());
+        const [piece] = await nextStep(g, this.#model, (moved) => (g = moved));
         this.#tokens = Array.from(g.tokens(0));
         if (piece === undefined) break;
         if (piece) yield piece;

@@ -26,11 +26,11 @@ fn before(v: f32, i: u32, w: f32, j: u32) -> bool {
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let row = wid.x;
     let base = row * p.vocab;
-    var prev_v = 3.4028235e38;
+    var prev_v = 0.0;  // unused until the first pick
     var prev_i = 0u;
     var first = true;
     for (var n = 0u; n < p.k; n++) {
-        var bv = -3.4028235e38;
+        var bv = 0.0;  // unused while bi is the sentinel
         var bi = 0xffffffffu;
         for (var t = l; t < p.vocab; t += 256u) {
             let v = logits[base + t];

@@ -327,6 +327,13 @@ impl<B: ModelOps> Clone for GenState<B> {
 }
 
 impl<B: ModelOps> GenState<B> {
+    fn migrate<C: ModelOps>(&self, model: &Shared<C>) -> std::result::Result<GenState<C>, JsValue> {
+        let mut g = self.gen.try_borrow_mut().map_err(|_| js_err(Error::config("a generation step is running; await it first")))?;
+        let m = model.try_borrow().map_err(|_| busy())?;
+        let seqs = g.seqs.drain(..).map(|s| s.moved_to(&m.llama)).collect();
+        Ok(GenState { model: model.clone(), gen: Rc::new(RefCell::new(Generator { seqs })), choices: self.choices.clone() })
+    }
+
     /// The sequences, unless a step (which holds them across a GPU readback) is running.
     fn seqs(&self) -> std::result::Result<std::cell::Ref<'_, Generator<B>>, JsValue> {
         self.gen.try_borrow().map_err(|_| js_err(Error::config("a generation step is running; await it first")))
@@ -390,6 +397,13 @@ fn parse_opts<T: for<'de> Deserialize<'de> + Default>(opts: JsValue, what: &str)
 impl JsGenerator {
     /// Runs one step; resolves to an array with, per sequence, its next text piece (possibly
     /// "") or undefined once it has finished.
+    /// This generation continued on `model` (the same weights on another backend, after a
+    /// GPU loss); this generator is left empty.
+    pub fn migrate(&self, model: &JsModel) -> std::result::Result<JsGenerator, JsValue> {
+        let inner = with_gen!(&self.inner, g => with_model!(&model.inner, m => AnyGen::from(g.migrate(m)?)));
+        Ok(JsGenerator { inner })
+    }
+
     pub fn next(&self) -> js_sys::Promise {
         let g = self.inner.clone();
         wasm_bindgen_futures::future_to_promise(async move { with_gen!(g, g => g.step().await) })

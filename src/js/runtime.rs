@@ -85,6 +85,14 @@ impl Runtime {
         }
     }
 
+    /// Destroys the GPU device, as a driver reset would (tests of the CPU fallback).
+    #[wasm_bindgen(js_name = loseDeviceForTesting)]
+    pub fn lose_device_for_testing(&self) {
+        if let AnyBackend::Gpu(g) = &self.backend {
+            g.context().device.destroy();
+        }
+    }
+
     /// Why "auto" fell back to the CPU, if it did.
     #[wasm_bindgen(getter, js_name = fallbackReason)]
     pub fn fallback_reason(&self) -> Option<String> {

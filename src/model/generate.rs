@@ -67,6 +67,24 @@ impl<B: ModelOps> Sequence<B> {
         })
     }
 
+    /// This sequence on another model of the same weights (the CPU, after the GPU was lost):
+    /// the same tokens, sampler state and held-back text; the next step refills the new KV
+    /// cache from the whole history, then samples exactly where this one would have.
+    pub fn moved_to<C: ModelOps>(self, model: &Llama<C>) -> Sequence<C> {
+        Sequence {
+            session: model.session(),
+            sampler: self.sampler,
+            opts: self.opts,
+            stack: self.stack,
+            history: self.history,
+            prompt_len: self.prompt_len,
+            pending: None,
+            held: self.held,
+            done: self.done,
+            finish_reason: self.finish_reason,
+        }
+    }
+
     pub fn tokens(&self) -> &[u32] {
         &self.history[self.prompt_len..]
     }

@@ -87,6 +87,23 @@ test('PEFT adapters in Chromium match PEFT', { timeout: 300_000 }, async () => {
   }
 });
 
+test('WebGPU device lost mid-generation: the model moves to the CPU and the generation finishes', { timeout: 120_000 }, async () => {
+  const browser = await launch({ webgpu: true });
+  try {
+    const { page } = await open(browser, `${url}/tests/js/page.html`);
+    const r = await page.evaluate(() => window.deviceLoss());
+    assert.equal(r.before, 'webgpu');
+    assert.equal(r.after, 'cpu');
+    assert.ok(r.pieces >= 4, `${r.pieces} pieces`);
+    assert.equal(r.fallbacks.length, 1);
+    assert.match(r.reason, /GPU/);
+    assert.deepEqual(r.got, r.want, 'the same 12 tokens as a CPU-only run');
+    assert.ok(r.sameLogits, 'after the move, forward is the CPU path with the adapter at its scale');
+  } finally {
+    await browser.close();
+  }
+});
+
 test('lorafuse/worker in Chromium: same text and tokens as the main thread, typed errors, batches', { timeout: 120_000 }, async () => {
   const browser = await launch({ webgpu: false });
   try {

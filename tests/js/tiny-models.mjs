@@ -27,7 +27,8 @@ export async function checkTinyModels(api, rt, base, { only = () => true } = {})
       const label = `${arch}/${variant}`;
       // GGUF by URL; HF folders by folder URL (the loader fetches what it needs).
       const src = variant.startsWith('hf') ? new URL(`${e.dir}/`, base).href : new URL(e.file, base).href;
-      const model = await rt.loadModel(src);
+      // No CPU fallback: a GPU failure must fail the check, not hide behind the CPU path.
+      const model = await rt.loadModel(src, { fallback: false });
       if (model.info.backend !== rt.backend) failures.push(`${label}: ran on ${model.info.backend}, not ${rt.backend}`);
       const ids = model.tokenize(ref.prompt);
       if (JSON.stringify(ids) !== JSON.stringify(ref.prompt_ids)) failures.push(`${label}: prompt ids ${ids}`);
