@@ -1,5 +1,9 @@
 // Parameters and bindings shared by the fused LoRA linear kernels (lora_matvec, lora_matmul).
-// Binding 0 (the base weight) belongs to the weights_*.wgsl snippet.
+// Binding 0 (the base weight) belongs to the weights_*.wgsl snippet. A route entry is 8
+// words: row, a_off, b_off, rank, t_off, coef, g_off (NO_GAIN: plain LoRA), gw; a DoRA entry
+// adds gw·(g − 1)·base + g·lora, plain ones add lora.
+
+const NO_GAIN: u32 = 0xffffffffu;
 
 struct Params {
     n: u32,         // input rows
@@ -8,7 +12,7 @@ struct Params {
     out_base: u32,  // first output index of this chunk
     y_stride: u32,  // out features
     wg_x: u32,      // workgroups along x (outputs are spread over x and y)
-    pad0: u32,
+    dora: u32,      // some entry is DoRA: the base term is kept apart to be scaled
     pad1: u32,
 }
 

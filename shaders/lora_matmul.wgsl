@@ -69,20 +69,34 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         if (row >= p.n) {
             break;
         }
-        var v = acc[i];
+        let base_v = acc[i];
+        var v = base_v;
         for (var e = routes[row]; e < routes[row + 1u]; e++) {
             let base = p.n + 1u + e * 8u;
             let b_off = routes[base + 2u];
             let rank = routes[base + 3u];
             let t_off = routes[base + 4u];
+            var lora = vec4<f32>(0.0);
             for (var k = 0u; k < rank; k++) {
                 let tv = t[t_off + k];
                 for (var j = 0u; j < 4u; j++) {
                     let o = o0 + j;
                     if (o < p.rows) {
-                        v[j] += tv * arena[b_off + (p.out_base + o) * rank + k];
+                        lora[j] += tv * arena[b_off + (p.out_base + o) * rank + k];
                     }
                 }
+            }
+            let g_off = routes[base + 6u];
+            if (g_off == NO_GAIN) {
+                v += lora;
+            } else {
+                var g = vec4<f32>(1.0);
+                for (var j = 0u; j < 4u; j++) {
+                    if (o0 + j < p.rows) {
+                        g[j] = arena[g_off + p.out_base + o0 + j];
+                    }
+                }
+                v += bitcast<f32>(routes[base + 7u]) * (g - 1.0) * base_v + g * lora;
             }
         }
         for (var j = 0u; j < 4u; j++) {

@@ -38,15 +38,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
     }
     let go = p.out_base + o;
-    for (var r = 0u; r < nr; r++) {
-        let row = r0 + r;
-        for (var e = routes[row]; e < routes[row + 1u]; e++) {
-            let base = p.n + 1u + e * 8u;
-            let b_off = routes[base + 2u];
-            let rank = routes[base + 3u];
-            let t_off = routes[base + 4u];
-            for (var k = lid; k < rank; k += WG) {
-                acc[r] += t[t_off + k] * arena[b_off + go * rank + k];
+    // Plain LoRA: more terms of the same dot product. With DoRA the base is needed alone,
+    // so the adapters are added after the reduction instead.
+    if (p.dora == 0u) {
+        for (var r = 0u; r < nr; r++) {
+            let row = r0 + r;
+            for (var e = routes[row]; e < routes[row + 1u]; e++) {
+                let base = p.n + 1u + e * 8u;
+                let b_off = routes[base + 2u];
+                let rank = routes[base + 3u];
+                let t_off = routes[base + 4u];
+                for (var k = lid; k < rank; k += WG) {
+                    acc[r] += t[t_off + k] * arena[b_off + go * rank + k];
+                }
             }
         }
     }
@@ -61,7 +65,28 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (lid == 0u) {
         let v = part[0];
         for (var r = 0u; r < nr; r++) {
-            y[(r0 + r) * p.y_stride + go] = v[r];
+            var out = v[r];
+            if (p.dora != 0u) {
+                let row = r0 + r;
+                for (var e = routes[row]; e < routes[row + 1u]; e++) {
+                    let base = p.n + 1u + e * 8u;
+                    let b_off = routes[base + 2u];
+                    let rank = routes[base + 3u];
+                    let t_off = routes[base + 4u];
+                    var lora = 0.0;
+                    for (var k = 0u; k < rank; k++) {
+                        lora += t[t_off + k] * arena[b_off + go * rank + k];
+                    }
+                    let g_off = routes[base + 6u];
+                    if (g_off == NO_GAIN) {
+                        out += lora;
+                    } else {
+                        let g = arena[g_off + go];
+                        out += bitcast<f32>(routes[base + 7u]) * (g - 1.0) * v[r] + g * lora;
+                    }
+                }
+            }
+            y[(r0 + r) * p.y_stride + go] = out;
         }
     }
 }

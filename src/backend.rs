@@ -42,6 +42,18 @@ impl BackendChoice {
     }
 }
 
+/// One DoRA adapter's factors and where they live in a layer's arena.
+pub struct DoraGain<'a> {
+    pub a: &'a [f32],
+    pub b: &'a [f32],
+    pub magnitude: &'a [f32],
+    pub rank: usize,
+    pub scale: f32,
+    pub a_off: usize,
+    pub b_off: usize,
+    pub g_off: usize,
+}
+
 pub trait Backend: Clone + 'static {
     /// A row-major f32 matrix living where this backend computes.
     type Tensor;
@@ -60,8 +72,10 @@ pub trait Backend: Clone + 'static {
     fn read(&self, t: &Self::Tensor) -> impl Future<Output = Result<Vec<f32>>>;
 
     fn weight(&self, w: HostWeight) -> Result<Self::Weight>;
-    /// Row `r` of a weight, widened to f32 on the host (load-time work such as DoRA norms).
-    fn weight_row(&self, w: &Self::Weight, r: usize) -> Result<Vec<f32>>;
+    /// DoRA: writes the per-output gain `m_o / ‖W_o + scale·B_o·A‖₂` at `d.g_off`, for an
+    /// adapter whose A and B are already in the arena (also given as `d.a`, `d.b`), without
+    /// materialising `W + scale·B·A`.
+    fn dora_gain(&self, w: &Self::Weight, arena: &mut Self::Arena, d: &DoraGain<'_>) -> Result<()>;
     fn arena(&self) -> Self::Arena;
     /// Writes `data` at element `offset`, growing the arena as needed.
     fn arena_write(&self, arena: &mut Self::Arena, offset: usize, data: &[f32]) -> Result<()>;

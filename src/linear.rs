@@ -1,6 +1,6 @@
 //! `LoraLinear`: a frozen base weight plus any number of LoRA adapters, on one backend.
 
-use crate::backend::Backend;
+use crate::backend::{Backend, DoraGain};
 use crate::error::{check_finite, checked_len, Error, Result};
 use crate::lora::{ArenaAlloc, Mix, Routes, Slot, NO_GAIN};
 use crate::weights::HostWeight;
@@ -105,19 +105,25 @@ impl<B: Backend> LoraLinear<B> {
         }
         check_finite("A", a)?;
         check_finite("B", b)?;
-        let gain = match magnitude {
-            Some(m) => Some(self.dora_gain(a, b, rank, scale, m)?),
-            None => None,
-        };
-        let total = a_len + b_len + gain.as_ref().map_or(0, Vec::len);
+        if let Some(m) = magnitude {
+            if m.len() != self.out {
+                return Err(Error::shape(format!("DoRA magnitude has {} values for {} outputs", m.len(), self.out)));
+            }
+            check_finite("DoRA magnitude", m)?;
+        }
+        let g_len = if magnitude.is_some() { self.out } else { 0 };
+        let total = a_len + b_len + g_len;
         let off = self.alloc.alloc(total);
         let fits_u32 = u32::try_from(off + total).is_ok();
         let written = if fits_u32 {
             self.backend
                 .arena_write(&mut self.arena, off, a)
                 .and_then(|_| self.backend.arena_write(&mut self.arena, off + a_len, b))
-                .and_then(|_| match &gain {
-                    Some(g) => self.backend.arena_write(&mut self.arena, off + a_len + b_len, g),
+                .and_then(|_| match magnitude {
+                    Some(m) => {
+                        let d = DoraGain { a, b, magnitude: m, rank, scale, a_off: off, b_off: off + a_len, g_off: off + a_len + b_len };
+                        self.backend.dora_gain(&self.weight, &mut self.arena, &d)
+                    }
                     None => Ok(()),
                 })
         } else {
@@ -130,34 +136,9 @@ impl<B: Backend> LoraLinear<B> {
         if self.slots.len() <= id {
             self.slots.resize(id + 1, None);
         }
-        let g_off = if gain.is_some() { (off + a_len + b_len) as u32 } else { NO_GAIN };
+        let g_off = if magnitude.is_some() { (off + a_len + b_len) as u32 } else { NO_GAIN };
         self.slots[id] = Some(Slot { a_off: off as u32, b_off: (off + a_len) as u32, rank: rank as u32, scale, g_off });
         Ok(())
-    }
-
-    /// DoRA's per-output gain `m_o / ‖W_o + scale·(B·A)_o‖₂`, row by row (f64 sums).
-    fn dora_gain(&self, a: &[f32], b: &[f32], rank: usize, scale: f32, m: &[f32]) -> Result<Vec<f32>> {
-        if m.len() != self.out {
-            return Err(Error::shape(format!("DoRA magnitude has {} values for {} outputs", m.len(), self.out)));
-        }
-        check_finite("DoRA magnitude", m)?;
-        let mut gain = Vec::with_capacity(self.out);
-        for o in 0..self.out {
-            let w = self.backend.weight_row(&self.weight, o)?;
-            let bo = &b[o * rank..(o + 1) * rank];
-            let mut sq = 0f64;
-            for (k, &wk) in w.iter().enumerate() {
-                let delta: f64 = bo.iter().enumerate().map(|(j, &bj)| bj as f64 * a[j * self.inp + k] as f64).sum();
-                let v = wk as f64 + scale as f64 * delta;
-                sq += v * v;
-            }
-            let norm = sq.sqrt();
-            if !(norm > 0.0) {
-                return Err(Error::config(format!("DoRA: output row {o} of W + scale·B·A is zero")));
-            }
-            gain.push((m[o] as f64 / norm) as f32);
-        }
-        Ok(gain)
     }
 
     /// Whether adapter `id` lives in this layer.

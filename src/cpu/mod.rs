@@ -7,7 +7,7 @@ pub mod model_ops;
 pub mod ops;
 pub mod simd;
 
-use crate::backend::{check_linear_shapes, Backend, BackendKind};
+use crate::backend::{check_linear_shapes, Backend, BackendKind, DoraGain};
 use crate::error::{checked_len, Error, Result};
 use crate::lora::Routes;
 use crate::weights::{HostWeight, WeightData, WeightFormat};
@@ -64,11 +64,25 @@ impl Backend for CpuBackend {
         Ok(w)
     }
 
-    fn weight_row(&self, w: &HostWeight, r: usize) -> Result<Vec<f32>> {
-        if r >= w.rows {
-            return Err(Error::shape(format!("row {r} of a weight with {} rows", w.rows)));
+    /// Row by row on the host, sums in f64.
+    fn dora_gain(&self, w: &HostWeight, arena: &mut Vec<f32>, d: &DoraGain<'_>) -> Result<()> {
+        let (inp, rank) = (w.cols, d.rank);
+        let mut gain = Vec::with_capacity(w.rows);
+        for o in 0..w.rows {
+            let bo = &d.b[o * rank..(o + 1) * rank];
+            let mut sq = 0f64;
+            for (k, &wk) in w.row_f32(o).iter().enumerate() {
+                let delta: f64 = bo.iter().enumerate().map(|(j, &bj)| bj as f64 * d.a[j * inp + k] as f64).sum();
+                let v = wk as f64 + d.scale as f64 * delta;
+                sq += v * v;
+            }
+            let norm = sq.sqrt();
+            if !(norm > 0.0) {
+                return Err(Error::config(format!("DoRA: output row {o} of W + scale·B·A is zero")));
+            }
+            gain.push((d.magnitude[o] as f64 / norm) as f32);
         }
-        Ok(w.row_f32(r))
+        self.arena_write(arena, d.g_off, &gain)
     }
 
     fn arena(&self) -> Vec<f32> {

@@ -20,7 +20,8 @@ struct LinearParams {
     out_base: u32,
     y_stride: u32,
     wg_x: u32,
-    pad: [u32; 2],
+    dora: u32,
+    pad: u32,
 }
 
 #[repr(C)]
@@ -76,7 +77,8 @@ pub(super) fn encode(
                 out_base: c.row0 as u32,
                 y_stride: w.rows as u32,
                 wg_x: wg_x as u32,
-                pad: [0; 2],
+                dora: routes.entries.iter().any(|e| e.dora()) as u32,
+                pad: 0,
             };
             let bufs = [
                 (&c.buf, c.id),

@@ -7,7 +7,7 @@ mod model_ops;
 pub mod pipelines;
 pub mod pool;
 
-use crate::backend::{Backend, BackendKind};
+use crate::backend::{Backend, BackendKind, DoraGain};
 use crate::error::{checked_len, Error, Result};
 use crate::lora::Routes;
 use crate::weights::{HostWeight, WeightFormat};
@@ -295,8 +295,23 @@ impl Backend for GpuBackend {
         Ok(GpuWeight { format, rows: w.rows, cols: w.cols, chunks, owner: self.0.clone() })
     }
 
-    fn weight_row(&self, _: &GpuWeight, _: usize) -> Result<Vec<f32>> {
-        Err(Error::unsupported("DoRA adapters (use_dora) run on the CPU backend only for now: their weight norms need the base rows, which stay on the GPU"))
+    /// On the GPU, from the weight as stored: the magnitude goes into the gain slot and one
+    /// pass per weight chunk turns it into the gain.
+    fn dora_gain(&self, w: &GpuWeight, arena: &mut GpuArena, d: &DoraGain<'_>) -> Result<()> {
+        self.arena_write(arena, d.g_off, d.magnitude)?;
+        #[repr(C)]
+        #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+        struct Params([u32; 7], f32);
+        self.0.record(|enc| {
+            for c in &w.chunks {
+                let words = [w.cols, c.rows, c.row0, d.rank, d.a_off, d.b_off, d.g_off].map(|v| v as u32);
+                let bufs = [(&c.buf, c.id), (&arena.buf, arena.id)];
+                self.0.pass(enc, Kernel::DoraGain(w.format), &bufs, bytemuck::bytes_of(&Params(words, d.scale)), [c.rows, 1, 1])?;
+            }
+            Ok(())
+        })?;
+        self.0.flush();
+        self.0.ctx.check()
     }
 
     fn arena(&self) -> GpuArena {
@@ -340,9 +355,6 @@ impl Backend for GpuBackend {
         routes: &Routes,
         y: &mut GpuTensor,
     ) -> Result<()> {
-        if routes.entries.iter().any(|e| e.dora()) {
-            return Err(Error::unsupported("DoRA adapters run on the CPU backend for now"));
-        }
         linear::encode(&self.0, x, w, arena, routes, y)
     }
 }

@@ -23,6 +23,7 @@ const ROPE: &str = include_str!("../../shaders/rope.wgsl");
 const ATTENTION: &str = include_str!("../../shaders/attention.wgsl");
 const PENALIZE: &str = include_str!("../../shaders/penalize.wgsl");
 const TOP_K: &str = include_str!("../../shaders/top_k.wgsl");
+const DORA_GAIN: &str = include_str!("../../shaders/dora_gain.wgsl");
 
 /// The WGSL decode snippet for a weight format (binding 0, `w_at`, `w_at4`).
 pub fn weights_snippet(f: WeightFormat) -> String {
@@ -53,6 +54,7 @@ pub enum Kernel {
     Attention,
     Penalize,
     TopK,
+    DoraGain(WeightFormat),
 }
 
 impl Kernel {
@@ -70,6 +72,7 @@ impl Kernel {
             Kernel::Attention => ATTENTION.to_string(),
             Kernel::Penalize => PENALIZE.to_string(),
             Kernel::TopK => TOP_K.to_string(),
+            Kernel::DoraGain(f) => [&weights(f), DORA_GAIN].join("\n"),
         }
     }
 }

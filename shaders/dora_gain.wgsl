@@ -1,0 +1,46 @@
+// DoRA's per-output gain g_o = m_o / ‖W_o + scale·B_o·A‖₂ for the rows of one weight chunk,
+// computed from the weight as stored and the factors in the arena, without a merged copy.
+// On entry the gain slot holds the magnitude m; it is overwritten with g. One workgroup per
+// output row. Composed after a weights_*.wgsl snippet (binding 0).
+
+struct DoraParams {
+    cols: u32,      // in features
+    rows: u32,      // weight rows in this chunk
+    out_base: u32,  // first output of this chunk
+    rank: u32,
+    a_off: u32,
+    b_off: u32,
+    g_off: u32,
+    scale: f32,
+}
+
+@group(0) @binding(1) var<storage, read_write> arena: array<f32>;
+@group(0) @binding(2) var<uniform> p: DoraParams;
+
+var<workgroup> part: array<f32, 64>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    let o = wid.x;
+    let go = p.out_base + o;
+    var s = 0.0;
+    for (var k = l; k < p.cols; k += 64u) {
+        var d = 0.0;
+        for (var j = 0u; j < p.rank; j++) {
+            d += arena[p.b_off + go * p.rank + j] * arena[p.a_off + j * p.cols + k];
+        }
+        let v = w_at(o, k, p.cols) + p.scale * d;
+        s += v * v;
+    }
+    part[l] = s;
+    workgroupBarrier();
+    for (var stride = 32u; stride > 0u; stride >>= 1u) {
+        if (l < stride) {
+            part[l] += part[l + stride];
+        }
+        workgroupBarrier();
+    }
+    if (l == 0u) {
+        arena[p.g_off + go] = arena[p.g_off + go] / sqrt(part[0]);
+    }
+}
