@@ -94,7 +94,6 @@ export class LoraRuntime {
    */
   async loadModel(source, { onProgress, signal, fileName, int8Activations = false, cache, fallback = true, onFallback } = {}) {
     const opts = { fileName, int8Activations, cache };
-    const m = await streamModel(this.#rt, source, { ...opts, onProgress, signal });
     const reload = fallback && this.backend === 'webgpu'
       ? async () => {
         const cpu = await callAsync(() => Runtime.create('cpu'));
@@ -105,6 +104,17 @@ export class LoraRuntime {
         }
       }
       : undefined;
+    let m;
+    try {
+      m = await streamModel(this.#rt, source, { ...opts, onProgress, signal });
+    } catch (e) {
+      // The GPU failed during the upload (out of memory, device lost): load on the CPU.
+      if (!(e instanceof BackendError) || !reload) throw e;
+      const model = new Model(await reload(), {});
+      model.fallbackReason = e.message;
+      onFallback?.({ reason: e.message });
+      return model;
+    }
     return new Model(m, { reload, onFallback });
   }
 

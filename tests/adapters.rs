@@ -177,6 +177,13 @@ fn bad_adapters_are_refused_and_change_nothing() {
     let mut cut = files.clone();
     cut.iter_mut().find(|(n, _)| n == "adapter_model.safetensors").unwrap().1.truncate(300);
     assert_eq!(err(cut).kind, ErrorKind::Format);
+    let mut nan = files.clone();
+    let st = &mut nan.iter_mut().find(|(n, _)| n == "adapter_model.safetensors").unwrap().1;
+    let end = st.len();
+    st[end - 4..].copy_from_slice(&f32::NAN.to_le_bytes()); // the last element of the last tensor
+    let e = err(nan);
+    assert_eq!(e.kind, ErrorKind::Config);
+    assert!(e.message.contains(".weight: element") && e.message.contains("NaN"), "{e}");
     // Name collisions need replace.
     let again = peft_from_files(&files, &cfg).unwrap();
     assert_eq!(m.add_adapter("good", again, false).unwrap_err().kind, ErrorKind::Adapter);

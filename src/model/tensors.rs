@@ -3,7 +3,7 @@
 use super::config::{Arch, Config};
 use super::gguf::{Header, TensorInfo};
 use super::safetensors::StTensor;
-use crate::error::{Error, Result};
+use crate::error::{check_finite, checked_len, Error, Result};
 use crate::weights::{HostWeight, WeightData, WeightFormat};
 use std::collections::BTreeMap;
 
@@ -45,14 +45,20 @@ impl RawTensor {
             [c] => (1, *c),
             other => return Err(Error::shape(format!("tensor {name} has shape {other:?}"))),
         };
-        let data = match self.format {
-            WeightFormat::F32 => WeightData::F32(bytemuck::pod_collect_to_vec(&self.bytes)),
-            WeightFormat::F16 => WeightData::F16(bytemuck::pod_collect_to_vec(&self.bytes)),
-            WeightFormat::BF16 => WeightData::BF16(bytemuck::pod_collect_to_vec(&self.bytes)),
+        let n = checked_len(name, &[rows, cols])?;
+        if self.bytes.len() != self.format.bytes_for(n) {
+            return Err(Error::shape(format!("tensor {name}: {} bytes for shape {:?}", self.bytes.len(), self.shape)));
+        }
+        // One pass, one allocation (adapters are loaded while users wait).
+        let halves = self.bytes.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+        let v: Vec<f32> = match self.format {
+            WeightFormat::F32 => self.bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            WeightFormat::F16 => halves.map(|h| half::f16::from_bits(h).to_f32()).collect(),
+            WeightFormat::BF16 => halves.map(|h| f32::from_bits((h as u32) << 16)).collect(),
             f => return Err(Error::unsupported(format!("tensor {name} is {}, expected f32, f16 or bf16", f.name()))),
         };
-        let w = HostWeight::new(rows, cols, data).map_err(|e| Error::new(e.kind, format!("tensor {name}: {}", e.message)))?;
-        Ok((0..rows).flat_map(|r| w.row_f32(r)).collect())
+        check_finite(name, &v)?;
+        Ok(v)
     }
 
     pub fn from_gguf(t: TensorInfo, bytes: Vec<u8>) -> Self {

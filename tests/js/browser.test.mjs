@@ -94,7 +94,8 @@ test('WebGPU device lost mid-generation: the model moves to the CPU and the gene
     assert.equal(r.before, 'webgpu');
     assert.equal(r.after, 'cpu');
     assert.ok(r.pieces >= 4, `${r.pieces} pieces`);
-    assert.equal(r.fallbacks.length, 1);
+    assert.equal(r.fallbacks.length, 2);
+    assert.deepEqual(r.late, ['cpu', true], 'a load on the lost device lands on the CPU');
     assert.match(r.reason, /GPU/);
     assert.deepEqual(r.got, r.want, 'the same 12 tokens as a CPU-only run');
     assert.ok(r.sameLogits, 'after the move, forward is the CPU path with the adapter at its scale');
