@@ -79,6 +79,10 @@ pub trait Backend: Clone + 'static {
     fn arena(&self) -> Self::Arena;
     /// Writes `data` at element `offset`, growing the arena as needed.
     fn arena_write(&self, arena: &mut Self::Arena, offset: usize, data: &[f32]) -> Result<()>;
+    /// Gives back storage past element `len` (adapters were unloaded); keeps what is before.
+    fn arena_truncate(&self, arena: &mut Self::Arena, len: usize) -> Result<()>;
+    /// Elements of storage the arena holds now.
+    fn arena_capacity(&self, arena: &Self::Arena) -> usize;
 
     /// `y[n, out] = x[n, in]·Wᵀ + Σ_entries coef·(x_row·Aᵀ)·Bᵀ`, fused: W read once, y
     /// written once. Every element of `y` is written.

@@ -151,7 +151,15 @@ impl<B: Backend> LoraLinear<B> {
         let len = s.rank as usize * (self.inp + self.out) + if s.g_off != NO_GAIN { self.out } else { 0 };
         self.alloc.free(s.a_off as usize, len);
         self.slots[id] = None;
+        // Storage past the last adapter still loaded goes back (a hole in the middle is
+        // reused by the next load instead). Best effort: the adapter is gone either way.
+        let _ = self.backend.arena_truncate(&mut self.arena, self.alloc.end());
         Ok(())
+    }
+
+    /// Elements of adapter storage this layer holds (capacity, not use).
+    pub fn adapter_storage(&self) -> usize {
+        self.backend.arena_capacity(&self.arena)
     }
 
     pub fn set_scale(&mut self, id: usize, scale: f32) -> Result<()> {

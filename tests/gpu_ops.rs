@@ -145,3 +145,34 @@ fn dora_linear_on_the_gpu_matches_the_cpu() {
         }
     }
 }
+
+/// Unloading gives adapter storage back on both backends (the CPU exactly, the GPU once less
+/// than half is used), and what stays loaded still computes the same.
+#[test]
+fn unloading_adapters_returns_their_storage() {
+    use lorafuse::{LoraLinear, Mix};
+    let Some(g) = common::gpu(GpuOptions::default()) else { return };
+    fn run<B: ModelOps>(b: &B) -> (Vec<usize>, Vec<f32>) {
+        let mut rng = Rng::new(3);
+        let (out, inp) = (48, 40);
+        let w = HostWeight::new(out, inp, WeightData::F32(rng.vec(out * inp, 0.2))).unwrap();
+        let mut l = LoraLinear::new(b, w).unwrap();
+        let mut sizes = vec![l.adapter_storage()];
+        let a = l.add_adapter(&rng.vec(4 * inp, 0.2), &rng.vec(out * 4, 0.2), 4, 1.0).unwrap();
+        let big = l.add_adapter(&rng.vec(32 * inp, 0.2), &rng.vec(out * 32, 0.2), 32, 1.0).unwrap();
+        sizes.push(l.adapter_storage());
+        l.remove_adapter(big).unwrap();
+        sizes.push(l.adapter_storage());
+        let y = pollster::block_on(l.run(&rng.vec(3 * inp, 1.0), 3, &Mix::All(vec![(a, 1.0)]))).unwrap();
+        l.remove_adapter(a).unwrap();
+        sizes.push(l.adapter_storage());
+        (sizes, y)
+    }
+    let (cpu, want) = run(&CpuBackend::default());
+    let (gpu, got) = run(&g);
+    let a_len = 4 * (40 + 48);
+    assert!(cpu[1] >= a_len + 32 * 88, "{cpu:?}");
+    assert_eq!((cpu[2], cpu[3]), (a_len, 0), "CPU storage after unloading: {cpu:?}");
+    assert!(gpu[2] < gpu[1] / 2 && gpu[2] >= a_len && gpu[3] <= 4, "GPU storage after unloading: {gpu:?}");
+    close("the adapter left loaded", &got, &want, 1e-5);
+}

@@ -89,6 +89,16 @@ impl Backend for CpuBackend {
         Vec::new()
     }
 
+    fn arena_truncate(&self, arena: &mut Vec<f32>, len: usize) -> Result<()> {
+        arena.truncate(len);
+        arena.shrink_to_fit();
+        Ok(())
+    }
+
+    fn arena_capacity(&self, arena: &Vec<f32>) -> usize {
+        arena.capacity()
+    }
+
     fn arena_write(&self, arena: &mut Vec<f32>, offset: usize, data: &[f32]) -> Result<()> {
         let end = offset + data.len();
         if arena.len() < end {

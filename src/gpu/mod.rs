@@ -347,6 +347,32 @@ impl Backend for GpuBackend {
         self.0.ctx.check()
     }
 
+    /// Reallocates smaller once less than half is used (then copies what is kept).
+    fn arena_truncate(&self, arena: &mut GpuArena, len: usize) -> Result<()> {
+        if len * 2 > arena.cap || arena.cap <= 4 {
+            return Ok(());
+        }
+        let cap = len.max(4);
+        let buf = self.buffer("lora arena", (cap * 4) as u64, STORAGE | wgpu::BufferUsages::COPY_SRC)?;
+        if len > 0 {
+            self.0.record(|enc| {
+                enc.copy_buffer_to_buffer(&arena.buf, 0, &buf, 0, (len * 4) as u64);
+                Ok(())
+            })?;
+        }
+        self.0.flush();
+        self.0.pool.forget(arena.id);
+        arena.buf.destroy();
+        arena.buf = buf;
+        arena.cap = cap;
+        arena.id = self.0.pool.new_id();
+        self.0.ctx.check()
+    }
+
+    fn arena_capacity(&self, arena: &GpuArena) -> usize {
+        arena.cap
+    }
+
     fn lora_linear(
         &self,
         x: &GpuTensor,

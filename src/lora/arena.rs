@@ -1,6 +1,7 @@
 //! First-fit allocator over one flat f32 array per layer. Each adapter's A and B live in it
 //! back to back, so one storage binding serves every adapter of the layer (what per-row
-//! routing needs on the GPU). Freed ranges are reused; the array only grows.
+//! routing needs on the GPU). Freed ranges are reused; a freed range at the end lowers the
+//! high-water mark, and the layer then gives that storage back (`Backend::arena_truncate`).
 
 #[derive(Debug, Default, Clone)]
 pub struct ArenaAlloc {
@@ -50,6 +51,13 @@ impl ArenaAlloc {
             self.free[i - 1].1 += self.free[i].1;
             self.free.remove(i);
         }
+        // A hole at the end is no hole: the storage can end before it.
+        if let Some(&(o, l)) = self.free.last() {
+            if o + l == self.end {
+                self.free.pop();
+                self.end = o;
+            }
+        }
     }
 }
 
@@ -70,7 +78,11 @@ mod tests {
         a.free(10, 15);
         assert_eq!(a.alloc(25), 0); // merged hole [0, 30)
         a.free(z, 5);
-        assert_eq!(a.alloc(12), 25); // tail hole [25, 35) extended in place
+        assert_eq!(a.end(), 25); // the hole [25, 35) at the end lowered the mark
+        assert_eq!(a.alloc(12), 25);
         assert_eq!(a.end(), 37);
+        a.free(0, 25);
+        a.free(25, 12);
+        assert_eq!((a.end(), a.free.len()), (0, 0)); // everything freed: nothing held
     }
 }
