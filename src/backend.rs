@@ -79,6 +79,8 @@ pub trait Backend: Clone + 'static {
     fn arena(&self) -> Self::Arena;
     /// Writes `data` at element `offset`, growing the arena as needed.
     fn arena_write(&self, arena: &mut Self::Arena, offset: usize, data: &[f32]) -> Result<()>;
+    /// An adapter's range was freed (its storage may go now, or stay for reuse).
+    fn arena_release(&self, _arena: &mut Self::Arena, _offset: usize, _len: usize) {}
     /// Gives back storage past element `len` (adapters were unloaded); keeps what is before.
     fn arena_truncate(&self, arena: &mut Self::Arena, len: usize) -> Result<()>;
     /// Elements of storage the arena holds now.

@@ -150,6 +150,7 @@ impl<B: Backend> LoraLinear<B> {
         let s = self.slot(id)?;
         let len = s.rank as usize * (self.inp + self.out) + if s.g_off != NO_GAIN { self.out } else { 0 };
         self.alloc.free(s.a_off as usize, len);
+        self.backend.arena_release(&mut self.arena, s.a_off as usize, len);
         self.slots[id] = None;
         // Storage past the last adapter still loaded goes back (a hole in the middle is
         // reused by the next load instead). Best effort: the adapter is gone either way.

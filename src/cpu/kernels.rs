@@ -4,6 +4,7 @@
 //! What happens to each finished tile is a `TileSink`: the base matmul adds the adapters'
 //! `T·Bᵀ` in-tile and writes y once; the shrink scales and stores T.
 
+use super::arena::CpuArena;
 use super::decode::{Decode, F32};
 use super::simd::{F32x4, I16x32};
 use crate::lora::{RouteEntry, Routes};
@@ -235,19 +236,31 @@ struct Output<'a> {
     /// adapter's term are finished separately.
     dora: bool,
     out: usize,
-    arena: &'a [f32],
+    /// The routes' entries, and per entry its B rows and DoRA gains, resolved in the arena
+    /// once per call (entries are found by their position in `entries`).
+    entries: &'a [RouteEntry],
+    b: Vec<*const f32>,
+    g: Vec<*const f32>,
     t: &'a [f32],
     y: &'a mut [f32],
+}
+
+/// Position of `e` in `entries` (the block slices are sub-slices of it).
+#[inline(always)]
+fn index(entries: &[RouteEntry], e: &RouteEntry) -> usize {
+    // SAFETY: `e` is an element of `entries`.
+    unsafe { (e as *const RouteEntry).offset_from(entries.as_ptr()) as usize }
 }
 
 impl<const R: usize> TileSink<R> for Output<'_> {
     #[inline(always)]
     fn tile<const C: usize>(&mut self, o: usize, mut acc: Acc<R, C>) {
-        let (arena, t) = (self.arena.as_ptr(), self.t.as_ptr());
-        // SAFETY: every route entry's T range and B rows lie inside `t` and `arena` (checked
-        // when the adapter was added and when the routes were built).
+        let (t, entries, bs, gs) = (self.t.as_ptr(), self.entries, &self.b, &self.g);
+        // SAFETY: every route entry's T range and B rows lie inside `t` and its B block
+        // (checked when the adapter was added and when the routes were built).
         let b_rows = |e: &RouteEntry| -> [*const f32; C] {
-            core::array::from_fn(|c| unsafe { arena.add(e.b_off as usize + (o + c) * e.rank as usize) })
+            let b = bs[index(entries, e)];
+            core::array::from_fn(|c| unsafe { b.add((o + c) * e.rank as usize) })
         };
         if self.dora {
             let base = acc.finish();
@@ -259,7 +272,8 @@ impl<const R: usize> TileSink<R> for Output<'_> {
                     let [lora] = one.finish();
                     for c in 0..C {
                         out[c] += if e.dora() {
-                            let g = self.arena[e.g_off as usize + o + c];
+                            // SAFETY: a DoRA entry's gain block holds `out` values.
+                            let g = unsafe { *gs[index(entries, e)].add(o + c) };
                             e.gw * (g - 1.0) * base_r[c] + g * lora[c]
                         } else {
                             lora[c]
@@ -320,14 +334,16 @@ pub fn lora_linear<F: Decode>(
     inp: usize,
     w: &[F::Unit],
     out: usize,
-    arena: &[f32],
+    arena: &CpuArena,
     routes: &Routes,
     t: &[f32],
     y: &mut [f32],
     int8: bool,
 ) {
     assert!(x.len() >= n * inp && w.len() >= out * F::row_units(inp) && y.len() >= n * out && routes.n_rows() == n);
-    let mut sink = Output { r0: 0, block: [&[]; 4], uniform: false, dora: false, out, arena, t, y };
+    let b = routes.entries.iter().map(|e| arena.at(e.b_off as usize)[..out * e.rank as usize].as_ptr()).collect();
+    let g = routes.entries.iter().map(|e| if e.dora() { arena.at(e.g_off as usize)[..out].as_ptr() } else { core::ptr::null() }).collect();
+    let mut sink = Output { r0: 0, block: [&[]; 4], uniform: false, dora: false, out, entries: &routes.entries, b, g, t, y };
     let step = if F::AFFINE { 2 } else { 4 };
     let quant: Vec<QuantRow> = if int8 && F::INT8 { x.chunks_exact(inp).take(n).map(QuantRow::new).collect() } else { vec![] };
     for r0 in (0..n).step_by(step) {
@@ -356,7 +372,7 @@ pub fn lora_linear<F: Decode>(
 
 /// `T[t_off + k] = coef · x_row·A[k]` for every route entry. Entries of the same adapter are
 /// batched four rows at a time, so each A row is read once per block.
-pub fn lora_shrink(x: &[f32], inp: usize, arena: &[f32], routes: &Routes, t: &mut [f32]) {
+pub fn lora_shrink(x: &[f32], inp: usize, arena: &CpuArena, routes: &Routes, t: &mut [f32]) {
     let mut by_adapter: Vec<(u32, Vec<&RouteEntry>)> = Vec::new();
     for e in &routes.entries {
         match by_adapter.iter_mut().find(|(a, _)| *a == e.a_off) {
@@ -366,7 +382,7 @@ pub fn lora_shrink(x: &[f32], inp: usize, arena: &[f32], routes: &Routes, t: &mu
     }
     for (a_off, entries) in &by_adapter {
         let rank = entries[0].rank as usize;
-        let a = &arena[*a_off as usize..][..rank * inp];
+        let a = &arena.at(*a_off as usize)[..rank * inp];
         for block in entries.chunks(4) {
             let xs: Vec<*const f32> = block.iter().map(|e| x[e.row as usize * inp..][..inp].as_ptr()).collect();
             let mut sink = Shrink { entries: block, t: &mut *t };

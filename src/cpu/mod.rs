@@ -1,6 +1,7 @@
 //! CPU backend: wasm SIMD128 kernels under wasm32, the same code on portable vectors natively.
 //! Ops run eagerly; tensors are plain `Vec<f32>`.
 
+pub mod arena;
 pub mod decode;
 pub mod kernels;
 pub mod model_ops;
@@ -11,6 +12,7 @@ use crate::backend::{check_linear_shapes, Backend, BackendKind, DoraGain};
 use crate::error::{checked_len, Error, Result};
 use crate::lora::Routes;
 use crate::weights::{HostWeight, WeightData, WeightFormat};
+pub use arena::CpuArena;
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CpuBackend {
@@ -33,7 +35,7 @@ pub struct CpuTensor {
 impl Backend for CpuBackend {
     type Tensor = CpuTensor;
     type Weight = HostWeight;
-    type Arena = Vec<f32>;
+    type Arena = CpuArena;
 
     fn kind(&self) -> BackendKind {
         BackendKind::Cpu
@@ -65,7 +67,7 @@ impl Backend for CpuBackend {
     }
 
     /// Row by row on the host, sums in f64.
-    fn dora_gain(&self, w: &HostWeight, arena: &mut Vec<f32>, d: &DoraGain<'_>) -> Result<()> {
+    fn dora_gain(&self, w: &HostWeight, arena: &mut CpuArena, d: &DoraGain<'_>) -> Result<()> {
         let (inp, rank) = (w.cols, d.rank);
         let mut gain = Vec::with_capacity(w.rows);
         for o in 0..w.rows {
@@ -85,35 +87,32 @@ impl Backend for CpuBackend {
         self.arena_write(arena, d.g_off, &gain)
     }
 
-    fn arena(&self) -> Vec<f32> {
-        Vec::new()
+    fn arena(&self) -> CpuArena {
+        CpuArena::default()
     }
 
-    fn arena_truncate(&self, arena: &mut Vec<f32>, len: usize) -> Result<()> {
-        arena.truncate(len);
-        arena.shrink_to_fit();
+    fn arena_release(&self, arena: &mut CpuArena, offset: usize, len: usize) {
+        arena.release(offset, len);
+    }
+
+    fn arena_truncate(&self, arena: &mut CpuArena, len: usize) -> Result<()> {
+        arena.release(len, usize::MAX - len);
         Ok(())
     }
 
-    fn arena_capacity(&self, arena: &Vec<f32>) -> usize {
-        arena.capacity()
+    fn arena_capacity(&self, arena: &CpuArena) -> usize {
+        arena.len()
     }
 
-    fn arena_write(&self, arena: &mut Vec<f32>, offset: usize, data: &[f32]) -> Result<()> {
-        let end = offset + data.len();
-        if arena.len() < end {
-            arena.try_reserve(end - arena.len()).map_err(|_| Error::backend("out of memory growing adapter storage"))?;
-            arena.resize(end, 0.0);
-        }
-        arena[offset..end].copy_from_slice(data);
-        Ok(())
+    fn arena_write(&self, arena: &mut CpuArena, offset: usize, data: &[f32]) -> Result<()> {
+        arena.write(offset, data)
     }
 
     fn lora_linear(
         &self,
         x: &CpuTensor,
         w: &HostWeight,
-        arena: &Vec<f32>,
+        arena: &CpuArena,
         routes: &Routes,
         y: &mut CpuTensor,
     ) -> Result<()> {
