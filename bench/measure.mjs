@@ -14,8 +14,8 @@ export async function best(reps, fn) {
   return t;
 }
 
-export async function benchLorafuse(api, source, { prompt, tokens = 32, reps = 3, label = 'lorafuse' } = {}) {
-  const rt = await api.LoraRuntime.create({ backend: 'cpu' });
+export async function benchLorafuse(api, source, { prompt, tokens = 32, reps = 3, label = 'lorafuse', backend = 'cpu' } = {}) {
+  const rt = await api.LoraRuntime.create({ backend });
   const t0 = now();
   const model = await rt.loadModel(source);
   const loadMs = now() - t0;
@@ -35,6 +35,7 @@ export async function benchLorafuse(api, source, { prompt, tokens = 32, reps = 3
     fileBytes: model.info.fileBytes,
     peakWasmBytes: api.LoraRuntime.wasmMemoryBytes(),
     quantization: `${model.info.quantization} (embedding ${model.info.embeddingFormat})`,
+    backend: model.info.backend,
   };
   model.dispose();
   return out;

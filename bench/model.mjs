@@ -52,5 +52,18 @@ try {
   console.log(`\nChromium: peak wasm memory after the Q4_1 model ${MiB(lf.peakWasmBytes)} MiB (file ${MiB(lf.fileBytes)} MiB); cross-origin isolated: ${r.isolated}`);
 } finally {
   await browser.close();
+}
+// The same model end to end on WebGPU (SwiftShader here): 4 tokens, one repetition.
+const gpuBrowser = await launch({ webgpu: true });
+try {
+  const { page } = await open(gpuBrowser, `${url}/bench/page.html`, 'benchReady');
+  const g = await page.evaluate(([p]) => window.runWebGpu(p, 4), [PROMPT]);
+  console.log('');
+  table([g]);
+  console.log(`WebGPU: peak wasm memory ${MiB(g.peakWasmBytes)} MiB (the loader holds each tensor once until it is uploaded; wasm memory never shrinks, but nothing is kept after the upload)`);
+} catch (e) {
+  console.log(`WebGPU row: ${e.message}`);
+} finally {
+  await gpuBrowser.close();
   server.close();
 }

@@ -169,6 +169,7 @@ async function addUserAdapter(label, files) {
 window.addUserAdapter = addUserAdapter; // for the tests: they cannot synthesize folder drops
 
 async function main() {
+  $('#model-name').textContent = MODEL_NAME.replace(/\.Q\w+$/, '');
   worker = await LoraWorker.create({ backend: params.get('backend') ?? 'auto' });
   $('#backend').textContent = worker.backend === 'webgpu' ? `WebGPU: ${worker.device}` : worker.device;
   if (worker.fallbackReason) $('#backend').title = `WebGPU unavailable: ${worker.fallbackReason}`;
