@@ -28,6 +28,22 @@ fn w_at(o: u32, k: u32, cols: u32) -> f32 {
     return d * f32(q) + half_at(base + 2u);
 }
 
+// Four weights k..k+3 (k % 4 == 0): one block, its scale (and min) read once, and one
+// 4-byte run of quants (Q4: the same nibble half of 4 consecutive bytes).
 fn w_at4(o: u32, k: u32, cols: u32) -> vec4<f32> {
-    return vec4<f32>(w_at(o, k, cols), w_at(o, k + 1u, cols), w_at(o, k + 2u, cols), w_at(o, k + 3u, cols));
+    let base = (o * (cols / 32u) + k / 32u) * BLOCK_BYTES;
+    let j = k % 32u;
+    let d = half_at(base);
+    if (QUANT == 0u) {
+        let q0 = base + 2u + j;
+        let q = vec4<u32>(byte_at(q0), byte_at(q0 + 1u), byte_at(q0 + 2u), byte_at(q0 + 3u));
+        return d * vec4<f32>((vec4<i32>(q << vec4<u32>(24u)) >> vec4<u32>(24u)));
+    }
+    let q0 = base + select(2u, 4u, QUANT == 2u) + j % 16u;
+    let shift = select(0u, 4u, j >= 16u);
+    let q = (vec4<u32>(byte_at(q0), byte_at(q0 + 1u), byte_at(q0 + 2u), byte_at(q0 + 3u)) >> vec4<u32>(shift)) & vec4<u32>(0xfu);
+    if (QUANT == 1u) {
+        return d * (vec4<f32>(q) - 8.0);
+    }
+    return d * vec4<f32>(q) + half_at(base + 2u);
 }
