@@ -14,7 +14,20 @@ export class LoraWorker {
   readonly device: string;
   readonly fallbackReason?: string;
   /** A URL (string), Blob/File, ArrayBuffer/Uint8Array or {files}; see LoraRuntime#loadModel. */
-  loadModel(source: unknown, options?: { onProgress?: (p: WorkerProgress) => void; fileName?: string; int8Activations?: boolean }): Promise<WorkerModel>;
+  loadModel(
+    source: unknown,
+    options?: {
+      onProgress?: (p: WorkerProgress) => void;
+      fileName?: string;
+      int8Activations?: boolean;
+      cache?: string;
+      /** WebGPU: move to the CPU when the GPU fails (default true). */
+      fallback?: boolean;
+      onFallback?: (info: { reason: string }) => void;
+    },
+  ): Promise<WorkerModel>;
+  /** Destroys the worker's GPU device as a driver reset would (tests of the CPU fallback). */
+  loseDeviceForTesting(): Promise<boolean>;
   dispose(): void;
 }
 
@@ -26,7 +39,10 @@ export interface WorkerStream extends AsyncIterable<string> {
 
 export class WorkerModel {
   private constructor();
+  /** Updated when the model moves to the CPU (info.backend becomes "cpu"). */
   readonly info: Record<string, unknown>;
+  /** Why the model moved from the GPU to the CPU, if it did. */
+  readonly fallbackReason: string | undefined;
   loadAdapter(name: string, source: unknown, options?: { replace?: boolean; onProgress?: (p: WorkerProgress) => void }): Promise<Record<string, unknown>>;
   unloadAdapter(name: string): Promise<void>;
   setAdapterScale(name: string, scale: number): Promise<void>;

@@ -11,6 +11,7 @@ class Channel {
   constructor(worker) {
     this.#worker = worker;
     worker.onmessage = ({ data }) => {
+      if (data.fallback) return this.onFallback?.(data.fallback);
       const p = this.#pending.get(data.id);
       if (!p) return;
       if (data.progress) return p.onProgress?.(data.progress);
@@ -56,12 +57,27 @@ export class LoraWorker {
   static async create({ backend = 'auto', worker } = {}) {
     const w = worker ?? new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
     const ch = new Channel(w);
+    const models = new Map();
+    ch.onFallback = ({ handle, reason, info }) => models.get(handle)?.deref()?._movedToCpu(reason, info);
     const info = await ch.request('create', { backend }).done;
-    return new LoraWorker(ch, info);
+    const lw = new LoraWorker(ch, info);
+    lw.#models = models;
+    return lw;
   }
-  async loadModel(source, { onProgress, ...options } = {}) {
-    const { handle, info } = await this.#ch.request('loadModel', { source: portable(source), options }, { onProgress }).done;
-    return new WorkerModel(this.#ch, handle, info);
+  #models;
+  /** As LoraRuntime#loadModel; `onFallback({reason})` runs here when the model moves to the CPU. */
+  async loadModel(source, { onProgress, onFallback, ...options } = {}) {
+    const { handle, info, fallbackReason } = await this.#ch.request('loadModel', { source: portable(source), options }, { onProgress }).done;
+    const m = new WorkerModel(this.#ch, handle, info);
+    m.fallbackReason = fallbackReason;
+    m.onFallback = onFallback;
+    this.#models.set(handle, new WeakRef(m));
+    if (fallbackReason) onFallback?.({ reason: fallbackReason });
+    return m;
+  }
+  /** Destroys the worker's GPU device as a driver reset would (tests of the CPU fallback). */
+  loseDeviceForTesting() {
+    return this.#ch.request('loseDeviceForTesting').done;
   }
   dispose() {
     this.#ch.terminate();
@@ -75,6 +91,12 @@ export class WorkerModel {
     this.#ch = ch;
     this.#h = handle;
     this.info = info;
+  }
+  /** @internal the worker moved this model to the CPU (GPU lost) */
+  _movedToCpu(reason, info) {
+    this.info = info;
+    this.fallbackReason = reason;
+    this.onFallback?.({ reason });
   }
   #call(method, ...args) {
     return this.#ch.request('call', { handle: this.#h, method, args }).done;

@@ -21,10 +21,12 @@ const handlers = {
     return { backend: rt.backend, device: rt.device, fallbackReason: rt.fallbackReason };
   },
   async loadModel({ source, options }, id) {
-    const model = await rt.loadModel(source, { ...options, onProgress: (p) => reply({ id, progress: p }) });
     const handle = nextModel++;
+    // A later move to the CPU (GPU lost) is announced to the client's WorkerModel.
+    const onFallback = ({ reason }) => models.has(handle) && reply({ fallback: { handle, reason, info: models.get(handle).info } });
+    const model = await rt.loadModel(source, { ...options, onFallback, onProgress: (p) => reply({ id, progress: p }) });
     models.set(handle, model);
-    return { handle, info: model.info };
+    return { handle, info: model.info, fallbackReason: model.fallbackReason };
   },
   async loadAdapter({ handle, name, source, options }, id) {
     return models.get(handle).loadAdapter(name, source, { ...options, onProgress: (p) => reply({ id, progress: p }) });
@@ -59,6 +61,10 @@ const handlers = {
     } finally {
       gens.delete(id);
     }
+  },
+  loseDeviceForTesting() {
+    rt.loseDeviceForTesting();
+    return true;
   },
   abort({ target }) {
     gens.get(target)?.abort();

@@ -104,6 +104,20 @@ test('WebGPU device lost mid-generation: the model moves to the CPU and the gene
   }
 });
 
+test('lorafuse/worker: device lost mid-generation, the worker moves the model to the CPU and says so', { timeout: 120_000 }, async () => {
+  const browser = await launch({ webgpu: true });
+  try {
+    const { page } = await open(browser, `${url}/tests/js/page.html`);
+    const r = await page.evaluate(() => window.workerDeviceLoss());
+    assert.deepEqual([r.before, r.after], ['webgpu', 'cpu']);
+    assert.equal(r.fallbacks.length, 1);
+    assert.equal(r.reason, r.fallbacks[0]);
+    assert.deepEqual(r.got, r.want);
+  } finally {
+    await browser.close();
+  }
+});
+
 test('lorafuse/worker in Chromium: same text and tokens as the main thread, typed errors, batches', { timeout: 120_000 }, async () => {
   const browser = await launch({ webgpu: false });
   try {
