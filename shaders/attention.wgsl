@@ -1,6 +1,7 @@
 // Causal attention of new query rows against the KV cache, GQA, optional sliding window.
 // One workgroup per (query row, head): scores go to a scratch row, softmax is max-subtracted,
-// then each thread sums one or more output dims over the positions.
+// then each thread sums one or more output dims over the positions. Composed after
+// reduce.wgsl.
 
 struct AttnParams {
     rows: u32,      // new query rows, at positions pos0 ..
@@ -19,22 +20,6 @@ struct AttnParams {
 @group(0) @binding(3) var<storage, read_write> scores: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<uniform> p: AttnParams;
-
-var<workgroup> red: array<f32, 64>;
-
-fn reduce(l: u32, v: f32, is_max: bool) -> f32 {
-    red[l] = v;
-    workgroupBarrier();
-    for (var stride = 32u; stride > 0u; stride >>= 1u) {
-        if (l < stride) {
-            red[l] = select(red[l] + red[l + stride], max(red[l], red[l + stride]), is_max);
-        }
-        workgroupBarrier();
-    }
-    let r = red[0];
-    workgroupBarrier();
-    return r;
-}
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) l: u32) {
@@ -62,14 +47,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         scores[so + t - start] = d;
         m = max(m, d);
     }
-    let mx = reduce(l, m, true);
+    let mx = workgroup_max(l, m);
     var s = 0.0;
     for (var t = start + l; t < end; t += 64u) {
         let e = exp(scores[so + t - start] - mx);
         scores[so + t - start] = e;
         s += e;
     }
-    let total = reduce(l, s, false);
+    let total = workgroup_sum(l, s);
     storageBarrier();
     for (var e = l; e < hd; e += 64u) {
         var acc = 0.0;

@@ -1,7 +1,7 @@
 // DoRA's per-output gain g_o = m_o / ‖W_o + scale·B_o·A‖₂ for the rows of one weight chunk,
 // computed from the weight as stored and the factors in the arena, without a merged copy.
 // On entry the gain slot holds the magnitude m; it is overwritten with g. One workgroup per
-// output row. Composed after a weights_*.wgsl snippet (binding 0).
+// output row. Composed after a weights_*.wgsl snippet (binding 0) and reduce.wgsl.
 
 struct DoraParams {
     cols: u32,      // in features
@@ -17,8 +17,6 @@ struct DoraParams {
 @group(0) @binding(1) var<storage, read_write> arena: array<f32>;
 @group(0) @binding(2) var<uniform> p: DoraParams;
 
-var<workgroup> part: array<f32, 64>;
-
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let o = wid.x;
@@ -32,15 +30,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let v = w_at(o, k, p.cols) + p.scale * d;
         s += v * v;
     }
-    part[l] = s;
-    workgroupBarrier();
-    for (var stride = 32u; stride > 0u; stride >>= 1u) {
-        if (l < stride) {
-            part[l] += part[l + stride];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum(l, s);
     if (l == 0u) {
-        arena[p.g_off + go] = arena[p.g_off + go] / sqrt(part[0]);
+        arena[p.g_off + go] = arena[p.g_off + go] / sqrt(total);
     }
 }

@@ -8,6 +8,19 @@
 const WG: u32 = 64u;
 var<workgroup> part: array<vec4<f32>, WG>;
 
+// Σ T[t_off + k]·B[go, k] over k = k0, k0 + step, … < rank, for route entry e.
+fn lora_part(e: u32, go: u32, k0: u32, step: u32) -> f32 {
+    let base = p.n + 1u + e * 8u;
+    let b_off = routes[base + 2u];
+    let rank = routes[base + 3u];
+    let t_off = routes[base + 4u];
+    var s = 0.0;
+    for (var k = k0; k < rank; k += step) {
+        s += t[t_off + k] * arena[b_off + go * rank + k];
+    }
+    return s;
+}
+
 fn x4(r: u32, k: u32) -> vec4<f32> {
     let i = r * p.cols + k;
     return vec4<f32>(x[i], x[i + 1u], x[i + 2u], x[i + 3u]);
@@ -44,13 +57,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var r = 0u; r < nr; r++) {
             let row = r0 + r;
             for (var e = routes[row]; e < routes[row + 1u]; e++) {
-                let base = p.n + 1u + e * 8u;
-                let b_off = routes[base + 2u];
-                let rank = routes[base + 3u];
-                let t_off = routes[base + 4u];
-                for (var k = lid; k < rank; k += WG) {
-                    acc[r] += t[t_off + k] * arena[b_off + go * rank + k];
-                }
+                acc[r] += lora_part(e, go, lid, WG);
             }
         }
     }
@@ -69,14 +76,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             if (p.dora != 0u) {
                 let row = r0 + r;
                 for (var e = routes[row]; e < routes[row + 1u]; e++) {
+                    let lora = lora_part(e, go, 0u, 1u);
                     let base = p.n + 1u + e * 8u;
-                    let b_off = routes[base + 2u];
-                    let rank = routes[base + 3u];
-                    let t_off = routes[base + 4u];
-                    var lora = 0.0;
-                    for (var k = 0u; k < rank; k++) {
-                        lora += t[t_off + k] * arena[b_off + go * rank + k];
-                    }
                     let g_off = routes[base + 6u];
                     if (g_off == NO_GAIN) {
                         out += lora;

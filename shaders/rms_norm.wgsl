@@ -1,4 +1,5 @@
 // Row-wise RMSNorm: out = x / sqrt(mean(x²) + eps) · gain. One workgroup per row.
+// Composed after reduce.wgsl.
 
 struct NormParams {
     cols: u32,
@@ -12,8 +13,6 @@ struct NormParams {
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<uniform> p: NormParams;
 
-var<workgroup> part: array<f32, 64>;
-
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) l: u32) {
     let base = wid.x * p.cols;
@@ -22,15 +21,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let v = x[base + k];
         s += v * v;
     }
-    part[l] = s;
-    workgroupBarrier();
-    for (var stride = 32u; stride > 0u; stride >>= 1u) {
-        if (l < stride) {
-            part[l] += part[l + stride];
-        }
-        workgroupBarrier();
-    }
-    let r = 1.0 / sqrt(part[0] / f32(p.cols) + p.eps);
+    let r = 1.0 / sqrt(workgroup_sum(l, s) / f32(p.cols) + p.eps);
     for (var k = l; k < p.cols; k += 64u) {
         out[base + k] = x[base + k] * r * gain[k];
     }

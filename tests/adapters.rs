@@ -3,6 +3,9 @@
 //! config feature, hot-swapping, unloading, and bad adapters.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+use common::max_rel;
+
 use lorafuse::model::adapters::{peft_from_files, AdapterChoice};
 use lorafuse::model::llama::Logits;
 use lorafuse::model::load::Loader;
@@ -46,17 +49,6 @@ fn logits(m: &Model<CpuBackend>, ids: &[u32], choice: &AdapterChoice) -> Vec<f32
 
 fn one(name: &str) -> AdapterChoice {
     AdapterChoice::Stack(vec![(name.into(), 1.0)])
-}
-
-fn max_rel(got: &[f32], want: &[f32], vocab: usize) -> f64 {
-    got.chunks(vocab)
-        .zip(want.chunks(vocab))
-        .map(|(g, w)| {
-            let num: f64 = g.iter().zip(w).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
-            let den: f64 = w.iter().map(|b| (*b as f64).powi(2)).sum();
-            (num / den).sqrt()
-        })
-        .fold(0.0, f64::max)
 }
 
 fn expected(name: &str) -> Vec<f32> {

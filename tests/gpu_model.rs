@@ -4,6 +4,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
+use common::max_rel;
 use lorafuse::model::adapters::{peft_from_files, AdapterChoice};
 use lorafuse::model::llama::Logits;
 use lorafuse::model::load::Loader;
@@ -51,18 +52,6 @@ fn prompt() -> Vec<u32> {
 fn forward<B: ModelOps>(m: &Model<B>, s: &mut lorafuse::model::llama::Session<B>, ids: &[u32], logits: Logits, mix: &Mix) -> Vec<f32> {
     let t = m.llama.forward(s, ids, logits, mix).unwrap();
     pollster::block_on(m.llama.backend().read(&t)).unwrap()
-}
-
-fn max_rel(got: &[f32], want: &[f32], vocab: usize) -> f64 {
-    assert_eq!(got.len(), want.len());
-    got.chunks(vocab)
-        .zip(want.chunks(vocab))
-        .map(|(g, w)| {
-            let num: f64 = g.iter().zip(w).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
-            let den: f64 = w.iter().map(|b| (*b as f64).powi(2)).sum();
-            (num / den).sqrt()
-        })
-        .fold(0.0, f64::max)
 }
 
 fn argmax(v: &[f32]) -> u32 {

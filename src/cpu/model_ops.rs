@@ -2,20 +2,13 @@
 
 use super::{ops, CpuBackend, CpuTensor};
 use crate::error::{Error, Result};
-use crate::model::ops::ModelOps;
+use crate::model::ops::{check_attention, same_shape, ModelOps};
 use crate::weights::HostWeight;
 
 pub struct CpuKv {
     k: Vec<f32>,
     v: Vec<f32>,
     width: usize,
-}
-
-fn same_shape(a: &CpuTensor, b: &CpuTensor, op: &str) -> Result<()> {
-    if (a.rows, a.cols) != (b.rows, b.cols) {
-        return Err(Error::shape(format!("{op}: [{}, {}] vs [{}, {}]", a.rows, a.cols, b.rows, b.cols)));
-    }
-    Ok(())
 }
 
 impl ModelOps for CpuBackend {
@@ -85,17 +78,7 @@ impl ModelOps for CpuBackend {
         head_dim: usize,
         window: Option<usize>,
     ) -> Result<CpuTensor> {
-        same_shape(k, v, "attention k/v")?;
-        if q.cols != heads * head_dim || k.cols != kv.width || q.rows != k.rows || self.kv_len(kv) != pos0 {
-            return Err(Error::shape(format!(
-                "attention: q [{}, {}], k [{}, {}], cache of {} at position {pos0}",
-                q.rows,
-                q.cols,
-                k.rows,
-                k.cols,
-                self.kv_len(kv)
-            )));
-        }
+        check_attention([q.rows, q.cols], [k.rows, k.cols], [v.rows, v.cols], kv.width, self.kv_len(kv), pos0, heads, kv_heads, head_dim)?;
         kv.k.extend_from_slice(&k.data);
         kv.v.extend_from_slice(&v.data);
         let mut out = vec![0.0; q.data.len()];
@@ -104,13 +87,13 @@ impl ModelOps for CpuBackend {
     }
 
     fn silu_mul(&self, gate: &mut CpuTensor, up: &CpuTensor) -> Result<()> {
-        same_shape(gate, up, "silu_mul")?;
+        same_shape([gate.rows, gate.cols], [up.rows, up.cols], "silu_mul")?;
         ops::silu_mul(&mut gate.data, &up.data);
         Ok(())
     }
 
     fn add(&self, x: &mut CpuTensor, y: &CpuTensor) -> Result<()> {
-        same_shape(x, y, "add")?;
+        same_shape([x.rows, x.cols], [y.rows, y.cols], "add")?;
         for (a, b) in x.data.iter_mut().zip(&y.data) {
             *a += b;
         }

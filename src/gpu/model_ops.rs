@@ -6,7 +6,7 @@ use super::pipelines::Kernel;
 use super::{GpuBackend, GpuTensor, GpuWeight, Inner, STORAGE};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::model::ops::ModelOps;
+use crate::model::ops::{check_attention, same_shape, ModelOps};
 use crate::weights::WeightFormat;
 use bytemuck::{Pod, Zeroable};
 use std::rc::Rc;
@@ -56,13 +56,6 @@ struct AttnParams {
     window: u32,
     span: u32,
     scale: f32,
-}
-
-fn same_shape(a: &GpuTensor, b: &GpuTensor, op: &str) -> Result<()> {
-    if (a.rows, a.cols) != (b.rows, b.cols) {
-        return Err(Error::shape(format!("{op}: [{}, {}] vs [{}, {}]", a.rows, a.cols, b.rows, b.cols)));
-    }
-    Ok(())
 }
 
 impl GpuBackend {
@@ -218,13 +211,7 @@ impl ModelOps for GpuBackend {
         head_dim: usize,
         window: Option<usize>,
     ) -> Result<GpuTensor> {
-        same_shape(k, v, "attention k/v")?;
-        if q.cols != heads * head_dim || k.cols != kv.width || q.rows != k.rows || kv.len != pos0 || heads % kv_heads != 0 {
-            return Err(Error::shape(format!(
-                "attention: q [{}, {}], k [{}, {}], cache of {} at position {pos0}",
-                q.rows, q.cols, k.rows, k.cols, kv.len
-            )));
-        }
+        check_attention([q.rows, q.cols], [k.rows, k.cols], [v.rows, v.cols], kv.width, kv.len, pos0, heads, kv_heads, head_dim)?;
         let rows = q.rows;
         let span = pos0 + rows;
         self.kv_reserve(kv, span)?;
@@ -253,7 +240,7 @@ impl ModelOps for GpuBackend {
     }
 
     fn silu_mul(&self, gate: &mut GpuTensor, up: &GpuTensor) -> Result<()> {
-        same_shape(gate, up, "silu_mul")?;
+        same_shape([gate.rows, gate.cols], [up.rows, up.cols], "silu_mul")?;
         let len = gate.rows * gate.cols;
         let params = Words4([len as u32, 0, 0, 0]);
         let bufs = [(&gate.buf.buf, gate.buf.id), (&up.buf.buf, up.buf.id)];
@@ -261,7 +248,7 @@ impl ModelOps for GpuBackend {
     }
 
     fn add(&self, x: &mut GpuTensor, y: &GpuTensor) -> Result<()> {
-        same_shape(x, y, "add")?;
+        same_shape([x.rows, x.cols], [y.rows, y.cols], "add")?;
         self.add_cyclic(x, y, x.rows * x.cols)
     }
 

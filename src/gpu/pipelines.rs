@@ -24,6 +24,7 @@ const ATTENTION: &str = include_str!("../../shaders/attention.wgsl");
 const PENALIZE: &str = include_str!("../../shaders/penalize.wgsl");
 const TOP_K: &str = include_str!("../../shaders/top_k.wgsl");
 const DORA_GAIN: &str = include_str!("../../shaders/dora_gain.wgsl");
+const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 
 /// The WGSL decode snippet for a weight format (binding 0, `w_at`, `w_at4`).
 pub fn weights_snippet(f: WeightFormat) -> String {
@@ -65,14 +66,14 @@ impl Kernel {
             Kernel::LoraMatvec(f) => [&weights(f), LORA_LINEAR_IO, LORA_MATVEC].join("\n"),
             Kernel::LoraMatmul(f) => [&weights(f), LORA_LINEAR_IO, LORA_MATMUL].join("\n"),
             Kernel::Embed(f) => [&weights(f), EMBED].join("\n"),
-            Kernel::RmsNorm => RMS_NORM.to_string(),
+            Kernel::RmsNorm => [REDUCE, RMS_NORM].join("\n"),
             Kernel::Add => ADD.to_string(),
             Kernel::SiluMul => SILU_MUL.to_string(),
             Kernel::Rope => ROPE.to_string(),
-            Kernel::Attention => ATTENTION.to_string(),
+            Kernel::Attention => [REDUCE, ATTENTION].join("\n"),
             Kernel::Penalize => PENALIZE.to_string(),
             Kernel::TopK => TOP_K.to_string(),
-            Kernel::DoraGain(f) => [&weights(f), DORA_GAIN].join("\n"),
+            Kernel::DoraGain(f) => [&weights(f), REDUCE, DORA_GAIN].join("\n"),
         }
     }
 }

@@ -1,8 +1,8 @@
 //! The ops a transformer needs beyond the LoRA linear. The forward pass (`llama.rs`) is
-//! written once over this trait; the CPU implements it now, WebGPU next.
+//! written once over this trait; `cpu/model_ops.rs` and `gpu/model_ops.rs` implement it.
 
 use crate::backend::Backend;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 pub trait ModelOps: Backend {
     /// Keys and values of one layer for one sequence, `[positions, kv_heads·head_dim]` each.
@@ -54,4 +54,23 @@ pub trait ModelOps: Backend {
     /// the lower id), after the repetition penalty `penalties[row] = (penalty, tokens)`. On the
     /// GPU only these pairs come back, not the vocabulary.
     fn top_k(&self, logits: Self::Tensor, k: usize, penalties: &[(f32, Vec<u32>)]) -> impl std::future::Future<Output = Result<Vec<Vec<(u32, f32)>>>>;
+}
+
+/// Both operands of an element-wise op have one shape.
+pub fn same_shape(a: [usize; 2], b: [usize; 2], op: &str) -> Result<()> {
+    if a != b {
+        return Err(Error::shape(format!("{op}: {a:?} vs {b:?}")));
+    }
+    Ok(())
+}
+
+/// The shape contract of `attention` on every backend: q `[n, heads·head_dim]`, k and v
+/// `[n, kv_width]`, a cache holding exactly `pos0` positions, whole query groups.
+#[allow(clippy::too_many_arguments)]
+pub fn check_attention(q: [usize; 2], k: [usize; 2], v: [usize; 2], kv_width: usize, kv_len: usize, pos0: usize, heads: usize, kv_heads: usize, head_dim: usize) -> Result<()> {
+    same_shape(k, v, "attention k/v")?;
+    if q[1] != heads * head_dim || k[1] != kv_width || q[0] != k[0] || kv_len != pos0 || kv_heads == 0 || heads % kv_heads != 0 {
+        return Err(Error::shape(format!("attention: q {q:?}, k {k:?}, cache of {kv_len} at position {pos0}, {heads} heads over {kv_heads}")));
+    }
+    Ok(())
 }

@@ -21,6 +21,19 @@ pub fn gpu(opts: lorafuse::GpuOptions) -> Option<lorafuse::GpuBackend> {
 }
 
 
+/// The largest relative L2 error over rows of `vocab` logits.
+pub fn max_rel(got: &[f32], want: &[f32], vocab: usize) -> f64 {
+    assert_eq!(got.len(), want.len(), "lengths");
+    got.chunks(vocab)
+        .zip(want.chunks(vocab))
+        .map(|(g, w)| {
+            let num: f64 = g.iter().zip(w).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
+            let den: f64 = w.iter().map(|b| (*b as f64).powi(2)).sum();
+            (num / den).sqrt()
+        })
+        .fold(0.0, f64::max)
+}
+
 /// splitmix64: tiny, deterministic, good enough for test data.
 pub struct Rng(u64);
 
