@@ -56,6 +56,7 @@ pub(super) fn encode(
     g.ctx.queue.write_buffer(&routes_buf.buf, 0, bytemuck::cast_slice(&words));
     let t_buf = g.pool.acquire(dev, (routes.t_len.max(1) * 4) as u64, STORAGE);
     let kernel = if n < PREFILL_ROWS { Kernel::LoraMatvec(w.format) } else { Kernel::LoraMatmul(w.format) };
+    let dora = routes.entries.iter().any(|e| e.dora()) as u32;
     g.record(|enc| {
         if !routes.entries.is_empty() {
             let params = ShrinkParams { n: n as u32, cols: x.cols as u32, pad: [0; 2] };
@@ -77,7 +78,7 @@ pub(super) fn encode(
                 out_base: c.row0 as u32,
                 y_stride: w.rows as u32,
                 wg_x: wg_x as u32,
-                dora: routes.entries.iter().any(|e| e.dora()) as u32,
+                dora,
                 pad: 0,
             };
             let bufs = [

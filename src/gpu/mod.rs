@@ -131,7 +131,7 @@ impl Inner {
     }
 
     /// Records one pass of `kernel` into `enc`: `bufs` at bindings 0.., then a uniform holding
-    /// `params`. Returns the uniform, which must live until the submit.
+    /// `params` (a pooled buffer, reused only after the submit: see `pool.rs`).
     fn pass(
         &self,
         enc: &mut wgpu::CommandEncoder,
@@ -139,7 +139,7 @@ impl Inner {
         bufs: &[(&wgpu::Buffer, u64)],
         params: &[u8],
         grid: [usize; 3],
-    ) -> Result<PoolBuf> {
+    ) -> Result<()> {
         let max = self.ctx.max_dispatch as usize;
         if grid.iter().any(|&d| d > max) {
             return Err(Error::shape(format!("{kernel:?}: grid {grid:?} exceeds one GPU dispatch ({max} workgroups)")));
@@ -155,8 +155,7 @@ impl Inner {
         pass.set_pipeline(&pipe.pipeline);
         pass.set_bind_group(0, &bg, &[]);
         pass.dispatch_workgroups(grid[0] as u32, grid[1] as u32, grid[2] as u32);
-        drop(pass);
-        Ok(pbuf)
+        Ok(())
     }
 
     /// Records work into the open encoder (opening one if needed).
@@ -183,7 +182,7 @@ impl Inner {
 
     /// One pass of `kernel`, recorded.
     fn run(&self, kernel: Kernel, bufs: &[(&wgpu::Buffer, u64)], params: &[u8], grid: [usize; 3]) -> Result<()> {
-        self.record(|enc| self.pass(enc, kernel, bufs, params, grid).map(drop))
+        self.record(|enc| self.pass(enc, kernel, bufs, params, grid))
     }
 
     /// A 2-D grid of 256-thread workgroups covering `len` elements (kernels index

@@ -233,7 +233,7 @@ impl ModelOps for GpuBackend {
         self.0.record(|enc| {
             enc.copy_buffer_to_buffer(&k.buf.buf, 0, kb, at, bytes);
             enc.copy_buffer_to_buffer(&v.buf.buf, 0, vb, at, bytes);
-            self.0.pass(enc, Kernel::Attention, &bufs, bytemuck::bytes_of(&params), [rows, heads, 1]).map(drop)
+            self.0.pass(enc, Kernel::Attention, &bufs, bytemuck::bytes_of(&params), [rows, heads, 1])
         })?;
         kv.len = span;
         Ok(out)

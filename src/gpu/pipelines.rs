@@ -60,12 +60,11 @@ pub enum Kernel {
 
 impl Kernel {
     pub fn source(self) -> String {
-        let weights = weights_snippet;
         match self {
             Kernel::LoraShrink => LORA_SHRINK.to_string(),
-            Kernel::LoraMatvec(f) => [&weights(f), LORA_LINEAR_IO, LORA_MATVEC].join("\n"),
-            Kernel::LoraMatmul(f) => [&weights(f), LORA_LINEAR_IO, LORA_MATMUL].join("\n"),
-            Kernel::Embed(f) => [&weights(f), EMBED].join("\n"),
+            Kernel::LoraMatvec(f) => [&weights_snippet(f), LORA_LINEAR_IO, LORA_MATVEC].join("\n"),
+            Kernel::LoraMatmul(f) => [&weights_snippet(f), LORA_LINEAR_IO, LORA_MATMUL].join("\n"),
+            Kernel::Embed(f) => [&weights_snippet(f), EMBED].join("\n"),
             Kernel::RmsNorm => [REDUCE, RMS_NORM].join("\n"),
             Kernel::Add => ADD.to_string(),
             Kernel::SiluMul => SILU_MUL.to_string(),
@@ -73,7 +72,7 @@ impl Kernel {
             Kernel::Attention => [REDUCE, ATTENTION].join("\n"),
             Kernel::Penalize => PENALIZE.to_string(),
             Kernel::TopK => TOP_K.to_string(),
-            Kernel::DoraGain(f) => [&weights(f), REDUCE, DORA_GAIN].join("\n"),
+            Kernel::DoraGain(f) => [&weights_snippet(f), REDUCE, DORA_GAIN].join("\n"),
         }
     }
 }

@@ -218,14 +218,14 @@ impl<B: ModelOps> Generator<B> {
                 active.iter().zip(cands).map(|(&i, c)| self.seqs[i].sampler.pick(c)).collect()
             }
             _ => {
-                let logits = model.backend().read(&t).await?;
+                let mut logits = model.backend().read(&t).await?;
                 let vocab = model.cfg.vocab;
                 active
                     .iter()
-                    .enumerate()
-                    .map(|(row, &i)| {
+                    .zip(logits.chunks_exact_mut(vocab))
+                    .map(|(&i, row)| {
                         let s = &mut self.seqs[i];
-                        s.sampler.sample(&mut logits[row * vocab..(row + 1) * vocab].to_vec(), &s.history)
+                        s.sampler.sample(row, &s.history)
                     })
                     .collect()
             }
