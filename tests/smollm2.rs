@@ -5,9 +5,13 @@
 
 mod common;
 
+use lorafuse::model::adapters::{peft_from_files, AdapterChoice};
 use lorafuse::model::gguf::GgufStream;
 use lorafuse::model::llama::{Llama, Logits};
+use lorafuse::model::load::Loader;
+use lorafuse::model::ops::ModelOps;
 use lorafuse::model::tensors::ModelTensors;
+use lorafuse::model::Model;
 use lorafuse::{CpuBackend, Mix};
 use std::path::PathBuf;
 
@@ -127,7 +131,6 @@ fn tokenizer_matches_hugging_face() {
 #[test]
 fn hugging_face_folder_matches_pytorch() {
     use lorafuse::model::export::gguf_to_hf;
-    use lorafuse::model::load::Loader;
     let Some(bytes) = model_bytes() else { return };
     let mut s = GgufStream::new(FILE);
     s.push(&bytes).unwrap();
@@ -158,68 +161,93 @@ fn hugging_face_folder_matches_pytorch() {
     }
 }
 
+/// Relative L2 error of `got` against `want`, over the whole slice.
+fn rel(got: &[f32], want: &[f32]) -> f64 {
+    let num: f64 = got.iter().zip(want).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
+    let den: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum();
+    (num / den).sqrt()
+}
+
+/// SmolLM2 on backend `b` with the two PEFT fixture adapters (qv4, od2) loaded.
+fn with_peft_adapters<B: ModelOps>(b: &B, bytes: &[u8]) -> Model<B> {
+    let mut l = Loader::new();
+    l.begin(FILE).unwrap();
+    l.push(bytes).unwrap();
+    let mut m = l.finish(b).unwrap();
+    for name in ["qv4", "od2"] {
+        let files: Vec<(String, Vec<u8>)> = ["adapter_config.json", "adapter_model.safetensors"]
+            .iter()
+            .map(|f| (f.to_string(), std::fs::read(adapter_dir().join(name).join(f)).unwrap()))
+            .collect();
+        let a = peft_from_files(&files, &m.llama.cfg).unwrap();
+        m.add_adapter(name, a, false).unwrap();
+    }
+    m
+}
+
+fn adapter_dir() -> PathBuf {
+    root().join("tests/fixtures/smollm2/adapters")
+}
+
+fn adapter_ref(name: &str) -> Vec<f32> {
+    std::fs::read(adapter_dir().join(name)).unwrap().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+}
+
+fn one(name: &str) -> AdapterChoice {
+    AdapterChoice::Stack(vec![(name.to_string(), 1.0)])
+}
+
+fn read<B: ModelOps>(m: &Model<B>, t: B::Tensor) -> Vec<f32> {
+    pollster::block_on(m.llama.backend().read(&t)).unwrap()
+}
+
+/// Prompt logits with `choice`; checks the last 4 positions against PEFT's when it names one
+/// adapter.
+fn adapter_logits<B: ModelOps>(m: &Model<B>, r: &Reference, choice: &AdapterChoice, peft: Option<&str>) -> Vec<f32> {
+    let mix = m.adapters.mix(choice).unwrap();
+    let got = read(m, m.llama.forward(&mut m.llama.session(), &r.prompt_ids, Logits::All, &mix).unwrap());
+    if let Some(name) = peft {
+        let (n, vocab, want) = (r.prompt_ids.len(), m.info.vocab_size, adapter_ref(&format!("{name}.last4.f32")));
+        for p in 0..4 {
+            let e = rel(&got[(n - 4 + p) * vocab..(n - 3 + p) * vocab], &want[p * vocab..(p + 1) * vocab]);
+            assert!(e <= 1e-4, "{name} position {}: {e:.2e}", n - 4 + p);
+        }
+    }
+    got
+}
+
+/// PEFT's mixed batch (adapter_names ["qv4", "od2", base] on the same prompt) as one batched
+/// pass with per-row adapters.
+fn check_mixed_batch<B: ModelOps>(m: &Model<B>, r: &Reference) {
+    let (n, vocab) = (r.prompt_ids.len(), m.info.vocab_size);
+    let mut sessions: Vec<_> = (0..3).map(|_| m.llama.session()).collect();
+    let stacks: Vec<Vec<(usize, f32)>> =
+        [one("qv4"), one("od2"), AdapterChoice::Base].iter().map(|c| m.adapters.stack(c).unwrap()).collect();
+    let mix = Mix::PerRow(stacks.iter().flat_map(|s| std::iter::repeat_n(s.clone(), n)).collect());
+    let mut seqs: Vec<_> = sessions.iter_mut().map(|s| (s, &r.prompt_ids[..])).collect();
+    let got = read(m, m.llama.forward_batch(&mut seqs, Logits::Last, &mix).unwrap());
+    let want = adapter_ref("mixed.last.f32");
+    for row in 0..3 {
+        let e = rel(&got[row * vocab..(row + 1) * vocab], &want[row * vocab..(row + 1) * vocab]);
+        assert!(e <= 1e-4, "mixed-batch row {row}: {e:.2e}");
+    }
+}
+
 /// PEFT adapters on SmolLM2 (the GGUF base, whose q/k rows were un-permuted at load): each
 /// alone against PEFT, switching back and forth, and PEFT's mixed batch (adapter_names) as
 /// one batched pass with per-row adapters.
 #[test]
 fn peft_adapters_on_smollm2_match_peft() {
-    use lorafuse::model::adapters::{peft_from_files, AdapterChoice};
-    use lorafuse::model::load::Loader;
     let Some(bytes) = model_bytes() else { return };
-    let mut l = Loader::new();
-    l.begin(FILE).unwrap();
-    l.push(&bytes).unwrap();
-    let mut m = l.finish(&CpuBackend).unwrap();
-    let dir = root().join("tests/fixtures/smollm2/adapters");
-    let f32s = |name: &str| -> Vec<f32> {
-        std::fs::read(dir.join(name)).unwrap().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
-    };
-    for name in ["qv4", "od2"] {
-        let files: Vec<(String, Vec<u8>)> = ["adapter_config.json", "adapter_model.safetensors"]
-            .iter()
-            .map(|f| (f.to_string(), std::fs::read(dir.join(name).join(f)).unwrap()))
-            .collect();
-        let a = peft_from_files(&files, &m.llama.cfg).unwrap();
-        m.add_adapter(name, a, false).unwrap();
-    }
+    let m = with_peft_adapters(&CpuBackend::default(), &bytes);
     let r = reference();
-    let vocab = m.info.vocab_size;
-    let rel = |g: &[f32], w: &[f32]| {
-        let num: f64 = g.iter().zip(w).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
-        let den: f64 = w.iter().map(|b| (*b as f64).powi(2)).sum();
-        (num / den).sqrt()
-    };
-    let run = |m: &lorafuse::model::Model<CpuBackend>, choice: &AdapterChoice| {
-        let mut s = m.llama.session();
-        let mix = m.adapters.mix(choice).unwrap();
-        m.llama.forward(&mut s, &r.prompt_ids, Logits::All, &mix).unwrap().data
-    };
-    let one = |n: &str| AdapterChoice::Stack(vec![(n.to_string(), 1.0)]);
-    let n = r.prompt_ids.len();
-    let base = run(&m, &AdapterChoice::Base);
+    let base = adapter_logits(&m, &r, &AdapterChoice::Base, None);
     for name in ["qv4", "od2", "qv4"] {
-        let got = run(&m, &one(name));
-        let want = f32s(&format!("{name}.last4.f32"));
-        for p in 0..4 {
-            let g = &got[(n - 4 + p) * vocab..(n - 3 + p) * vocab];
-            let e = rel(g, &want[p * vocab..(p + 1) * vocab]);
-            assert!(e <= 1e-4, "{name} position {}: {e:.2e}", n - 4 + p);
-        }
+        let got = adapter_logits(&m, &r, &one(name), Some(name));
         assert!(rel(&got, &base) > 1e-4, "{name} changes the logits");
-        assert_eq!(run(&m, &AdapterChoice::Base), base, "back to the base after {name}");
+        assert_eq!(adapter_logits(&m, &r, &AdapterChoice::Base, None), base, "back to the base after {name}");
     }
-    // PEFT's mixed batch: rows ["qv4", "od2", base] of the same prompt.
-    let mut sessions: Vec<_> = (0..3).map(|_| m.llama.session()).collect();
-    let stacks: Vec<Vec<(usize, f32)>> =
-        [one("qv4"), one("od2"), AdapterChoice::Base].iter().map(|c| m.adapters.stack(c).unwrap()).collect();
-    let mix = Mix::PerRow(stacks.iter().flat_map(|s| std::iter::repeat(s.clone()).take(n)).collect());
-    let mut seqs: Vec<_> = sessions.iter_mut().map(|s| (s, &r.prompt_ids[..])).collect();
-    let got = m.llama.forward_batch(&mut seqs, Logits::Last, &mix).unwrap().data;
-    let want = f32s("mixed.last.f32");
-    for row in 0..3 {
-        let e = rel(&got[row * vocab..(row + 1) * vocab], &want[row * vocab..(row + 1) * vocab]);
-        assert!(e <= 1e-4, "mixed-batch row {row}: {e:.2e}");
-    }
+    check_mixed_batch(&m, &r);
 }
 
 /// The whole model on the GPU (wgpu; lavapipe in CI), Q4_1 blocks decoded in WGSL, KV cache
@@ -227,25 +255,12 @@ fn peft_adapters_on_smollm2_match_peft() {
 /// the mixed batch, at the CPU path's tolerances.
 #[test]
 fn whole_model_on_the_gpu_matches_pytorch_and_peft() {
-    use lorafuse::model::adapters::{peft_from_files, AdapterChoice};
-    use lorafuse::model::load::Loader;
-    use lorafuse::Backend;
     let Some(bytes) = model_bytes() else { return };
     let Some(g) = common::gpu(Default::default()) else { return };
-    let mut l = Loader::new();
-    l.begin(FILE).unwrap();
-    l.push(&bytes).unwrap();
-    let mut m = l.finish(&g).unwrap();
+    let m = with_peft_adapters(&g, &bytes);
     let r = reference();
     let vocab = m.info.vocab_size;
-    let rel = |g: &[f32], w: &[f32]| {
-        let num: f64 = g.iter().zip(w).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
-        let den: f64 = w.iter().map(|b| (*b as f64).powi(2)).sum();
-        (num / den).sqrt()
-    };
-    let read = |t| pollster::block_on(g.read(&t)).unwrap();
-    let mut s = m.llama.session();
-    let logits = read(m.llama.forward(&mut s, &r.prompt_ids, Logits::All, &Mix::Base).unwrap());
+    let logits = adapter_logits(&m, &r, &AdapterChoice::Base, None);
     for (p, (got, want)) in logits.chunks(vocab).zip(r.logits.chunks(vocab)).enumerate() {
         let e = rel(got, want);
         assert!(e <= 1e-4, "position {p}: relative L2 error {e:.2e}");
@@ -253,45 +268,14 @@ fn whole_model_on_the_gpu_matches_pytorch_and_peft() {
     }
     // Greedy through the GPU KV cache (the first 8 of PyTorch's tokens: lavapipe is slow).
     let mut s = m.llama.session();
-    let mut out = vec![argmax(&read(m.llama.forward(&mut s, &r.prompt_ids, Logits::Last, &Mix::Base).unwrap())) as u32];
+    let mut out = vec![argmax(&read(&m, m.llama.forward(&mut s, &r.prompt_ids, Logits::Last, &Mix::Base).unwrap())) as u32];
     while out.len() < 8 {
-        let next = read(m.llama.forward(&mut s, &[*out.last().unwrap()], Logits::Last, &Mix::Base).unwrap());
+        let next = read(&m, m.llama.forward(&mut s, &[*out.last().unwrap()], Logits::Last, &Mix::Base).unwrap());
         out.push(argmax(&next) as u32);
     }
     assert_eq!(out, r.greedy_ids[..8]);
-
-    let dir = root().join("tests/fixtures/smollm2/adapters");
-    let f32s = |name: &str| -> Vec<f32> {
-        std::fs::read(dir.join(name)).unwrap().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
-    };
     for name in ["qv4", "od2"] {
-        let files: Vec<(String, Vec<u8>)> = ["adapter_config.json", "adapter_model.safetensors"]
-            .iter()
-            .map(|f| (f.to_string(), std::fs::read(dir.join(name).join(f)).unwrap()))
-            .collect();
-        let a = peft_from_files(&files, &m.llama.cfg).unwrap();
-        m.add_adapter(name, a, false).unwrap();
+        adapter_logits(&m, &r, &one(name), Some(name));
     }
-    let n = r.prompt_ids.len();
-    let one = |n: &str| AdapterChoice::Stack(vec![(n.to_string(), 1.0)]);
-    for name in ["qv4", "od2"] {
-        let mix = m.adapters.mix(&one(name)).unwrap();
-        let got = read(m.llama.forward(&mut m.llama.session(), &r.prompt_ids, Logits::All, &mix).unwrap());
-        let want = f32s(&format!("{name}.last4.f32"));
-        for p in 0..4 {
-            let e = rel(&got[(n - 4 + p) * vocab..(n - 3 + p) * vocab], &want[p * vocab..(p + 1) * vocab]);
-            assert!(e <= 1e-4, "{name} position {}: {e:.2e}", n - 4 + p);
-        }
-    }
-    let mut sessions: Vec<_> = (0..3).map(|_| m.llama.session()).collect();
-    let stacks: Vec<Vec<(usize, f32)>> =
-        [one("qv4"), one("od2"), AdapterChoice::Base].iter().map(|c| m.adapters.stack(c).unwrap()).collect();
-    let mix = Mix::PerRow(stacks.iter().flat_map(|s| std::iter::repeat(s.clone()).take(n)).collect());
-    let mut seqs: Vec<_> = sessions.iter_mut().map(|s| (s, &r.prompt_ids[..])).collect();
-    let got = read(m.llama.forward_batch(&mut seqs, Logits::Last, &mix).unwrap());
-    let want = f32s("mixed.last.f32");
-    for row in 0..3 {
-        let e = rel(&got[row * vocab..(row + 1) * vocab], &want[row * vocab..(row + 1) * vocab]);
-        assert!(e <= 1e-4, "mixed-batch row {row}: {e:.2e}");
-    }
+    check_mixed_batch(&m, &r);
 }
