@@ -1,8 +1,12 @@
 //! npm run bench, part 3: SmolLM2-135M (GGUF Q4_1) natively, end to end: the CPU path and the
 //! whole model on wgpu (lavapipe here: a CPU emulating a GPU, so its rates are correctness-only,
 //! never GPU speed). Prefill and decode tok/s, and per decoded token the GPU submits and the
-//! bytes read back. `cargo bench --bench model -- [cpu|gpu]`.
+//! bytes read back; then decode with LoRA adapters (none, one all-linear r16, four stacked)
+//! on each backend in the same run, the GPU storing adapter factors as f32 and as f16.
+//! `cargo bench --bench model -- [cpu|gpu|adapters]`.
 
+use lorafuse::lora::peft::{ModuleLora, PeftAdapter, Proj, Target};
+use lorafuse::model::adapters::AdapterChoice;
 use lorafuse::model::llama::Logits;
 use lorafuse::model::load::Loader;
 use lorafuse::model::ops::ModelOps;
@@ -23,20 +27,76 @@ fn load<B: ModelOps>(b: &B, bytes: &[u8]) -> Model<B> {
 /// (prefill tok/s, decode tok/s): a PROMPT-token prefill, then DECODE greedy single-token
 /// steps, the token picked as generation picks it (the backend's top-k selection, k = 1).
 fn run<B: ModelOps>(m: &Model<B>) -> (f64, f64) {
-    let ids: Vec<u32> = (0..PROMPT as u32).map(|i| 100 + i * 37 % 4000).collect();
+    run_with(m, &Mix::Base, PROMPT, DECODE)
+}
+
+fn run_with<B: ModelOps>(m: &Model<B>, mix: &Mix, prompt: usize, decode: usize) -> (f64, f64) {
+    let ids: Vec<u32> = (0..prompt as u32).map(|i| 100 + i * 37 % 4000).collect();
     let b = m.llama.backend();
     let mut s = m.llama.session();
     let t0 = Instant::now();
-    let t = m.llama.forward(&mut s, &ids, Logits::Last, &Mix::Base).unwrap();
+    let t = m.llama.forward(&mut s, &ids, Logits::Last, mix).unwrap();
     let pick = |t| pollster::block_on(b.top_k(t, 1, &[(1.0, vec![])])).unwrap()[0][0].0;
     let mut next = pick(t);
-    let prefill = PROMPT as f64 / t0.elapsed().as_secs_f64();
+    let prefill = prompt as f64 / t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
-    for _ in 0..DECODE {
-        let t = m.llama.forward(&mut s, &[next], Logits::Last, &Mix::Base).unwrap();
+    for _ in 0..decode {
+        let t = m.llama.forward(&mut s, &[next], Logits::Last, mix).unwrap();
         next = pick(t);
     }
-    (prefill, DECODE as f64 / t1.elapsed().as_secs_f64())
+    (prefill, decode as f64 / t1.elapsed().as_secs_f64())
+}
+
+/// A random rank-`r` adapter on all 7 projections of every layer (seeded, PEFT-like scale).
+fn random_adapter<B: ModelOps>(m: &Model<B>, r: usize, seed: u64) -> PeftAdapter {
+    let mut state = seed;
+    let mut rand = |n: usize, scale: f32| -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * scale
+            })
+            .collect()
+    };
+    let cfg = &m.llama.cfg;
+    let modules = (0..cfg.layers)
+        .flat_map(|l| Proj::ALL.map(|p| (l, p)))
+        .map(|(l, p)| {
+            let (out, inp) = p.shape(cfg);
+            ModuleLora { target: Target::Layer(l, p), a: rand(r * inp, 0.1), b: rand(out * r, 0.02), rank: r, scale: 2.0, magnitude: None }
+        })
+        .collect();
+    PeftAdapter { modules, r, alpha: 2.0 * r as f64, dora: false, targets: vec!["all-linear".into()] }
+}
+
+/// Decode tok/s (`steps` steps after a 4-token prompt) with no adapter, one all-linear r16
+/// and four stacked, interleaved over rounds (the best of each kept) so that machine noise
+/// hits every case alike.
+fn adapter_rows<B: ModelOps>(label: &str, mut m: Model<B>, steps: usize) {
+    let mut bytes = 0;
+    for i in 0..4 {
+        bytes = m.add_adapter(&format!("r16-{i}"), random_adapter(&m, 16, 11 + i as u64), false).unwrap().bytes;
+    }
+    let one = m.adapters.mix(&AdapterChoice::Stack(vec![("r16-0".into(), 1.0)])).unwrap();
+    let four = m.adapters.mix(&AdapterChoice::Stack((0..4).map(|i| (format!("r16-{i}"), 0.25)).collect())).unwrap();
+    let mut best = [0f64; 3];
+    for _ in 0..3 {
+        for (b, mix) in best.iter_mut().zip([&Mix::Base, &one, &four]) {
+            *b = b.max(run_with(&m, mix, 4, steps).1);
+        }
+    }
+    let share = bytes as f64 / m.info.weight_bytes as f64;
+    println!(
+        "| {label} | {:.2} | {:.2} ({:.1}%) | {:.2} ({:.1}%) | {:.1} MiB = {:.1}% of the base's {:.1} MiB |",
+        best[0],
+        best[1],
+        100.0 * (best[0] / best[1] - 1.0),
+        best[2],
+        100.0 * (best[0] / best[2] - 1.0),
+        bytes as f64 / (1 << 20) as f64,
+        100.0 * share,
+        m.info.weight_bytes as f64 / (1 << 20) as f64
+    );
 }
 
 fn main() {
@@ -69,6 +129,21 @@ fn main() {
                 );
             }
             Err(e) => println!("| GPU: none ({e}) | | | | |"),
+        }
+    }
+    if want("adapters") {
+        println!("\n### Decode with adapters (SmolLM2-135M Q4_1, best of 3 interleaved rounds; CPU 32 steps, GPU 8)\n");
+        println!("| backend | base tok/s | one r16 all-linear (slowdown) | 4 stacked r16 (slowdown) | bytes one r16 adds per token |");
+        println!("|---|---|---|---|---|");
+        adapter_rows(&CpuBackend::default().describe(), load(&CpuBackend::default(), &bytes), 32);
+        for f16 in [false, true] {
+            match pollster::block_on(GpuBackend::new(&GpuOptions { adapter_f16: f16, ..Default::default() })) {
+                Ok(g) => {
+                    let label = format!("GPU: {}, {} factors (correctness-only rate)", g.describe(), if f16 { "f16" } else { "f32" });
+                    adapter_rows(&label, load(&g, &bytes), 8);
+                }
+                Err(e) => println!("| GPU: none ({e}) | | | | |"),
+            }
         }
     }
 }

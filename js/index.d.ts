@@ -195,7 +195,12 @@ export class Model {
 
 export class LoraRuntime {
   private constructor();
-  static create(options?: { backend?: BackendChoice }): Promise<LoraRuntime>;
+  /**
+   * adapterPrecision: how a WebGPU runtime stores adapter factors. "f32" (default) matches
+   * PEFT to 1e-4; "f16" halves the bytes adapters add to each decode step (measured logit
+   * change in bench/RESULTS.md). The CPU backend always keeps f32.
+   */
+  static create(options?: { backend?: BackendChoice; adapterPrecision?: 'f32' | 'f16' }): Promise<LoraRuntime>;
   /** Deletes a Cache API cache filled through the `cache` load option. */
   static clearCache(name: string): Promise<boolean>;
   /** Bytes of wasm memory in use (it only grows: the peak so far). */

@@ -43,9 +43,9 @@ export class LoraRuntime {
   }
 
   /** Picks a backend: "auto" (WebGPU when an adapter exists, else CPU), "webgpu" or "cpu". */
-  static async create({ backend = 'auto' } = {}) {
+  static async create({ backend = 'auto', adapterPrecision = 'f32' } = {}) {
     await loadWasm();
-    return new LoraRuntime(await callAsync(() => Runtime.create(String(backend))));
+    return new LoraRuntime(await callAsync(() => Runtime.create(String(backend), String(adapterPrecision))));
   }
 
   /** Deletes a Cache API cache filled through the `cache` option of loadModel/loadAdapter. */
@@ -96,7 +96,7 @@ export class LoraRuntime {
     const opts = { fileName, int8Activations, cache };
     const reload = fallback && this.backend === 'webgpu'
       ? async () => {
-        const cpu = await callAsync(() => Runtime.create('cpu'));
+        const cpu = await callAsync(() => Runtime.create('cpu', 'f32'));
         try {
           return await streamModel(cpu, source, opts);
         } finally {

@@ -16,8 +16,8 @@ function fail(id, e) {
 }
 
 const handlers = {
-  async create({ backend }) {
-    rt = await LoraRuntime.create({ backend });
+  async create({ backend, adapterPrecision }) {
+    rt = await LoraRuntime.create({ backend, adapterPrecision });
     return { backend: rt.backend, device: rt.device, fallbackReason: rt.fallbackReason };
   },
   async loadModel({ source, options }, id) {

@@ -1,7 +1,7 @@
 // DoRA's per-output gain g_o = m_o / ‖W_o + scale·B_o·A‖₂ for the rows of one weight chunk,
 // computed from the weight as stored and the factors in the arena, without a merged copy.
 // On entry the gain slot holds the magnitude m; it is overwritten with g. One workgroup per
-// output row. Composed after a weights_*.wgsl snippet (binding 0) and reduce.wgsl.
+// output row. Composed after a weights_*.wgsl snippet (binding 0), arena_*.wgsl and reduce.wgsl.
 
 struct DoraParams {
     cols: u32,      // in features
@@ -14,7 +14,7 @@ struct DoraParams {
     scale: f32,
 }
 
-@group(0) @binding(1) var<storage, read_write> arena: array<f32>;
+@group(0) @binding(1) var<storage, read_write> arena: array<u32>; // arena_*.wgsl: lora_at
 @group(0) @binding(2) var<uniform> p: DoraParams;
 
 @compute @workgroup_size(64)
@@ -25,13 +25,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var k = l; k < p.cols; k += 64u) {
         var d = 0.0;
         for (var j = 0u; j < p.rank; j++) {
-            d += arena[p.b_off + go * p.rank + j] * arena[p.a_off + j * p.cols + k];
+            d += lora_at(p.b_off, go * p.rank + j) * lora_at(p.a_off, j * p.cols + k);
         }
         let v = w_at(o, k, p.cols) + p.scale * d;
         s += v * v;
     }
     let total = workgroup_sum(l, s);
     if (l == 0u) {
-        arena[p.g_off + go] = arena[p.g_off + go] / sqrt(total);
+        arena[p.g_off + go] = bitcast<u32>(bitcast<f32>(arena[p.g_off + go]) / sqrt(total));
     }
 }

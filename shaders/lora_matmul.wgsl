@@ -2,7 +2,7 @@
 // 16 x 16 threads each owning a 4 x 4 block of outputs; K advances 16 at a time through
 // workgroup memory. The epilogue adds each row's adapters, s·T·Bᵀ (T from lora_shrink),
 // inside the output tile, then writes y once.
-// Composed after weights_*.wgsl (w_at / w_at4, binding 0) and lora_linear_io.wgsl.
+// Composed after weights_*.wgsl (w_at / w_at4, binding 0), arena_*.wgsl and lora_linear_io.wgsl.
 
 const TM: u32 = 64u;
 const TN: u32 = 64u;
@@ -82,7 +82,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 for (var j = 0u; j < 4u; j++) {
                     let o = o0 + j;
                     if (o < p.rows) {
-                        lora[j] += tv * arena[b_off + (p.out_base + o) * rank + k];
+                        lora[j] += tv * lora_at(b_off, (p.out_base + o) * rank + k);
                     }
                 }
             }
@@ -93,7 +93,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 var g = vec4<f32>(1.0);
                 for (var j = 0u; j < 4u; j++) {
                     if (o0 + j < p.rows) {
-                        g[j] = arena[g_off + p.out_base + o0 + j];
+                        g[j] = bitcast<f32>(arena[g_off + p.out_base + o0 + j]);
                     }
                 }
                 v += bitcast<f32>(routes[base + 7u]) * (g - 1.0) * base_v + g * lora;

@@ -3,7 +3,7 @@
 // One workgroup per output row o and block of 4 input rows. Its 64 threads stride over the
 // weight row, then over the adapters' ranks: the LoRA term is just more terms of the same
 // dot product, so one reduction yields the finished value and y is written once.
-// Composed after weights_*.wgsl (w_at / w_at4, binding 0) and lora_linear_io.wgsl.
+// Composed after weights_*.wgsl (w_at / w_at4, binding 0), arena_*.wgsl and lora_linear_io.wgsl.
 
 const WG: u32 = 64u;
 var<workgroup> part: array<vec4<f32>, WG>;
@@ -16,7 +16,7 @@ fn lora_part(e: u32, go: u32, k0: u32, step: u32) -> f32 {
     let t_off = routes[base + 4u];
     var s = 0.0;
     for (var k = k0; k < rank; k += step) {
-        s += t[t_off + k] * arena[b_off + go * rank + k];
+        s += t[t_off + k] * lora_at(b_off, go * rank + k);
     }
     return s;
 }
@@ -82,7 +82,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                     if (g_off == NO_GAIN) {
                         out += lora;
                     } else {
-                        let g = arena[g_off + go];
+                        let g = bitcast<f32>(arena[g_off + go]);
                         out += bitcast<f32>(routes[base + 7u]) * (g - 1.0) * v[r] + g * lora;
                     }
                 }

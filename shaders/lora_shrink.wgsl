@@ -11,7 +11,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> arena: array<f32>;
+@group(0) @binding(1) var<storage, read> arena: array<u32>; // arena_*.wgsl: lora_at
 @group(0) @binding(2) var<storage, read> routes: array<u32>;
 @group(0) @binding(3) var<storage, read_write> t: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
@@ -34,9 +34,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     var s = 0.0;
     if (live) {
         let xo = row * p.cols;
-        let ao = a_off + k * p.cols;
+        let ak = k * p.cols;
         for (var j = lid; j < p.cols; j += WG) {
-            s += x[xo + j] * arena[ao + j];
+            s += x[xo + j] * lora_at(a_off, ak + j);
         }
     }
     part[lid] = s;

@@ -59,7 +59,7 @@ pub trait Backend: Clone + 'static {
     type Tensor;
     /// A base weight in its storage format.
     type Weight;
-    /// One layer's packed adapter factors (f32), addressed by `Slot` offsets.
+    /// One layer's packed adapter factors, addressed by `Slot` offsets in 32-bit words.
     type Arena;
 
     fn kind(&self) -> BackendKind;
@@ -77,13 +77,19 @@ pub trait Backend: Clone + 'static {
     /// materialising `W + scale·B·A`.
     fn dora_gain(&self, w: &Self::Weight, arena: &mut Self::Arena, d: &DoraGain<'_>) -> Result<()>;
     fn arena(&self) -> Self::Arena;
-    /// Writes `data` at element `offset`, growing the arena as needed.
+    /// Arena words that `n` adapter factor values take (f32: `n`; a GPU storing f16: half).
+    /// DoRA gains are one f32 word each on every backend.
+    fn factor_words(&self, n: usize) -> usize {
+        n
+    }
+    /// Writes adapter factors at word `offset`, in the arena's storage precision, growing
+    /// the arena as needed.
     fn arena_write(&self, arena: &mut Self::Arena, offset: usize, data: &[f32]) -> Result<()>;
     /// An adapter's range was freed (its storage may go now, or stay for reuse).
     fn arena_release(&self, _arena: &mut Self::Arena, _offset: usize, _len: usize) {}
-    /// Gives back storage past element `len` (adapters were unloaded); keeps what is before.
+    /// Gives back storage past word `len` (adapters were unloaded); keeps what is before.
     fn arena_truncate(&self, arena: &mut Self::Arena, len: usize) -> Result<()>;
-    /// Elements of storage the arena holds now.
+    /// Words of storage the arena holds now.
     fn arena_capacity(&self, arena: &Self::Arena) -> usize;
 
     /// `y[n, out] = x[n, in]·Wᵀ + Σ_entries coef·(x_row·Aᵀ)·Bᵀ`, fused: W read once, y

@@ -111,17 +111,18 @@ impl<B: Backend> LoraLinear<B> {
             }
             check_finite("DoRA magnitude", m)?;
         }
-        let g_len = if magnitude.is_some() { self.out } else { 0 };
-        let total = a_len + b_len + g_len;
+        // Offsets are in arena words: A, then B (each starting on a word), then the gain.
+        let (a_w, b_w) = (self.backend.factor_words(a_len), self.backend.factor_words(b_len));
+        let total = a_w + b_w + if magnitude.is_some() { self.out } else { 0 };
         let off = self.alloc.alloc(total);
         let fits_u32 = u32::try_from(off + total).is_ok();
         let written = if fits_u32 {
             self.backend
                 .arena_write(&mut self.arena, off, a)
-                .and_then(|_| self.backend.arena_write(&mut self.arena, off + a_len, b))
+                .and_then(|_| self.backend.arena_write(&mut self.arena, off + a_w, b))
                 .and_then(|_| match magnitude {
                     Some(m) => {
-                        let d = DoraGain { a, b, magnitude: m, rank, scale, a_off: off, b_off: off + a_len, g_off: off + a_len + b_len };
+                        let d = DoraGain { a, b, magnitude: m, rank, scale, a_off: off, b_off: off + a_w, g_off: off + a_w + b_w };
                         self.backend.dora_gain(&self.weight, &mut self.arena, &d)
                     }
                     None => Ok(()),
@@ -136,8 +137,8 @@ impl<B: Backend> LoraLinear<B> {
         if self.slots.len() <= id {
             self.slots.resize(id + 1, None);
         }
-        let g_off = if magnitude.is_some() { (off + a_len + b_len) as u32 } else { NO_GAIN };
-        self.slots[id] = Some(Slot { a_off: off as u32, b_off: (off + a_len) as u32, rank: rank as u32, scale, g_off });
+        let g_off = if magnitude.is_some() { (off + a_w + b_w) as u32 } else { NO_GAIN };
+        self.slots[id] = Some(Slot { a_off: off as u32, b_off: (off + a_w) as u32, rank: rank as u32, scale, g_off });
         Ok(())
     }
 
@@ -148,7 +149,7 @@ impl<B: Backend> LoraLinear<B> {
 
     pub fn remove_adapter(&mut self, id: usize) -> Result<()> {
         let s = self.slot(id)?;
-        let len = s.rank as usize * (self.inp + self.out) + if s.g_off != NO_GAIN { self.out } else { 0 };
+        let len = self.slot_words(&s);
         self.alloc.free(s.a_off as usize, len);
         self.backend.arena_release(&mut self.arena, s.a_off as usize, len);
         self.slots[id] = None;
@@ -158,7 +159,13 @@ impl<B: Backend> LoraLinear<B> {
         Ok(())
     }
 
-    /// Elements of adapter storage this layer holds (capacity, not use).
+    /// Arena words one adapter takes.
+    fn slot_words(&self, s: &Slot) -> usize {
+        let (inp, out, r) = (self.inp, self.out, s.rank as usize);
+        self.backend.factor_words(r * inp) + self.backend.factor_words(out * r) + if s.g_off != NO_GAIN { out } else { 0 }
+    }
+
+    /// Words (4 bytes) of adapter storage this layer holds (capacity, not use).
     pub fn adapter_storage(&self) -> usize {
         self.backend.arena_capacity(&self.arena)
     }
@@ -182,9 +189,14 @@ impl<B: Backend> LoraLinear<B> {
             .ok_or_else(|| Error::adapter(format!("no adapter with id {id} in this layer")))
     }
 
+    /// Bytes adapter `id` takes in this layer's arena (0 if it is not here).
+    pub fn adapter_bytes_of(&self, id: usize) -> usize {
+        self.slots.get(id).copied().flatten().map_or(0, |s| self.slot_words(&s) * 4)
+    }
+
     /// Bytes the arena holds for live adapters.
     pub fn adapter_bytes(&self) -> usize {
-        self.slots.iter().flatten().map(|s| (s.rank as usize * (self.inp + self.out) + if s.g_off != NO_GAIN { self.out } else { 0 }) * 4).sum()
+        self.slots.iter().flatten().map(|s| self.slot_words(s) * 4).sum()
     }
 
     /// Routes for `mix`; every adapter it names must be in this layer.

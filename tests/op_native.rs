@@ -30,6 +30,18 @@ fn gpu_matches_f64_reference() {
     assert!(checks >= 100);
 }
 
+/// Adapter factors stored as f16: exact (f32 tolerance) against the reference on the
+/// rounded factors, for every routing case.
+#[test]
+fn gpu_f16_adapters_match_f64_reference() {
+    let Some(g) = gpu(GpuOptions { adapter_f16: true, ..Default::default() }) else { return };
+    let mut checks = 0;
+    for (i, case) in standard_cases().iter().enumerate() {
+        checks += pollster::block_on(check_case(&g, &case.with_f16_factors(), i as u64)).unwrap();
+    }
+    assert!(checks >= 100, "{checks} checks");
+}
+
 #[test]
 fn cpu_block_formats_match_f64_reference() {
     let mut checks = 0;
@@ -80,7 +92,7 @@ fn gpu_rejects_bad_input() {
 /// Weights larger than one storage binding are split by rows; forced here with a small cap.
 #[test]
 fn gpu_splits_weights_over_the_binding_limit() {
-    let Some(g) = gpu(GpuOptions { max_binding_bytes: Some(32768) }) else { return };
+    let Some(g) = gpu(GpuOptions { max_binding_bytes: Some(32768), ..Default::default() }) else { return };
     for (seed, (out, inp, n, format)) in
         [(300, 70, 3, WeightFormat::F32), (200, 201, 20, WeightFormat::F16), (250, 101, 1, WeightFormat::F16)]
             .into_iter()

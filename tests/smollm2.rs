@@ -201,17 +201,22 @@ fn read<B: ModelOps>(m: &Model<B>, t: B::Tensor) -> Vec<f32> {
     pollster::block_on(m.llama.backend().read(&t)).unwrap()
 }
 
-/// Prompt logits with `choice`; checks the last 4 positions against PEFT's when it names one
-/// adapter.
-fn adapter_logits<B: ModelOps>(m: &Model<B>, r: &Reference, choice: &AdapterChoice, peft: Option<&str>) -> Vec<f32> {
+/// Prompt logits with `choice`; when it names one adapter, `peft` gives its name and a
+/// tolerance for the last 4 positions against PEFT's (argmax must agree too).
+fn adapter_logits<B: ModelOps>(m: &Model<B>, r: &Reference, choice: &AdapterChoice, peft: Option<(&str, f64)>) -> Vec<f32> {
     let mix = m.adapters.mix(choice).unwrap();
     let got = read(m, m.llama.forward(&mut m.llama.session(), &r.prompt_ids, Logits::All, &mix).unwrap());
-    if let Some(name) = peft {
+    if let Some((name, tol)) = peft {
         let (n, vocab, want) = (r.prompt_ids.len(), m.info.vocab_size, adapter_ref(&format!("{name}.last4.f32")));
+        let mut worst = 0f64;
         for p in 0..4 {
-            let e = rel(&got[(n - 4 + p) * vocab..(n - 3 + p) * vocab], &want[p * vocab..(p + 1) * vocab]);
-            assert!(e <= 1e-4, "{name} position {}: {e:.2e}", n - 4 + p);
+            let (g, w) = (&got[(n - 4 + p) * vocab..(n - 3 + p) * vocab], &want[p * vocab..(p + 1) * vocab]);
+            let e = rel(g, w);
+            assert!(e <= tol, "{name} position {}: {e:.2e} > {tol:e}", n - 4 + p);
+            assert_eq!(argmax(g), argmax(w), "{name} position {}: argmax", n - 4 + p);
+            worst = worst.max(e);
         }
+        eprintln!("{name}: worst relative L2 vs PEFT over the last 4 positions {worst:.2e}");
     }
     got
 }
@@ -243,7 +248,7 @@ fn peft_adapters_on_smollm2_match_peft() {
     let r = reference();
     let base = adapter_logits(&m, &r, &AdapterChoice::Base, None);
     for name in ["qv4", "od2", "qv4"] {
-        let got = adapter_logits(&m, &r, &one(name), Some(name));
+        let got = adapter_logits(&m, &r, &one(name), Some((name, 1e-4)));
         assert!(rel(&got, &base) > 1e-4, "{name} changes the logits");
         assert_eq!(adapter_logits(&m, &r, &AdapterChoice::Base, None), base, "back to the base after {name}");
     }
@@ -275,7 +280,20 @@ fn whole_model_on_the_gpu_matches_pytorch_and_peft() {
     }
     assert_eq!(out, r.greedy_ids[..8]);
     for name in ["qv4", "od2"] {
-        adapter_logits(&m, &r, &one(name), Some(name));
+        adapter_logits(&m, &r, &one(name), Some((name, 1e-4)));
     }
     check_mixed_batch(&m, &r);
+}
+
+/// Adapter factors stored as f16 on the GPU (`adapter_f16`): PEFT's f32 logits within a
+/// measured bound (about 1e-4 here; see bench/RESULTS.md), argmax unchanged.
+#[test]
+fn f16_adapters_on_smollm2_stay_close_to_peft() {
+    let Some(bytes) = model_bytes() else { return };
+    let Some(g) = common::gpu(lorafuse::GpuOptions { adapter_f16: true, ..Default::default() }) else { return };
+    let m = with_peft_adapters(&g, &bytes);
+    let r = reference();
+    for name in ["qv4", "od2"] {
+        adapter_logits(&m, &r, &one(name), Some((name, 1e-3)));
+    }
 }

@@ -13,7 +13,7 @@ use crate::lora::Routes;
 use crate::weights::{HostWeight, WeightFormat};
 pub use context::{Context, GpuOptions, GpuStats};
 pub use model_ops::GpuKv;
-use pipelines::{Kernel, Pipeline, Pipelines};
+use pipelines::{FactorFormat, Kernel, Pipeline, Pipelines};
 use pool::{Pool, PoolBuf};
 use std::rc::Rc;
 
@@ -24,6 +24,8 @@ pub(crate) struct Inner {
     ctx: Context,
     pool: Rc<Pool>,
     pipes: Pipelines,
+    /// How every arena of this backend stores adapter factors.
+    factors: FactorFormat,
     /// The open encoder: a step's passes and copies, submitted once by `flush` (at a read,
     /// before host writes to live buffers, or when too much memory waits for reuse).
     enc: std::cell::RefCell<Option<wgpu::CommandEncoder>>,
@@ -58,7 +60,7 @@ struct WeightChunk {
 pub struct GpuArena {
     id: u64,
     buf: wgpu::Buffer,
-    /// Capacity in f32 elements.
+    /// Capacity in 32-bit words.
     cap: usize,
     owner: Rc<Inner>,
 }
@@ -68,7 +70,9 @@ const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE.union(wgpu::Buff
 impl GpuBackend {
     pub async fn new(opts: &GpuOptions) -> Result<GpuBackend> {
         let ctx = Context::new(opts).await?;
-        Ok(GpuBackend(Rc::new(Inner { ctx, pool: Rc::new(Pool::default()), pipes: Pipelines::default(), enc: Default::default() })))
+        let factors = if opts.adapter_f16 { FactorFormat::F16 } else { FactorFormat::F32 };
+        let (pool, pipes) = (Rc::new(Pool::default()), Pipelines::default());
+        Ok(GpuBackend(Rc::new(Inner { ctx, pool, pipes, factors, enc: Default::default() })))
     }
 
     pub fn context(&self) -> &Context {
@@ -98,6 +102,30 @@ impl GpuBackend {
             usage,
             mapped_at_creation: false,
         }))
+    }
+
+    /// Writes 32-bit words at word `offset`, growing the arena as needed.
+    fn arena_write_words(&self, arena: &mut GpuArena, offset: usize, bytes: &[u8]) -> Result<()> {
+        // Passes already recorded must read the arena as it was: submit them first.
+        self.0.flush();
+        let end = offset + bytes.len() / 4;
+        if end > arena.cap {
+            // Grow geometrically; copy what is there on the GPU, then swap buffers.
+            let cap = end.max(arena.cap * 2);
+            let usage = STORAGE | wgpu::BufferUsages::COPY_SRC;
+            let buf = self.buffer("lora arena", (cap * 4) as u64, usage)?;
+            self.0.record(|enc| {
+                enc.copy_buffer_to_buffer(&arena.buf, 0, &buf, 0, (arena.cap * 4) as u64);
+                Ok(())
+            })?;
+            self.0.flush();
+            self.0.pool.forget(arena.id);
+            arena.buf = buf;
+            arena.cap = cap;
+            arena.id = self.0.pool.new_id();
+        }
+        self.0.ctx.queue.write_buffer(&arena.buf, (offset * 4) as u64, bytes);
+        self.0.ctx.check()
     }
 
     fn write_padded(&self, buf: &wgpu::Buffer, bytes: &[u8]) {
@@ -297,7 +325,7 @@ impl Backend for GpuBackend {
     /// On the GPU, from the weight as stored: the magnitude goes into the gain slot and one
     /// pass per weight chunk turns it into the gain.
     fn dora_gain(&self, w: &GpuWeight, arena: &mut GpuArena, d: &DoraGain<'_>) -> Result<()> {
-        self.arena_write(arena, d.g_off, d.magnitude)?;
+        self.arena_write_words(arena, d.g_off, bytemuck::cast_slice(d.magnitude))?;
         #[repr(C)]
         #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
         struct Params([u32; 7], f32);
@@ -305,7 +333,7 @@ impl Backend for GpuBackend {
             for c in &w.chunks {
                 let words = [w.cols, c.rows, c.row0, d.rank, d.a_off, d.b_off, d.g_off].map(|v| v as u32);
                 let bufs = [(&c.buf, c.id), (&arena.buf, arena.id)];
-                self.0.pass(enc, Kernel::DoraGain(w.format), &bufs, bytemuck::bytes_of(&Params(words, d.scale)), [c.rows, 1, 1])?;
+                self.0.pass(enc, Kernel::DoraGain(w.format, self.0.factors), &bufs, bytemuck::bytes_of(&Params(words, d.scale)), [c.rows, 1, 1])?;
             }
             Ok(())
         })?;
@@ -323,27 +351,19 @@ impl Backend for GpuBackend {
         GpuArena { id: self.0.pool.new_id(), buf, cap: 4, owner: self.0.clone() }
     }
 
+    fn factor_words(&self, n: usize) -> usize {
+        self.0.factors.words(n)
+    }
+
     fn arena_write(&self, arena: &mut GpuArena, offset: usize, data: &[f32]) -> Result<()> {
-        // Passes already recorded must read the arena as it was: submit them first.
-        self.0.flush();
-        let end = offset + data.len();
-        if end > arena.cap {
-            // Grow geometrically; copy what is there on the GPU, then swap buffers.
-            let cap = end.max(arena.cap * 2);
-            let usage = STORAGE | wgpu::BufferUsages::COPY_SRC;
-            let buf = self.buffer("lora arena", (cap * 4) as u64, usage)?;
-            self.0.record(|enc| {
-                enc.copy_buffer_to_buffer(&arena.buf, 0, &buf, 0, (arena.cap * 4) as u64);
-                Ok(())
-            })?;
-            self.0.flush();
-            self.0.pool.forget(arena.id);
-            arena.buf = buf;
-            arena.cap = cap;
-            arena.id = self.0.pool.new_id();
+        match self.0.factors {
+            FactorFormat::F32 => self.arena_write_words(arena, offset, bytemuck::cast_slice(data)),
+            FactorFormat::F16 => {
+                let mut halves: Vec<u16> = data.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect();
+                halves.resize(data.len().next_multiple_of(2), 0);
+                self.arena_write_words(arena, offset, bytemuck::cast_slice(&halves))
+            }
         }
-        self.0.ctx.queue.write_buffer(&arena.buf, (offset * 4) as u64, bytemuck::cast_slice(data));
-        self.0.ctx.check()
     }
 
     /// Reallocates smaller once less than half is used (then copies what is kept).

@@ -11,6 +11,8 @@ const WEIGHTS_F32: &str = include_str!("../../shaders/weights_f32.wgsl");
 const WEIGHTS_F16: &str = include_str!("../../shaders/weights_f16.wgsl");
 const WEIGHTS_BF16: &str = include_str!("../../shaders/weights_bf16.wgsl");
 const WEIGHTS_QUANT: &str = include_str!("../../shaders/weights_quant.wgsl");
+const ARENA_F32: &str = include_str!("../../shaders/arena_f32.wgsl");
+const ARENA_F16: &str = include_str!("../../shaders/arena_f16.wgsl");
 const LORA_LINEAR_IO: &str = include_str!("../../shaders/lora_linear_io.wgsl");
 const LORA_SHRINK: &str = include_str!("../../shaders/lora_shrink.wgsl");
 const LORA_MATVEC: &str = include_str!("../../shaders/lora_matvec.wgsl");
@@ -39,13 +41,39 @@ pub fn weights_snippet(f: WeightFormat) -> String {
     }
 }
 
+/// How an arena stores adapter factors (A, B); DoRA gains are f32 words either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FactorFormat {
+    F32,
+    /// Two halves per word: half the bytes, about 3 significant digits per factor.
+    F16,
+}
+
+impl FactorFormat {
+    /// The `lora_at` snippet reading this format from `arena`.
+    fn snippet(self) -> &'static str {
+        match self {
+            FactorFormat::F32 => ARENA_F32,
+            FactorFormat::F16 => ARENA_F16,
+        }
+    }
+
+    /// Arena words that `n` factor values take.
+    pub fn words(self, n: usize) -> usize {
+        match self {
+            FactorFormat::F32 => n,
+            FactorFormat::F16 => n.div_ceil(2),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
-    LoraShrink,
+    LoraShrink(FactorFormat),
     /// Decode shape: a few rows, bandwidth-bound.
-    LoraMatvec(WeightFormat),
+    LoraMatvec(WeightFormat, FactorFormat),
     /// Prefill shape: tiled.
-    LoraMatmul(WeightFormat),
+    LoraMatmul(WeightFormat, FactorFormat),
     /// Model ops (`model_ops.rs`).
     Embed(WeightFormat),
     RmsNorm,
@@ -55,15 +83,15 @@ pub enum Kernel {
     Attention,
     Penalize,
     TopK,
-    DoraGain(WeightFormat),
+    DoraGain(WeightFormat, FactorFormat),
 }
 
 impl Kernel {
     pub fn source(self) -> String {
         match self {
-            Kernel::LoraShrink => LORA_SHRINK.to_string(),
-            Kernel::LoraMatvec(f) => [&weights_snippet(f), LORA_LINEAR_IO, LORA_MATVEC].join("\n"),
-            Kernel::LoraMatmul(f) => [&weights_snippet(f), LORA_LINEAR_IO, LORA_MATMUL].join("\n"),
+            Kernel::LoraShrink(a) => [a.snippet(), LORA_SHRINK].join("\n"),
+            Kernel::LoraMatvec(f, a) => [&weights_snippet(f), a.snippet(), LORA_LINEAR_IO, LORA_MATVEC].join("\n"),
+            Kernel::LoraMatmul(f, a) => [&weights_snippet(f), a.snippet(), LORA_LINEAR_IO, LORA_MATMUL].join("\n"),
             Kernel::Embed(f) => [&weights_snippet(f), EMBED].join("\n"),
             Kernel::RmsNorm => [REDUCE, RMS_NORM].join("\n"),
             Kernel::Add => ADD.to_string(),
@@ -72,7 +100,7 @@ impl Kernel {
             Kernel::Attention => [REDUCE, ATTENTION].join("\n"),
             Kernel::Penalize => PENALIZE.to_string(),
             Kernel::TopK => TOP_K.to_string(),
-            Kernel::DoraGain(f) => [&weights_snippet(f), REDUCE, DORA_GAIN].join("\n"),
+            Kernel::DoraGain(f, a) => [&weights_snippet(f), a.snippet(), REDUCE, DORA_GAIN].join("\n"),
         }
     }
 }

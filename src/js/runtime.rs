@@ -52,14 +52,20 @@ impl Runtime {
 #[wasm_bindgen]
 impl Runtime {
     /// `backend`: "auto" (WebGPU when an adapter exists, else CPU), "webgpu" or "cpu".
-    pub async fn create(backend: String) -> std::result::Result<Runtime, JsValue> {
+    /// `adapter_precision`: "f32" or "f16", how the GPU stores adapter factors (the CPU
+    /// keeps f32).
+    pub async fn create(backend: String, adapter_precision: String) -> std::result::Result<Runtime, JsValue> {
         let choice = BackendChoice::parse(&backend).map_err(js_err)?;
+        let adapter_f16 = match adapter_precision.as_str() {
+            "f32" => false,
+            "f16" => true,
+            other => return Err(js_err(Error::config(format!("unknown adapterPrecision {other:?} (expected \"f32\" or \"f16\")")))),
+        };
+        let opts = GpuOptions { adapter_f16, ..Default::default() };
         let (backend, fallback_reason) = match choice {
             BackendChoice::Cpu => (AnyBackend::Cpu(CpuBackend), None),
-            BackendChoice::WebGpu => {
-                (AnyBackend::Gpu(GpuBackend::new(&GpuOptions::default()).await.map_err(js_err)?), None)
-            }
-            BackendChoice::Auto => match GpuBackend::new(&GpuOptions::default()).await {
+            BackendChoice::WebGpu => (AnyBackend::Gpu(GpuBackend::new(&opts).await.map_err(js_err)?), None),
+            BackendChoice::Auto => match GpuBackend::new(&opts).await {
                 Ok(g) => (AnyBackend::Gpu(g), None),
                 Err(e) => (AnyBackend::Cpu(CpuBackend), Some(e.message)),
             },

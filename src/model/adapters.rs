@@ -19,7 +19,7 @@ pub struct AdapterInfo {
     /// The caller's multiplier on top of the adapter's own scaling (setAdapterScale).
     pub scale: f32,
     pub targets: Vec<String>,
-    /// Bytes of factors held (f32).
+    /// Bytes of factors held (f32 or, on a GPU storing f16 factors, half that; DoRA gains f32).
     pub bytes: usize,
     pub dora: bool,
 }
@@ -91,15 +91,21 @@ impl<B: ModelOps> Model<B> {
         let mut added: Vec<Target> = Vec::new();
         let mut bytes = 0;
         for m in &a.modules {
-            let r = self.llama.linear_mut(m.target).and_then(|l| l.add_adapter_as(id, &m.a, &m.b, m.rank, m.scale, m.magnitude.as_deref()));
-            if let Err(e) = r {
+            let r = self.llama.linear_mut(m.target).and_then(|l| {
+                l.add_adapter_as(id, &m.a, &m.b, m.rank, m.scale, m.magnitude.as_deref())?;
+                Ok(l.adapter_bytes_of(id))
+            });
+            let held = match r {
+                Ok(held) => held,
+                Err(e) => {
                 for t in &added {
                     let _ = self.llama.linear_mut(*t).and_then(|l| l.remove_adapter(id));
                 }
                 return Err(Error::new(e.kind, format!("adapter {name:?}, {}: {}", m.target.module(), e.message)));
-            }
+                }
+            };
             added.push(m.target);
-            bytes += (m.a.len() + m.b.len() + m.magnitude.as_ref().map_or(0, Vec::len)) * 4;
+            bytes += held;
         }
         self.adapters.next_id += 1;
         let info = AdapterInfo { name: name.into(), rank: a.r, alpha: a.alpha, scale: 1.0, targets: a.targets, bytes, dora: a.dora };

@@ -133,6 +133,14 @@ impl Case {
         y
     }
 
+    /// This case with its adapter factors rounded to f16 (what a GPU storing f16 factors
+    /// computes with; rounding twice changes nothing).
+    pub fn with_f16_factors(&self) -> Case {
+        let r = |v: &[f32]| v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect();
+        let adapters = self.adapters.iter().map(|a| Adapter { a: r(&a.a), b: r(&a.b), rank: a.rank, scale: a.scale }).collect();
+        Case { adapters, w: self.w.clone(), x: self.x.clone(), ..*self }
+    }
+
     /// The routing cases every backend must pass for this case.
     pub fn mixes(&self, seed: u64) -> Vec<(&'static str, Mix)> {
         let k = self.adapters.len();
