@@ -9,7 +9,7 @@ use lorafuse::lora::peft::{ModuleLora, PeftAdapter, Proj, Target};
 use lorafuse::model::adapters::AdapterChoice;
 use lorafuse::model::llama::Logits;
 use lorafuse::model::load::Loader;
-use lorafuse::model::ops::ModelOps;
+use lorafuse::model::ops::{ModelOps, SelectRow};
 use lorafuse::model::Model;
 use lorafuse::{Backend, CpuBackend, GpuBackend, GpuOptions, Mix};
 use std::time::Instant;
@@ -36,7 +36,7 @@ fn run_with<B: ModelOps>(m: &Model<B>, mix: &Mix, prompt: usize, decode: usize) 
     let mut s = m.llama.session();
     let t0 = Instant::now();
     let t = m.llama.forward(&mut s, &ids, Logits::Last, mix).unwrap();
-    let pick = |t| pollster::block_on(b.top_k(t, 1, &[(1.0, vec![])])).unwrap()[0][0].0;
+    let pick = |mut t| pollster::block_on(b.top_k(&mut t, 1, &[SelectRow::plain()])).unwrap()[0].cands[0].0;
     let mut next = pick(t);
     let prefill = prompt as f64 / t0.elapsed().as_secs_f64();
     let t1 = Instant::now();

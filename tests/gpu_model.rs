@@ -8,7 +8,7 @@ use common::max_rel;
 use lorafuse::model::adapters::{peft_from_files, AdapterChoice};
 use lorafuse::model::llama::Logits;
 use lorafuse::model::load::Loader;
-use lorafuse::model::ops::ModelOps;
+use lorafuse::model::ops::{ModelOps, SelectRow};
 use lorafuse::model::Model;
 use lorafuse::{CpuBackend, ErrorKind, GpuOptions, Mix};
 use std::path::{Path, PathBuf};
@@ -219,7 +219,8 @@ fn gpu_model_refuses_bad_input_with_typed_errors() {
 }
 
 /// The sampler's selection on the GPU (repetition penalty, then the k best logits, ties to
-/// the lower id) equals the CPU's on random logits with planted ties and odd sizes.
+/// the lower id, and the row's mass at a per-row temperature) equals the CPU's on random
+/// logits with planted ties and odd sizes.
 #[test]
 fn top_k_on_the_gpu_matches_the_cpu() {
     use lorafuse::Backend;
@@ -231,12 +232,30 @@ fn top_k_on_the_gpu_matches_the_cpu() {
         let n = logits.len();
         logits[(i * 97) % n] = logits[(i * 31) % n]; // ties
     }
-    let pens: Vec<(f32, Vec<u32>)> = (0..rows).map(|r| (1.0 + 0.3 * r as f32, (0..20).map(|_| rng.below(vocab) as u32).collect::<std::collections::BTreeSet<_>>().into_iter().collect())).collect();
+    let asks: Vec<SelectRow> = (0..rows)
+        .map(|r| SelectRow {
+            penalty: 1.0 + 0.3 * r as f32,
+            penalized: (0..20).map(|_| rng.below(vocab) as u32).collect::<std::collections::BTreeSet<_>>().into_iter().collect(),
+            inv_temp: [0.0, 1.0 / 0.7, 1.5][r],
+        })
+        .collect();
     for k in [1, 5, 40, 256] {
-        let cpu = pollster::block_on(CpuBackend::default().top_k(CpuBackend::default().tensor(&logits, rows, vocab).unwrap(), k, &pens)).unwrap();
-        let gpu = pollster::block_on(g.top_k(g.tensor(&logits, rows, vocab).unwrap(), k, &pens)).unwrap();
+        let mut tc = CpuBackend::default().tensor(&logits, rows, vocab).unwrap();
+        let cpu = pollster::block_on(CpuBackend::default().top_k(&mut tc, k, &asks)).unwrap();
+        let mut tg = g.tensor(&logits, rows, vocab).unwrap();
+        let gpu = pollster::block_on(g.top_k(&mut tg, k, &asks)).unwrap();
+        // Both penalized the logits in place, alike.
+        let (pc, pg) = (pollster::block_on(CpuBackend::default().read(&tc)).unwrap(), pollster::block_on(g.read(&tg)).unwrap());
+        assert_eq!(pc, pg, "penalized logits");
+        assert_ne!(pc, logits, "the penalty was applied");
         assert_eq!(gpu.len(), rows);
-        for (c, gp) in cpu.iter().zip(&gpu) {
+        for (r, (sc, sg)) in cpu.iter().zip(&gpu).enumerate() {
+            match (sc.mass, sg.mass) {
+                (None, None) => assert_eq!(asks[r].inv_temp, 0.0),
+                (Some(a), Some(b)) => assert!((a - b).abs() <= 1e-5 * a, "row {r} mass: {a} vs {b}"),
+                other => panic!("row {r}: masses {other:?}"),
+            }
+            let (c, gp) = (&sc.cands, &sg.cands);
             assert_eq!(c.len(), k);
             assert_eq!(c.iter().map(|p| p.0).collect::<Vec<_>>(), gp.iter().map(|p| p.0).collect::<Vec<_>>(), "k = {k}");
             for (a, b) in c.iter().zip(gp) {
@@ -267,8 +286,13 @@ fn generation_on_the_gpu_matches_the_cpu() {
     let compiled = g.pipelines_compiled();
     let greedy = SampleOptions::default();
     let sampled = SampleOptions { temperature: 0.8, top_k: 20, top_p: 0.9, repetition_penalty: 1.3, seed: 7, ..SampleOptions::default() };
-    for s in [greedy, sampled] {
-        let (a, b) = (run(&mg, &s), run(&mc, &s));
+    // Top-p and min-p without top-k: the best 64 and the row's mass decide, or every logit
+    // is read (a flat distribution at temperature 3 needs more than 64 for top-p 0.95).
+    let top_p = SampleOptions { temperature: 0.9, top_p: 0.8, repetition_penalty: 1.2, seed: 3, ..SampleOptions::default() };
+    let min_p = SampleOptions { temperature: 1.1, min_p: 0.1, seed: 5, ..SampleOptions::default() };
+    let flat = SampleOptions { temperature: 3.0, top_p: 0.95, seed: 9, ..SampleOptions::default() };
+    for s in [&greedy, &sampled, &top_p, &min_p, &flat] {
+        let (a, b) = (run(&mg, s), run(&mc, s));
         assert_eq!(a.len(), 12);
         assert_eq!(a, b, "{s:?}");
     }
@@ -278,4 +302,15 @@ fn generation_on_the_gpu_matches_the_cpu() {
     run(&mg, &SampleOptions::default());
     let after = g.context().stats.get();
     assert_eq!(after.read_bytes - before.read_bytes, 12 * 8, "one (token, logit) pair per greedy step");
+    // Top-p/min-p: 64 pairs and the mass (520 bytes) per step, plus the whole row (4·vocab)
+    // on the steps they cannot decide: min-p decides most here, the flat case none.
+    let (cand, full) = (8 * (64 + 1), 4 * mg.info.vocab_size as u64);
+    let mut read = |s: &SampleOptions| {
+        let before = g.context().stats.get().read_bytes;
+        run(&mg, s);
+        g.context().stats.get().read_bytes - before
+    };
+    let (mp, fl) = (read(&min_p), read(&flat));
+    assert!(mp < 12 * cand + 6 * full, "min_p: {mp} bytes");
+    assert_eq!(fl, 12 * (cand + full), "flat: every step reads the row");
 }

@@ -2,7 +2,7 @@
 
 use super::{ops, CpuBackend, CpuTensor};
 use crate::error::{Error, Result};
-use crate::model::ops::{check_attention, same_shape, ModelOps};
+use crate::model::ops::{check_attention, check_top_k, same_shape, ModelOps, SelectRow, Selection};
 use crate::weights::HostWeight;
 
 pub struct CpuKv {
@@ -107,18 +107,19 @@ impl ModelOps for CpuBackend {
         Ok(CpuTensor { data: x.data[start * x.cols..(start + len) * x.cols].to_vec(), rows: len, cols: x.cols })
     }
 
-    async fn top_k(&self, logits: CpuTensor, k: usize, penalties: &[(f32, Vec<u32>)]) -> Result<Vec<Vec<(u32, f32)>>> {
-        let (rows, vocab) = (logits.rows, logits.cols);
-        if penalties.len() != rows || k == 0 {
-            return Err(Error::shape(format!("top_k: {k} of {rows} rows with {} penalty lists", penalties.len())));
-        }
-        let mut data = logits.data;
-        Ok(data
+    async fn top_k(&self, logits: &mut CpuTensor, k: usize, asks: &[SelectRow]) -> Result<Vec<Selection>> {
+        let vocab = logits.cols;
+        check_top_k(logits.rows, vocab, k, asks)?;
+        Ok(logits
+            .data
             .chunks_mut(vocab)
-            .zip(penalties)
-            .map(|(row, (p, toks))| {
-                crate::model::sample::penalize(row, *p, toks);
-                crate::model::sample::top_k(row, k)
+            .zip(asks)
+            .map(|(row, a)| {
+                crate::model::sample::penalize(row, a.penalty, &a.penalized);
+                let cands = crate::model::sample::top_k(row, k);
+                let max = cands[0].1;
+                let mass = (a.inv_temp > 0.0).then(|| row.iter().map(|&l| (((l - max) * a.inv_temp) as f64).exp()).sum());
+                Selection { cands, mass }
             })
             .collect())
     }

@@ -6,7 +6,7 @@ use super::pipelines::Kernel;
 use super::{GpuBackend, GpuTensor, GpuWeight, Inner, STORAGE};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::model::ops::{check_attention, same_shape, ModelOps};
+use crate::model::ops::{check_attention, check_top_k, same_shape, ModelOps, SelectRow, Selection};
 use crate::weights::WeightFormat;
 use bytemuck::{Pod, Zeroable};
 use std::rc::Rc;
@@ -259,16 +259,14 @@ impl ModelOps for GpuBackend {
         self.gather_rows(&[(x, start, len)], x.cols)
     }
 
-    async fn top_k(&self, logits: GpuTensor, k: usize, penalties: &[(f32, Vec<u32>)]) -> Result<Vec<Vec<(u32, f32)>>> {
+    async fn top_k(&self, logits: &mut GpuTensor, k: usize, asks: &[SelectRow]) -> Result<Vec<Selection>> {
         let (rows, vocab) = (logits.rows, logits.cols);
-        if penalties.len() != rows || k == 0 || k > vocab {
-            return Err(Error::shape(format!("top_k: {k} of {vocab} in {rows} rows with {} penalty lists", penalties.len())));
-        }
+        check_top_k(rows, vocab, k, asks)?;
         // The repetition penalty in place: one (logit index, penalty) entry per distinct token.
         let mut entries = Vec::new();
-        for (row, (p, toks)) in penalties.iter().enumerate() {
-            for &t in toks.iter().filter(|&&t| (t as usize) < vocab) {
-                entries.extend([(row * vocab) as u32 + t, p.to_bits()]);
+        for (row, a) in asks.iter().enumerate() {
+            for &t in a.penalized.iter().filter(|&&t| (t as usize) < vocab) {
+                entries.extend([(row * vocab) as u32 + t, a.penalty.to_bits()]);
             }
         }
         if !entries.is_empty() {
@@ -277,13 +275,25 @@ impl ModelOps for GpuBackend {
             let bufs = [(&logits.buf.buf, logits.buf.id), (&e.buf, e.id)];
             self.0.run(Kernel::Penalize, &bufs, bytemuck::bytes_of(&Words4([n as u32, 0, 0, 0])), self.0.grid_1d(n))?;
         }
-        let out = self.empty(rows, 2 * k)?;
-        let bufs = [(&logits.buf.buf, logits.buf.id), (&out.buf.buf, out.buf.id)];
-        self.0.run(Kernel::TopK, &bufs, bytemuck::bytes_of(&Words4([vocab as u32, k as u32, 0, 0])), [rows, 1, 1])?;
-        drop(logits); // reusable after the submit
+        // Per row k pairs, then (0, mass) when some row wants it (greedy reads 8 bytes a row).
+        let need_mass = asks.iter().any(|a| a.inv_temp > 0.0) as usize;
+        let width = 2 * (k + need_mass);
+        let out = self.empty(rows, width)?;
+        let inv_t: Vec<f32> = asks.iter().map(|a| a.inv_temp).collect();
+        let inv_t = self.upload(bytemuck::cast_slice(&inv_t));
+        let bufs = [(&logits.buf.buf, logits.buf.id), (&inv_t.buf, inv_t.id), (&out.buf.buf, out.buf.id)];
+        self.0.run(Kernel::TopK, &bufs, bytemuck::bytes_of(&Words4([vocab as u32, k as u32, need_mass as u32, 0])), [rows, 1, 1])?;
+        drop(inv_t); // reusable after the submit
         // Token ids travel as f32 bit patterns; the read is bit-exact.
         let words = self.read(&out).await?;
-        Ok(words.chunks_exact(2 * k).map(|r| r.chunks_exact(2).map(|c| (c[0].to_bits(), c[1])).collect()).collect())
+        Ok(words
+            .chunks_exact(width)
+            .zip(asks)
+            .map(|(r, a)| Selection {
+                cands: r[..2 * k].chunks_exact(2).map(|c| (c[0].to_bits(), c[1])).collect(),
+                mass: (a.inv_temp > 0.0).then(|| r[2 * k + 1] as f64),
+            })
+            .collect())
     }
 
     fn prepare(&self, matmul: &[WeightFormat], embed: WeightFormat) -> Result<()> {

@@ -5,7 +5,7 @@
 //! emitted, even in part).
 
 use super::llama::{Llama, Logits, Session};
-use super::ops::ModelOps;
+use super::ops::{ModelOps, SelectRow};
 use super::sample::{SampleOptions, Sampler};
 use crate::error::{Error, Result};
 use crate::lora::Mix;
@@ -200,26 +200,44 @@ impl<B: ModelOps> Generator<B> {
                 Mix::PerRow(rows)
             }
         };
-        let t = {
+        let mut t = {
             let mut picked: Vec<&mut Sequence<B>> =
                 self.seqs.iter_mut().enumerate().filter(|(i, _)| active.contains(i)).map(|(_, s)| s).collect();
             let mut batch: Vec<(&mut Session<B>, &[u32])> =
                 picked.iter_mut().zip(&inputs).map(|(s, inp)| (&mut s.session, &inp[..])).collect();
             model.forward_batch(&mut batch, Logits::Last, &mix)?
         };
-        // Greedy or top-k sampling needs only the best k logits per row: the backend selects
-        // them (on the GPU, only they come back). Otherwise every logit is read.
+        // Greedy, top-k, top-p and min-p sampling usually need only the best k logits per
+        // row (plus, for top-p/min-p, the row's mass): the backend selects them (on the GPU,
+        // only they come back). Rows they cannot decide, and plain temperature sampling,
+        // read every logit.
+        let vocab = model.cfg.vocab;
         let k = active.iter().try_fold(0, |m, &i| self.seqs[i].sampler.candidates_needed().map(|k| m.max(k)));
         let next: Vec<u32> = match k {
             Some(k) if k <= MAX_TOP_K => {
-                let pens: Vec<(f32, Vec<u32>)> =
-                    active.iter().map(|&i| (self.seqs[i].sampler.penalty(), self.seqs[i].sampler.penalized(&self.seqs[i].history))).collect();
-                let cands = model.backend().top_k(t, k, &pens).await?;
-                active.iter().zip(cands).map(|(&i, c)| self.seqs[i].sampler.pick(c)).collect()
+                let k = k.min(vocab);
+                let asks: Vec<SelectRow> = active
+                    .iter()
+                    .map(|&i| {
+                        let s = &self.seqs[i].sampler;
+                        // All k = vocab candidates need no mass: they are the whole row.
+                        let inv_temp = if s.needs_mass() && k < vocab { 1.0 / s.temperature() } else { 0.0 };
+                        SelectRow { penalty: s.penalty(), penalized: s.penalized(&self.seqs[i].history), inv_temp }
+                    })
+                    .collect();
+                let sels = model.backend().top_k(&mut t, k, &asks).await?;
+                let picks: Vec<Option<u32>> = active.iter().zip(sels).map(|(&i, s)| self.seqs[i].sampler.pick(s.cands, s.mass)).collect();
+                if picks.iter().all(Option::is_some) {
+                    picks.into_iter().flatten().collect()
+                } else {
+                    // The logits were penalized in place by top_k.
+                    let logits = model.backend().read(&t).await?;
+                    let rows = active.iter().zip(picks).zip(logits.chunks_exact(vocab));
+                    rows.map(|((&i, p), row)| p.unwrap_or_else(|| self.seqs[i].sampler.pick_all(row))).collect()
+                }
             }
             _ => {
                 let mut logits = model.backend().read(&t).await?;
-                let vocab = model.cfg.vocab;
                 active
                     .iter()
                     .zip(logits.chunks_exact_mut(vocab))

@@ -50,10 +50,43 @@ pub trait ModelOps: Backend {
     fn prepare(&self, _matmul: &[crate::weights::WeightFormat], _embed: crate::weights::WeightFormat) -> Result<()> {
         Ok(())
     }
-    /// Per row of `logits` (consumed): the `k` best (token, logit) pairs, best first (ties to
-    /// the lower id), after the repetition penalty `penalties[row] = (penalty, tokens)`. On the
-    /// GPU only these pairs come back, not the vocabulary.
-    fn top_k(&self, logits: Self::Tensor, k: usize, penalties: &[(f32, Vec<u32>)]) -> impl std::future::Future<Output = Result<Vec<Vec<(u32, f32)>>>>;
+    /// Per row of `logits`: applies the row's repetition penalty in place, then selects the
+    /// `k` best (token, logit) pairs, best first (ties to the lower id), and, when the row
+    /// asks, its softmax mass. On the GPU only these come back, not the vocabulary.
+    fn top_k(&self, logits: &mut Self::Tensor, k: usize, rows: &[SelectRow]) -> impl std::future::Future<Output = Result<Vec<Selection>>>;
+}
+
+/// One row's request to `ModelOps::top_k`.
+#[derive(Clone, Debug)]
+pub struct SelectRow {
+    /// The repetition penalty (1: off) and the distinct tokens it applies to.
+    pub penalty: f32,
+    pub penalized: Vec<u32>,
+    /// When > 0, also the row's mass `Σ exp((l − max)·inv_temp)` over every token, which
+    /// lets top-p and min-p decide from the best candidates alone.
+    pub inv_temp: f32,
+}
+
+impl SelectRow {
+    /// No penalty, no mass: plain selection (greedy, top-k).
+    pub fn plain() -> SelectRow {
+        SelectRow { penalty: 1.0, penalized: vec![], inv_temp: 0.0 }
+    }
+}
+
+/// A row's selection: the best pairs, best first, and the mass when it was asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Selection {
+    pub cands: Vec<(u32, f32)>,
+    pub mass: Option<f64>,
+}
+
+/// The argument checks both backends' `top_k` share.
+pub fn check_top_k(rows: usize, vocab: usize, k: usize, asks: &[SelectRow]) -> Result<()> {
+    if asks.len() != rows || k == 0 || k > vocab {
+        return Err(Error::shape(format!("top_k: {k} of {vocab} in {rows} rows with {} requests", asks.len())));
+    }
+    Ok(())
 }
 
 /// Both operands of an element-wise op have one shape.

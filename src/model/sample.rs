@@ -3,6 +3,10 @@
 
 use crate::error::{Error, Result};
 
+/// Candidates selected for top-p/min-p without top-k: enough for typical settings (the rest
+/// of the vocabulary is read only when these cannot decide).
+pub const P_CANDIDATES: usize = 64;
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct SampleOptions {
     pub temperature: f32,
@@ -79,29 +83,51 @@ impl Sampler {
         history[history.len().saturating_sub(self.opts.repeat_last_n)..].iter().copied().filter(|&t| seen.insert(t)).collect()
     }
 
-    /// How many of the best (token, logit) pairs decide this sampler's pick: 1 when greedy,
-    /// top_k when set; `None` when it needs the whole distribution.
+    /// How many of the best (token, logit) pairs usually decide this sampler's pick: 1 when
+    /// greedy, top_k when set, `P_CANDIDATES` (with the row's mass, `needs_mass`) for top-p
+    /// or min-p; `None` when it needs the whole distribution (plain temperature sampling).
     pub fn candidates_needed(&self) -> Option<usize> {
-        match (self.opts.temperature == 0.0, self.opts.top_k) {
+        let o = &self.opts;
+        match (o.temperature == 0.0, o.top_k) {
             (true, _) => Some(1),
+            (false, 0) if o.top_p < 1.0 || o.min_p > 0.0 => Some(P_CANDIDATES),
             (false, 0) => None,
             (false, k) => Some(k),
         }
     }
 
+    /// Whether a selection of candidates must come with the row's mass (`Selection::mass`):
+    /// top-p and min-p over the whole vocabulary.
+    pub fn needs_mass(&self) -> bool {
+        let o = &self.opts;
+        o.temperature > 0.0 && o.top_k == 0 && (o.top_p < 1.0 || o.min_p > 0.0)
+    }
+
+    pub fn temperature(&self) -> f32 {
+        self.opts.temperature
+    }
+
     /// Picks a token; `history` is every token so far (prompt included).
     pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> u32 {
         penalize(logits, self.opts.repetition_penalty, &self.penalized(history));
+        self.pick_all(logits)
+    }
+
+    /// Picks a token from a whole row of already penalized logits.
+    pub fn pick_all(&mut self, logits: &[f32]) -> u32 {
         let cand: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
-        self.pick(cand)
+        // With every token present the pick is always decided.
+        self.pick(cand, None).unwrap_or(0)
     }
 
     /// Picks a token from penalized (token, logit) candidates: the whole vocabulary, or at
-    /// least `candidates_needed()` of the best ones in any order.
-    pub fn pick(&mut self, mut cand: Vec<(u32, f32)>) -> u32 {
+    /// least `candidates_needed()` of the best ones in any order. With `mass` (the row's
+    /// `Σ exp((l − max)/T)` over every token) the candidates may be only the best few: the
+    /// pick is `None`, and no random number is drawn, when they cannot decide top-p/min-p.
+    pub fn pick(&mut self, mut cand: Vec<(u32, f32)>, mass: Option<f64>) -> Option<u32> {
         let o = &self.opts;
         if o.temperature == 0.0 {
-            return cand.iter().min_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))).map_or(0, |c| c.0);
+            return Some(cand.iter().min_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))).map_or(0, |c| c.0));
         }
         cand.iter_mut().for_each(|c| c.1 /= o.temperature);
         cand.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -110,29 +136,39 @@ impl Sampler {
         }
         let max = cand[0].1;
         let mut probs: Vec<f64> = cand.iter().map(|c| ((c.1 - max) as f64).exp()).collect();
-        let total: f64 = probs.iter().sum();
+        let total: f64 = mass.unwrap_or_else(|| probs.iter().sum());
         probs.iter_mut().for_each(|p| *p /= total);
         let mut keep = probs.len();
+        // Complete candidates always decide; partial ones only if a cut falls inside them.
+        let mut decided = mass.is_none();
         if o.top_p < 1.0 {
             let mut acc = 0.0;
-            keep = probs.iter().position(|p| {
+            if let Some(i) = probs.iter().position(|p| {
                 acc += p;
                 acc >= o.top_p as f64
-            }).map_or(keep, |i| i + 1);
+            }) {
+                keep = i + 1;
+                decided = true;
+            }
         }
         if o.min_p > 0.0 {
             let floor = probs[0] * o.min_p as f64;
-            keep = keep.min(probs.iter().take_while(|&&p| p >= floor).count().max(1));
+            let above = probs.iter().take_while(|&&p| p >= floor).count().max(1);
+            decided |= above < probs.len();
+            keep = keep.min(above);
+        }
+        if !decided {
+            return None;
         }
         let total: f64 = probs[..keep].iter().sum();
         let mut r = self.uniform() * total;
         for (c, p) in cand.iter().zip(&probs[..keep]) {
             r -= p;
             if r < 0.0 {
-                return c.0;
+                return Some(c.0);
             }
         }
-        cand[keep - 1].0
+        Some(cand[keep - 1].0)
     }
 }
 
@@ -183,5 +219,55 @@ mod tests {
         let mut s = Sampler::new(SampleOptions { repetition_penalty: 2.0, ..Default::default() }).unwrap();
         assert_eq!(s.sample(&mut logits.clone(), &[1]), 2);
         assert!(Sampler::new(SampleOptions { temperature: f32::NAN, ..Default::default() }).is_err());
+    }
+
+    /// Top-p/min-p from the best P_CANDIDATES and the row's mass pick what the whole row
+    /// picks, drawing the same random numbers; undecidable rows say so before drawing.
+    #[test]
+    fn candidates_with_mass_pick_as_the_whole_row() {
+        let mut seed = 1u64;
+        let mut logits = |n: usize, spread: f32| -> Vec<f32> {
+            (0..n)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    // Exponentially distributed: a few large logits, a long tail, like an LM's.
+                    -spread * (((seed >> 40) as f32 + 0.5) / (1u64 << 24) as f32).ln()
+                })
+                .collect()
+        };
+        let (mut decided, mut undecided) = (0, 0);
+        for (i, o) in [
+            SampleOptions { temperature: 0.7, top_p: 0.9, ..Default::default() },
+            SampleOptions { temperature: 1.0, min_p: 0.05, ..Default::default() },
+            SampleOptions { temperature: 1.3, top_p: 0.95, min_p: 0.02, ..Default::default() },
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for spread in [0.6, 1.2, 2.5] {
+                let row = logits(3001, spread);
+                let opts = SampleOptions { seed: i as u64, ..o.clone() };
+                let (mut whole, mut part) = (Sampler::new(opts.clone()).unwrap(), Sampler::new(opts).unwrap());
+                assert!(part.needs_mass());
+                for _ in 0..50 {
+                    let cands = top_k(&row, P_CANDIDATES);
+                    let max = cands[0].1;
+                    let inv_t = 1.0 / part.temperature();
+                    let mass: f64 = row.iter().map(|&l| (((l - max) * inv_t) as f64).exp()).sum();
+                    match part.pick(cands, Some(mass)) {
+                        Some(t) => {
+                            assert_eq!(t, whole.pick_all(&row), "{i} spread {spread}");
+                            decided += 1;
+                        }
+                        None => {
+                            // Nothing was drawn: the whole row, picked by the same sampler, keeps step.
+                            assert_eq!(part.pick_all(&row), whole.pick_all(&row));
+                            undecided += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(decided > 100 && undecided > 20, "{decided} decided, {undecided} not");
     }
 }

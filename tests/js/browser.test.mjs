@@ -75,12 +75,21 @@ test('PEFT adapters in Chromium match PEFT', { timeout: 300_000 }, async () => {
   const browser = await launch({ webgpu: true });
   try {
     const { page } = await open(browser, `${url}/tests/js/page.html`);
-    for (const backend of ['webgpu', 'cpu']) {
-      const { backend: ran, ...errs } = await page.evaluate((b) => window.peftAdapters(b), backend);
+    const held = {};
+    for (const [backend, precision, tol] of [['webgpu', 'f32', 1e-4], ['cpu', 'f32', 1e-4], ['webgpu', 'f16', 5e-2]]) {
+      const { backend: ran, bytes, ...errs } = await page.evaluate(([b, p]) => window.peftAdapters(b, p), [backend, precision]);
       assert.equal(ran, backend);
       assert.deepEqual(Object.keys(errs).sort(), ['all-linear-r8', 'dora', 'layers-1', 'patterns', 'qv-r4', 'rslora'], backend);
-      for (const [n, e] of Object.entries(errs)) assert.ok(e <= 1e-4, `${backend} ${n}: ${e}`);
+      for (const [n, e] of Object.entries(errs)) assert.ok(e <= tol, `${backend} ${precision} ${n}: ${e}`);
+      held[`${backend}-${precision}`] = bytes;
     }
+    // f16 factors: half the bytes (DoRA gains stay f32), and the rounding shows in the logits
+    // (exactness on rounded factors is checked natively, tests/gpu_model.rs).
+    const ratio = held['webgpu-f16'] / held['webgpu-f32'];
+    assert.ok(ratio > 0.5 && ratio < 0.52, `f16/f32 adapter bytes ${ratio}`);
+    assert.equal(held['cpu-f32'], held['webgpu-f32']);
+    const bad = await page.evaluate(() => window.tryCreate({ adapterPrecision: 'f8' }));
+    assert.match(bad, /^ConfigError: unknown adapterPrecision "f8"/);
   } finally {
     await browser.close();
   }
