@@ -1,4 +1,4 @@
-//! First-fit allocator over one flat f32 array per layer. Each adapter's A and B live in it
+//! First-fit allocator over one flat array of 32-bit words per layer. Each adapter's A and B live in it
 //! back to back, so one storage binding serves every adapter of the layer (what per-row
 //! routing needs on the GPU). Freed ranges are reused; a freed range at the end lowers the
 //! high-water mark, and the layer then gives that storage back (`Backend::arena_truncate`).
