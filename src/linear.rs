@@ -111,9 +111,7 @@ impl<B: Backend> LoraLinear<B> {
             }
             check_finite("DoRA magnitude", m)?;
         }
-        // Offsets are in arena words: A, then B (each starting on a word), then the gain.
-        let (a_w, b_w) = (self.backend.factor_words(a_len), self.backend.factor_words(b_len));
-        let total = a_w + b_w + if magnitude.is_some() { self.out } else { 0 };
+        let (a_w, b_w, total) = self.layout(rank, magnitude.is_some());
         let off = self.alloc.alloc(total);
         let fits_u32 = u32::try_from(off + total).is_ok();
         let written = if fits_u32 {
@@ -159,10 +157,16 @@ impl<B: Backend> LoraLinear<B> {
         Ok(())
     }
 
+    /// An adapter's place in the arena, in words: A, then B (each starting on a word), then
+    /// the DoRA gain. Returns (A words, B words, total).
+    fn layout(&self, rank: usize, dora: bool) -> (usize, usize, usize) {
+        let (a_w, b_w) = (self.backend.factor_words(rank * self.inp), self.backend.factor_words(self.out * rank));
+        (a_w, b_w, a_w + b_w + if dora { self.out } else { 0 })
+    }
+
     /// Arena words one adapter takes.
     fn slot_words(&self, s: &Slot) -> usize {
-        let (inp, out, r) = (self.inp, self.out, s.rank as usize);
-        self.backend.factor_words(r * inp) + self.backend.factor_words(out * r) + if s.g_off != NO_GAIN { out } else { 0 }
+        self.layout(s.rank as usize, s.g_off != NO_GAIN).2
     }
 
     /// Words (4 bytes) of adapter storage this layer holds (capacity, not use).
@@ -191,7 +195,7 @@ impl<B: Backend> LoraLinear<B> {
 
     /// Bytes adapter `id` takes in this layer's arena (0 if it is not here).
     pub fn adapter_bytes_of(&self, id: usize) -> usize {
-        self.slots.get(id).copied().flatten().map_or(0, |s| self.slot_words(&s) * 4)
+        self.slot(id).map_or(0, |s| self.slot_words(&s) * 4)
     }
 
     /// Bytes the arena holds for live adapters.

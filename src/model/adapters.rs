@@ -95,17 +95,16 @@ impl<B: ModelOps> Model<B> {
                 l.add_adapter_as(id, &m.a, &m.b, m.rank, m.scale, m.magnitude.as_deref())?;
                 Ok(l.adapter_bytes_of(id))
             });
-            let held = match r {
-                Ok(held) => held,
+            match r {
+                Ok(held) => bytes += held,
                 Err(e) => {
-                for t in &added {
-                    let _ = self.llama.linear_mut(*t).and_then(|l| l.remove_adapter(id));
+                    for t in &added {
+                        let _ = self.llama.linear_mut(*t).and_then(|l| l.remove_adapter(id));
+                    }
+                    return Err(Error::new(e.kind, format!("adapter {name:?}, {}: {}", m.target.module(), e.message)));
                 }
-                return Err(Error::new(e.kind, format!("adapter {name:?}, {}: {}", m.target.module(), e.message)));
-                }
-            };
+            }
             added.push(m.target);
-            bytes += held;
         }
         self.adapters.next_id += 1;
         let info = AdapterInfo { name: name.into(), rank: a.r, alpha: a.alpha, scale: 1.0, targets: a.targets, bytes, dora: a.dora };

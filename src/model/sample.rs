@@ -87,10 +87,9 @@ impl Sampler {
     /// greedy, top_k when set, `P_CANDIDATES` (with the row's mass, `needs_mass`) for top-p
     /// or min-p; `None` when it needs the whole distribution (plain temperature sampling).
     pub fn candidates_needed(&self) -> Option<usize> {
-        let o = &self.opts;
-        match (o.temperature == 0.0, o.top_k) {
+        match (self.opts.temperature == 0.0, self.opts.top_k) {
             (true, _) => Some(1),
-            (false, 0) if o.top_p < 1.0 || o.min_p > 0.0 => Some(P_CANDIDATES),
+            (false, 0) if self.needs_mass() => Some(P_CANDIDATES),
             (false, 0) => None,
             (false, k) => Some(k),
         }
