@@ -190,6 +190,8 @@ export class Model {
   unloadAdapter(name: string): void;
   setAdapterScale(name: string, scale: number): void;
   adapters(): ModelAdapterInfo[];
+  /** Bytes held for adapter factors now (GPU buffers or wasm heap), all layers together. */
+  adapterMemoryBytes(): number;
   dispose(): void;
 }
 

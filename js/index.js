@@ -309,6 +309,10 @@ export class Model {
   adapters() {
     return call(() => this.#live().adapters());
   }
+  /** Bytes held for adapter factors now (GPU buffers or wasm heap), all layers together. */
+  adapterMemoryBytes() {
+    return call(() => this.#live().adapterMemoryBytes());
+  }
   /**
    * Streams text for a prompt string or a message list (chat template applied). Returns a
    * Generation: `for await (const piece of gen)`, or `await gen.text()`.

@@ -47,6 +47,7 @@ export class WorkerModel {
   unloadAdapter(name: string): Promise<void>;
   setAdapterScale(name: string, scale: number): Promise<void>;
   adapters(): Promise<Array<{ name: string; rank: number; alpha: number; scale: number; targets: string[]; bytes: number; dora: boolean }>>;
+  adapterMemoryBytes(): Promise<number>;
   tokenize(text: string, options?: { special?: boolean }): Promise<number[]>;
   detokenize(ids: number[], options?: { skipSpecial?: boolean }): Promise<string>;
   applyChatTemplate(messages: Array<{ role: string; content: string }>, options?: { addGenerationPrompt?: boolean }): Promise<string>;

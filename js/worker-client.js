@@ -113,6 +113,9 @@ export class WorkerModel {
   adapters() {
     return this.#call('adapters');
   }
+  adapterMemoryBytes() {
+    return this.#call('adapterMemoryBytes');
+  }
   tokenize(text, opts) {
     return this.#call('tokenize', text, opts);
   }

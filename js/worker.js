@@ -33,7 +33,7 @@ const handlers = {
   },
   call({ handle, method, args }) {
     const m = models.get(handle);
-    if (!m || !['unloadAdapter', 'setAdapterScale', 'adapters', 'tokenize', 'detokenize', 'applyChatTemplate', 'forward', 'dispose'].includes(method)) {
+    if (!m || !['unloadAdapter', 'setAdapterScale', 'adapters', 'adapterMemoryBytes', 'tokenize', 'detokenize', 'applyChatTemplate', 'forward', 'dispose'].includes(method)) {
       throw new Error(`no such model method ${method}`);
     }
     return m[method](...args);

@@ -42,6 +42,14 @@ impl BackendChoice {
     }
 }
 
+/// A live adapter's words moving within its layer's arena when the arena is packed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArenaMove {
+    pub from: usize,
+    pub to: usize,
+    pub len: usize,
+}
+
 /// One DoRA adapter's factors and where they live in a layer's arena.
 pub struct DoraGain<'a> {
     pub a: &'a [f32],
@@ -82,13 +90,18 @@ pub trait Backend: Clone + 'static {
     fn factor_words(&self, n: usize) -> usize {
         n
     }
+    /// Makes room for `words` words, keeping the contents (one growth per adapter load
+    /// rather than one per factor written).
+    fn arena_reserve(&self, _arena: &mut Self::Arena, _words: usize) -> Result<()> {
+        Ok(())
+    }
     /// Writes adapter factors at word `offset`, in the arena's storage precision, growing
     /// the arena as needed.
     fn arena_write(&self, arena: &mut Self::Arena, offset: usize, data: &[f32]) -> Result<()>;
-    /// An adapter's range was freed (its storage may go now, or stay for reuse).
-    fn arena_release(&self, _arena: &mut Self::Arena, _offset: usize, _len: usize) {}
-    /// Gives back storage past word `len` (adapters were unloaded); keeps what is before.
-    fn arena_truncate(&self, arena: &mut Self::Arena, len: usize) -> Result<()>;
+    /// Keeps only the word ranges in `keep`, each moved from `from` to `to` (ascending, as
+    /// `LoraLinear` packs them), and gives back all storage past word `len`: unloading an
+    /// adapter returns its words wherever it sat. On error the arena is unchanged.
+    fn arena_repack(&self, arena: &mut Self::Arena, keep: &[ArenaMove], len: usize) -> Result<()>;
     /// Words of storage the arena holds now.
     fn arena_capacity(&self, arena: &Self::Arena) -> usize;
 

@@ -1,6 +1,6 @@
 //! `LoraLinear`: a frozen base weight plus any number of LoRA adapters, on one backend.
 
-use crate::backend::{Backend, DoraGain};
+use crate::backend::{ArenaMove, Backend, DoraGain};
 use crate::error::{check_finite, checked_len, Error, Result};
 use crate::lora::{ArenaAlloc, Mix, Routes, Slot, NO_GAIN};
 use crate::weights::HostWeight;
@@ -116,7 +116,8 @@ impl<B: Backend> LoraLinear<B> {
         let fits_u32 = u32::try_from(off + total).is_ok();
         let written = if fits_u32 {
             self.backend
-                .arena_write(&mut self.arena, off, a)
+                .arena_reserve(&mut self.arena, self.alloc.end())
+                .and_then(|_| self.backend.arena_write(&mut self.arena, off, a))
                 .and_then(|_| self.backend.arena_write(&mut self.arena, off + a_w, b))
                 .and_then(|_| match magnitude {
                     Some(m) => {
@@ -145,15 +146,30 @@ impl<B: Backend> LoraLinear<B> {
         self.slots.get(id).is_some_and(Option::is_some)
     }
 
+    /// Removes adapter `id` and gives back its storage: the adapters still loaded are packed
+    /// to the front of the arena (on the GPU a device-side copy; on the CPU new keys), so a
+    /// hole in the middle goes back too.
     pub fn remove_adapter(&mut self, id: usize) -> Result<()> {
-        let s = self.slot(id)?;
-        let len = self.slot_words(&s);
-        self.alloc.free(s.a_off as usize, len);
-        self.backend.arena_release(&mut self.arena, s.a_off as usize, len);
+        let gone = self.slot(id)?;
         self.slots[id] = None;
-        // Storage past the last adapter still loaded goes back (a hole in the middle is
-        // reused by the next load instead). Best effort: the adapter is gone either way.
-        let _ = self.backend.arena_truncate(&mut self.arena, self.alloc.end());
+        let mut live: Vec<(usize, Slot)> = self.slots.iter().enumerate().filter_map(|(i, s)| Some((i, (*s)?))).collect();
+        live.sort_by_key(|(_, s)| s.a_off);
+        let mut keep = Vec::with_capacity(live.len());
+        let mut end = 0;
+        for (_, s) in &live {
+            let len = self.slot_words(s);
+            keep.push(ArenaMove { from: s.a_off as usize, to: end, len });
+            end += len;
+        }
+        if self.backend.arena_repack(&mut self.arena, &keep, end).is_err() {
+            // Best effort (e.g. no memory for the packed copy): the hole stays for reuse.
+            self.alloc.free(gone.a_off as usize, self.slot_words(&gone));
+            return Ok(());
+        }
+        for ((i, s), m) in live.into_iter().zip(&keep) {
+            self.slots[i] = Some(s.moved_to(m.to as u32));
+        }
+        self.alloc = ArenaAlloc::packed(end);
         Ok(())
     }
 

@@ -305,7 +305,7 @@ fn generation_on_the_gpu_matches_the_cpu() {
     // Top-p/min-p: 64 pairs and the mass (520 bytes) per step, plus the whole row (4·vocab)
     // on the steps they cannot decide: min-p decides most here, the flat case none.
     let (cand, full) = (8 * (64 + 1), 4 * mg.info.vocab_size as u64);
-    let mut read = |s: &SampleOptions| {
+    let read = |s: &SampleOptions| {
         let before = g.context().stats.get().read_bytes;
         run(&mg, s);
         g.context().stats.get().read_bytes - before

@@ -3,6 +3,7 @@
 //! exactly its own blocks and copies nothing already loaded; unloading frees them. (The GPU
 //! keeps one buffer per layer, which one storage binding needs.)
 
+use crate::backend::ArenaMove;
 use crate::error::{Error, Result};
 
 #[derive(Default)]
@@ -33,9 +34,17 @@ impl CpuArena {
         Ok(())
     }
 
-    /// Frees the blocks inside `offset..offset + len`.
-    pub fn release(&mut self, offset: usize, len: usize) {
-        self.blocks.retain(|(o, _)| !(offset..offset + len).contains(o));
+    /// Keeps the blocks inside the `keep` ranges, re-keyed to their new offsets, and frees
+    /// the rest. The ranges are ascending in both `from` and `to`, so the order holds.
+    pub fn repack(&mut self, keep: &[ArenaMove]) {
+        let blocks = std::mem::take(&mut self.blocks);
+        self.blocks = blocks
+            .into_iter()
+            .filter_map(|(o, b)| {
+                let m = keep.iter().find(|m| (m.from..m.from + m.len).contains(&o))?;
+                Some((o - m.from + m.to, b))
+            })
+            .collect();
     }
 
     /// Values held.
@@ -74,7 +83,8 @@ mod tests {
         assert!(a.write(12, &[0.0; 3]).is_err()); // overlaps
         a.write(10, &[7.0, 8.0, 9.0]).unwrap(); // overwrite in place
         assert_eq!(a.at(10), &[7.0, 8.0, 9.0]);
-        a.release(10, 4);
-        assert_eq!(a.len(), 10);
+        a.repack(&[ArenaMove { from: 10, to: 0, len: 4 }]); // drops [0, 10), moves [10, 14) down
+        assert_eq!(a.len(), 4);
+        assert_eq!((a.at(0), a.at(3)), (&[7.0, 8.0, 9.0][..], &[5.0][..]));
     }
 }

@@ -8,7 +8,7 @@ pub mod model_ops;
 pub mod ops;
 pub mod simd;
 
-use crate::backend::{check_linear_shapes, Backend, BackendKind, DoraGain};
+use crate::backend::{check_linear_shapes, ArenaMove, Backend, BackendKind, DoraGain};
 use crate::error::{checked_len, Error, Result};
 use crate::lora::Routes;
 use crate::weights::{HostWeight, WeightData, WeightFormat};
@@ -91,12 +91,9 @@ impl Backend for CpuBackend {
         CpuArena::default()
     }
 
-    fn arena_release(&self, arena: &mut CpuArena, offset: usize, len: usize) {
-        arena.release(offset, len);
-    }
-
-    /// Nothing to do: `arena_release` already freed every block of an unloaded adapter.
-    fn arena_truncate(&self, _arena: &mut CpuArena, _len: usize) -> Result<()> {
+    /// Blocks only change keys: nothing is copied.
+    fn arena_repack(&self, arena: &mut CpuArena, keep: &[ArenaMove], _len: usize) -> Result<()> {
+        arena.repack(keep);
         Ok(())
     }
 

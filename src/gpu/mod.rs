@@ -7,7 +7,7 @@ mod model_ops;
 pub mod pipelines;
 pub mod pool;
 
-use crate::backend::{Backend, BackendKind, DoraGain};
+use crate::backend::{ArenaMove, Backend, BackendKind, DoraGain};
 use crate::error::{checked_len, Error, Result};
 use crate::lora::Routes;
 use crate::weights::{HostWeight, WeightFormat};
@@ -106,24 +106,7 @@ impl GpuBackend {
 
     /// Writes 32-bit words at word `offset`, growing the arena as needed.
     fn arena_write_words(&self, arena: &mut GpuArena, offset: usize, bytes: &[u8]) -> Result<()> {
-        // Passes already recorded must read the arena as it was: submit them first.
-        self.0.flush();
-        let end = offset + bytes.len() / 4;
-        if end > arena.cap {
-            // Grow geometrically; copy what is there on the GPU, then swap buffers.
-            let cap = end.max(arena.cap * 2);
-            let usage = STORAGE | wgpu::BufferUsages::COPY_SRC;
-            let buf = self.buffer("lora arena", (cap * 4) as u64, usage)?;
-            self.0.record(|enc| {
-                enc.copy_buffer_to_buffer(&arena.buf, 0, &buf, 0, (arena.cap * 4) as u64);
-                Ok(())
-            })?;
-            self.0.flush();
-            self.0.pool.forget(arena.id);
-            arena.buf = buf;
-            arena.cap = cap;
-            arena.id = self.0.pool.new_id();
-        }
+        self.arena_reserve(arena, offset + bytes.len() / 4)?;
         self.0.ctx.queue.write_buffer(&arena.buf, (offset * 4) as u64, bytes);
         self.0.ctx.check()
     }
@@ -355,6 +338,29 @@ impl Backend for GpuBackend {
         self.0.factors.words(n)
     }
 
+    /// Grows to exactly `words` (a device-side copy of what is there): GPU memory is the
+    /// scarce kind in a browser, so the arena holds what its adapters take and no headroom.
+    fn arena_reserve(&self, arena: &mut GpuArena, words: usize) -> Result<()> {
+        // Passes already recorded must read the arena as it was: submit them first.
+        self.0.flush();
+        if words <= arena.cap {
+            return Ok(());
+        }
+        let buf = self.buffer("lora arena", (words * 4) as u64, STORAGE | wgpu::BufferUsages::COPY_SRC)?;
+        self.0.record(|enc| {
+            enc.copy_buffer_to_buffer(&arena.buf, 0, &buf, 0, (arena.cap * 4) as u64);
+            Ok(())
+        })?;
+        self.0.flush();
+        self.0.ctx.check()?;
+        self.0.pool.forget(arena.id);
+        arena.buf.destroy();
+        arena.buf = buf;
+        arena.cap = words;
+        arena.id = self.0.pool.new_id();
+        Ok(())
+    }
+
     fn arena_write(&self, arena: &mut GpuArena, offset: usize, data: &[f32]) -> Result<()> {
         match self.0.factors {
             FactorFormat::F32 => self.arena_write_words(arena, offset, bytemuck::cast_slice(data)),
@@ -366,26 +372,29 @@ impl Backend for GpuBackend {
         }
     }
 
-    /// Reallocates smaller once less than half is used (then copies what is kept).
-    fn arena_truncate(&self, arena: &mut GpuArena, len: usize) -> Result<()> {
-        if len * 2 > arena.cap || arena.cap <= 4 {
+    /// A new buffer of exactly `len` words receives the kept ranges (GPU-side copies), and
+    /// the old one is destroyed: an unload gives back its adapter's words even from the
+    /// middle. Nothing is done when the kept ranges already sit in place and fill the buffer.
+    fn arena_repack(&self, arena: &mut GpuArena, keep: &[ArenaMove], len: usize) -> Result<()> {
+        let cap = len.max(4);
+        if cap == arena.cap && keep.iter().all(|m| m.from == m.to) {
             return Ok(());
         }
-        let cap = len.max(4);
         let buf = self.buffer("lora arena", (cap * 4) as u64, STORAGE | wgpu::BufferUsages::COPY_SRC)?;
-        if len > 0 {
-            self.0.record(|enc| {
-                enc.copy_buffer_to_buffer(&arena.buf, 0, &buf, 0, (len * 4) as u64);
-                Ok(())
-            })?;
-        }
+        self.0.record(|enc| {
+            for m in keep {
+                enc.copy_buffer_to_buffer(&arena.buf, (m.from * 4) as u64, &buf, (m.to * 4) as u64, (m.len * 4) as u64);
+            }
+            Ok(())
+        })?;
         self.0.flush();
+        self.0.ctx.check()?;
         self.0.pool.forget(arena.id);
         arena.buf.destroy();
         arena.buf = buf;
         arena.cap = cap;
         arena.id = self.0.pool.new_id();
-        self.0.ctx.check()
+        Ok(())
     }
 
     fn arena_capacity(&self, arena: &GpuArena) -> usize {

@@ -215,6 +215,11 @@ impl JsModel {
         with_model!(&self.inner, m => m.try_borrow_mut().map_err(|_| busy())?.set_adapter_scale(name, scale)).map_err(js_err)
     }
 
+    #[wasm_bindgen(js_name = adapterMemoryBytes)]
+    pub fn adapter_memory_bytes(&self) -> f64 {
+        with_model!(&self.inner, m => m.borrow().adapter_memory_bytes()) as f64
+    }
+
     pub fn adapters(&self) -> std::result::Result<JsValue, JsValue> {
         Ok(with_model!(&self.inner, m => serde_wasm_bindgen::to_value(&m.borrow().adapters.list()))?)
     }

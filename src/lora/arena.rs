@@ -1,7 +1,7 @@
 //! First-fit allocator over one flat array of 32-bit words per layer. Each adapter's A and B live in it
 //! back to back, so one storage binding serves every adapter of the layer (what per-row
 //! routing needs on the GPU). Freed ranges are reused; a freed range at the end lowers the
-//! high-water mark, and the layer then gives that storage back (`Backend::arena_truncate`).
+//! high-water mark. (An unload normally packs the arena instead: `LoraLinear::remove_adapter`.)
 
 #[derive(Debug, Default, Clone)]
 pub struct ArenaAlloc {
@@ -12,6 +12,11 @@ pub struct ArenaAlloc {
 }
 
 impl ArenaAlloc {
+    /// Words `0..end` all in use, no holes (what packing the arena leaves).
+    pub fn packed(end: usize) -> Self {
+        ArenaAlloc { free: Vec::new(), end }
+    }
+
     pub fn end(&self) -> usize {
         self.end
     }

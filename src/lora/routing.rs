@@ -21,6 +21,15 @@ pub struct Slot {
     pub g_off: u32,
 }
 
+impl Slot {
+    /// The same adapter with its words starting at `a_off` (A, B and gain keep their spacing).
+    pub fn moved_to(self, a_off: u32) -> Slot {
+        let shift = |o: u32| o - self.a_off + a_off;
+        let g_off = if self.g_off == NO_GAIN { NO_GAIN } else { shift(self.g_off) };
+        Slot { a_off, b_off: shift(self.b_off), g_off, ..self }
+    }
+}
+
 /// `g_off` of adapters without a DoRA gain.
 pub const NO_GAIN: u32 = u32::MAX;
 

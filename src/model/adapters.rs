@@ -122,6 +122,12 @@ impl<B: ModelOps> Model<B> {
         }
     }
 
+    /// Bytes the backend holds for adapter factors now, over all layers: GPU buffers (with
+    /// their growth headroom) or wasm heap. Unloading every adapter brings it back to ~0.
+    pub fn adapter_memory_bytes(&self) -> usize {
+        self.llama.linears().map(|l| l.adapter_storage() * 4).sum()
+    }
+
     /// Removes an adapter and frees its factors.
     pub fn remove_adapter(&mut self, name: &str) -> Result<()> {
         let e = self.adapters.by_name.remove(name).ok_or_else(|| Error::adapter(format!("no adapter named {name:?} is loaded")))?;

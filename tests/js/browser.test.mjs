@@ -77,11 +77,19 @@ test('PEFT adapters in Chromium match PEFT', { timeout: 300_000 }, async () => {
     const { page } = await open(browser, `${url}/tests/js/page.html`);
     const held = {};
     for (const [backend, precision, tol] of [['webgpu', 'f32', 1e-4], ['cpu', 'f32', 1e-4], ['webgpu', 'f16', 5e-2]]) {
-      const { backend: ran, bytes, ...errs } = await page.evaluate(([b, p]) => window.peftAdapters(b, p), [backend, precision]);
+      const { backend: ran, errs, afterUnload, bytes, memory } = await page.evaluate(([b, p]) => window.peftAdapters(b, p), [backend, precision]);
       assert.equal(ran, backend);
       assert.deepEqual(Object.keys(errs).sort(), ['all-linear-r8', 'dora', 'layers-1', 'patterns', 'qv-r4', 'rslora'], backend);
       for (const [n, e] of Object.entries(errs)) assert.ok(e <= tol, `${backend} ${precision} ${n}: ${e}`);
       held[`${backend}-${precision}`] = bytes;
+      // Memory held is what the adapters report, before and after unloading one from the
+      // middle of the arenas (at most a 16-byte empty buffer per layer more), and the rest
+      // still match PEFT.
+      const what = `${backend} ${precision} memory ${JSON.stringify(memory)}`;
+      assert.ok(memory.before - bytes <= 1024 && memory.after - memory.live <= 1024 && memory.empty <= 1024, what);
+      assert.equal(memory.live, bytes - memory.mid, what);
+      assert.equal(Object.keys(afterUnload).length, 5);
+      for (const [n, e] of Object.entries(afterUnload)) assert.ok(e <= tol, `${backend} ${precision} ${n} after an unload: ${e}`);
     }
     // f16 factors: half the bytes (DoRA gains stay f32), and the rounding shows in the logits
     // (exactness on rounded factors is checked natively, tests/gpu_model.rs).
