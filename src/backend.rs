@@ -95,6 +95,11 @@ pub trait Backend: Clone + 'static {
     fn arena_reserve(&self, _arena: &mut Self::Arena, _words: usize) -> Result<()> {
         Ok(())
     }
+    /// Writes an adapter's `A [rank, in]` at word `offset`, in the layout this backend's
+    /// shrink reads (the same number of words).
+    fn arena_write_a(&self, arena: &mut Self::Arena, offset: usize, a: &[f32], _rank: usize) -> Result<()> {
+        self.arena_write(arena, offset, a)
+    }
     /// Writes adapter factors at word `offset`, in the arena's storage precision, growing
     /// the arena as needed.
     fn arena_write(&self, arena: &mut Self::Arena, offset: usize, data: &[f32]) -> Result<()>;

@@ -117,7 +117,7 @@ impl<B: Backend> LoraLinear<B> {
         let written = if fits_u32 {
             self.backend
                 .arena_reserve(&mut self.arena, self.alloc.end())
-                .and_then(|_| self.backend.arena_write(&mut self.arena, off, a))
+                .and_then(|_| self.backend.arena_write_a(&mut self.arena, off, a, rank))
                 .and_then(|_| self.backend.arena_write(&mut self.arena, off + a_w, b))
                 .and_then(|_| match magnitude {
                     Some(m) => {

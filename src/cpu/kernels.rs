@@ -1,6 +1,6 @@
 //! The fused LoRA linear on the CPU. One micro-kernel (`tile`: up to 4 input rows against
 //! 1, 2 or 4 weight rows, 4 lanes at a time) serves the base matmul for decode and prefill
-//! and the LoRA shrink; weights are decoded in registers (f16 → f32), never widened in memory.
+//! (the LoRA shrink is `shrink.rs`); weights are decoded in registers (f16 → f32), never widened in memory.
 //! What happens to each finished tile is a `TileSink`: the base matmul adds the adapters'
 //! `T·Bᵀ` in-tile and writes y once; the shrink scales and stores T.
 
@@ -307,23 +307,6 @@ impl<const R: usize> TileSink<R> for Output<'_> {
     }
 }
 
-/// Shrink tiles: scale by each entry's coefficient and store into T.
-struct Shrink<'a, 'e> {
-    entries: &'e [&'e RouteEntry],
-    t: &'a mut [f32],
-}
-
-impl<const R: usize> TileSink<R> for Shrink<'_, '_> {
-    #[inline(always)]
-    fn tile<const C: usize>(&mut self, k: usize, acc: Acc<R, C>) {
-        for (e, v) in self.entries.iter().zip(acc.finish()) {
-            for (c, v) in v.iter().enumerate() {
-                self.t[e.t_off as usize + k + c] = e.coef * v;
-            }
-        }
-    }
-}
-
 /// `y[n, out] = x[n, inp]·wᵀ + Σ_entries T·Bᵀ` per row, with T from `lora_shrink`.
 /// `int8`: quantize activations for the base matmul where the format has an int8 path.
 /// Slices must match their shapes.
@@ -367,27 +350,5 @@ pub fn lora_linear<F: Decode>(
                 sweep::<F, _, _>(&qs, w, out, inp, &mut sink)
             }
         };
-    }
-}
-
-/// `T[t_off + k] = coef · x_row·A[k]` for every route entry. Entries of the same adapter are
-/// batched four rows at a time, so each A row is read once per block.
-pub fn lora_shrink(x: &[f32], inp: usize, arena: &CpuArena, routes: &Routes, t: &mut [f32]) {
-    let mut by_adapter: Vec<(u32, Vec<&RouteEntry>)> = Vec::new();
-    for e in &routes.entries {
-        match by_adapter.iter_mut().find(|(a, _)| *a == e.a_off) {
-            Some((_, v)) => v.push(e),
-            None => by_adapter.push((e.a_off, vec![e])),
-        }
-    }
-    for (a_off, entries) in &by_adapter {
-        let rank = entries[0].rank as usize;
-        let a = &arena.at(*a_off as usize)[..rank * inp];
-        for block in entries.chunks(4) {
-            let xs: Vec<*const f32> = block.iter().map(|e| x[e.row as usize * inp..][..inp].as_ptr()).collect();
-            let mut sink = Shrink { entries: block, t: &mut *t };
-            // SAFETY: x rows and A rows hold `inp` elements.
-            unsafe { sweep::<F32, _, _>(&xs, a, rank, inp, &mut sink) };
-        }
     }
 }

@@ -6,6 +6,7 @@ pub mod decode;
 pub mod kernels;
 pub mod model_ops;
 pub mod ops;
+pub mod shrink;
 pub mod simd;
 
 use crate::backend::{check_linear_shapes, ArenaMove, Backend, BackendKind, DoraGain};
@@ -87,6 +88,11 @@ impl Backend for CpuBackend {
         self.arena_write(arena, d.g_off, &gain)
     }
 
+    /// A is kept transposed, `[in, rank]`: what `shrink.rs` reads as one stream.
+    fn arena_write_a(&self, arena: &mut CpuArena, offset: usize, a: &[f32], rank: usize) -> Result<()> {
+        arena.write(offset, &shrink::transpose_a(a, rank))
+    }
+
     fn arena(&self) -> CpuArena {
         CpuArena::default()
     }
@@ -116,7 +122,7 @@ impl Backend for CpuBackend {
         let n = x.rows;
         check_linear_shapes([x.rows, x.cols], [w.rows, w.cols], [y.rows, y.cols], routes)?;
         let mut t = vec![0.0; routes.t_len];
-        kernels::lora_shrink(&x.data, x.cols, arena, routes, &mut t);
+        shrink::lora_shrink(&x.data, x.cols, arena, routes, &mut t);
         let (x, inp, out, y, q8) = (&x.data[..], w.cols, w.rows, &mut y.data, self.int8_activations);
         match &w.data {
             WeightData::F32(v) => kernels::lora_linear::<decode::F32>(x, n, inp, v, out, arena, routes, &t, y, q8),
