@@ -81,18 +81,25 @@ fn ops<B: ModelOps>(b: &B, seed: u64) -> Vec<(String, Vec<f32>)> {
         b.rope(&mut x, hd, pos0, &inv).unwrap();
         out.push((format!("rope hd {hd} at {pos0}"), read(b, &x)));
     }
-    // Attention: GQA (6 heads over 2), a prefill then decode steps past the cache's first
-    // capacity, with and without a window.
-    for window in [None, Some(5)] {
-        let (heads, kvh, hd) = (6, 2, 16);
+    // Attention: GQA, a prefill then decode steps past the cache's first capacity, with and
+    // without a window. 20 and 70 rows take the tiled prefill kernel (70: past one 64-row
+    // workgroup); head dim 80 gives K/V tiles of 25 positions, not a power of two.
+    for (heads, kvh, hd, window, steps) in [
+        (6, 2, 16, None, &[11, 1, 1, 9, 1, 70, 1, 20][..]),
+        (6, 2, 16, Some(5), &[11, 1, 1, 9, 1, 70, 1, 20]),
+        (2, 1, 80, None, &[33, 70, 1]),
+        (2, 1, 80, Some(50), &[70, 1, 33]),
+        // 300 rows in one prefill: many workgroups of rows, and a K/V walk of 19 tiles.
+        (2, 1, 16, None, &[300, 1]),
+    ] {
         let mut kv = b.kv_new(kvh * hd);
         let mut pos = 0;
-        for n in [11, 1, 1, 9, 1] {
+        for &n in steps {
             let q = b.tensor(&rng.vec(n * heads * hd, 1.0), n, heads * hd).unwrap();
             let k = b.tensor(&rng.vec(n * kvh * hd, 1.0), n, kvh * hd).unwrap();
             let v = b.tensor(&rng.vec(n * kvh * hd, 1.0), n, kvh * hd).unwrap();
             let a = b.attention(&q, &k, &v, &mut kv, pos, heads, kvh, hd, window).unwrap();
-            out.push((format!("attention {n} rows at {pos}, window {window:?}"), read(b, &a)));
+            out.push((format!("attention hd {hd}, {n} rows at {pos}, window {window:?}"), read(b, &a)));
             pos += n;
         }
         assert_eq!(b.kv_len(&kv), pos);

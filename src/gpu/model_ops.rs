@@ -11,6 +11,11 @@ use crate::weights::WeightFormat;
 use bytemuck::{Pod, Zeroable};
 use std::rc::Rc;
 
+/// Prefills of at least this many rows run the tiled attention kernel (64 rows a workgroup).
+const PREFILL_TILED_ROWS: usize = 16;
+/// The tiled kernel keeps a query row and its output in registers of this many floats.
+const PREFILL_MAX_HEAD_DIM: usize = 256;
+
 /// One layer's keys and values for one sequence: `[capacity, width]` f32 buffers, grown by
 /// doubling (a GPU copy) when a forward pass needs more positions.
 pub struct GpuKv {
@@ -216,7 +221,6 @@ impl ModelOps for GpuBackend {
         let span = pos0 + rows;
         self.kv_reserve(kv, span)?;
         let out = self.empty(rows, q.cols)?;
-        let scratch = self.0.pool.acquire(&self.0.ctx.device, (rows * heads * span * 4) as u64, STORAGE);
         let [(kb, kid), (vb, vid)] = kv.bufs.as_ref().expect("reserved");
         let (at, bytes) = ((pos0 * kv.width * 4) as u64, (rows * kv.width * 4) as u64);
         let params = AttnParams {
@@ -229,11 +233,20 @@ impl ModelOps for GpuBackend {
             span: span as u32,
             scale: 1.0 / (head_dim as f32).sqrt(),
         };
-        let bufs = [(&q.buf.buf, q.buf.id), (kb, *kid), (vb, *vid), (&scratch.buf, scratch.id), (&out.buf.buf, out.buf.id)];
+        let (q_, k_, v_, o_) = ((&q.buf.buf, q.buf.id), (kb, *kid), (vb, *vid), (&out.buf.buf, out.buf.id));
         self.0.record(|enc| {
             enc.copy_buffer_to_buffer(&k.buf.buf, 0, kb, at, bytes);
             enc.copy_buffer_to_buffer(&v.buf.buf, 0, vb, at, bytes);
-            self.0.pass(enc, Kernel::Attention, &bufs, bytemuck::bytes_of(&params), [rows, heads, 1])
+            if rows >= PREFILL_TILED_ROWS && head_dim <= PREFILL_MAX_HEAD_DIM {
+                // Tiled: no score scratch, so a long prompt needs no rows × positions buffer.
+                let bufs = [q_, k_, v_, o_];
+                self.0.pass(enc, Kernel::AttentionPrefill, &bufs, bytemuck::bytes_of(&params), [rows.div_ceil(64), heads, 1])
+            } else {
+                // Few rows (decode): 64 threads per row spread over the positions instead.
+                let scratch = self.0.pool.acquire(&self.0.ctx.device, (rows * heads * span * 4) as u64, STORAGE);
+                let bufs = [q_, k_, v_, (&scratch.buf, scratch.id), o_];
+                self.0.pass(enc, Kernel::Attention, &bufs, bytemuck::bytes_of(&params), [rows, heads, 1])
+            }
         })?;
         kv.len = span;
         Ok(out)
@@ -299,7 +312,7 @@ impl ModelOps for GpuBackend {
     fn prepare(&self, matmul: &[WeightFormat], embed: WeightFormat) -> Result<()> {
         let a = self.0.factors;
         let mut kernels = vec![Kernel::LoraShrink(a), Kernel::Embed(embed), Kernel::RmsNorm, Kernel::Add, Kernel::SiluMul, Kernel::Rope];
-        kernels.extend([Kernel::Attention, Kernel::Penalize, Kernel::TopK]);
+        kernels.extend([Kernel::Attention, Kernel::AttentionPrefill, Kernel::Penalize, Kernel::TopK]);
         kernels.extend(matmul.iter().flat_map(|&f| [Kernel::LoraMatvec(f, a), Kernel::LoraMatmul(f, a)]));
         for k in kernels {
             self.0.pipes.get(&self.0.ctx.device, k, || self.0.pool.new_id());

@@ -23,6 +23,7 @@ const ADD: &str = include_str!("../../shaders/add.wgsl");
 const SILU_MUL: &str = include_str!("../../shaders/silu_mul.wgsl");
 const ROPE: &str = include_str!("../../shaders/rope.wgsl");
 const ATTENTION: &str = include_str!("../../shaders/attention.wgsl");
+const ATTENTION_PREFILL: &str = include_str!("../../shaders/attention_prefill.wgsl");
 const PENALIZE: &str = include_str!("../../shaders/penalize.wgsl");
 const TOP_K: &str = include_str!("../../shaders/top_k.wgsl");
 const DORA_GAIN: &str = include_str!("../../shaders/dora_gain.wgsl");
@@ -81,6 +82,7 @@ pub enum Kernel {
     SiluMul,
     Rope,
     Attention,
+    AttentionPrefill,
     Penalize,
     TopK,
     DoraGain(WeightFormat, FactorFormat),
@@ -98,6 +100,7 @@ impl Kernel {
             Kernel::SiluMul => SILU_MUL.to_string(),
             Kernel::Rope => ROPE.to_string(),
             Kernel::Attention => [REDUCE, ATTENTION].join("\n"),
+            Kernel::AttentionPrefill => ATTENTION_PREFILL.to_string(),
             Kernel::Penalize => PENALIZE.to_string(),
             Kernel::TopK => TOP_K.to_string(),
             Kernel::DoraGain(f, a) => [&weights_snippet(f), a.snippet(), REDUCE, DORA_GAIN].join("\n"),
