@@ -105,7 +105,8 @@ pub trait Backend: Clone + 'static {
     fn arena_write(&self, arena: &mut Self::Arena, offset: usize, data: &[f32]) -> Result<()>;
     /// Keeps only the word ranges in `keep`, each moved from `from` to `to` (ascending, as
     /// `LoraLinear` packs them), and gives back all storage past word `len`: unloading an
-    /// adapter returns its words wherever it sat. On error the arena is unchanged.
+    /// adapter returns its words wherever it sat. On an error reported here the arena is
+    /// unchanged (on the web an out-of-memory error can surface only later, as a device error).
     fn arena_repack(&self, arena: &mut Self::Arena, keep: &[ArenaMove], len: usize) -> Result<()>;
     /// Words of storage the arena holds now.
     fn arena_capacity(&self, arena: &Self::Arena) -> usize;

@@ -130,7 +130,10 @@ impl<B: Backend> LoraLinear<B> {
             Err(Error::shape("adapter storage for this layer exceeds 2^32 elements"))
         };
         if let Err(e) = written {
+            // Drop whatever was written or grown for it: the live adapters stay in place.
             self.alloc.free(off, total);
+            let keep: Vec<ArenaMove> = self.live().iter().map(|&(_, s, len)| ArenaMove { from: s.a_off as usize, to: s.a_off as usize, len }).collect();
+            let _ = self.backend.arena_repack(&mut self.arena, &keep, self.alloc.end());
             return Err(e);
         }
         if self.slots.len() <= id {
@@ -152,12 +155,10 @@ impl<B: Backend> LoraLinear<B> {
     pub fn remove_adapter(&mut self, id: usize) -> Result<()> {
         let gone = self.slot(id)?;
         self.slots[id] = None;
-        let mut live: Vec<(usize, Slot)> = self.slots.iter().enumerate().filter_map(|(i, s)| Some((i, (*s)?))).collect();
-        live.sort_by_key(|(_, s)| s.a_off);
+        let live = self.live();
         let mut keep = Vec::with_capacity(live.len());
         let mut end = 0;
-        for (_, s) in &live {
-            let len = self.slot_words(s);
+        for &(_, s, len) in &live {
             keep.push(ArenaMove { from: s.a_off as usize, to: end, len });
             end += len;
         }
@@ -166,11 +167,18 @@ impl<B: Backend> LoraLinear<B> {
             self.alloc.free(gone.a_off as usize, self.slot_words(&gone));
             return Ok(());
         }
-        for ((i, s), m) in live.into_iter().zip(&keep) {
+        for ((i, s, _), m) in live.into_iter().zip(&keep) {
             self.slots[i] = Some(s.moved_to(m.to as u32));
         }
         self.alloc = ArenaAlloc::packed(end);
         Ok(())
+    }
+
+    /// The adapters here as (id, slot, words), in arena order.
+    fn live(&self) -> Vec<(usize, Slot, usize)> {
+        let mut live: Vec<_> = self.slots.iter().enumerate().filter_map(|(i, s)| Some((i, (*s)?, self.slot_words(&(*s)?)))).collect();
+        live.sort_by_key(|(_, s, _)| s.a_off);
+        live
     }
 
     /// An adapter's place in the arena, in words: A, then B (each starting on a word), then
@@ -260,5 +268,40 @@ impl<B: Backend> LoraLinear<B> {
         let mut y = self.backend.empty(n, self.out)?;
         self.backend.lora_linear(&xt, &self.weight, &self.arena, &routes, &mut y)?;
         Ok(y)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::CpuBackend;
+    use crate::weights::WeightData;
+
+    /// A load that fails after writing (a DoRA row whose norm is zero) leaves no blocks behind:
+    /// the next load of another size fits in the same place and computes exactly.
+    #[test]
+    fn a_failed_load_leaves_nothing_behind() {
+        let (out, inp) = (6, 8);
+        let mut w: Vec<f32> = (0..out * inp).map(|i| ((i * 7 % 11) as f32 - 5.0) / 10.0).collect();
+        w[..inp].fill(0.0); // row 0 of W is zero
+        let mut l = LoraLinear::new(&CpuBackend::default(), HostWeight::new(out, inp, WeightData::F32(w)).unwrap()).unwrap();
+        let keep = l.add_adapter(&[0.5; 2 * 8], &[0.25; 6 * 2], 2, 1.0).unwrap();
+        let mut b = vec![0.3; out * 3];
+        b[..3].fill(0.0); // and B's row 0: W + s·B·A has a zero row
+        let err = l.add_adapter_as(1, &[0.1; 3 * 8], &b, 3, 1.0, Some(&[1.0; 6])).unwrap_err();
+        assert!(err.message.contains("zero"), "{err:?}");
+        assert_eq!(l.adapter_storage(), 2 * (out + inp), "the failed adapter's words are gone");
+        let a5: Vec<f32> = (0..5 * inp).map(|i| (i % 5) as f32 * 0.1).collect();
+        let id = l.add_adapter(&a5, &vec![0.2; out * 5], 5, 0.5).unwrap();
+        assert_eq!(l.adapter_storage(), 7 * (out + inp));
+        let x: Vec<f32> = (0..inp).map(|i| i as f32 * 0.1).collect();
+        let only = |mix| pollster::block_on(l.run(&x, 1, &mix)).unwrap();
+        let (base, with) = (only(Mix::Base), only(Mix::All(vec![(id, 1.0)])));
+        // T = 0.5·x·A5ᵀ, y += T·0.2 summed over 5 ranks.
+        let t: f32 = (0..5).map(|j| 0.5 * (0..inp).map(|k| x[k] * a5[j * inp + k]).sum::<f32>()).sum();
+        for o in 0..out {
+            assert!((with[o] - base[o] - 0.2 * t).abs() < 1e-5, "row {o}: {} vs {}", with[o] - base[o], 0.2 * t);
+        }
+        assert!(l.has_adapter(keep));
     }
 }

@@ -89,7 +89,7 @@ fn ops<B: ModelOps>(b: &B, seed: u64) -> Vec<(String, Vec<f32>)> {
         (6, 2, 16, Some(5), &[11, 1, 1, 9, 1, 70, 1, 20]),
         (2, 1, 80, None, &[33, 70, 1]),
         (2, 1, 80, Some(50), &[70, 1, 33]),
-        // 300 rows in one prefill: many workgroups of rows, and a K/V walk of 19 tiles.
+        // 300 rows in one prefill: five workgroups of rows, a K/V walk of 3 tiles of 128.
         (2, 1, 16, None, &[300, 1]),
     ] {
         let mut kv = b.kv_new(kvh * hd);

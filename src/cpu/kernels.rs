@@ -1,8 +1,8 @@
 //! The fused LoRA linear on the CPU. One micro-kernel (`tile`: up to 4 input rows against
 //! 1, 2 or 4 weight rows, 4 lanes at a time) serves the base matmul for decode and prefill
-//! (the LoRA shrink is `shrink.rs`); weights are decoded in registers (f16 → f32), never widened in memory.
-//! What happens to each finished tile is a `TileSink`: the base matmul adds the adapters'
-//! `T·Bᵀ` in-tile and writes y once; the shrink scales and stores T.
+//! and the LoRA expand (the shrink is `shrink.rs`); weights are decoded in registers (f16 →
+//! f32), never widened in memory. What happens to each finished tile is a `TileSink`: the
+//! base matmul adds the adapters' `T·Bᵀ` in-tile and writes y once.
 
 use super::arena::CpuArena;
 use super::decode::{Decode, F32};

@@ -2,7 +2,7 @@
 //!
 //! The CPU keeps each A transposed, `Aᵀ [in, rank]` (`CpuBackend::arena_write_a`), so the
 //! shrink reads it front to back as one stream, broadcasting one x value per k against 4..16
-//! ranks at a time. A adapter is read from memory every decode step (the base's weights evict
+//! ranks at a time. An adapter's A is read from memory every decode step (the base's weights evict
 //! it) and is small: PEFT's `[rank, in]` read as `rank` short row streams side by side kept the
 //! prefetchers cold, and the shrink ran at a third of the f32 matvec's in-cache rate.
 
@@ -61,15 +61,16 @@ fn rows<const R: usize>(xs: [&[f32]; R], at: &[f32], rank: usize, entries: &[&Ro
     let mut v = 0;
     while v + wide <= vecs {
         // SAFETY: ranks 4v .. 4(v + wide) lie inside every row of Aᵀ.
-        let acc = unsafe {
+        unsafe {
             if wide == 4 {
-                pass::<R, 4>(&xs, at, rank, 4 * v).map(|r| r.concat())
+                for (r, a) in pass::<R, 4>(&xs, at, rank, 4 * v).iter().enumerate() {
+                    store(4 * v, a.as_flattened(), r);
+                }
             } else {
-                pass::<R, 2>(&xs, at, rank, 4 * v).map(|r| r.concat())
+                for (r, a) in pass::<R, 2>(&xs, at, rank, 4 * v).iter().enumerate() {
+                    store(4 * v, a.as_flattened(), r);
+                }
             }
-        };
-        for (r, a) in acc.iter().enumerate() {
-            store(4 * v, a, r);
         }
         v += wide;
     }

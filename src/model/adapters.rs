@@ -122,8 +122,8 @@ impl<B: ModelOps> Model<B> {
         }
     }
 
-    /// Bytes the backend holds for adapter factors now, over all layers: GPU buffers (with
-    /// their growth headroom) or wasm heap. Unloading every adapter brings it back to ~0.
+    /// Bytes the backend holds for adapter factors now, over all layers: GPU buffers or wasm
+    /// heap. Unloading every adapter brings it back to ~0.
     pub fn adapter_memory_bytes(&self) -> usize {
         self.llama.linears().map(|l| l.adapter_storage() * 4).sum()
     }

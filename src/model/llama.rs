@@ -137,12 +137,12 @@ impl<B: ModelOps> Llama<B> {
         &self.backend
     }
 
-    /// The projection an adapter module targets.
     /// Every linear layer that can carry adapters, lm_head last.
     pub fn linears(&self) -> impl Iterator<Item = &LoraLinear<B>> {
         self.layers.iter().flat_map(|l| [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down]).chain([&self.lm_head])
     }
 
+    /// The projection an adapter module targets.
     pub fn linear_mut(&mut self, t: Target) -> Result<&mut LoraLinear<B>> {
         match t {
             Target::LmHead => Ok(&mut self.lm_head),
