@@ -111,6 +111,26 @@ impl GpuBackend {
         self.0.ctx.check()
     }
 
+    /// Replaces the arena's buffer with one of `cap` words holding the `keep` ranges (copied
+    /// on the device), then destroys the old one. Growing and packing both come here.
+    fn rebuild_arena(&self, arena: &mut GpuArena, cap: usize, keep: &[ArenaMove]) -> Result<()> {
+        let buf = self.buffer("lora arena", (cap * 4) as u64, STORAGE | wgpu::BufferUsages::COPY_SRC)?;
+        self.0.record(|enc| {
+            for m in keep {
+                enc.copy_buffer_to_buffer(&arena.buf, (m.from * 4) as u64, &buf, (m.to * 4) as u64, (m.len * 4) as u64);
+            }
+            Ok(())
+        })?;
+        self.0.flush();
+        self.0.ctx.check()?;
+        self.0.pool.forget(arena.id);
+        arena.buf.destroy();
+        arena.buf = buf;
+        arena.cap = cap;
+        arena.id = self.0.pool.new_id();
+        Ok(())
+    }
+
     fn write_padded(&self, buf: &wgpu::Buffer, bytes: &[u8]) {
         // write_buffer wants a multiple of 4 bytes: send the tail zero-padded.
         let main = bytes.len() / 4 * 4;
@@ -346,19 +366,8 @@ impl Backend for GpuBackend {
         if words <= arena.cap {
             return Ok(());
         }
-        let buf = self.buffer("lora arena", (words * 4) as u64, STORAGE | wgpu::BufferUsages::COPY_SRC)?;
-        self.0.record(|enc| {
-            enc.copy_buffer_to_buffer(&arena.buf, 0, &buf, 0, (arena.cap * 4) as u64);
-            Ok(())
-        })?;
-        self.0.flush();
-        self.0.ctx.check()?;
-        self.0.pool.forget(arena.id);
-        arena.buf.destroy();
-        arena.buf = buf;
-        arena.cap = words;
-        arena.id = self.0.pool.new_id();
-        Ok(())
+        let all = ArenaMove { from: 0, to: 0, len: arena.cap };
+        self.rebuild_arena(arena, words, &[all])
     }
 
     fn arena_write(&self, arena: &mut GpuArena, offset: usize, data: &[f32]) -> Result<()> {
@@ -380,21 +389,7 @@ impl Backend for GpuBackend {
         if cap == arena.cap && keep.iter().all(|m| m.from == m.to) {
             return Ok(());
         }
-        let buf = self.buffer("lora arena", (cap * 4) as u64, STORAGE | wgpu::BufferUsages::COPY_SRC)?;
-        self.0.record(|enc| {
-            for m in keep {
-                enc.copy_buffer_to_buffer(&arena.buf, (m.from * 4) as u64, &buf, (m.to * 4) as u64, (m.len * 4) as u64);
-            }
-            Ok(())
-        })?;
-        self.0.flush();
-        self.0.ctx.check()?;
-        self.0.pool.forget(arena.id);
-        arena.buf.destroy();
-        arena.buf = buf;
-        arena.cap = cap;
-        arena.id = self.0.pool.new_id();
-        Ok(())
+        self.rebuild_arena(arena, cap, keep)
     }
 
     fn arena_capacity(&self, arena: &GpuArena) -> usize {
