@@ -1,18 +1,7 @@
 // Causal attention of new query rows against the KV cache, GQA, optional sliding window.
 // One workgroup per (query row, head): scores go to a scratch row, softmax is max-subtracted,
 // then each thread sums one or more output dims over the positions. Composed after
-// reduce.wgsl.
-
-struct AttnParams {
-    rows: u32,      // new query rows, at positions pos0 ..
-    pos0: u32,
-    heads: u32,
-    kv_heads: u32,
-    head_dim: u32,
-    window: u32,    // 0: no window
-    span: u32,      // scratch stride per (row, head): pos0 + rows
-    scale: f32,
-}
+// reduce.wgsl and attention_params.wgsl.
 
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(1) var<storage, read> kc: array<f32>;
@@ -27,10 +16,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let h = wid.y;
     let hd = p.head_dim;
     let end = p.pos0 + i + 1u;
-    var start = 0u;
-    if (p.window > 0u && end > p.window) {
-        start = end - p.window;
-    }
+    let start = window_start(end, p.window);
     let g = h / (p.heads / p.kv_heads);
     let kvw = p.kv_heads * hd;
     let qo = (i * p.heads + h) * hd;

@@ -2,18 +2,8 @@
 // A workgroup takes 64 new query rows of one head, one row per thread. K and V pass through
 // workgroup memory a tile of positions at a time, and each thread keeps its row's running max,
 // softmax sum and output (an online, max-subtracted softmax), so no scores are stored: memory
-// stays O(rows) however long the prompt. Head dims up to MAX_HD (the host checks).
-
-struct AttnParams {
-    rows: u32,      // new query rows, at positions pos0 ..
-    pos0: u32,
-    heads: u32,
-    kv_heads: u32,
-    head_dim: u32,
-    window: u32,    // 0: no window
-    span: u32,      // unused here (the decode kernel's scratch stride)
-    scale: f32,
-}
+// stays O(rows) however long the prompt. Head dims up to MAX_HD (the host checks). Composed
+// after attention_params.wgsl.
 
 const ROWS: u32 = 64u;
 const MAX_HD: u32 = 256u;
@@ -41,15 +31,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     // This row's positions [start, end), and the workgroup's: the union over its rows.
     let end = p.pos0 + i + 1u;
-    var start = 0u;
-    if (p.window > 0u && end > p.window) {
-        start = end - p.window;
-    }
+    let start = window_start(end, p.window);
     let wg_end = p.pos0 + min(i0 + ROWS, p.rows);
-    var wg_start = 0u;
-    if (p.window > 0u && p.pos0 + i0 + 1u > p.window) {
-        wg_start = p.pos0 + i0 + 1u - p.window;
-    }
+    let wg_start = window_start(p.pos0 + i0 + 1u, p.window);
 
     var qr: array<f32, MAX_HD>;
     var acc: array<f32, MAX_HD>;
