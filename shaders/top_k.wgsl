@@ -1,8 +1,13 @@
 // Per row of logits: the k largest as (token, logit), largest first, ties to the lower token
-// id — the order the CPU sampler sorts by. k passes of a workgroup max-reduction, each over
-// the entries that come after the previous pick in that order. Only these k pairs per row
-// are read back instead of the whole vocabulary. When asked, also the row's softmax mass
+// id — the order the CPU sampler sorts by (f32 total order). Only these k pairs per row are
+// read back instead of the whole vocabulary. When asked, also the row's softmax mass
 // Σ exp((l − max)·inv_t) over every token: with it, top-p and min-p decide from these k.
+//
+// One workgroup per row. Up to SMALL_K picks (greedy is k = 1): one max-reduction pass per
+// pick. Larger k (at most MAX_K): a radix select finds the k-th largest key in four passes of
+// 8 bits, one more pass collects the keys above it and, in id order, the ties it needs, then
+// a bitonic sort in workgroup memory orders them. Six passes over the row for any k instead
+// of k.
 
 struct TopKParams {
     vocab: u32,
@@ -16,12 +21,185 @@ struct TopKParams {
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;  // per row k × (token, bits of logit), then (0, bits of mass) if need_mass
 @group(0) @binding(3) var<uniform> p: TopKParams;
 
-var<workgroup> best_v: array<f32, 256>;
-var<workgroup> best_i: array<u32, 256>;
+const WG: u32 = 256u;
+const SMALL_K: u32 = 4u;
+const MAX_K: u32 = 256u;  // = WG: one candidate per thread in the sort
+const NONE: u32 = 0xffffffffu;
 
-// (v, i) comes before (w, j) in the order: larger value first, then lower id.
-fn before(v: f32, i: u32, w: f32, j: u32) -> bool {
-    return v > w || (v == w && i < j);
+var<workgroup> red: array<u32, 256>;  // reductions and scans
+var<workgroup> red_i: array<u32, 256>;
+var<workgroup> hist: array<atomic<u32>, 256>;
+var<workgroup> n_cand: atomic<u32>;
+var<workgroup> cand_k: array<u32, 256>;
+var<workgroup> cand_i: array<u32, 256>;
+var<workgroup> chosen: vec3<u32>;  // radix digit, ties still needed, keys with that prefix
+var<workgroup> mass: array<f32, 256>;
+
+// f32 → u32 whose unsigned order is the f32 total order (-NaN < -inf < ... < -0 < +0 < ... < NaN).
+fn key(v: f32) -> u32 {
+    let b = bitcast<u32>(v);
+    return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
+}
+
+fn unkey(k: u32) -> f32 {
+    return bitcast<f32>(select(~k, k & 0x7fffffffu, (k & 0x80000000u) != 0u));
+}
+
+// (a, i) comes before (b, j): larger key first, then lower id.
+fn before(a: u32, i: u32, b: u32, j: u32) -> bool {
+    return a > b || (a == b && i < j);
+}
+
+// Inclusive sum over threads 0..=l of `v`, left in red[l]; red[255] is the total.
+fn scan_up(l: u32, v: u32) {
+    red[l] = v;
+    workgroupBarrier();
+    for (var s = 1u; s < WG; s <<= 1u) {
+        var add = 0u;
+        if (l >= s) {
+            add = red[l - s];
+        }
+        workgroupBarrier();
+        red[l] += add;
+        workgroupBarrier();
+    }
+}
+
+// k passes of a max-reduction, each over the entries after the previous pick in the order.
+fn pick_each(l: u32, base: u32, row_out: u32) {
+    var prev_k = 0u;  // unused until the first pick
+    var prev_i = 0u;
+    var first = true;
+    for (var n = 0u; n < p.k; n++) {
+        var bk = 0u;  // unused while bi is NONE
+        var bi = NONE;
+        for (var t = l; t < p.vocab; t += WG) {
+            let kt = key(logits[base + t]);
+            let after_prev = first || before(prev_k, prev_i, kt, t);
+            if (after_prev && (bi == NONE || before(kt, t, bk, bi))) {
+                bk = kt;
+                bi = t;
+            }
+        }
+        red[l] = bk;
+        red_i[l] = bi;
+        workgroupBarrier();
+        for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
+            if (l < stride) {
+                let ok = red[l + stride];
+                let oi = red_i[l + stride];
+                if (oi != NONE && (red_i[l] == NONE || before(ok, oi, red[l], red_i[l]))) {
+                    red[l] = ok;
+                    red_i[l] = oi;
+                }
+            }
+            workgroupBarrier();
+        }
+        prev_k = red[0];
+        prev_i = red_i[0];
+        first = false;
+        if (l == 0u) {
+            out[row_out + n * 2u] = prev_i;
+            out[row_out + n * 2u + 1u] = bitcast<u32>(unkey(prev_k));
+        }
+        workgroupBarrier();
+    }
+}
+
+// Appends (key, token) to the candidates.
+fn push(kt: u32, t: u32) {
+    let at = atomicAdd(&n_cand, 1u);
+    cand_k[at] = kt;
+    cand_i[at] = t;
+}
+
+// Radix select of the k-th key, collection, sort.
+fn select_sort(l: u32, base: u32, row_out: u32) {
+    var prefix = 0u;
+    var mask = 0u;
+    var need = p.k;  // how many of the keys matching `prefix` are still to take
+    var with_prefix = 0u;
+    for (var digit = 0u; digit < 4u; digit++) {
+        let shift = 24u - 8u * digit;
+        atomicStore(&hist[l], 0u);
+        workgroupBarrier();
+        for (var t = l; t < p.vocab; t += WG) {
+            let kt = key(logits[base + t]);
+            if ((kt & mask) == prefix) {
+                atomicAdd(&hist[(kt >> shift) & 255u], 1u);
+            }
+        }
+        workgroupBarrier();
+        // Suffix sums over digits: thread l holds the count of digits >= 255 - l.
+        scan_up(l, atomicLoad(&hist[255u - l]));
+        let at_or_above = red[l];
+        let above = at_or_above - atomicLoad(&hist[255u - l]);
+        if (above < need && at_or_above >= need) {
+            chosen = vec3<u32>(255u - l, need - above, at_or_above - above);
+        }
+        let c = workgroupUniformLoad(&chosen);
+        prefix |= c.x << shift;
+        mask |= 255u << shift;
+        need = c.y;
+        with_prefix = c.z;
+    }
+    // `prefix` is now the k-th key: p.k - need keys lie above it, and `need` of the
+    // `with_prefix` keys equal to it are taken, the lowest ids first.
+    if (l == 0u) {
+        atomicStore(&n_cand, 0u);
+    }
+    workgroupBarrier();
+    let all_ties = need == with_prefix;
+    for (var t = l; t < p.vocab; t += WG) {
+        let kt = key(logits[base + t]);
+        if (kt > prefix || (all_ties && kt == prefix)) {
+            push(kt, t);
+        }
+    }
+    if (!all_ties) {
+        // Ties at the cut (rare: equal logits): in id order, a chunk of WG ids at a time.
+        var taken = 0u;
+        for (var c0 = 0u; c0 < p.vocab; c0 += WG) {
+            let t = c0 + l;
+            let eq = u32(t < p.vocab && key(logits[base + min(t, p.vocab - 1u)]) == prefix);
+            scan_up(l, eq);
+            if (eq == 1u && taken + red[l] <= need) {
+                push(prefix, t);
+            }
+            taken += workgroupUniformLoad(&red[WG - 1u]);
+            if (taken >= need) {
+                break;
+            }
+        }
+    }
+    workgroupBarrier();
+    // Bitonic sort of all WG slots, the empty ones (id NONE, key 0) last.
+    if (l >= p.k) {
+        cand_k[l] = 0u;
+        cand_i[l] = NONE;
+    }
+    workgroupBarrier();
+    for (var size = 2u; size <= WG; size <<= 1u) {
+        for (var stride = size >> 1u; stride > 0u; stride >>= 1u) {
+            let o = l ^ stride;
+            if (o > l) {
+                let up = (l & size) == 0u;
+                if (before(cand_k[l], cand_i[l], cand_k[o], cand_i[o]) != up) {
+                    let k = cand_k[l];
+                    let i = cand_i[l];
+                    cand_k[l] = cand_k[o];
+                    cand_i[l] = cand_i[o];
+                    cand_k[o] = k;
+                    cand_i[o] = i;
+                }
+            }
+            workgroupBarrier();
+        }
+    }
+    if (l < p.k) {
+        out[row_out + l * 2u] = cand_i[l];
+        out[row_out + l * 2u + 1u] = bitcast<u32>(unkey(cand_k[l]));
+    }
 }
 
 @compute @workgroup_size(256)
@@ -29,65 +207,31 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let row = wid.x;
     let base = row * p.vocab;
     let row_out = row * (p.k + p.need_mass) * 2u;
-    var prev_v = 0.0;  // unused until the first pick
-    var prev_i = 0u;
-    var first = true;
-    var mx = 0.0;  // the row's max: the first pick
-    for (var n = 0u; n < p.k; n++) {
-        var bv = 0.0;  // unused while bi is the sentinel
-        var bi = 0xffffffffu;
-        for (var t = l; t < p.vocab; t += 256u) {
-            let v = logits[base + t];
-            let after_prev = first || before(prev_v, prev_i, v, t);
-            if (after_prev && (bi == 0xffffffffu || before(v, t, bv, bi))) {
-                bv = v;
-                bi = t;
-            }
-        }
-        best_v[l] = bv;
-        best_i[l] = bi;
-        workgroupBarrier();
-        for (var stride = 128u; stride > 0u; stride >>= 1u) {
-            if (l < stride) {
-                let ov = best_v[l + stride];
-                let oi = best_i[l + stride];
-                if (oi != 0xffffffffu && (best_i[l] == 0xffffffffu || before(ov, oi, best_v[l], best_i[l]))) {
-                    best_v[l] = ov;
-                    best_i[l] = oi;
-                }
-            }
-            workgroupBarrier();
-        }
-        prev_v = best_v[0];
-        prev_i = best_i[0];
-        if (first) {
-            mx = prev_v;
-        }
-        first = false;
-        if (l == 0u) {
-            let o = row_out + n * 2u;
-            out[o] = prev_i;
-            out[o + 1u] = bitcast<u32>(prev_v);
-        }
-        workgroupBarrier();
+    if (p.k <= SMALL_K || p.k > MAX_K) {
+        pick_each(l, base, row_out);
+    } else {
+        select_sort(l, base, row_out);
     }
     if (p.need_mass != 0u) {
+        storageBarrier();
+        workgroupBarrier();
+        let mx = bitcast<f32>(out[row_out + 1u]);  // the first pick: the row's max
         let it = inv_t[row];
         var s = 0.0;
-        for (var t = l; t < p.vocab; t += 256u) {
+        for (var t = l; t < p.vocab; t += WG) {
             s += exp((logits[base + t] - mx) * it);
         }
-        best_v[l] = s;
+        mass[l] = s;
         workgroupBarrier();
-        for (var stride = 128u; stride > 0u; stride >>= 1u) {
+        for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
             if (l < stride) {
-                best_v[l] += best_v[l + stride];
+                mass[l] += mass[l + stride];
             }
             workgroupBarrier();
         }
         if (l == 0u) {
             out[row_out + p.k * 2u] = 0u;
-            out[row_out + p.k * 2u + 1u] = bitcast<u32>(best_v[0]);
+            out[row_out + p.k * 2u + 1u] = bitcast<u32>(mass[0]);
         }
     }
 }

@@ -220,48 +220,81 @@ fn gpu_model_refuses_bad_input_with_typed_errors() {
 
 /// The sampler's selection on the GPU (repetition penalty, then the k best logits, ties to
 /// the lower id, and the row's mass at a per-row temperature) equals the CPU's on random
-/// logits with planted ties and odd sizes.
+/// logits with odd sizes: scattered ties, and rounded logits whose ties straddle the k-th
+/// (the radix select's ordered tie pass), with -inf entries. k covers the per-pick passes
+/// (k <= 4, k > 256) and the radix select between.
 #[test]
 fn top_k_on_the_gpu_matches_the_cpu() {
     use lorafuse::Backend;
     let Some(g) = common::gpu(GpuOptions::default()) else { return };
     let mut rng = common::Rng::new(11);
     let (rows, vocab) = (3, 1013);
-    let mut logits = rng.vec(rows * vocab, 8.0);
+    let mut scattered = rng.vec(rows * vocab, 8.0);
     for i in 0..40 {
-        let n = logits.len();
-        logits[(i * 97) % n] = logits[(i * 31) % n]; // ties
+        let n = scattered.len();
+        scattered[(i * 97) % n] = scattered[(i * 31) % n];
     }
-    let asks: Vec<SelectRow> = (0..rows)
-        .map(|r| SelectRow {
-            penalty: 1.0 + 0.3 * r as f32,
-            penalized: (0..20).map(|_| rng.below(vocab) as u32).collect::<std::collections::BTreeSet<_>>().into_iter().collect(),
-            inv_temp: [0.0, 1.0 / 0.7, 1.5][r],
-        })
-        .collect();
-    for k in [1, 5, 40, 256] {
-        let mut tc = CpuBackend::default().tensor(&logits, rows, vocab).unwrap();
-        let cpu = pollster::block_on(CpuBackend::default().top_k(&mut tc, k, &asks)).unwrap();
-        let mut tg = g.tensor(&logits, rows, vocab).unwrap();
-        let gpu = pollster::block_on(g.top_k(&mut tg, k, &asks)).unwrap();
-        // Both penalized the logits in place, alike.
-        let (pc, pg) = (pollster::block_on(CpuBackend::default().read(&tc)).unwrap(), pollster::block_on(g.read(&tg)).unwrap());
-        assert_eq!(pc, pg, "penalized logits");
-        assert_ne!(pc, logits, "the penalty was applied");
-        assert_eq!(gpu.len(), rows);
-        for (r, (sc, sg)) in cpu.iter().zip(&gpu).enumerate() {
-            match (sc.mass, sg.mass) {
-                (None, None) => assert_eq!(asks[r].inv_temp, 0.0),
-                (Some(a), Some(b)) => assert!((a - b).abs() <= 1e-5 * a, "row {r} mass: {a} vs {b}"),
-                other => panic!("row {r}: masses {other:?}"),
-            }
-            let (c, gp) = (&sc.cands, &sg.cands);
-            assert_eq!(c.len(), k);
-            assert_eq!(c.iter().map(|p| p.0).collect::<Vec<_>>(), gp.iter().map(|p| p.0).collect::<Vec<_>>(), "k = {k}");
-            for (a, b) in c.iter().zip(gp) {
-                assert!((a.1 - b.1).abs() <= 1e-6 * a.1.abs().max(1.0), "k = {k}: {a:?} vs {b:?}");
+    let mut rounded: Vec<f32> = rng.vec(rows * vocab, 6.0).iter().map(|v| v.round()).collect();
+    for i in (0..rounded.len()).step_by(7) {
+        rounded[i] = f32::NEG_INFINITY;
+    }
+    let mut checks = 0;
+    for (logits, ks) in [(&scattered, &[1, 5, 40, 256, 300][..]), (&rounded, &[3, 5, 64, 200][..])] {
+        let asks: Vec<SelectRow> = (0..rows)
+            .map(|r| SelectRow {
+                penalty: 1.0 + 0.3 * r as f32,
+                penalized: (0..20).map(|_| rng.below(vocab) as u32).collect::<std::collections::BTreeSet<_>>().into_iter().collect(),
+                inv_temp: [0.0, 1.0 / 0.7, 1.5][r],
+            })
+            .collect();
+        for &k in ks {
+            let mut tc = CpuBackend::default().tensor(logits, rows, vocab).unwrap();
+            let cpu = pollster::block_on(CpuBackend::default().top_k(&mut tc, k, &asks)).unwrap();
+            let mut tg = g.tensor(logits, rows, vocab).unwrap();
+            let gpu = pollster::block_on(g.top_k(&mut tg, k, &asks)).unwrap();
+            // Both penalized the logits in place, alike.
+            let (pc, pg) = (pollster::block_on(CpuBackend::default().read(&tc)).unwrap(), pollster::block_on(g.read(&tg)).unwrap());
+            assert_eq!(pc, pg, "penalized logits");
+            assert_ne!(&pc, logits, "the penalty was applied");
+            assert_eq!(gpu.len(), rows);
+            for (r, (sc, sg)) in cpu.iter().zip(&gpu).enumerate() {
+                match (sc.mass, sg.mass) {
+                    (None, None) => assert_eq!(asks[r].inv_temp, 0.0),
+                    (Some(a), Some(b)) => assert!((a - b).abs() <= 1e-5 * a, "row {r} mass: {a} vs {b}"),
+                    other => panic!("row {r}: masses {other:?}"),
+                }
+                let (c, gp) = (&sc.cands, &sg.cands);
+                assert_eq!(c.len(), k);
+                assert_eq!(c.iter().map(|p| p.0).collect::<Vec<_>>(), gp.iter().map(|p| p.0).collect::<Vec<_>>(), "k = {k}");
+                assert!(c.iter().zip(gp).all(|(a, b)| a.1.to_bits() == b.1.to_bits()), "k = {k}: logits differ");
+                checks += 1;
             }
         }
+    }
+    // The rounded rows do cut through ties: the k-th logit also appears after the k.
+    let row = &rounded[..vocab];
+    let mut sorted = row.to_vec();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    assert_eq!(sorted[63], sorted[64], "ties at the cut");
+    assert_eq!(checks, 3 * 9);
+}
+
+/// A whole SmolLM2-sized row (49,152 + 5 logits) through the radix select: more chunks than
+/// threads, ties at the cut.
+#[test]
+fn top_k_on_the_gpu_over_a_large_vocabulary() {
+    use lorafuse::Backend;
+    let Some(g) = common::gpu(GpuOptions::default()) else { return };
+    let mut rng = common::Rng::new(12);
+    let vocab = 49157;
+    let logits: Vec<f32> = rng.vec(vocab, 4.0).iter().map(|v| (v * 64.0).round() / 64.0).collect();
+    let asks = [SelectRow { penalty: 1.0, penalized: vec![], inv_temp: 1.0 }];
+    for k in [64, 256] {
+        let cpu = pollster::block_on(CpuBackend::default().top_k(&mut CpuBackend::default().tensor(&logits, 1, vocab).unwrap(), k, &asks)).unwrap();
+        let gpu = pollster::block_on(g.top_k(&mut g.tensor(&logits, 1, vocab).unwrap(), k, &asks)).unwrap();
+        assert_eq!(cpu[0].cands, gpu[0].cands, "k = {k}");
+        let (a, b) = (cpu[0].mass.unwrap(), gpu[0].mass.unwrap());
+        assert!((a - b).abs() <= 1e-5 * a, "mass {a} vs {b}");
     }
 }
 
@@ -270,7 +303,7 @@ fn top_k_on_the_gpu_matches_the_cpu() {
 #[test]
 fn generation_on_the_gpu_matches_the_cpu() {
     use lorafuse::model::generate::{GenerateOptions, Generator, Sequence};
-    use lorafuse::model::sample::SampleOptions;
+    use lorafuse::model::sample::{SampleOptions, P_CANDIDATES};
     let Some(g) = common::gpu(GpuOptions::default()) else { return };
     let base = files(&dir().join("llama-hf"));
     let (mg, mc) = (load(&g, &base).unwrap(), load(&CpuBackend::default(), &base).unwrap());
@@ -286,12 +319,14 @@ fn generation_on_the_gpu_matches_the_cpu() {
     let compiled = g.pipelines_compiled();
     let greedy = SampleOptions::default();
     let sampled = SampleOptions { temperature: 0.8, top_k: 20, top_p: 0.9, repetition_penalty: 1.3, seed: 7, ..SampleOptions::default() };
-    // Top-p and min-p without top-k: the best 64 and the row's mass decide, or every logit
-    // is read (a flat distribution at temperature 3 needs more than 64 for top-p 0.95).
+    // Without top-k (temperature, top-p, min-p): the best P_CANDIDATES and the row's mass
+    // decide, or every logit is read (a flat distribution at temperature 3 needs more for
+    // top-p 0.95).
     let top_p = SampleOptions { temperature: 0.9, top_p: 0.8, repetition_penalty: 1.2, seed: 3, ..SampleOptions::default() };
     let min_p = SampleOptions { temperature: 1.1, min_p: 0.1, seed: 5, ..SampleOptions::default() };
     let flat = SampleOptions { temperature: 3.0, top_p: 0.95, seed: 9, ..SampleOptions::default() };
-    for s in [&greedy, &sampled, &top_p, &min_p, &flat] {
+    let temp = SampleOptions { temperature: 0.6, seed: 2, ..SampleOptions::default() };
+    for s in [&greedy, &sampled, &top_p, &min_p, &flat, &temp] {
         let (a, b) = (run(&mg, s), run(&mc, s));
         assert_eq!(a.len(), 12);
         assert_eq!(a, b, "{s:?}");
@@ -302,9 +337,9 @@ fn generation_on_the_gpu_matches_the_cpu() {
     run(&mg, &SampleOptions::default());
     let after = g.context().stats.get();
     assert_eq!(after.read_bytes - before.read_bytes, 12 * 8, "one (token, logit) pair per greedy step");
-    // Top-p/min-p: 64 pairs and the mass (520 bytes) per step, plus the whole row (4·vocab)
+    // Top-p/min-p: P_CANDIDATES pairs and the mass per step, plus the whole row (4·vocab)
     // on the steps they cannot decide: min-p decides most here, the flat case none.
-    let (cand, full) = (8 * (64 + 1), 4 * mg.info.vocab_size as u64);
+    let (cand, full) = (8 * (P_CANDIDATES as u64 + 1), 4 * mg.info.vocab_size as u64);
     let read = |s: &SampleOptions| {
         let before = g.context().stats.get().read_bytes;
         run(&mg, s);

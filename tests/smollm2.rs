@@ -297,3 +297,40 @@ fn f16_adapters_on_smollm2_stay_close_to_peft() {
         adapter_logits(&m, &r, &one(name), Some((name, 1e-3)));
     }
 }
+
+/// Sampling over the whole vocabulary (plain temperature, top-p, min-p) decides most steps
+/// of a real model from the best P_CANDIDATES logits and the row's mass, and gives exactly the tokens
+/// of the same sampler reading every logit of every row.
+#[test]
+fn sampling_from_the_selection_matches_whole_rows() {
+    use lorafuse::model::generate::{GenerateOptions, Generator, Sequence};
+    use lorafuse::model::sample::{SampleOptions, Sampler};
+    let Some(bytes) = model_bytes() else { return };
+    let m = with_peft_adapters(&CpuBackend::default(), &bytes);
+    let prompt = reference().prompt_ids;
+    let steps = 24;
+    for sample in [
+        SampleOptions { temperature: 0.7, seed: 4, ..Default::default() },
+        SampleOptions { temperature: 1.0, seed: 5, ..Default::default() },
+        SampleOptions { temperature: 0.8, top_p: 0.95, seed: 6, ..Default::default() },
+        SampleOptions { temperature: 1.0, min_p: 0.05, repetition_penalty: 1.2, seed: 7, ..Default::default() },
+    ] {
+        let opts = GenerateOptions { max_tokens: steps, sample: sample.clone(), stop_strings: vec![], stop_tokens: vec![], ignore_eos: true };
+        let mut gen = Generator { seqs: vec![Sequence::new(&m.llama, prompt.clone(), opts, vec![]).unwrap()] };
+        while !gen.seqs[0].done {
+            pollster::block_on(gen.step(&m.llama, &m.tokenizer)).unwrap();
+        }
+        // The reference: every row read whole and sampled.
+        let (mut s, mut sampler) = (m.llama.session(), Sampler::new(sample.clone()).unwrap());
+        let (mut history, mut input, mut want) = (prompt.clone(), prompt.clone(), vec![]);
+        while want.len() < steps {
+            let mut row = read(&m, m.llama.forward(&mut s, &input, Logits::Last, &Mix::Base).unwrap());
+            let t = sampler.sample(&mut row, &history);
+            (history.push(t), want.push(t), input = vec![t]);
+        }
+        assert_eq!(gen.seqs[0].tokens(), want, "{sample:?}");
+        let whole = gen.seqs[0].whole_rows;
+        eprintln!("{sample:?}: {whole} of {steps} steps read the whole row");
+        assert!(whole <= steps / 2, "{sample:?}: {whole} of {steps} steps read the whole row");
+    }
+}

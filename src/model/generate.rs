@@ -39,6 +39,8 @@ pub struct Sequence<B: ModelOps> {
     held: Vec<u8>,
     pub done: bool,
     pub finish_reason: Option<&'static str>,
+    /// Steps whose pick needed the whole row of logits (the selection could not decide).
+    pub whole_rows: usize,
 }
 
 impl<B: ModelOps> Sequence<B> {
@@ -64,6 +66,7 @@ impl<B: ModelOps> Sequence<B> {
             held: Vec::new(),
             done: false,
             finish_reason: None,
+            whole_rows: 0,
         })
     }
 
@@ -82,6 +85,7 @@ impl<B: ModelOps> Sequence<B> {
             held: self.held,
             done: self.done,
             finish_reason: self.finish_reason,
+            whole_rows: self.whole_rows,
         }
     }
 
@@ -207,10 +211,9 @@ impl<B: ModelOps> Generator<B> {
                 picked.iter_mut().zip(&inputs).map(|(s, inp)| (&mut s.session, &inp[..])).collect();
             model.forward_batch(&mut batch, Logits::Last, &mix)?
         };
-        // Greedy, top-k, top-p and min-p sampling usually need only the best k logits per
-        // row (plus, for top-p/min-p, the row's mass): the backend selects them (on the GPU,
-        // only they come back). Rows they cannot decide, and plain temperature sampling,
-        // read every logit.
+        // Every sampler usually needs only the best k logits per row (plus, without top-k,
+        // the row's mass): the backend selects them (on the GPU, only they come back). Rows
+        // they cannot decide, and top-k above MAX_TOP_K, read every logit.
         let vocab = model.cfg.vocab;
         let k = active.iter().try_fold(0, |m, &i| self.seqs[i].sampler.candidates_needed().map(|k| m.max(k)));
         let next: Vec<u32> = match k {
@@ -233,7 +236,13 @@ impl<B: ModelOps> Generator<B> {
                     // The logits were penalized in place by top_k.
                     let logits = model.backend().read(&t).await?;
                     let rows = active.iter().zip(picks).zip(logits.chunks_exact(vocab));
-                    rows.map(|((&i, p), row)| p.unwrap_or_else(|| self.seqs[i].sampler.pick_all(row))).collect()
+                    rows.map(|((&i, p), row)| {
+                        p.unwrap_or_else(|| {
+                            self.seqs[i].whole_rows += 1;
+                            self.seqs[i].sampler.pick_all(row)
+                        })
+                    })
+                    .collect()
                 }
             }
             _ => {
@@ -243,6 +252,7 @@ impl<B: ModelOps> Generator<B> {
                     .zip(logits.chunks_exact_mut(vocab))
                     .map(|(&i, row)| {
                         let s = &mut self.seqs[i];
+                        s.whole_rows += 1;
                         s.sampler.sample(row, &s.history)
                     })
                     .collect()
