@@ -38,17 +38,28 @@ pub fn lora_shrink(x: &[f32], inp: usize, arena: &CpuArena, routes: &Routes, t: 
         for block in entries.chunks(4) {
             let xs: Vec<&[f32]> = block.iter().map(|e| &x[e.row as usize * inp..][..inp]).collect();
             match block.len() {
-                1 => rows::<1>(xs.try_into().unwrap(), at, rank, block, t),
-                2 => rows::<2>(xs.try_into().unwrap(), at, rank, block, t),
-                3 => rows::<3>(xs.try_into().unwrap(), at, rank, block, t),
-                _ => rows::<4>(xs.try_into().unwrap(), at, rank, block, t),
+                1 => ranked::<1>(xs.try_into().unwrap(), at, rank, block, t),
+                2 => ranked::<2>(xs.try_into().unwrap(), at, rank, block, t),
+                3 => ranked::<3>(xs.try_into().unwrap(), at, rank, block, t),
+                _ => ranked::<4>(xs.try_into().unwrap(), at, rank, block, t),
             }
         }
     }
 }
 
+/// `rows` with the usual ranks as constants: Aᵀ's row stride folds into the addressing.
+fn ranked<const R: usize>(xs: [&[f32]; R], at: &[f32], rank: usize, entries: &[&RouteEntry], t: &mut [f32]) {
+    match rank {
+        8 => rows::<R>(xs, at, 8, entries, t),
+        16 => rows::<R>(xs, at, 16, entries, t),
+        32 => rows::<R>(xs, at, 32, entries, t),
+        _ => rows::<R>(xs, at, rank, entries, t),
+    }
+}
+
 /// R rows against one Aᵀ: ranks in passes of 16 (one or two rows) or 8 (three or four: the
 /// accumulators must stay in registers), then single vectors, then a scalar tail.
+#[inline(always)]
 fn rows<const R: usize>(xs: [&[f32]; R], at: &[f32], rank: usize, entries: &[&RouteEntry], t: &mut [f32]) {
     let mut store = |j0: usize, v: &[f32], r: usize| {
         let e = entries[r];
