@@ -1,6 +1,7 @@
 //! npm run bench, part 2: natively, the portable CPU path and wgpu (lavapipe here: a CPU
 //! emulating a GPU, so its figures are correctness-only rates, not GPU speed). Same table
-//! as bench/wasm.mjs. `cargo bench --bench linear -- [cpu|gpu] [f32,f16]`.
+//! as bench/wasm.mjs, and the GPU top-k selection.
+//! `cargo bench --bench linear -- [cpu|gpu|topk] [f32,f16]`.
 
 use lorafuse::bench::{linear, read_ceiling, LinearBench, LinearCase};
 use lorafuse::{Backend, CpuBackend, GpuBackend, GpuOptions, WeightFormat};
@@ -40,6 +41,39 @@ fn main() {
             Err(e) => println!("### native GPU: none ({e})"),
         }
     }
+    if want("topk") {
+        top_k_rows(now);
+    }
+}
+
+/// The sampler's selection on the GPU over one SmolLM2-sized row (49,152 logits): k pairs
+/// plus the row's mass, read back. Per-call time, best of a few.
+fn top_k_rows(now: impl Fn() -> f64) {
+    use lorafuse::model::ops::{ModelOps, SelectRow};
+    let Ok(g) = pollster::block_on(GpuBackend::new(&GpuOptions::default())) else { return };
+    println!("### top-k selection on the GPU: {} (correctness-only rates)\n", g.describe());
+    println!("| vocab | k | with mass | ms per call |");
+    println!("|---|---|---|---|");
+    let vocab = 49152;
+    let mut s = 7u32;
+    let logits: Vec<f32> = (0..vocab)
+        .map(|_| {
+            s = s.wrapping_mul(1664525).wrapping_add(1013904223);
+            (s >> 8) as f32 / (1 << 24) as f32 * 20.0
+        })
+        .collect();
+    for (k, mass) in [(1, false), (4, false), (64, true), (256, true)] {
+        let asks = [SelectRow { penalty: 1.0, penalized: vec![], inv_temp: if mass { 1.0 } else { 0.0 } }];
+        let mut best = f64::MAX;
+        for _ in 0..5 {
+            let mut t = g.tensor(&logits, 1, vocab).unwrap();
+            let t0 = now();
+            pollster::block_on(g.top_k(&mut t, k, &asks)).unwrap();
+            best = best.min(now() - t0);
+        }
+        println!("| {vocab} | {k} | {mass} | {best:.2} |");
+    }
+    println!();
 }
 
 fn table<B: Backend>(
