@@ -45,22 +45,31 @@ const rt = await api.LoraRuntime.create({ backend: 'cpu' });
 const model = await rt.loadModel(MODEL);
 const prompt = 'Write a haiku about foxes.';
 const TOK = 32;
-// Decode tok/s: (time of a 33-token generation − a 1-token one) per token. The cases take
-// turns, best of REPS each, so the machine's drift hits them alike.
-const REPS = 5;
+// Decode time per token: (time of a 33-token generation − a 1-token one) / 32. The cases
+// take turns in each of REPS rounds, so the machine's drift hits them alike: tok/s is the
+// best round of each case, and a case's overhead over the first case is the median over
+// rounds of the same round's time ratio (load drifting between rounds cancels), with the
+// rounds' spread.
+const REPS = 7;
 async function decode(cases) {
-  const pre = cases.map(() => Infinity), all = cases.map(() => Infinity);
+  const per = cases.map(() => []);
   for (const opts of cases) await model.generate(prompt, { maxTokens: 2, ignoreEos: true, ...opts }).text();
   for (let i = 0; i < REPS; i++) {
     for (const [j, opts] of cases.entries()) {
-      pre[j] = Math.min(pre[j], await best(1, () => model.generate(prompt, { maxTokens: 1, ignoreEos: true, ...opts }).text()));
-      all[j] = Math.min(all[j], await best(1, () => model.generate(prompt, { maxTokens: TOK + 1, ignoreEos: true, ...opts }).text()));
+      const pre = await best(1, () => model.generate(prompt, { maxTokens: 1, ignoreEos: true, ...opts }).text());
+      const all = await best(1, () => model.generate(prompt, { maxTokens: TOK + 1, ignoreEos: true, ...opts }).text());
+      per[j].push((all - pre) / TOK);
     }
   }
-  return cases.map((_, j) => TOK / ((all[j] - pre[j]) / 1000));
+  const median = (v) => [...v].sort((a, b) => a - b)[v.length >> 1];
+  return per.map((d) => {
+    const ratios = d.map((t, i) => t / per[0][i]);
+    return { rate: 1000 / Math.min(...d), overhead: median(ratios) - 1, lo: Math.min(...ratios) - 1, hi: Math.max(...ratios) - 1 };
+  });
 }
 for (let i = 0; i < 4; i++) await model.loadAdapter(`r16-${i}`, peftAdapter(16, 11 + i));
 const [base, one, four] = await decode([{}, { adapter: 'r16-0' }, { adapters: [0, 1, 2, 3].map((i) => ({ name: `r16-${i}`, weight: 0.25 })) }]);
+const baseMs = 1000 / base.rate; // a base token's time
 // Physical share on the CPU. The Q4_1 base is compute-bound in wasm (it reads its weights at
 // a fraction of the memory ceiling), so the adapter's share of the FLOPs is one floor. But f32
 // factors cost 4 bytes per multiply-add against the base's 0.625, so the adapter's own work is
@@ -69,17 +78,17 @@ const [base, one, four] = await decode([{}, { adapter: 'r16-0' }, { adapters: [0
 const baseMacs = L * (2 * D * D + 2 * KV * D + 3 * F * D) + 49152 * D;
 const loraMacs = (r) => L * Object.values(MODULES).reduce((a, [o, i]) => a + r * (o + i), 0);
 const ceiling = benchReadCeiling(256, 5); // GB/s: a SIMD sum over 256 MiB
-const byteShare = (r) => ((4 * loraMacs(r)) / (ceiling * 1e9)) * base; // read time / base token time
+const byteShare = (r) => (4 * loraMacs(r)) / (ceiling * 1e9) / (baseMs / 1000); // read time / base token time
 console.log(`### Adapters on SmolLM2-135M Q4_1, CPU backend, Node ${process.version}, one thread, ${TOK} tokens greedy`);
 console.log(`wasm read ceiling ${ceiling.toFixed(1)} GB/s; one r16 adds ${((4 * loraMacs(16)) / 2 ** 20).toFixed(1)} MiB of f32 factors per token`);
-console.log('| case | decode tok/s | overhead | FLOP share | byte share at the ceiling | overhead / FLOP share | overhead / physical share (the larger) |');
+console.log(`| case | decode tok/s | overhead: median of ${REPS} rounds (range) | FLOP share | byte share at the ceiling | overhead / FLOP share | overhead / physical share (the larger) |`);
 console.log('|---|---|---|---|---|---|---|');
-console.log(`| base | ${base.toFixed(1)} | | | | | |`);
+console.log(`| base | ${base.rate.toFixed(1)} | | | | | |`);
 const pct = (v) => `${(100 * v).toFixed(1)}%`;
-for (const [label, t, n] of [['one all-linear r16', one, 1], ['4 stacked all-linear r16', four, 4]]) {
-  const ov = base / t - 1;
+for (const [label, c, n] of [['one all-linear r16', one, 1], ['4 stacked all-linear r16', four, 4]]) {
+  const ov = c.overhead;
   const flop = (n * loraMacs(16)) / baseMacs, bytes = n * byteShare(16);
-  console.log(`| ${label} | ${t.toFixed(1)} | ${pct(ov)} | ${pct(flop)} | ${pct(bytes)} | ${(ov / flop).toFixed(2)} | ${(ov / Math.max(flop, bytes)).toFixed(2)} |`);
+  console.log(`| ${label} | ${c.rate.toFixed(1)} | ${pct(ov)} (${pct(c.lo)} to ${pct(c.hi)}) | ${pct(flop)} | ${pct(bytes)} | ${(ov / flop).toFixed(2)} | ${(ov / Math.max(flop, bytes)).toFixed(2)} |`);
 }
 // Batches of 4 rows: 4 different adapters vs the same one.
 async function batchRate(adapters) {
