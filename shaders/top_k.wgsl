@@ -6,8 +6,9 @@
 // One workgroup per row. Up to SMALL_K picks (greedy is k = 1): one max-reduction pass per
 // pick. Larger k (at most MAX_K): a radix select finds the k-th largest key in four passes of
 // 8 bits, one more pass collects the keys above it and, in id order, the ties it needs, then
-// a bitonic sort in workgroup memory orders them. Six passes over the row for any k instead
-// of k.
+// a bitonic sort in workgroup memory orders them: five passes over the row for any k instead
+// of k (plus, only when equal logits straddle the cut, an ordered pass over the row up to the
+// last tie it needs; plus the mass pass when asked).
 
 struct TopKParams {
     vocab: u32,
@@ -41,8 +42,9 @@ fn key(v: f32) -> u32 {
     return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
 }
 
-fn unkey(k: u32) -> f32 {
-    return bitcast<f32>(select(~k, k & 0x7fffffffu, (k & 0x80000000u) != 0u));
+// The f32 bits of a key, kept as u32 so no float operation can touch them (NaN payloads).
+fn unkey(k: u32) -> u32 {
+    return select(~k, k & 0x7fffffffu, (k & 0x80000000u) != 0u);
 }
 
 // (a, i) comes before (b, j): larger key first, then lower id.
@@ -100,7 +102,7 @@ fn pick_each(l: u32, base: u32, row_out: u32) {
         first = false;
         if (l == 0u) {
             out[row_out + n * 2u] = prev_i;
-            out[row_out + n * 2u + 1u] = bitcast<u32>(unkey(prev_k));
+            out[row_out + n * 2u + 1u] = unkey(prev_k);
         }
         workgroupBarrier();
     }
@@ -198,7 +200,7 @@ fn select_sort(l: u32, base: u32, row_out: u32) {
     }
     if (l < p.k) {
         out[row_out + l * 2u] = cand_i[l];
-        out[row_out + l * 2u + 1u] = bitcast<u32>(unkey(cand_k[l]));
+        out[row_out + l * 2u + 1u] = unkey(cand_k[l]);
     }
 }
 

@@ -166,6 +166,7 @@ impl<B: ModelOps> Sequence<B> {
 
 /// Above this top_k the sampler reads every logit instead of a selection.
 pub const MAX_TOP_K: usize = 256;
+const _: () = assert!(crate::model::sample::P_CANDIDATES <= MAX_TOP_K, "sampling without top-k must select");
 
 /// One or more sequences stepped together.
 pub struct Generator<B: ModelOps> {
@@ -215,9 +216,9 @@ impl<B: ModelOps> Generator<B> {
         // the row's mass): the backend selects them (on the GPU, only they come back). Rows
         // they cannot decide, and top-k above MAX_TOP_K, read every logit.
         let vocab = model.cfg.vocab;
-        let k = active.iter().try_fold(0, |m, &i| self.seqs[i].sampler.candidates_needed().map(|k| m.max(k)));
+        let k = active.iter().map(|&i| self.seqs[i].sampler.candidates_needed()).max().unwrap_or(1);
         let next: Vec<u32> = match k {
-            Some(k) if k <= MAX_TOP_K => {
+            k if k <= MAX_TOP_K => {
                 let k = k.min(vocab);
                 let asks: Vec<SelectRow> = active
                     .iter()

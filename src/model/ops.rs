@@ -63,7 +63,8 @@ pub struct SelectRow {
     pub penalty: f32,
     pub penalized: Vec<u32>,
     /// When > 0, also the row's mass `Σ exp((l − max)·inv_temp)` over every token, which
-    /// lets top-p and min-p decide from the best candidates alone.
+    /// lets sampling without top-k (temperature, top-p, min-p) decide from the best
+    /// candidates alone.
     pub inv_temp: f32,
 }
 

@@ -3,8 +3,8 @@
 
 use crate::error::{Error, Result};
 
-/// Candidates selected for top-p/min-p without top-k: enough for typical settings (the rest
-/// of the vocabulary is read only when these cannot decide).
+/// Candidates selected when sampling without top-k (temperature, top-p, min-p): enough to
+/// decide most steps (the rest of the vocabulary is read only when these cannot decide).
 pub const P_CANDIDATES: usize = 256;
 
 /// How close (relative) a draw may come to a candidate boundary and still be decided from
@@ -90,11 +90,11 @@ impl Sampler {
 
     /// How many of the best (token, logit) pairs usually decide this sampler's pick: 1 when
     /// greedy, top_k when set, else `P_CANDIDATES` with the row's mass (`needs_mass`).
-    pub fn candidates_needed(&self) -> Option<usize> {
+    pub fn candidates_needed(&self) -> usize {
         match (self.opts.temperature == 0.0, self.opts.top_k) {
-            (true, _) => Some(1),
-            (false, 0) => Some(P_CANDIDATES),
-            (false, k) => Some(k),
+            (true, _) => 1,
+            (false, 0) => P_CANDIDATES,
+            (false, k) => k,
         }
     }
 
@@ -170,17 +170,22 @@ impl Sampler {
         let total: f64 = if partial && !cut { 1.0 } else { probs[..keep].iter().sum() };
         let (u, state) = self.peek_uniform();
         let r = u * total;
-        let mut pick = keep - 1; // rounding can leave r past the last boundary: the last kept
         let mut below = 0.0;
-        for (i, p) in probs[..keep].iter().enumerate() {
-            if r < below + p {
-                pick = i;
-                break;
+        let inside = probs[..keep].iter().position(|p| {
+            let hit = r < below + p;
+            if !hit {
+                below += p;
             }
-            below += p;
-        }
-        if partial {
-            // Past the last candidate (no cut) counts as an upper edge.
+            hit
+        });
+        let pick = match inside {
+            Some(i) => i,
+            // Past the candidates without a cut: the pick lies in the rest of the row.
+            None if partial && !cut => return None,
+            // Past the last kept by rounding: the last kept.
+            None => keep - 1,
+        };
+        if partial && inside.is_some() {
             let lower_edge = pick > 0 && r - below < PICK_MARGIN * total;
             let upper_edge = (pick + 1 < keep || !cut) && below + probs[pick] - r < PICK_MARGIN * total;
             if lower_edge || upper_edge {
@@ -292,5 +297,25 @@ mod tests {
             }
         }
         assert!(decided > 200 && undecided > 40, "{decided} decided, {undecided} not");
+    }
+
+    /// Plain temperature over a flat top (600 equal logits, the rest far below): draws past
+    /// the 256 candidates, often just past them, read the row; all others pick as it does.
+    #[test]
+    fn a_draw_past_the_candidates_reads_the_row() {
+        let row: Vec<f32> = (0..3000).map(|i| if i % 5 == 0 { 0.0 } else { -10.0 }).collect();
+        let opts = SampleOptions { temperature: 1.0, seed: 3, ..Default::default() };
+        let (mut whole, mut part) = (Sampler::new(opts.clone()).unwrap(), Sampler::new(opts).unwrap());
+        let mass: f64 = row.iter().map(|&l| (l as f64).exp()).sum();
+        let (mut decided, mut undecided) = (0, 0);
+        for _ in 0..5000 {
+            let want = whole.pick_all(&row);
+            match part.pick(top_k(&row, P_CANDIDATES), Some(mass)) {
+                Some(t) => (assert_eq!(t, want), decided += 1),
+                None => (assert_eq!(part.pick_all(&row), want), undecided += 1),
+            };
+        }
+        // 256 of the 600 equal tokens are candidates: about 43% of the draws land inside.
+        assert!((1900..2400).contains(&decided) && undecided > 2500, "{decided} decided, {undecided} not");
     }
 }
