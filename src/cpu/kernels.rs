@@ -122,21 +122,6 @@ impl<const R: usize, const C: usize> Acc<R, C> {
         }
     }
 
-    /// The LoRA expand's `add::<F32>` over `rank` terms, the usual ranks as constants so the
-    /// loop unrolls (it runs once per tile and adapter).
-    ///
-    /// # Safety
-    /// As `add`.
-    #[inline(always)]
-    unsafe fn add_rank(&mut self, ts: &[*const f32; R], bs: &[*const f32; C], rank: usize) {
-        match rank {
-            8 => self.add::<F32>(ts, bs, 8),
-            16 => self.add::<F32>(ts, bs, 16),
-            32 => self.add::<F32>(ts, bs, 32),
-            _ => self.add::<F32>(ts, bs, rank),
-        }
-    }
-
     #[inline(always)]
     fn finish(&self) -> [[f32; C]; R] {
         core::array::from_fn(|r| core::array::from_fn(|c| self.v[r][c].sum() + self.s[r][c]))
@@ -302,7 +287,8 @@ impl<const R: usize> TileSink<R> for Output<'_> {
         if self.uniform {
             for (j, e) in self.block[0].iter().enumerate() {
                 let ts = core::array::from_fn(|r| unsafe { t.add(self.block[r][j].t_off as usize) });
-                unsafe { acc.add_rank(&ts, &b_rows(e), e.rank as usize) };
+                // Once per tile and adapter: the usual ranks as constants.
+                unsafe { with_const_rank!(e.rank as usize, |rank| acc.add::<F32>(&ts, &b_rows(e), rank)) };
             }
         } else {
             for r in 0..R {

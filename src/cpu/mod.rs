@@ -1,6 +1,28 @@
 //! CPU backend: wasm SIMD128 kernels under wasm32, the same code on portable vectors natively.
 //! Ops run eagerly; tensors are plain `Vec<f32>`.
 
+/// Evaluates `$body` with `$r` bound to `rank`: a literal for the usual adapter ranks (8, 16,
+/// 32), so the LoRA loops over it unroll and strides fold into addressing, else the value.
+macro_rules! with_const_rank {
+    ($rank:expr, |$r:ident| $body:expr) => {
+        match $rank {
+            8 => {
+                let $r: usize = 8;
+                $body
+            }
+            16 => {
+                let $r: usize = 16;
+                $body
+            }
+            32 => {
+                let $r: usize = 32;
+                $body
+            }
+            $r => $body,
+        }
+    };
+}
+
 pub mod arena;
 pub mod decode;
 pub mod kernels;

@@ -49,12 +49,7 @@ pub fn lora_shrink(x: &[f32], inp: usize, arena: &CpuArena, routes: &Routes, t: 
 
 /// `rows` with the usual ranks as constants: Aᵀ's row stride folds into the addressing.
 fn ranked<const R: usize>(xs: [&[f32]; R], at: &[f32], rank: usize, entries: &[&RouteEntry], t: &mut [f32]) {
-    match rank {
-        8 => rows::<R>(xs, at, 8, entries, t),
-        16 => rows::<R>(xs, at, 16, entries, t),
-        32 => rows::<R>(xs, at, 32, entries, t),
-        _ => rows::<R>(xs, at, rank, entries, t),
-    }
+    with_const_rank!(rank, |rank| rows::<R>(xs, at, rank, entries, t))
 }
 
 /// R rows against one Aᵀ: ranks in passes of 16 (one or two rows) or 8 (three or four: the
