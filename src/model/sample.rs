@@ -170,14 +170,15 @@ impl Sampler {
         let total: f64 = if partial && !cut { 1.0 } else { probs[..keep].iter().sum() };
         let (u, state) = self.peek_uniform();
         let r = u * total;
-        let mut below = 0.0;
-        let inside = probs[..keep].iter().position(|p| {
-            let hit = r < below + p;
-            if !hit {
-                below += p;
+        // The kept candidate whose interval [below, below + p) holds r, if any.
+        let (mut below, mut inside) = (0.0, None);
+        for (i, p) in probs[..keep].iter().enumerate() {
+            if r < below + p {
+                inside = Some(i);
+                break;
             }
-            hit
-        });
+            below += p;
+        }
         let pick = match inside {
             Some(i) => i,
             // Past the candidates without a cut: the pick lies in the rest of the row.
