@@ -288,7 +288,8 @@ impl<const R: usize> TileSink<R> for Output<'_> {
             for (j, e) in self.block[0].iter().enumerate() {
                 let ts = core::array::from_fn(|r| unsafe { t.add(self.block[r][j].t_off as usize) });
                 // Once per tile and adapter: the usual ranks as constants.
-                unsafe { with_const_rank!(e.rank as usize, |rank| acc.add::<F32>(&ts, &b_rows(e), rank)) };
+                let bs = b_rows(e);
+                unsafe { with_const_rank!(e.rank as usize, |rank| acc.add::<F32>(&ts, &bs, rank)) };
             }
         } else {
             for r in 0..R {
