@@ -41,34 +41,41 @@ function peftAdapter(r, seed) {
 
 const now = () => performance.now();
 
-const rt = await api.LoraRuntime.create({ backend: 'cpu' });
-const model = await rt.loadModel(MODEL);
+// The model on two runtimes, one per adapterPrecision (how adapter factors are stored).
+const PRECISIONS = ['f32', 'i16'];
+const models = [];
+for (const adapterPrecision of PRECISIONS) models.push(await (await api.LoraRuntime.create({ backend: 'cpu', adapterPrecision })).loadModel(MODEL));
+const model = models[0];
 const prompt = 'Write a haiku about foxes.';
 const TOK = 32;
 // Decode time per token: (time of a 33-token generation − a 1-token one) / 32. The cases
 // take turns in each of REPS rounds, so the machine's drift hits them alike: tok/s is the
-// best round of each case, and a case's overhead over the first case is the median over
+// best round of each case, and a case's overhead over its base case is the median over
 // rounds of the same round's time ratio (load drifting between rounds cancels), with the
 // rounds' spread.
 const REPS = 7;
 async function decode(cases) {
   const per = cases.map(() => []);
-  for (const opts of cases) await model.generate(prompt, { maxTokens: 2, ignoreEos: true, ...opts }).text();
+  for (const { m, opts } of cases) await m.generate(prompt, { maxTokens: 2, ignoreEos: true, ...opts }).text();
   for (let i = 0; i < REPS; i++) {
-    for (const [j, opts] of cases.entries()) {
-      const pre = await best(1, () => model.generate(prompt, { maxTokens: 1, ignoreEos: true, ...opts }).text());
-      const all = await best(1, () => model.generate(prompt, { maxTokens: TOK + 1, ignoreEos: true, ...opts }).text());
+    for (const [j, { m, opts }] of cases.entries()) {
+      const pre = await best(1, () => m.generate(prompt, { maxTokens: 1, ignoreEos: true, ...opts }).text());
+      const all = await best(1, () => m.generate(prompt, { maxTokens: TOK + 1, ignoreEos: true, ...opts }).text());
       per[j].push((all - pre) / TOK);
     }
   }
   const median = (v) => [...v].sort((a, b) => a - b)[v.length >> 1];
-  return per.map((d) => {
-    const ratios = d.map((t, i) => t / per[0][i]);
+  return per.map((d, j) => {
+    const base = per[cases[j].base ?? j];
+    const ratios = d.map((t, i) => t / base[i]);
     return { rate: 1000 / Math.min(...d), overhead: median(ratios) - 1, lo: Math.min(...ratios) - 1, hi: Math.max(...ratios) - 1 };
   });
 }
-for (let i = 0; i < 4; i++) await model.loadAdapter(`r16-${i}`, peftAdapter(16, 11 + i));
-const [base, one, four] = await decode([{}, { adapter: 'r16-0' }, { adapters: [0, 1, 2, 3].map((i) => ({ name: `r16-${i}`, weight: 0.25 })) }]);
+for (const m of models) for (let i = 0; i < 4; i++) await m.loadAdapter(`r16-${i}`, peftAdapter(16, 11 + i));
+const stack = { adapters: [0, 1, 2, 3].map((i) => ({ name: `r16-${i}`, weight: 0.25 })) };
+// Per precision: base, one r16, four stacked, the last two against the first.
+const times = await decode(models.flatMap((m, i) => [{ m, opts: {} }, { m, opts: { adapter: 'r16-0' }, base: 3 * i }, { m, opts: stack, base: 3 * i }]));
+const base = times[0];
 const baseMs = 1000 / base.rate; // a base token's time
 // Physical share on the CPU. The Q4_1 base is compute-bound in wasm (it reads its weights at
 // a fraction of the memory ceiling), so the adapter's share of the FLOPs is one floor. But f32
@@ -78,16 +85,23 @@ const baseMs = 1000 / base.rate; // a base token's time
 const baseMacs = L * (2 * D * D + 2 * KV * D + 3 * F * D) + 49152 * D;
 const loraMacs = (r) => L * Object.values(MODULES).reduce((a, [o, i]) => a + r * (o + i), 0);
 const ceiling = benchReadCeiling(256, 5); // GB/s: a SIMD sum over 256 MiB
-const byteShare = (r) => (4 * loraMacs(r)) / (ceiling * 1e9) / (baseMs / 1000); // read time / base token time
+const byteShare = (r, bytes = 4) => (bytes * loraMacs(r)) / (ceiling * 1e9) / (baseMs / 1000); // read time / base token time
 console.log(`### Adapters on SmolLM2-135M Q4_1, CPU backend, Node ${process.version}, one thread, ${TOK} tokens greedy`);
-console.log(`wasm read ceiling ${ceiling.toFixed(1)} GB/s; one r16 adds ${((4 * loraMacs(16)) / 2 ** 20).toFixed(1)} MiB of f32 factors per token`);
+console.log(`wasm read ceiling ${ceiling.toFixed(1)} GB/s; one r16 adds ${((4 * loraMacs(16)) / 2 ** 20).toFixed(1)} MiB of f32 factors per token (half that in 16 bits)`);
 console.log(`| case | decode tok/s | overhead: median of ${REPS} rounds (range) | FLOP share | byte share at the ceiling | overhead / FLOP share | overhead / physical share (the larger) |`);
 console.log('|---|---|---|---|---|---|---|');
-console.log(`| base | ${base.rate.toFixed(1)} | | | | | |`);
 const pct = (v) => `${(100 * v).toFixed(1)}%`;
-for (const [label, c, n] of [['one all-linear r16', one, 1], ['4 stacked all-linear r16', four, 4]]) {
+for (const [label, c, n, size] of PRECISIONS.flatMap((p, i) => [
+  [`base (${p} runtime)`, times[3 * i]],
+  [`one all-linear r16, ${p} factors`, times[3 * i + 1], 1, p === 'f32' ? 4 : 2],
+  [`4 stacked all-linear r16, ${p} factors`, times[3 * i + 2], 4, p === 'f32' ? 4 : 2],
+])) {
+  if (!n) {
+    console.log(`| ${label} | ${c.rate.toFixed(1)} | | | | | |`);
+    continue;
+  }
   const ov = c.overhead;
-  const flop = (n * loraMacs(16)) / baseMacs, bytes = n * byteShare(16);
+  const flop = (n * loraMacs(16)) / baseMacs, bytes = n * byteShare(16, size);
   console.log(`| ${label} | ${c.rate.toFixed(1)} | ${pct(ov)} (${pct(c.lo)} to ${pct(c.hi)}) | ${pct(flop)} | ${pct(bytes)} | ${(ov / flop).toFixed(2)} | ${(ov / Math.max(flop, bytes)).toFixed(2)} |`);
 }
 // Batches of 4 rows: 4 different adapters vs the same one.

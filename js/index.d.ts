@@ -198,11 +198,14 @@ export class Model {
 export class LoraRuntime {
   private constructor();
   /**
-   * adapterPrecision: how a WebGPU runtime stores adapter factors. "f32" (default) matches
-   * PEFT to 1e-4; "f16" halves the bytes adapters add to each decode step (measured logit
-   * change in bench/RESULTS.md). The CPU backend always keeps f32.
+   * adapterPrecision: how adapter factors are stored. "f32" (default) matches PEFT to 1e-4.
+   * "f16" or "i16": 16 bits per value, half the memory and half the bytes adapters add to
+   * each decode step, in each backend's own 16-bit format: WebGPU stores f16 (within about
+   * 2e-4 of PEFT on SmolLM2); the CPU stores int16 codes with one scale per rank (within
+   * about 1e-5 there, and faster than f32 in wasm). `adapterPrecision` (the getter) says
+   * which runs; measurements in bench/RESULTS.md.
    */
-  static create(options?: { backend?: BackendChoice; adapterPrecision?: 'f32' | 'f16' }): Promise<LoraRuntime>;
+  static create(options?: { backend?: BackendChoice; adapterPrecision?: 'f32' | 'f16' | 'i16' }): Promise<LoraRuntime>;
   /** Deletes a Cache API cache filled through the `cache` load option. */
   static clearCache(name: string): Promise<boolean>;
   /** Bytes of wasm memory in use (it only grows: the peak so far). */
@@ -213,6 +216,8 @@ export class LoraRuntime {
   readonly backend: BackendName;
   /** GPU adapter name, or which CPU path runs. */
   readonly device: string;
+  /** How adapter factors are stored: "f32", "f16" (WebGPU) or "i16" (CPU). */
+  readonly adapterPrecision: 'f32' | 'f16' | 'i16';
   /** Why "auto" fell back to the CPU, when it did. */
   readonly fallbackReason: string | undefined;
   /** Destroys the GPU device as a driver reset would (tests of the CPU fallback). */

@@ -37,15 +37,18 @@ function finite(name, v) {
 
 export class LoraRuntime {
   #rt;
+  #adapterPrecision;
+
   /** @internal use LoraRuntime.create */
-  constructor(rt) {
+  constructor(rt, adapterPrecision) {
     this.#rt = rt;
+    this.#adapterPrecision = adapterPrecision;
   }
 
   /** Picks a backend: "auto" (WebGPU when an adapter exists, else CPU), "webgpu" or "cpu". */
   static async create({ backend = 'auto', adapterPrecision = 'f32' } = {}) {
     await loadWasm();
-    return new LoraRuntime(await callAsync(() => Runtime.create(String(backend), String(adapterPrecision))));
+    return new LoraRuntime(await callAsync(() => Runtime.create(String(backend), String(adapterPrecision))), String(adapterPrecision));
   }
 
   /** Deletes a Cache API cache filled through the `cache` option of loadModel/loadAdapter. */
@@ -65,6 +68,10 @@ export class LoraRuntime {
   /** GPU adapter name, or which CPU path runs. */
   get device() {
     return this.#rt.device;
+  }
+  /** How adapter factors are stored: "f32", "f16" (WebGPU) or "i16" (CPU). */
+  get adapterPrecision() {
+    return this.#rt.adapterPrecision;
   }
   /** Why "auto" fell back to the CPU (undefined when it did not). */
   get fallbackReason() {
@@ -96,7 +103,8 @@ export class LoraRuntime {
     const opts = { fileName, int8Activations, cache };
     const reload = fallback && this.backend === 'webgpu'
       ? async () => {
-        const cpu = await callAsync(() => Runtime.create('cpu', 'f32'));
+        // The same factor precision, so a generation that moves keeps its numbers.
+        const cpu = await callAsync(() => Runtime.create('cpu', this.#adapterPrecision));
         try {
           return await streamModel(cpu, source, opts);
         } finally {

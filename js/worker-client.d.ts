@@ -9,7 +9,7 @@ export interface WorkerProgress {
 /** The runtime in a Web Worker: the same calls as LoraRuntime, all asynchronous. */
 export class LoraWorker {
   private constructor();
-  static create(options?: { backend?: BackendChoice; adapterPrecision?: 'f32' | 'f16'; worker?: Worker }): Promise<LoraWorker>;
+  static create(options?: { backend?: BackendChoice; adapterPrecision?: 'f32' | 'f16' | 'i16'; worker?: Worker }): Promise<LoraWorker>;
   readonly backend: BackendName;
   readonly device: string;
   readonly fallbackReason?: string;

@@ -85,9 +85,9 @@ pub trait Backend: Clone + 'static {
     /// materialising `W + scale·B·A`.
     fn dora_gain(&self, w: &Self::Weight, arena: &mut Self::Arena, d: &DoraGain<'_>) -> Result<()>;
     fn arena(&self) -> Self::Arena;
-    /// Arena words that `n` adapter factor values take (f32: `n`; a GPU storing f16: half).
-    /// DoRA gains are one f32 word each on every backend.
-    fn factor_words(&self, n: usize) -> usize {
+    /// Arena words that a `[n / rank, rank]` matrix of adapter factors takes (f32: `n`;
+    /// 16-bit storage: about half). DoRA gains are one f32 word each on every backend.
+    fn factor_words(&self, n: usize, _rank: usize) -> usize {
         n
     }
     /// Makes room for `words` words, keeping the contents (one growth per adapter load
@@ -97,12 +97,12 @@ pub trait Backend: Clone + 'static {
     }
     /// Writes an adapter's `A [rank, in]` at word `offset`, in the layout this backend's
     /// shrink reads (the same number of words).
-    fn arena_write_a(&self, arena: &mut Self::Arena, offset: usize, a: &[f32], _rank: usize) -> Result<()> {
-        self.arena_write(arena, offset, a)
+    fn arena_write_a(&self, arena: &mut Self::Arena, offset: usize, a: &[f32], rank: usize) -> Result<()> {
+        self.arena_write(arena, offset, a, rank)
     }
-    /// Writes adapter factors at word `offset`, in the arena's storage precision, growing
-    /// the arena as needed.
-    fn arena_write(&self, arena: &mut Self::Arena, offset: usize, data: &[f32]) -> Result<()>;
+    /// Writes adapter factors (B `[out, rank]`, or A) at word `offset`, in the arena's
+    /// storage precision, growing the arena as needed.
+    fn arena_write(&self, arena: &mut Self::Arena, offset: usize, data: &[f32], rank: usize) -> Result<()>;
     /// Keeps only the word ranges in `keep`, each moved from `from` to `to` (ascending, as
     /// `LoraLinear` packs them), and gives back all storage past word `len`: unloading an
     /// adapter returns its words wherever it sat. On an error reported here the arena is

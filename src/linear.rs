@@ -118,7 +118,7 @@ impl<B: Backend> LoraLinear<B> {
             self.backend
                 .arena_reserve(&mut self.arena, self.alloc.end())
                 .and_then(|_| self.backend.arena_write_a(&mut self.arena, off, a, rank))
-                .and_then(|_| self.backend.arena_write(&mut self.arena, off + a_w, b))
+                .and_then(|_| self.backend.arena_write(&mut self.arena, off + a_w, b, rank))
                 .and_then(|_| match magnitude {
                     Some(m) => {
                         let d = DoraGain { a, b, magnitude: m, rank, scale, a_off: off, b_off: off + a_w, g_off: off + a_w + b_w };
@@ -184,7 +184,7 @@ impl<B: Backend> LoraLinear<B> {
     /// An adapter's place in the arena, in words: A, then B (each starting on a word), then
     /// the DoRA gain. Returns (A words, B words, total).
     fn layout(&self, rank: usize, dora: bool) -> (usize, usize, usize) {
-        let (a_w, b_w) = (self.backend.factor_words(rank * self.inp), self.backend.factor_words(self.out * rank));
+        let (a_w, b_w) = (self.backend.factor_words(rank * self.inp, rank), self.backend.factor_words(self.out * rank, rank));
         (a_w, b_w, a_w + b_w + if dora { self.out } else { 0 })
     }
 

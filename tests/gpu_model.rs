@@ -4,7 +4,8 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
-use common::max_rel;
+use common::{f16_rounded, i16_rounded, max_rel};
+use lorafuse::cpu::Precision;
 use lorafuse::model::adapters::{peft_from_files, AdapterChoice};
 use lorafuse::model::llama::Logits;
 use lorafuse::model::load::Loader;
@@ -112,33 +113,46 @@ fn peft_variants() -> Vec<(String, Vec<(String, Vec<u8>)>, Vec<(String, Vec<u8>)
 }
 
 /// All logits of the prompt with adapter `name` (its factors passed through `f`) on `b`.
-fn adapter_logits<B: ModelOps>(b: &B, name: &str, base: &[(String, Vec<u8>)], adapter: &[(String, Vec<u8>)], f: fn(f32) -> f32) -> (Vec<f32>, usize) {
+type Rounding = fn(&[f32], &[f32], usize) -> (Vec<f32>, Vec<f32>);
+
+fn exact(a: &[f32], b: &[f32], _rank: usize) -> (Vec<f32>, Vec<f32>) {
+    (a.to_vec(), b.to_vec())
+}
+
+/// `stored`: what the factors become before the backend sees them (`|a, b, _| (a, b)`, or
+/// a rounding).
+fn adapter_logits<B: ModelOps>(b: &B, name: &str, base: &[(String, Vec<u8>)], adapter: &[(String, Vec<u8>)], stored: Rounding) -> (Vec<f32>, usize) {
     let mut m = load(b, base).unwrap();
     let mut a = peft_from_files(adapter, &m.llama.cfg).unwrap();
     for module in &mut a.modules {
-        module.a.iter_mut().chain(module.b.iter_mut()).for_each(|v| *v = f(*v));
+        (module.a, module.b) = stored(&module.a, &module.b, module.rank);
     }
     m.add_adapter(name, a, false).unwrap();
     let mix = m.adapters.mix(&AdapterChoice::Stack(vec![(name.into(), 1.0)])).unwrap();
     (forward(&m, &mut m.llama.session(), &prompt(), Logits::All, &mix), m.info.vocab_size)
 }
 
-/// Adapter factors stored as f16 (`GpuOptions::adapter_f16`): the CPU's result on the same
-/// factors rounded to f16 within f32 tolerance (the kernels are right), and the distance to
-/// PEFT's f32 logits measured and bounded (what the rounding itself costs; on these tiny
-/// random models it is large: see bench/RESULTS.md for SmolLM2).
+/// Adapter factors stored in 16 bits (int16 with per-rank scales on the CPU, f16 on the
+/// GPU): the f32 CPU's result on the same factors rounded the same way within f32
+/// tolerance (the kernels, DoRA's gains included, are right), and the distance to PEFT's f32
+/// logits measured and bounded (what the rounding itself costs; on these tiny random models
+/// f16's is large: see bench/RESULTS.md for SmolLM2).
 #[test]
-fn f16_adapters_compute_exactly_on_rounded_factors() {
-    let Some(g) = common::gpu(GpuOptions { adapter_f16: true, ..Default::default() }) else { return };
-    let round = |v: f32| half::f16::from_f32(v).to_f32();
-    for (name, base, adapter, want) in peft_variants() {
-        let (got, vocab) = adapter_logits(&g, &name, &base, &adapter, |v| v);
-        let (cpu, _) = adapter_logits(&CpuBackend, &name, &base, &adapter, round);
-        let rel = max_rel(&got, &cpu, vocab);
-        assert!(rel <= 1e-5, "{name}: f16 factors on the GPU vs the CPU on rounded factors: relative L2 {rel:.2e}");
-        let vs_peft = max_rel(&got, &want, vocab);
-        assert!(vs_peft <= 5e-2, "{name}: f16 factors vs PEFT relative L2 {vs_peft:.2e}");
-        eprintln!("f16 adapter {name}: vs CPU on rounded factors {rel:.1e}, vs PEFT f32 {vs_peft:.1e}");
+fn sixteen_bit_adapters_compute_exactly_on_rounded_factors() {
+    fn check<B: ModelOps>(b: &B, label: &str, stored: Rounding, peft_tol: f64) {
+        for (name, base, adapter, want) in peft_variants() {
+            let (got, vocab) = adapter_logits(b, &name, &base, &adapter, exact);
+            let (cpu, _) = adapter_logits(&CpuBackend, &name, &base, &adapter, stored);
+            let rel = max_rel(&got, &cpu, vocab);
+            assert!(rel <= 5e-5, "{name}: {label} vs the f32 CPU on rounded factors: relative L2 {rel:.2e}");
+            let vs_peft = max_rel(&got, &want, vocab);
+            assert!(vs_peft <= peft_tol, "{name}: {label} vs PEFT relative L2 {vs_peft:.2e}");
+            eprintln!("adapter {name}, {label}: vs the f32 CPU on rounded factors {rel:.1e}, vs PEFT f32 {vs_peft:.1e}");
+        }
+    }
+    check(&CpuBackend { factors: Precision::I16, ..CpuBackend }, "int16 factors on the CPU", i16_rounded, 5e-3);
+    if let Some(g) = common::gpu(GpuOptions { adapter_f16: true, ..Default::default() }) {
+        check(&g, "f16 factors on the GPU", f16_rounded, 5e-2);
     }
 }
 
@@ -146,7 +160,7 @@ fn f16_adapters_compute_exactly_on_rounded_factors() {
 fn peft_adapters_match_peft_on_the_gpu_with_a_mixed_batch() {
     let Some(g) = common::gpu(GpuOptions::default()) else { return };
     for (name, base, adapter, want) in peft_variants() {
-        let (got, vocab) = adapter_logits(&g, &name, &base, &adapter, |v| v);
+        let (got, vocab) = adapter_logits(&g, &name, &base, &adapter, exact);
         let rel = max_rel(&got, &want, vocab);
         assert!(rel <= 1e-4, "{name}: relative L2 {rel:.2e} vs PEFT");
         eprintln!("adapter {name}: relative L2 {rel:.1e}");

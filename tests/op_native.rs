@@ -5,6 +5,7 @@
 
 mod common;
 use common::*;
+use lorafuse::cpu::Precision;
 use lorafuse::{CpuBackend, GpuBackend, GpuOptions, HostWeight, LoraLinear, Mix, WeightFormat};
 
 
@@ -30,16 +31,22 @@ fn gpu_matches_f64_reference() {
     assert!(checks >= 100);
 }
 
-/// Adapter factors stored as f16: exact (f32 tolerance) against the reference on the
-/// rounded factors, for every routing case.
+/// Adapter factors stored in 16 bits (int16 with per-rank scales on the CPU, f16 on the
+/// GPU): exact (f32 tolerance) against the reference on the rounded factors, for every
+/// routing case.
 #[test]
-fn gpu_f16_adapters_match_f64_reference() {
-    let Some(g) = gpu(GpuOptions { adapter_f16: true, ..Default::default() }) else { return };
-    let mut checks = 0;
-    for (i, case) in standard_cases().iter().enumerate() {
-        checks += pollster::block_on(check_case(&g, &case.with_f16_factors(), i as u64)).unwrap();
+fn sixteen_bit_adapters_match_f64_reference() {
+    fn checks<B: lorafuse::Backend>(b: &B, stored: fn(&Case) -> Case) {
+        let mut checks = 0;
+        for (i, case) in standard_cases().iter().enumerate() {
+            checks += pollster::block_on(check_case(b, &stored(case), i as u64)).unwrap();
+        }
+        assert!(checks >= 100, "{checks} checks");
     }
-    assert!(checks >= 100, "{checks} checks");
+    checks(&CpuBackend { factors: Precision::I16, ..CpuBackend }, Case::with_i16_factors);
+    if let Some(g) = gpu(GpuOptions { adapter_f16: true, ..Default::default() }) {
+        checks(&g, Case::with_f16_factors);
+    }
 }
 
 #[test]

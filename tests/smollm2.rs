@@ -285,14 +285,19 @@ fn whole_model_on_the_gpu_matches_pytorch_and_peft() {
     check_mixed_batch(&m, &r);
 }
 
-/// Adapter factors stored as f16 on the GPU (`adapter_f16`): PEFT's f32 logits within a
-/// measured bound (about 1e-4 here; see bench/RESULTS.md), argmax unchanged.
+/// Adapter factors in 16 bits: int16 codes with per-rank scales on the CPU meet the f32
+/// tolerance against PEFT's f32 logits (about 1e-5 here); f16 on the GPU stays within a
+/// measured bound (about 2e-4; see bench/RESULTS.md). Argmax unchanged.
 #[test]
-fn f16_adapters_on_smollm2_stay_close_to_peft() {
+fn sixteen_bit_adapters_on_smollm2_stay_close_to_peft() {
     let Some(bytes) = model_bytes() else { return };
+    let r = reference();
+    let cpu = with_peft_adapters(&CpuBackend { factors: lorafuse::cpu::Precision::I16, ..CpuBackend }, &bytes);
+    for name in ["qv4", "od2"] {
+        adapter_logits(&cpu, &r, &one(name), Some((name, 1e-4)));
+    }
     let Some(g) = common::gpu(lorafuse::GpuOptions { adapter_f16: true, ..Default::default() }) else { return };
     let m = with_peft_adapters(&g, &bytes);
-    let r = reference();
     for name in ["qv4", "od2"] {
         adapter_logits(&m, &r, &one(name), Some((name, 1e-3)));
     }

@@ -1,36 +1,117 @@
-//! The CPU's adapter storage: the layer's arena offsets (from `ArenaAlloc`) map onto separate
-//! blocks, one per write (an adapter's A, its B, its DoRA gain). Loading an adapter allocates
-//! exactly its own blocks and copies nothing already loaded; unloading frees them. (The GPU
-//! keeps one buffer per layer, which one storage binding needs.)
+//! The CPU's adapter storage: the layer's arena offsets (from `ArenaAlloc`, in 32-bit words)
+//! map onto separate blocks, one per write (an adapter's A, its B, its DoRA gain). Loading an
+//! adapter allocates exactly its own blocks and copies nothing already loaded; unloading frees
+//! them. (The GPU keeps one buffer per layer, which one storage binding needs.) A block holds
+//! factors in the backend's `Precision`.
 
 use crate::backend::ArenaMove;
 use crate::error::{Error, Result};
 
+/// How adapter factors (A, B) are stored. DoRA gains are f32 in every case.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    /// Exact: PEFT's f32 results.
+    #[default]
+    F32,
+    /// Signed 16-bit codes, two to a word, with one f32 scale per rank (per column of
+    /// `Aᵀ [in, rank]` and of `B [out, rank]`), so both scales fold into the shrink's output
+    /// and the kernels widen a code with one conversion. Half the bytes, and more exact than
+    /// f16 for factors without outliers (the largest value of a rank sets its step).
+    I16,
+}
+
+impl Precision {
+    /// Words a `[n / rank, rank]` matrix of factors takes.
+    pub fn words(self, n: usize, rank: usize) -> usize {
+        match self {
+            Precision::F32 => n,
+            Precision::I16 => n.div_ceil(2) + rank,
+        }
+    }
+}
+
+/// One write's values.
+enum Block {
+    F32(Box<[f32]>),
+    I16(Box<[i16]>, Box<[f32]>),
+}
+
+impl Block {
+    fn words(&self) -> usize {
+        match self {
+            Block::F32(v) => v.len(),
+            Block::I16(v, s) => v.len().div_ceil(2) + s.len(),
+        }
+    }
+}
+
+/// The values of a block from some word on, as the kernels read them.
+#[derive(Clone, Copy)]
+pub enum Values<'a> {
+    F32(&'a [f32]),
+    /// Codes and the per-rank scales.
+    I16(&'a [i16], &'a [f32]),
+}
+
+/// Which of `Values`' formats a pointer addresses.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    F32,
+    I16,
+}
+
+impl<'a> Values<'a> {
+    /// The first `n` values' address and format.
+    ///
+    /// Panics if the block holds fewer: route entries were checked against the factors' sizes.
+    #[inline]
+    pub fn ptr(self, n: usize) -> (*const u8, Kind) {
+        match self {
+            Values::F32(v) => (v[..n].as_ptr().cast(), Kind::F32),
+            Values::I16(v, _) => (v[..n].as_ptr().cast(), Kind::I16),
+        }
+    }
+
+    /// The per-rank scales (I16 only).
+    #[inline]
+    pub fn scales(self) -> Option<&'a [f32]> {
+        match self {
+            Values::I16(_, s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct CpuArena {
-    /// (first offset, values), sorted by offset, never overlapping.
-    blocks: Vec<(usize, Box<[f32]>)>,
+    /// (first word, values), sorted by offset, never overlapping.
+    blocks: Vec<(usize, Block)>,
 }
 
 impl CpuArena {
-    /// Stores `data` at `offset` (a new block, or an overwrite of the block written there).
-    pub fn write(&mut self, offset: usize, data: &[f32]) -> Result<()> {
+    /// Stores `data`, a `[len / rank, rank]` matrix, at word `offset` (a new block, or an
+    /// overwrite of the block written there) in precision `p`, rounding to nearest.
+    pub fn write(&mut self, offset: usize, data: &[f32], p: Precision, rank: usize) -> Result<()> {
+        let block = match p {
+            Precision::F32 => Block::F32(filled(data.len(), data.iter().copied())?),
+            Precision::I16 => {
+                let scale = i16_scales(data, rank);
+                Block::I16(filled(data.len(), i16_codes(data, &scale))?, scale.into_boxed_slice())
+            }
+        };
+        let end = offset + block.words();
         let i = self.blocks.partition_point(|(o, _)| *o < offset);
         if let Some((o, b)) = self.blocks.get_mut(i) {
-            if *o == offset && b.len() == data.len() {
-                b.copy_from_slice(data);
+            if *o == offset && b.words() == block.words() {
+                *b = block;
                 return Ok(());
             }
         }
-        let end = offset + data.len();
-        let clash = self.blocks.get(i).is_some_and(|(o, _)| *o < end) || (i > 0 && self.blocks[i - 1].0 + self.blocks[i - 1].1.len() > offset);
+        let clash = self.blocks.get(i).is_some_and(|(o, _)| *o < end) || (i > 0 && self.blocks[i - 1].0 + self.blocks[i - 1].1.words() > offset);
         if clash {
             return Err(Error::backend(format!("adapter storage: range {offset}..{end} overlaps a live block")));
         }
-        let mut v = Vec::new();
-        v.try_reserve_exact(data.len()).map_err(|_| Error::backend("out of memory for adapter storage"))?;
-        v.extend_from_slice(data);
-        self.blocks.insert(i, (offset, v.into_boxed_slice()));
+        self.blocks.insert(i, (offset, block));
         Ok(())
     }
 
@@ -47,44 +128,122 @@ impl CpuArena {
             .collect();
     }
 
-    /// Values held.
+    /// Words held.
     pub fn len(&self) -> usize {
-        self.blocks.iter().map(|(_, b)| b.len()).sum()
+        self.blocks.iter().map(|(_, b)| b.words()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
         self.blocks.is_empty()
     }
 
-    /// The values from `offset` to the end of its block.
+    /// The values from word `offset` to the end of its block.
     ///
     /// Panics if no block holds `offset`: route entries only point at written adapters.
     #[inline]
-    pub fn at(&self, offset: usize) -> &[f32] {
+    pub fn at(&self, offset: usize) -> Values<'_> {
         let i = self.blocks.partition_point(|(o, _)| *o <= offset);
         let (o, b) = &self.blocks[i.checked_sub(1).expect("arena offset before the first block")];
-        &b[offset - o..]
+        match b {
+            Block::F32(v) => Values::F32(&v[offset - o..]),
+            Block::I16(v, s) => {
+                assert_eq!(offset, *o, "I16 blocks are read from their start");
+                Values::I16(v, s)
+            }
+        }
     }
+
+    /// `at` for a block written as f32 (DoRA gains always are).
+    ///
+    /// Panics if the block holds f16.
+    #[inline]
+    pub fn at_f32(&self, offset: usize) -> &[f32] {
+        match self.at(offset) {
+            Values::F32(v) => v,
+            _ => panic!("arena block at {offset} holds 16-bit factors, not f32"),
+        }
+    }
+}
+
+/// Per column of a `[len / rank, rank]` matrix: its largest magnitude maps to ±32767.
+fn i16_scales(data: &[f32], rank: usize) -> Vec<f32> {
+    (0..rank).map(|j| data.iter().skip(j).step_by(rank).fold(0f32, |m, v| m.max(v.abs())) / 32767.0).collect()
+}
+
+fn i16_codes<'a>(data: &'a [f32], scale: &'a [f32]) -> impl Iterator<Item = i16> + 'a {
+    data.iter().enumerate().map(|(i, &v)| {
+        let s = scale[i % scale.len()];
+        if s > 0.0 {
+            (v / s).round() as i16
+        } else {
+            0
+        }
+    })
+}
+
+/// The values a `[len / rank, rank]` matrix reads back as after a write in precision `p`.
+pub fn stored(data: &[f32], p: Precision, rank: usize) -> Vec<f32> {
+    match p {
+        Precision::F32 => data.to_vec(),
+        Precision::I16 => {
+            let scale = i16_scales(data, rank);
+            i16_codes(data, &scale).enumerate().map(|(i, q)| q as f32 * scale[i % rank]).collect()
+        }
+    }
+}
+
+/// A boxed slice of `len` values, failing rather than aborting when memory runs out.
+fn filled<T>(len: usize, values: impl Iterator<Item = T>) -> Result<Box<[T]>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| Error::backend("out of memory for adapter storage"))?;
+    v.extend(values);
+    Ok(v.into_boxed_slice())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn f32s(v: Values<'_>) -> &[f32] {
+        match v {
+            Values::F32(v) => v,
+            _ => panic!("16-bit block"),
+        }
+    }
+
     #[test]
     fn blocks_by_offset() {
         let mut a = CpuArena::default();
-        a.write(10, &[1.0, 2.0, 3.0]).unwrap();
-        a.write(0, &[4.0; 10]).unwrap();
-        a.write(13, &[5.0]).unwrap();
-        assert_eq!(a.at(11), &[2.0, 3.0]);
-        assert_eq!(a.at(13), &[5.0]);
-        assert_eq!(a.at(0).len(), 10);
-        assert!(a.write(12, &[0.0; 3]).is_err()); // overlaps
-        a.write(10, &[7.0, 8.0, 9.0]).unwrap(); // overwrite in place
-        assert_eq!(a.at(10), &[7.0, 8.0, 9.0]);
+        a.write(10, &[1.0, 2.0, 3.0], Precision::F32, 1).unwrap();
+        a.write(0, &[4.0; 10], Precision::F32, 1).unwrap();
+        a.write(13, &[5.0], Precision::F32, 1).unwrap();
+        assert_eq!(f32s(a.at(11)), &[2.0, 3.0]);
+        assert_eq!(f32s(a.at(13)), &[5.0]);
+        assert_eq!(f32s(a.at(0)).len(), 10);
+        assert!(a.write(12, &[0.0; 3], Precision::F32, 1).is_err()); // overlaps
+        a.write(10, &[7.0, 8.0, 9.0], Precision::F32, 1).unwrap(); // overwrite in place
+        assert_eq!(f32s(a.at(10)), &[7.0, 8.0, 9.0]);
         a.repack(&[ArenaMove { from: 10, to: 0, len: 4 }]); // drops [0, 10), moves [10, 14) down
         assert_eq!(a.len(), 4);
-        assert_eq!((a.at(0), a.at(3)), (&[7.0, 8.0, 9.0][..], &[5.0][..]));
+        assert_eq!((f32s(a.at(0)), f32s(a.at(3))), (&[7.0, 8.0, 9.0][..], &[5.0][..]));
+    }
+
+    /// An int16 block takes half a word per code (rounded up) plus a word per rank; each
+    /// rank's largest magnitude becomes ±32767 and every code is the nearest.
+    #[test]
+    fn i16_blocks_take_half_the_words_plus_scales() {
+        let mut a = CpuArena::default();
+        // [3, 2]: column 0 peaks at -4, column 1 at 0.5, and a zero column scale stays 0.
+        let v = [1.0, 0.5, -4.0, 0.2, 3.0, -0.1];
+        a.write(0, &v, Precision::I16, 2).unwrap(); // 3 words of codes + 2 of scales
+        assert!(a.write(4, &[0.0], Precision::F32, 1).is_err()); // overlaps its last word
+        a.write(5, &[6.0], Precision::F32, 1).unwrap();
+        assert_eq!(a.len(), 6);
+        let Values::I16(q, s) = a.at(0) else { panic!("f32 block") };
+        assert_eq!(s, &[4.0 / 32767.0, 0.5 / 32767.0]);
+        assert_eq!(q, &[8192, 32767, -32767, 13107, 24575, -6553]);
+        assert_eq!(a.at_f32(5), &[6.0]);
+        a.write(10, &[0.0, 0.0], Precision::I16, 1).unwrap();
+        assert!(matches!(a.at(10), Values::I16(&[0, 0], &[0.0])));
     }
 }

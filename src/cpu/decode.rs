@@ -84,6 +84,8 @@ macro_rules! element_format {
 element_format!(F32, f32, |p| F32x4::load(p), |v: f32| v);
 element_format!(F16, u16, |p| F32x4::load_f16(p), |v: u16| half::f16::from_bits(v).to_f32());
 element_format!(BF16, u16, |p| F32x4::load_bf16(p), |v: u16| f32::from_bits((v as u32) << 16));
+// Adapter factors stored as 16-bit integers (their scales are applied outside the dot product).
+element_format!(I16, i16, |p| F32x4::load_i16(p), |v: i16| v as f32);
 
 /// A block scale (finite f16, checked at load) as f32: the SIMD path's bit trick in scalar
 /// form, a few instructions instead of a software conversion.

@@ -4,8 +4,8 @@
 //! f32), never widened in memory. What happens to each finished tile is a `TileSink`: the
 //! base matmul adds the adapters' `T·Bᵀ` in-tile and writes y once.
 
-use super::arena::CpuArena;
-use super::decode::{Decode, F32};
+use super::arena::{CpuArena, Kind};
+use super::decode::{Decode, F32, I16};
 use super::simd::{F32x4, I16x32};
 use crate::lora::{RouteEntry, Routes};
 
@@ -122,6 +122,25 @@ impl<const R: usize, const C: usize> Acc<R, C> {
         }
     }
 
+    /// Adds an adapter's expand `Σ_j ts[r][j] · B[o + c][j]`, B `[out, rank]` stored in
+    /// either of the arena's formats (`Factors`; an I16 B's scales are in T already), the
+    /// usual ranks as constants.
+    ///
+    /// # Safety
+    /// Each `ts` pointer must address `rank` floats and B must hold rows `o .. o + C`.
+    #[inline(always)]
+    unsafe fn add_expand(&mut self, ts: &[*const f32; R], b: Factors, o: usize, rank: usize) {
+        #[inline(always)]
+        unsafe fn rows<U, const C: usize>(p: *const u8, o: usize, rank: usize) -> [*const U; C] {
+            core::array::from_fn(|c| (p as *const U).add((o + c) * rank))
+        }
+        let (p, kind) = b;
+        with_const_rank!(rank, |rank| match kind {
+            Kind::F32 => self.add::<F32>(ts, &rows(p, o, rank), rank),
+            Kind::I16 => self.add::<I16>(ts, &rows(p, o, rank), rank),
+        })
+    }
+
     #[inline(always)]
     fn finish(&self) -> [[f32; C]; R] {
         core::array::from_fn(|r| core::array::from_fn(|c| self.v[r][c].sum() + self.s[r][c]))
@@ -232,6 +251,8 @@ struct Output<'a> {
     block: [&'a [RouteEntry]; 4],
     /// All rows of this block use the same adapters: one pass covers the whole block.
     uniform: bool,
+    /// Some row of this block has adapters.
+    lora: bool,
     /// Some entry of this block is DoRA: its gain scales the base term, so base and each
     /// adapter's term are finished separately.
     dora: bool,
@@ -239,11 +260,14 @@ struct Output<'a> {
     /// The routes' entries, and per entry its B rows and DoRA gains, resolved in the arena
     /// once per call (entries are found by their position in `entries`).
     entries: &'a [RouteEntry],
-    b: Vec<*const f32>,
+    b: Vec<Factors>,
     g: Vec<*const f32>,
     t: &'a [f32],
     y: &'a mut [f32],
 }
+
+/// An adapter factor's first value and its storage format.
+type Factors = (*const u8, Kind);
 
 /// Position of `e` in `entries` (the block slices are sub-slices of it).
 #[inline(always)]
@@ -254,21 +278,36 @@ fn index(entries: &[RouteEntry], e: &RouteEntry) -> usize {
 
 impl<const R: usize> TileSink<R> for Output<'_> {
     #[inline(always)]
-    fn tile<const C: usize>(&mut self, o: usize, mut acc: Acc<R, C>) {
+    fn tile<const C: usize>(&mut self, o: usize, acc: Acc<R, C>) {
+        if self.lora {
+            self.lora_tile(o, acc)
+        } else {
+            for (r, v) in acc.finish().iter().enumerate() {
+                self.y[(self.r0 + r) * self.out + o..][..C].copy_from_slice(v);
+            }
+        }
+    }
+}
+
+impl Output<'_> {
+    /// A tile of rows with adapters: their terms, then y. Not inlined: the tiles are
+    /// instantiated for every weight format and activation kind, this only per tile shape
+    /// (inlined, its unrolled expands grew the wasm by 0.6 MB and wasm-opt's time from 2 to
+    /// 12 minutes), and one call per tile costs little next to the tile's own work.
+    #[inline(never)]
+    fn lora_tile<const R: usize, const C: usize>(&mut self, o: usize, mut acc: Acc<R, C>) {
+        // SAFETY (the unsafe blocks below): every route entry's T range and B rows lie
+        // inside `t` and its B block (checked when the adapter was added and when the routes
+        // were built).
         let (t, entries, bs, gs) = (self.t.as_ptr(), self.entries, &self.b, &self.g);
-        // SAFETY: every route entry's T range and B rows lie inside `t` and its B block
-        // (checked when the adapter was added and when the routes were built).
-        let b_rows = |e: &RouteEntry| -> [*const f32; C] {
-            let b = bs[index(entries, e)];
-            core::array::from_fn(|c| unsafe { b.add((o + c) * e.rank as usize) })
-        };
+        let b_of = |e: &RouteEntry| bs[index(entries, e)];
         if self.dora {
             let base = acc.finish();
             for (r, base_r) in base.iter().enumerate() {
                 let mut out = *base_r;
                 for e in self.block[r] {
                     let mut one = Acc::<1, C>::new();
-                    unsafe { one.add::<F32>(&[t.add(e.t_off as usize)], &b_rows(e), e.rank as usize) };
+                    unsafe { one.add_expand(&[t.add(e.t_off as usize)], b_of(e), o, e.rank as usize) };
                     let [lora] = one.finish();
                     for c in 0..C {
                         out[c] += if e.dora() {
@@ -287,15 +326,13 @@ impl<const R: usize> TileSink<R> for Output<'_> {
         if self.uniform {
             for (j, e) in self.block[0].iter().enumerate() {
                 let ts = core::array::from_fn(|r| unsafe { t.add(self.block[r][j].t_off as usize) });
-                // Once per tile and adapter: the usual ranks as constants.
-                let bs = b_rows(e);
-                unsafe { with_const_rank!(e.rank as usize, |rank| acc.add::<F32>(&ts, &bs, rank)) };
+                unsafe { acc.add_expand(&ts, b_of(e), o, e.rank as usize) };
             }
         } else {
             for r in 0..R {
                 for e in self.block[r] {
                     let mut one = Acc::<1, C>::new();
-                    unsafe { one.add::<F32>(&[t.add(e.t_off as usize)], &b_rows(e), e.rank as usize) };
+                    unsafe { one.add_expand(&[t.add(e.t_off as usize)], b_of(e), o, e.rank as usize) };
                     let [extra] = one.finish();
                     for c in 0..C {
                         acc.s[r][c] += extra[c];
@@ -326,9 +363,9 @@ pub fn lora_linear<F: Decode>(
     int8: bool,
 ) {
     assert!(x.len() >= n * inp && w.len() >= out * F::row_units(inp) && y.len() >= n * out && routes.n_rows() == n);
-    let b = routes.entries.iter().map(|e| arena.at(e.b_off as usize)[..out * e.rank as usize].as_ptr()).collect();
-    let g = routes.entries.iter().map(|e| if e.dora() { arena.at(e.g_off as usize)[..out].as_ptr() } else { core::ptr::null() }).collect();
-    let mut sink = Output { r0: 0, block: [&[]; 4], uniform: false, dora: false, out, entries: &routes.entries, b, g, t, y };
+    let b = routes.entries.iter().map(|e| arena.at(e.b_off as usize).ptr(out * e.rank as usize)).collect();
+    let g = routes.entries.iter().map(|e| if e.dora() { arena.at_f32(e.g_off as usize)[..out].as_ptr() } else { core::ptr::null() }).collect();
+    let mut sink = Output { r0: 0, block: [&[]; 4], uniform: false, lora: false, dora: false, out, entries: &routes.entries, b, g, t, y };
     let step = if F::AFFINE { 2 } else { 4 };
     let quant: Vec<QuantRow> = if int8 && F::INT8 { x.chunks_exact(inp).take(n).map(QuantRow::new).collect() } else { vec![] };
     for r0 in (0..n).step_by(step) {
@@ -343,6 +380,7 @@ pub fn lora_linear<F: Decode>(
             b.len() == first.len() && b.iter().zip(first).all(|(p, q)| p.b_off == q.b_off && p.rank == q.rank)
         });
         sink.dora = sink.block[..rows.len()].iter().any(|b| b.iter().any(RouteEntry::dora));
+        sink.lora = sink.block[..rows.len()].iter().any(|b| !b.is_empty());
         sink.r0 = r0;
         // SAFETY: every x row and w row holds `inp` elements (asserted above).
         unsafe {

@@ -35,18 +35,22 @@ use crate::backend::{check_linear_shapes, ArenaMove, Backend, BackendKind, DoraG
 use crate::error::{checked_len, Error, Result};
 use crate::lora::Routes;
 use crate::weights::{HostWeight, WeightData, WeightFormat};
-pub use arena::CpuArena;
+pub use arena::{CpuArena, Precision};
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CpuBackend {
     /// Opt-in: quantize activations to int8 per 32-block for block-format weights (Q8_0,
     /// Q4_0, Q4_1), a few times faster, less exact (accuracy in bench/RESULTS.md).
     pub int8_activations: bool,
+    /// How adapter factors (A, B) are stored: f32 (exact, the default), or opt-in 16-bit
+    /// storage, half the bytes each decode step reads for them.
+    pub factors: Precision,
 }
 
-/// The default CPU backend (f32 activations), usable as a value like a unit struct.
+/// The default CPU backend (f32 activations and adapter factors), usable as a value like a
+/// unit struct.
 #[allow(non_upper_case_globals)]
-pub const CpuBackend: CpuBackend = CpuBackend { int8_activations: false };
+pub const CpuBackend: CpuBackend = CpuBackend { int8_activations: false, factors: Precision::F32 };
 
 #[derive(Clone, Debug)]
 pub struct CpuTensor {
@@ -67,7 +71,11 @@ impl Backend for CpuBackend {
     fn describe(&self) -> String {
         let simd = if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) { "wasm SIMD128" } else { "portable" };
         let int8 = if self.int8_activations { ", int8 activations" } else { "" };
-        format!("CPU ({simd}, 1 thread{int8})")
+        let factors = match self.factors {
+            Precision::F32 => "",
+            Precision::I16 => ", int16 adapter factors",
+        };
+        format!("CPU ({simd}, 1 thread{int8}{factors})")
     }
 
     fn tensor(&self, data: &[f32], rows: usize, cols: usize) -> Result<CpuTensor> {
@@ -89,15 +97,18 @@ impl Backend for CpuBackend {
         Ok(w)
     }
 
-    /// Row by row on the host, sums in f64.
+    /// Row by row on the host, sums in f64, with the factors as stored (rounded as in the
+    /// arena, as the GPU's kernel reads them from its arena).
     fn dora_gain(&self, w: &HostWeight, arena: &mut CpuArena, d: &DoraGain<'_>) -> Result<()> {
-        let (inp, rank) = (w.cols, d.rank);
+        let rank = d.rank;
+        // Aᵀ [in, rank], as stored.
+        let (at, b) = (arena::stored(&shrink::transpose_a(d.a, rank), self.factors, rank), arena::stored(d.b, self.factors, rank));
         let mut gain = Vec::with_capacity(w.rows);
         for o in 0..w.rows {
-            let bo = &d.b[o * rank..(o + 1) * rank];
+            let bo = &b[o * rank..(o + 1) * rank];
             let mut sq = 0f64;
             for (k, &wk) in w.row_f32(o).iter().enumerate() {
-                let delta: f64 = bo.iter().enumerate().map(|(j, &bj)| bj as f64 * d.a[j * inp + k] as f64).sum();
+                let delta: f64 = bo.iter().enumerate().map(|(j, &bj)| bj as f64 * at[k * rank + j] as f64).sum();
                 let v = wk as f64 + d.scale as f64 * delta;
                 sq += v * v;
             }
@@ -107,16 +118,20 @@ impl Backend for CpuBackend {
             }
             gain.push((d.magnitude[o] as f64 / norm) as f32);
         }
-        self.arena_write(arena, d.g_off, &gain)
+        arena.write(d.g_off, &gain, Precision::F32, 1)
     }
 
     /// A is kept transposed, `[in, rank]`: what `shrink.rs` reads as one stream.
     fn arena_write_a(&self, arena: &mut CpuArena, offset: usize, a: &[f32], rank: usize) -> Result<()> {
-        arena.write(offset, &shrink::transpose_a(a, rank))
+        arena.write(offset, &shrink::transpose_a(a, rank), self.factors, rank)
     }
 
     fn arena(&self) -> CpuArena {
         CpuArena::default()
+    }
+
+    fn factor_words(&self, n: usize, rank: usize) -> usize {
+        self.factors.words(n, rank)
     }
 
     /// Blocks only change keys: nothing is copied.
@@ -129,8 +144,8 @@ impl Backend for CpuBackend {
         arena.len()
     }
 
-    fn arena_write(&self, arena: &mut CpuArena, offset: usize, data: &[f32]) -> Result<()> {
-        arena.write(offset, data)
+    fn arena_write(&self, arena: &mut CpuArena, offset: usize, data: &[f32], rank: usize) -> Result<()> {
+        arena.write(offset, data, self.factors, rank)
     }
 
     fn lora_linear(

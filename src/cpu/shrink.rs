@@ -6,7 +6,8 @@
 //! it) and is small: PEFT's `[rank, in]` read as `rank` short row streams side by side kept the
 //! prefetchers cold, and the shrink ran at a third of the f32 matvec's in-cache rate.
 
-use super::arena::CpuArena;
+use super::arena::{CpuArena, Values};
+use super::decode::{Decode, F32, I16};
 use super::simd::F32x4;
 use crate::lora::{RouteEntry, Routes};
 
@@ -34,28 +35,48 @@ pub fn lora_shrink(x: &[f32], inp: usize, arena: &CpuArena, routes: &Routes, t: 
     }
     for (a_off, entries) in &by_adapter {
         let rank = entries[0].rank as usize;
-        let at = &arena.at(*a_off as usize)[..rank * inp];
-        for block in entries.chunks(4) {
-            let xs: Vec<&[f32]> = block.iter().map(|e| &x[e.row as usize * inp..][..inp]).collect();
-            match block.len() {
-                1 => ranked::<1>(xs.try_into().unwrap(), at, rank, block, t),
-                2 => ranked::<2>(xs.try_into().unwrap(), at, rank, block, t),
-                3 => ranked::<3>(xs.try_into().unwrap(), at, rank, block, t),
-                _ => ranked::<4>(xs.try_into().unwrap(), at, rank, block, t),
+        match arena.at(*a_off as usize) {
+            Values::F32(at) => adapter::<F32>(x, inp, &at[..rank * inp], rank, entries, None, t),
+            Values::I16(at, a_scale) => {
+                // Aᵀ's and B's per-rank scales both fold into T.
+                let b_scale = arena.at(entries[0].b_off as usize).scales().expect("A and B share a precision");
+                let scale: Vec<f32> = a_scale.iter().zip(b_scale).map(|(a, b)| a * b).collect();
+                adapter::<I16>(x, inp, &at[..rank * inp], rank, entries, Some(&scale), t)
+            }
+        }
+    }
+}
+
+/// One adapter's entries against its Aᵀ, stored in format `F`, T's values multiplied by
+/// `scale[j]` too where given.
+fn adapter<F: Decode<Ctx = ()>>(x: &[f32], inp: usize, at: &[F::Unit], rank: usize, entries: &[&RouteEntry], scale: Option<&[f32]>, t: &mut [f32]) {
+    for block in entries.chunks(4) {
+        let xs: Vec<&[f32]> = block.iter().map(|e| &x[e.row as usize * inp..][..inp]).collect();
+        match block.len() {
+            1 => ranked::<F, 1>(xs.try_into().unwrap(), at, rank, block, t),
+            2 => ranked::<F, 2>(xs.try_into().unwrap(), at, rank, block, t),
+            3 => ranked::<F, 3>(xs.try_into().unwrap(), at, rank, block, t),
+            _ => ranked::<F, 4>(xs.try_into().unwrap(), at, rank, block, t),
+        }
+        if let Some(s) = scale {
+            for e in block {
+                for (v, s) in t[e.t_off as usize..][..rank].iter_mut().zip(s) {
+                    *v *= s;
+                }
             }
         }
     }
 }
 
 /// `rows` with the usual ranks as constants: Aᵀ's row stride folds into the addressing.
-fn ranked<const R: usize>(xs: [&[f32]; R], at: &[f32], rank: usize, entries: &[&RouteEntry], t: &mut [f32]) {
-    with_const_rank!(rank, |rank| rows::<R>(xs, at, rank, entries, t))
+fn ranked<F: Decode<Ctx = ()>, const R: usize>(xs: [&[f32]; R], at: &[F::Unit], rank: usize, entries: &[&RouteEntry], t: &mut [f32]) {
+    with_const_rank!(rank, |rank| rows::<F, R>(xs, at, rank, entries, t))
 }
 
 /// R rows against one Aᵀ: ranks in passes of 16 (one or two rows) or 8 (three or four: the
 /// accumulators must stay in registers), then single vectors, then a scalar tail.
 #[inline(always)]
-fn rows<const R: usize>(xs: [&[f32]; R], at: &[f32], rank: usize, entries: &[&RouteEntry], t: &mut [f32]) {
+fn rows<F: Decode<Ctx = ()>, const R: usize>(xs: [&[f32]; R], at: &[F::Unit], rank: usize, entries: &[&RouteEntry], t: &mut [f32]) {
     let mut store = |j0: usize, v: &[f32], r: usize| {
         let e = entries[r];
         for (j, &v) in v.iter().enumerate() {
@@ -69,11 +90,11 @@ fn rows<const R: usize>(xs: [&[f32]; R], at: &[f32], rank: usize, entries: &[&Ro
         // SAFETY: ranks 4v .. 4(v + wide) lie inside every row of Aᵀ.
         unsafe {
             if wide == 4 {
-                for (r, a) in pass::<R, 4>(&xs, at, rank, 4 * v).iter().enumerate() {
+                for (r, a) in pass::<F, R, 4>(&xs, at, rank, 4 * v).iter().enumerate() {
                     store(4 * v, a.as_flattened(), r);
                 }
             } else {
-                for (r, a) in pass::<R, 2>(&xs, at, rank, 4 * v).iter().enumerate() {
+                for (r, a) in pass::<F, R, 2>(&xs, at, rank, 4 * v).iter().enumerate() {
                     store(4 * v, a.as_flattened(), r);
                 }
             }
@@ -82,7 +103,7 @@ fn rows<const R: usize>(xs: [&[f32]; R], at: &[f32], rank: usize, entries: &[&Ro
     }
     while v < vecs {
         // SAFETY: as above, one vector.
-        let acc = unsafe { pass::<R, 1>(&xs, at, rank, 4 * v) };
+        let acc = unsafe { pass::<F, R, 1>(&xs, at, rank, 4 * v) };
         for (r, a) in acc.iter().enumerate() {
             store(4 * v, &a[0], r);
         }
@@ -90,7 +111,8 @@ fn rows<const R: usize>(xs: [&[f32]; R], at: &[f32], rank: usize, entries: &[&Ro
     }
     for j in 4 * vecs..rank {
         for (r, x) in xs.iter().enumerate() {
-            let s: f32 = x.iter().enumerate().map(|(k, &xk)| xk * at[k * rank + j]).sum();
+            // SAFETY: `at` holds `x.len()` rows of `rank`.
+            let s: f32 = x.iter().enumerate().map(|(k, &xk)| xk * unsafe { F::at(at.as_ptr(), k * rank + j) }).sum();
             store(j, &[s], r);
         }
     }
@@ -103,12 +125,12 @@ fn rows<const R: usize>(xs: [&[f32]; R], at: &[f32], rank: usize, entries: &[&Ro
 /// # Safety
 /// `j0 + 4V <= rank` and `at` holds `x.len()` rows of `rank`.
 #[inline(always)]
-unsafe fn pass<const R: usize, const V: usize>(xs: &[&[f32]; R], at: &[f32], rank: usize, j0: usize) -> [[[f32; 4]; V]; R] {
+unsafe fn pass<F: Decode<Ctx = ()>, const R: usize, const V: usize>(xs: &[&[f32]; R], at: &[F::Unit], rank: usize, j0: usize) -> [[[f32; 4]; V]; R] {
     let inp = xs[0].len();
     let p = at.as_ptr().add(j0);
     let mut acc = [[[F32x4::zero(); V]; R]; 2];
     let step = |acc: &mut [[F32x4; V]; R], k: usize| {
-        let w: [F32x4; V] = core::array::from_fn(|v| F32x4::load(p.add(k * rank + 4 * v)));
+        let w: [F32x4; V] = core::array::from_fn(|v| F::load4(&(), p.add(k * rank + 4 * v), 0));
         for r in 0..R {
             let xv = F32x4::splat(*xs[r].get_unchecked(k));
             for v in 0..V {

@@ -116,6 +116,13 @@ mod imp {
         pub unsafe fn load_bf16(p: *const u16) -> Self {
             F32x4(u32x4_shl(u32x4_load_extend_u16x4(p), 16))
         }
+        /// Four signed 16-bit integers as floats (exact).
+        /// # Safety
+        /// `p..p+4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load_i16(p: *const i16) -> Self {
+            F32x4(f32x4_convert_i32x4(i32x4_load_extend_i16x4(p)))
+        }
         /// Four signed bytes as floats.
         /// # Safety
         /// `p..p+4` must be readable.
@@ -258,6 +265,12 @@ mod imp {
         pub unsafe fn load_bf16(p: *const u16) -> Self {
             let h = core::ptr::read_unaligned(p as *const [u16; 4]);
             F32x4(h.map(|b| f32::from_bits((b as u32) << 16)))
+        }
+        /// # Safety
+        /// `p..p+4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load_i16(p: *const i16) -> Self {
+            F32x4(core::ptr::read_unaligned(p as *const [i16; 4]).map(|v| v as f32))
         }
         /// # Safety
         /// `p..p+4` must be readable.

@@ -75,6 +75,11 @@ impl GpuBackend {
         Ok(GpuBackend(Rc::new(Inner { ctx, pool, pipes, factors, enc: Default::default() })))
     }
 
+    /// Whether adapter factors are stored as f16 (`GpuOptions::adapter_f16`).
+    pub fn adapter_f16(&self) -> bool {
+        self.0.factors == FactorFormat::F16
+    }
+
     pub fn context(&self) -> &Context {
         &self.0.ctx
     }
@@ -354,7 +359,7 @@ impl Backend for GpuBackend {
         GpuArena { id: self.0.pool.new_id(), buf, cap: 4, owner: self.0.clone() }
     }
 
-    fn factor_words(&self, n: usize) -> usize {
+    fn factor_words(&self, n: usize, _rank: usize) -> usize {
         self.0.factors.words(n)
     }
 
@@ -370,7 +375,7 @@ impl Backend for GpuBackend {
         self.rebuild_arena(arena, words, &[all])
     }
 
-    fn arena_write(&self, arena: &mut GpuArena, offset: usize, data: &[f32]) -> Result<()> {
+    fn arena_write(&self, arena: &mut GpuArena, offset: usize, data: &[f32], _rank: usize) -> Result<()> {
         match self.0.factors {
             FactorFormat::F32 => self.arena_write_words(arena, offset, bytemuck::cast_slice(data)),
             FactorFormat::F16 => {

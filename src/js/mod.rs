@@ -47,7 +47,7 @@ pub fn bench_linear(
 ) -> Result<JsValue, JsValue> {
     let format = crate::weights::WeightFormat::parse(dtype).map_err(js_err)?;
     let case = crate::bench::LinearCase { out, inp, n, format, ranks, cold_bytes: cold_mib << 20, min_ms };
-    let r = crate::bench::linear(&crate::cpu::CpuBackend { int8_activations }, &case, now_ms, || ()).map_err(js_err)?;
+    let r = crate::bench::linear(&crate::cpu::CpuBackend { int8_activations, ..crate::cpu::CpuBackend }, &case, now_ms, || ()).map_err(js_err)?;
     Ok(serde_wasm_bindgen::to_value(&r)?)
 }
 

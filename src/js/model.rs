@@ -73,7 +73,7 @@ impl ModelLoader {
     pub fn finish(&mut self, rt: &Runtime, int8_activations: bool) -> std::result::Result<JsModel, JsValue> {
         let l = self.loader.take().ok_or_else(|| js_err(Error::config("this loader has finished or failed")))?;
         let inner = match rt.any_backend() {
-            AnyBackend::Cpu(_) => AnyModel::Cpu(Rc::new(RefCell::new(l.finish(&CpuBackend { int8_activations }).map_err(js_err)?))),
+            AnyBackend::Cpu(c) => AnyModel::Cpu(Rc::new(RefCell::new(l.finish(&CpuBackend { int8_activations, ..*c }).map_err(js_err)?))),
             AnyBackend::Gpu(g) => AnyModel::Gpu(Rc::new(RefCell::new(l.finish(g).map_err(js_err)?))),
         };
         Ok(JsModel { inner })

@@ -2,7 +2,7 @@
 
 use super::js_err;
 use crate::backend::{Backend, BackendChoice};
-use crate::cpu::CpuBackend;
+use crate::cpu::{CpuBackend, Precision};
 use crate::error::{Error, Result};
 use crate::gpu::{GpuBackend, GpuOptions};
 use crate::linear::LoraLinear;
@@ -52,22 +52,24 @@ impl Runtime {
 #[wasm_bindgen]
 impl Runtime {
     /// `backend`: "auto" (WebGPU when an adapter exists, else CPU), "webgpu" or "cpu".
-    /// `adapter_precision`: "f32" or "f16", how the GPU stores adapter factors (the CPU
-    /// keeps f32).
+    /// `adapter_precision`: how adapter factors are stored: "f32" (exact), or "f16" / "i16"
+    /// for 16 bits, each backend using its own 16-bit format (the GPU f16, the CPU int16 codes
+    /// with per-rank scales: `adapterPrecision` says which runs).
     pub async fn create(backend: String, adapter_precision: String) -> std::result::Result<Runtime, JsValue> {
         let choice = BackendChoice::parse(&backend).map_err(js_err)?;
-        let adapter_f16 = match adapter_precision.as_str() {
+        let half = match adapter_precision.as_str() {
             "f32" => false,
-            "f16" => true,
-            other => return Err(js_err(Error::config(format!("unknown adapterPrecision {other:?} (expected \"f32\" or \"f16\")")))),
+            "f16" | "i16" => true,
+            other => return Err(js_err(Error::config(format!("unknown adapterPrecision {other:?} (expected \"f32\", \"f16\" or \"i16\")")))),
         };
-        let opts = GpuOptions { adapter_f16, ..Default::default() };
+        let opts = GpuOptions { adapter_f16: half, ..Default::default() };
+        let cpu = CpuBackend { factors: if half { Precision::I16 } else { Precision::F32 }, ..CpuBackend };
         let (backend, fallback_reason) = match choice {
-            BackendChoice::Cpu => (AnyBackend::Cpu(CpuBackend), None),
+            BackendChoice::Cpu => (AnyBackend::Cpu(cpu), None),
             BackendChoice::WebGpu => (AnyBackend::Gpu(GpuBackend::new(&opts).await.map_err(js_err)?), None),
             BackendChoice::Auto => match GpuBackend::new(&opts).await {
                 Ok(g) => (AnyBackend::Gpu(g), None),
-                Err(e) => (AnyBackend::Cpu(CpuBackend), Some(e.message)),
+                Err(e) => (AnyBackend::Cpu(cpu), Some(e.message)),
             },
         };
         Ok(Runtime { backend, fallback_reason })
@@ -96,6 +98,16 @@ impl Runtime {
     pub fn lose_device_for_testing(&self) {
         if let AnyBackend::Gpu(g) = &self.backend {
             g.context().device.destroy();
+        }
+    }
+
+    /// How adapter factors are stored: "f32", "f16" (WebGPU) or "i16" (CPU).
+    #[wasm_bindgen(getter, js_name = adapterPrecision)]
+    pub fn adapter_precision(&self) -> String {
+        match &self.backend {
+            AnyBackend::Cpu(b) if b.factors == Precision::I16 => "i16".into(),
+            AnyBackend::Gpu(b) if b.adapter_f16() => "f16".into(),
+            _ => "f32".into(),
         }
     }
 

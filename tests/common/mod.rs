@@ -9,6 +9,30 @@ use lorafuse::{HostWeight, LoraLinear, Mix, WeightData, WeightFormat};
 /// The native wgpu backend, or None (skip) when the machine has no adapter; with
 /// LORAFUSE_REQUIRE_GPU=1 (npm test) a missing adapter fails the test instead.
 #[cfg(not(target_arch = "wasm32"))]
+/// f16 rounding of adapter factors `A [rank, in]`, `B [out, rank]`.
+pub fn f16_rounded(a: &[f32], b: &[f32], _rank: usize) -> (Vec<f32>, Vec<f32>) {
+    let r = |v: &[f32]| v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect();
+    (r(a), r(b))
+}
+
+/// Adapter factors `A [rank, in]`, `B [out, rank]` as int16 codes times one scale per rank
+/// (the CPU's `Precision::I16`), written here from its definition: row j of A and column j
+/// of B each map their largest magnitude to ±32767, and every value rounds to the nearest
+/// code.
+pub fn i16_rounded(a: &[f32], b: &[f32], rank: usize) -> (Vec<f32>, Vec<f32>) {
+    let (inp, out) = (a.len() / rank, b.len() / rank);
+    let round = |v: f32, max: f32| if max > 0.0 { (v / (max / 32767.0)).round() * (max / 32767.0) } else { 0.0 };
+    let (mut qa, mut qb) = (a.to_vec(), b.to_vec());
+    for j in 0..rank {
+        let row = &mut qa[j * inp..(j + 1) * inp];
+        let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+        row.iter_mut().for_each(|v| *v = round(*v, max));
+        let max = (0..out).fold(0f32, |m, o| m.max(b[o * rank + j].abs()));
+        (0..out).for_each(|o| qb[o * rank + j] = round(b[o * rank + j], max));
+    }
+    (qa, qb)
+}
+
 pub fn gpu(opts: lorafuse::GpuOptions) -> Option<lorafuse::GpuBackend> {
     match pollster::block_on(lorafuse::GpuBackend::new(&opts)) {
         Ok(g) => Some(g),
@@ -136,8 +160,28 @@ impl Case {
     /// This case with its adapter factors rounded to f16 (what a GPU storing f16 factors
     /// computes with; rounding twice changes nothing).
     pub fn with_f16_factors(&self) -> Case {
-        let r = |v: &[f32]| v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect();
-        let adapters = self.adapters.iter().map(|a| Adapter { a: r(&a.a), b: r(&a.b), rank: a.rank, scale: a.scale }).collect();
+        let adapters = self
+            .adapters
+            .iter()
+            .map(|a| {
+                let (ra, rb) = f16_rounded(&a.a, &a.b, a.rank);
+                Adapter { a: ra, b: rb, rank: a.rank, scale: a.scale }
+            })
+            .collect();
+        Case { adapters, w: self.w.clone(), x: self.x.clone(), ..*self }
+    }
+
+    /// This case with its adapter factors as the CPU's `Precision::I16` stores them
+    /// (`i16_rounded`).
+    pub fn with_i16_factors(&self) -> Case {
+        let adapters = self
+            .adapters
+            .iter()
+            .map(|a| {
+                let (qa, qb) = i16_rounded(&a.a, &a.b, a.rank);
+                Adapter { a: qa, b: qb, rank: a.rank, scale: a.scale }
+            })
+            .collect();
         Case { adapters, w: self.w.clone(), x: self.x.clone(), ..*self }
     }
 
@@ -330,7 +374,7 @@ pub fn check_f16_widening() -> Result<usize, String> {
 /// The opt-in int8-activation path on block formats: activations rounded to 8 bits per
 /// 32-block, so a loose bound (2e-2 relative; measured ~4e-3 to 1.3e-2), and never exact.
 pub async fn check_int8() -> Result<usize, String> {
-    let b = lorafuse::CpuBackend { int8_activations: true };
+    let b = lorafuse::CpuBackend { int8_activations: true, ..lorafuse::CpuBackend };
     let mut n = 0;
     for (i, case) in quant_cases().iter().enumerate().filter(|(_, c)| c.format != WeightFormat::BF16) {
         let layer = LoraLinear::new(&b, case.host_weight()).map_err(|e| e.to_string())?;

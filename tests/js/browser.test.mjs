@@ -76,9 +76,14 @@ test('PEFT adapters in Chromium match PEFT', { timeout: 300_000 }, async () => {
   try {
     const { page } = await open(browser, `${url}/tests/js/page.html`);
     const held = {};
-    for (const [backend, precision, tol] of [['webgpu', 'f32', 1e-4], ['cpu', 'f32', 1e-4], ['webgpu', 'f16', 5e-2]]) {
-      const { backend: ran, errs, afterUnload, bytes, memory } = await page.evaluate(([b, p]) => window.peftAdapters(b, p), [backend, precision]);
+    // 16-bit factors: f16 on WebGPU, int16 codes with per-rank scales on the CPU (asking
+    // for either gives the backend's own format).
+    for (const [backend, precision, stored, tol] of [
+      ['webgpu', 'f32', 'f32', 1e-4], ['cpu', 'f32', 'f32', 1e-4], ['webgpu', 'i16', 'f16', 5e-2], ['cpu', 'f16', 'i16', 5e-3],
+    ]) {
+      const { backend: ran, stored: got, errs, afterUnload, bytes, memory } = await page.evaluate(([b, p]) => window.peftAdapters(b, p), [backend, precision]);
       assert.equal(ran, backend);
+      assert.equal(got, stored, `${backend} ${precision}`);
       assert.deepEqual(Object.keys(errs).sort(), ['all-linear-r8', 'dora', 'layers-1', 'patterns', 'qv-r4', 'rslora'], backend);
       for (const [n, e] of Object.entries(errs)) assert.ok(e <= tol, `${backend} ${precision} ${n}: ${e}`);
       held[`${backend}-${precision}`] = bytes;
@@ -91,10 +96,13 @@ test('PEFT adapters in Chromium match PEFT', { timeout: 300_000 }, async () => {
       assert.equal(Object.keys(afterUnload).length, 5);
       for (const [n, e] of Object.entries(afterUnload)) assert.ok(e <= tol, `${backend} ${precision} ${n} after an unload: ${e}`);
     }
-    // f16 factors: half the bytes (DoRA gains stay f32), and the rounding shows in the logits
+    // 16-bit factors: half the bytes (DoRA gains stay f32; int16 adds a scale per rank, 2/64
+    // of a factor in these hidden-64 models), and the rounding shows in the logits
     // (exactness on rounded factors is checked natively, tests/gpu_model.rs).
-    const ratio = held['webgpu-f16'] / held['webgpu-f32'];
+    const ratio = held['webgpu-i16'] / held['webgpu-f32'];
     assert.ok(ratio > 0.5 && ratio < 0.52, `f16/f32 adapter bytes ${ratio}`);
+    const cpuRatio = held['cpu-f16'] / held['cpu-f32'];
+    assert.ok(cpuRatio > 0.5 && cpuRatio < 0.54, `int16/f32 adapter bytes ${cpuRatio}`);
     assert.equal(held['cpu-f32'], held['webgpu-f32']);
     const bad = await page.evaluate(() => window.tryCreate({ adapterPrecision: 'f8' }));
     assert.match(bad, /^ConfigError: unknown adapterPrecision "f8"/);
