@@ -123,8 +123,7 @@ impl<const R: usize, const C: usize> Acc<R, C> {
     }
 
     /// Adds an adapter's expand `Σ_j ts[r][j] · B[o + c][j]`, B `[out, rank]` stored in
-    /// either of the arena's formats (`Factors`; an I16 B's scales are in T already), the
-    /// usual ranks as constants.
+    /// either of the arena's formats (`Factors`; an I16 B's scales are in T already).
     ///
     /// # Safety
     /// Each `ts` pointer must address `rank` floats and B must hold rows `o .. o + C`.
@@ -135,10 +134,10 @@ impl<const R: usize, const C: usize> Acc<R, C> {
             core::array::from_fn(|c| (p as *const U).add((o + c) * rank))
         }
         let (p, kind) = b;
-        with_const_rank!(rank, |rank| match kind {
+        match kind {
             Kind::F32 => self.add::<F32>(ts, &rows(p, o, rank), rank),
             Kind::I16 => self.add::<I16>(ts, &rows(p, o, rank), rank),
-        })
+        }
     }
 
     #[inline(always)]
@@ -251,8 +250,6 @@ struct Output<'a> {
     block: [&'a [RouteEntry]; 4],
     /// All rows of this block use the same adapters: one pass covers the whole block.
     uniform: bool,
-    /// Some row of this block has adapters.
-    lora: bool,
     /// Some entry of this block is DoRA: its gain scales the base term, so base and each
     /// adapter's term are finished separately.
     dora: bool,
@@ -278,24 +275,7 @@ fn index(entries: &[RouteEntry], e: &RouteEntry) -> usize {
 
 impl<const R: usize> TileSink<R> for Output<'_> {
     #[inline(always)]
-    fn tile<const C: usize>(&mut self, o: usize, acc: Acc<R, C>) {
-        if self.lora {
-            self.lora_tile(o, acc)
-        } else {
-            for (r, v) in acc.finish().iter().enumerate() {
-                self.y[(self.r0 + r) * self.out + o..][..C].copy_from_slice(v);
-            }
-        }
-    }
-}
-
-impl Output<'_> {
-    /// A tile of rows with adapters: their terms, then y. Not inlined: the tiles are
-    /// instantiated for every weight format and activation kind, this only per tile shape
-    /// (inlined, its unrolled expands grew the wasm by 0.6 MB and wasm-opt's time from 2 to
-    /// 12 minutes), and one call per tile costs little next to the tile's own work.
-    #[inline(never)]
-    fn lora_tile<const R: usize, const C: usize>(&mut self, o: usize, mut acc: Acc<R, C>) {
+    fn tile<const C: usize>(&mut self, o: usize, mut acc: Acc<R, C>) {
         // SAFETY (the unsafe blocks below): every route entry's T range and B rows lie
         // inside `t` and its B block (checked when the adapter was added and when the routes
         // were built).
@@ -326,7 +306,9 @@ impl Output<'_> {
         if self.uniform {
             for (j, e) in self.block[0].iter().enumerate() {
                 let ts = core::array::from_fn(|r| unsafe { t.add(self.block[r][j].t_off as usize) });
-                unsafe { acc.add_expand(&ts, b_of(e), o, e.rank as usize) };
+                // Once per tile and adapter: the usual ranks as constants.
+                let b = b_of(e);
+                unsafe { with_const_rank!(e.rank as usize, |rank| acc.add_expand(&ts, b, o, rank)) };
             }
         } else {
             for r in 0..R {
@@ -365,7 +347,7 @@ pub fn lora_linear<F: Decode>(
     assert!(x.len() >= n * inp && w.len() >= out * F::row_units(inp) && y.len() >= n * out && routes.n_rows() == n);
     let b = routes.entries.iter().map(|e| arena.at(e.b_off as usize).ptr(out * e.rank as usize)).collect();
     let g = routes.entries.iter().map(|e| if e.dora() { arena.at_f32(e.g_off as usize)[..out].as_ptr() } else { core::ptr::null() }).collect();
-    let mut sink = Output { r0: 0, block: [&[]; 4], uniform: false, lora: false, dora: false, out, entries: &routes.entries, b, g, t, y };
+    let mut sink = Output { r0: 0, block: [&[]; 4], uniform: false, dora: false, out, entries: &routes.entries, b, g, t, y };
     let step = if F::AFFINE { 2 } else { 4 };
     let quant: Vec<QuantRow> = if int8 && F::INT8 { x.chunks_exact(inp).take(n).map(QuantRow::new).collect() } else { vec![] };
     for r0 in (0..n).step_by(step) {
@@ -380,7 +362,6 @@ pub fn lora_linear<F: Decode>(
             b.len() == first.len() && b.iter().zip(first).all(|(p, q)| p.b_off == q.b_off && p.rank == q.rank)
         });
         sink.dora = sink.block[..rows.len()].iter().any(|b| b.iter().any(RouteEntry::dora));
-        sink.lora = sink.block[..rows.len()].iter().any(|b| !b.is_empty());
         sink.r0 = r0;
         // SAFETY: every x row and w row holds `inp` elements (asserted above).
         unsafe {
