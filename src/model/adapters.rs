@@ -19,7 +19,8 @@ pub struct AdapterInfo {
     /// The caller's multiplier on top of the adapter's own scaling (setAdapterScale).
     pub scale: f32,
     pub targets: Vec<String>,
-    /// Bytes of factors held (f32 or, on a GPU storing f16 factors, half that; DoRA gains f32).
+    /// Bytes of factors held (f32, or about half that in 16-bit storage: f16 on a GPU, int16
+    /// codes plus a scale per rank on the CPU; DoRA gains f32).
     pub bytes: usize,
     pub dora: bool,
 }
