@@ -6,9 +6,6 @@
 use lorafuse::backend::Backend;
 use lorafuse::{HostWeight, LoraLinear, Mix, WeightData, WeightFormat};
 
-/// The native wgpu backend, or None (skip) when the machine has no adapter; with
-/// LORAFUSE_REQUIRE_GPU=1 (npm test) a missing adapter fails the test instead.
-#[cfg(not(target_arch = "wasm32"))]
 /// f16 rounding of adapter factors `A [rank, in]`, `B [out, rank]`.
 pub fn f16_rounded(a: &[f32], b: &[f32], _rank: usize) -> (Vec<f32>, Vec<f32>) {
     let r = |v: &[f32]| v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect();
@@ -33,6 +30,9 @@ pub fn i16_rounded(a: &[f32], b: &[f32], rank: usize) -> (Vec<f32>, Vec<f32>) {
     (qa, qb)
 }
 
+/// The native wgpu backend, or None (skip) when the machine has no adapter; with
+/// LORAFUSE_REQUIRE_GPU=1 (npm test) a missing adapter fails the test instead.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn gpu(opts: lorafuse::GpuOptions) -> Option<lorafuse::GpuBackend> {
     match pollster::block_on(lorafuse::GpuBackend::new(&opts)) {
         Ok(g) => Some(g),
