@@ -37,18 +37,15 @@ function finite(name, v) {
 
 export class LoraRuntime {
   #rt;
-  #adapterPrecision;
-
   /** @internal use LoraRuntime.create */
-  constructor(rt, adapterPrecision) {
+  constructor(rt) {
     this.#rt = rt;
-    this.#adapterPrecision = adapterPrecision;
   }
 
   /** Picks a backend: "auto" (WebGPU when an adapter exists, else CPU), "webgpu" or "cpu". */
   static async create({ backend = 'auto', adapterPrecision = 'f32' } = {}) {
     await loadWasm();
-    return new LoraRuntime(await callAsync(() => Runtime.create(String(backend), String(adapterPrecision))), String(adapterPrecision));
+    return new LoraRuntime(await callAsync(() => Runtime.create(String(backend), String(adapterPrecision))));
   }
 
   /** Deletes a Cache API cache filled through the `cache` option of loadModel/loadAdapter. */
@@ -103,8 +100,8 @@ export class LoraRuntime {
     const opts = { fileName, int8Activations, cache };
     const reload = fallback && this.backend === 'webgpu'
       ? async () => {
-        // The same factor precision, so a generation that moves keeps its numbers.
-        const cpu = await callAsync(() => Runtime.create('cpu', this.#adapterPrecision));
+        // 16-bit factors stay 16-bit (the CPU's own format) when a generation moves.
+        const cpu = await callAsync(() => Runtime.create('cpu', this.adapterPrecision));
         try {
           return await streamModel(cpu, source, opts);
         } finally {

@@ -4,7 +4,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
-use common::{f16_rounded, i16_rounded, max_rel};
+use common::{exact, f16_rounded, i16_rounded, max_rel, Rounding};
 use lorafuse::cpu::Precision;
 use lorafuse::model::adapters::{peft_from_files, AdapterChoice};
 use lorafuse::model::llama::Logits;
@@ -112,15 +112,8 @@ fn peft_variants() -> Vec<(String, Vec<(String, Vec<u8>)>, Vec<(String, Vec<u8>)
     v
 }
 
-/// All logits of the prompt with adapter `name` (its factors passed through `f`) on `b`.
-type Rounding = fn(&[f32], &[f32], usize) -> (Vec<f32>, Vec<f32>);
-
-fn exact(a: &[f32], b: &[f32], _rank: usize) -> (Vec<f32>, Vec<f32>) {
-    (a.to_vec(), b.to_vec())
-}
-
-/// `stored`: what the factors become before the backend sees them (`|a, b, _| (a, b)`, or
-/// a rounding).
+/// All logits of the prompt with adapter `name` on `b`, its factors first passed through
+/// `stored` (`exact`, or a rounding).
 fn adapter_logits<B: ModelOps>(b: &B, name: &str, base: &[(String, Vec<u8>)], adapter: &[(String, Vec<u8>)], stored: Rounding) -> (Vec<f32>, usize) {
     let mut m = load(b, base).unwrap();
     let mut a = peft_from_files(adapter, &m.llama.cfg).unwrap();

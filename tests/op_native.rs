@@ -36,16 +36,16 @@ fn gpu_matches_f64_reference() {
 /// routing case.
 #[test]
 fn sixteen_bit_adapters_match_f64_reference() {
-    fn checks<B: lorafuse::Backend>(b: &B, stored: fn(&Case) -> Case) {
+    fn checks<B: lorafuse::Backend>(b: &B, stored: Rounding) {
         let mut checks = 0;
         for (i, case) in standard_cases().iter().enumerate() {
-            checks += pollster::block_on(check_case(b, &stored(case), i as u64)).unwrap();
+            checks += pollster::block_on(check_case(b, &case.with_factors(stored), i as u64)).unwrap();
         }
         assert!(checks >= 100, "{checks} checks");
     }
-    checks(&CpuBackend { factors: Precision::I16, ..CpuBackend }, Case::with_i16_factors);
+    checks(&CpuBackend { factors: Precision::I16, ..CpuBackend }, i16_rounded);
     if let Some(g) = gpu(GpuOptions { adapter_f16: true, ..Default::default() }) {
-        checks(&g, Case::with_f16_factors);
+        checks(&g, f16_rounded);
     }
 }
 

@@ -40,7 +40,7 @@ impl Block {
     fn words(&self) -> usize {
         match self {
             Block::F32(v) => v.len(),
-            Block::I16(v, s) => v.len().div_ceil(2) + s.len(),
+            Block::I16(v, s) => Precision::I16.words(v.len(), s.len()),
         }
     }
 }
@@ -155,7 +155,7 @@ impl CpuArena {
 
     /// `at` for a block written as f32 (DoRA gains always are).
     ///
-    /// Panics if the block holds f16.
+    /// Panics if the block holds int16 codes.
     #[inline]
     pub fn at_f32(&self, offset: usize) -> &[f32] {
         match self.at(offset) {

@@ -40,16 +40,15 @@ pub fn lora_shrink(x: &[f32], inp: usize, arena: &CpuArena, routes: &Routes, t: 
             Values::I16(at, a_scale) => {
                 // Aᵀ's and B's per-rank scales both fold into T.
                 let b_scale = arena.at(entries[0].b_off as usize).scales().expect("A and B share a precision");
-                let scale: Vec<f32> = a_scale.iter().zip(b_scale).map(|(a, b)| a * b).collect();
-                adapter::<I16>(x, inp, &at[..rank * inp], rank, entries, Some(&scale), t)
+                adapter::<I16>(x, inp, &at[..rank * inp], rank, entries, Some((a_scale, b_scale)), t)
             }
         }
     }
 }
 
 /// One adapter's entries against its Aᵀ, stored in format `F`, T's values multiplied by
-/// `scale[j]` too where given.
-fn adapter<F: Decode<Ctx = ()>>(x: &[f32], inp: usize, at: &[F::Unit], rank: usize, entries: &[&RouteEntry], scale: Option<&[f32]>, t: &mut [f32]) {
+/// A's and B's `scales[j]` too where given.
+fn adapter<F: Decode<Ctx = ()>>(x: &[f32], inp: usize, at: &[F::Unit], rank: usize, entries: &[&RouteEntry], scales: Option<(&[f32], &[f32])>, t: &mut [f32]) {
     for block in entries.chunks(4) {
         let xs: Vec<&[f32]> = block.iter().map(|e| &x[e.row as usize * inp..][..inp]).collect();
         match block.len() {
@@ -58,10 +57,10 @@ fn adapter<F: Decode<Ctx = ()>>(x: &[f32], inp: usize, at: &[F::Unit], rank: usi
             3 => ranked::<F, 3>(xs.try_into().unwrap(), at, rank, block, t),
             _ => ranked::<F, 4>(xs.try_into().unwrap(), at, rank, block, t),
         }
-        if let Some(s) = scale {
+        if let Some((sa, sb)) = scales {
             for e in block {
-                for (v, s) in t[e.t_off as usize..][..rank].iter_mut().zip(s) {
-                    *v *= s;
+                for ((v, a), b) in t[e.t_off as usize..][..rank].iter_mut().zip(sa).zip(sb) {
+                    *v *= a * b;
                 }
             }
         }

@@ -6,6 +6,14 @@
 use lorafuse::backend::Backend;
 use lorafuse::{HostWeight, LoraLinear, Mix, WeightData, WeightFormat};
 
+/// What adapter factors `A [rank, in]`, `B [out, rank]` become in some storage.
+pub type Rounding = fn(&[f32], &[f32], usize) -> (Vec<f32>, Vec<f32>);
+
+/// Factors stored as they are (f32).
+pub fn exact(a: &[f32], b: &[f32], _rank: usize) -> (Vec<f32>, Vec<f32>) {
+    (a.to_vec(), b.to_vec())
+}
+
 /// f16 rounding of adapter factors `A [rank, in]`, `B [out, rank]`.
 pub fn f16_rounded(a: &[f32], b: &[f32], _rank: usize) -> (Vec<f32>, Vec<f32>) {
     let r = |v: &[f32]| v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect();
@@ -157,29 +165,16 @@ impl Case {
         y
     }
 
-    /// This case with its adapter factors rounded to f16 (what a GPU storing f16 factors
-    /// computes with; rounding twice changes nothing).
-    pub fn with_f16_factors(&self) -> Case {
+    /// This case with its adapter factors as a 16-bit storage holds them (`f16_rounded`:
+    /// a GPU storing f16; `i16_rounded`: the CPU's `Precision::I16`). The backend rounds the
+    /// rounded factors again, which gives them back (to an ulp of the int16 scale).
+    pub fn with_factors(&self, stored: Rounding) -> Case {
         let adapters = self
             .adapters
             .iter()
             .map(|a| {
-                let (ra, rb) = f16_rounded(&a.a, &a.b, a.rank);
+                let (ra, rb) = stored(&a.a, &a.b, a.rank);
                 Adapter { a: ra, b: rb, rank: a.rank, scale: a.scale }
-            })
-            .collect();
-        Case { adapters, w: self.w.clone(), x: self.x.clone(), ..*self }
-    }
-
-    /// This case with its adapter factors as the CPU's `Precision::I16` stores them
-    /// (`i16_rounded`).
-    pub fn with_i16_factors(&self) -> Case {
-        let adapters = self
-            .adapters
-            .iter()
-            .map(|a| {
-                let (qa, qb) = i16_rounded(&a.a, &a.b, a.rank);
-                Adapter { a: qa, b: qb, rank: a.rank, scale: a.scale }
             })
             .collect();
         Case { adapters, w: self.w.clone(), x: self.x.clone(), ..*self }
