@@ -2,10 +2,11 @@
 //! whole model on wgpu (lavapipe here: a CPU emulating a GPU, so its rates are correctness-only,
 //! never GPU speed). Prefill and decode tok/s, and per decoded token the GPU submits and the
 //! bytes read back; then decode with LoRA adapters (none, one all-linear r16, four stacked)
-//! on each backend in the same run, the GPU storing adapter factors as f32 and as f16.
+//! on each backend in the same run, the GPU storing adapter factors as f32, f16 and int16.
 //! `cargo bench --bench model -- [cpu|gpu|adapters]`.
 
 use lorafuse::lora::peft::{ModuleLora, PeftAdapter, Proj, Target};
+use lorafuse::FactorFormat;
 use lorafuse::model::adapters::AdapterChoice;
 use lorafuse::model::llama::Logits;
 use lorafuse::model::load::Loader;
@@ -136,10 +137,10 @@ fn main() {
         println!("| backend | base tok/s | one r16 all-linear (slowdown) | 4 stacked r16 (slowdown) | bytes one r16 adds per token |");
         println!("|---|---|---|---|---|");
         adapter_rows(&CpuBackend::default().describe(), load(&CpuBackend::default(), &bytes), 32);
-        for f16 in [false, true] {
-            match pollster::block_on(GpuBackend::new(&GpuOptions { adapter_f16: f16, ..Default::default() })) {
+        for factors in [FactorFormat::F32, FactorFormat::F16, FactorFormat::I16] {
+            match pollster::block_on(GpuBackend::new(&GpuOptions { factors, ..Default::default() })) {
                 Ok(g) => {
-                    let label = format!("GPU: {}, {} factors (correctness-only rate)", g.describe(), if f16 { "f16" } else { "f32" });
+                    let label = format!("GPU: {}, {} factors (correctness-only rate)", g.describe(), factors.name());
                     adapter_rows(&label, load(&g, &bytes), 8);
                 }
                 Err(e) => println!("| GPU: none ({e}) | | | | |"),

@@ -12,6 +12,10 @@ struct DoraParams {
     b_off: u32,
     g_off: u32,
     scale: f32,
+    out_rows: u32,  // all rows of the weight (B's length)
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 @group(0) @binding(1) var<storage, read_write> arena: array<u32>; // arena_*.wgsl: lora_at
@@ -25,7 +29,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var k = l; k < p.cols; k += 64u) {
         var d = 0.0;
         for (var j = 0u; j < p.rank; j++) {
-            d += lora_at(p.b_off, go * p.rank + j) * lora_at(p.a_off, j * p.cols + k);
+            let step = lora_rank_scale(p.a_off, p.b_off, p.rank, p.cols, p.out_rows, j);
+            d += step * lora_at(p.b_off, go * p.rank + j) * lora_at(p.a_off, j * p.cols + k);
         }
         let v = w_at(o, k, p.cols) + p.scale * d;
         s += v * v;

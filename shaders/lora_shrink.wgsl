@@ -1,4 +1,5 @@
-// LoRA shrink: T[t_off + k] = coef * X[row] · A[k] for each route entry (row, adapter).
+// LoRA shrink: T[t_off + k] = coef * X[row] · A[k] for each route entry (row, adapter),
+// times rank k's steps when the factors are stored as codes (arena_i16.wgsl).
 // One workgroup per (entry, k); 64 threads stride over `cols` and tree-reduce.
 // Route table layout (u32): row_start[n + 1], then 8 words per entry:
 // row, a_off, b_off, rank, t_off, coef (f32 bits), DoRA gain offset, DoRA weight.
@@ -6,8 +7,8 @@
 struct Params {
     n: u32,
     cols: u32,
-    pad0: u32,
-    pad1: u32,
+    rows: u32, // out features (where B's steps sit)
+    pad: u32,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -24,6 +25,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let e = p.n + 1u + wid.x * 8u;
     let row = routes[e];
     let a_off = routes[e + 1u];
+    let b_off = routes[e + 2u];
     let rank = routes[e + 3u];
     let t_off = routes[e + 4u];
     let coef = bitcast<f32>(routes[e + 5u]);
@@ -48,6 +50,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         workgroupBarrier();
     }
     if (live && lid == 0u) {
-        t[t_off + k] = coef * part[0];
+        t[t_off + k] = coef * lora_rank_scale(a_off, b_off, rank, p.cols, p.rows, k) * part[0];
     }
 }

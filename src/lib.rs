@@ -23,5 +23,6 @@ pub use cpu::CpuBackend;
 pub use error::{Error, ErrorKind, Result};
 pub use gpu::{GpuBackend, GpuOptions};
 pub use linear::LoraLinear;
+pub use lora::factors::FactorFormat;
 pub use lora::Mix;
 pub use weights::{HostWeight, WeightData, WeightFormat};

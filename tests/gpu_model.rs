@@ -5,7 +5,7 @@
 
 mod common;
 use common::{exact, f16_rounded, i16_rounded, max_rel, Rounding};
-use lorafuse::cpu::Precision;
+use lorafuse::FactorFormat;
 use lorafuse::model::adapters::{peft_from_files, AdapterChoice};
 use lorafuse::model::llama::Logits;
 use lorafuse::model::load::Loader;
@@ -125,8 +125,8 @@ fn adapter_logits<B: ModelOps>(b: &B, name: &str, base: &[(String, Vec<u8>)], ad
     (forward(&m, &mut m.llama.session(), &prompt(), Logits::All, &mix), m.info.vocab_size)
 }
 
-/// Adapter factors stored in 16 bits (int16 with per-rank scales on the CPU, f16 on the
-/// GPU): the f32 CPU's result on the same factors rounded the same way within f32
+/// Adapter factors stored in 16 bits (int16 with per-rank scales on both backends, f16 on
+/// the GPU): the f32 CPU's result on the same factors rounded the same way within f32
 /// tolerance (the kernels, DoRA's gains included, are right), and the distance to PEFT's f32
 /// logits measured and bounded (what the rounding itself costs; on these tiny random models
 /// f16's is large: see bench/RESULTS.md for SmolLM2).
@@ -143,9 +143,12 @@ fn sixteen_bit_adapters_compute_exactly_on_rounded_factors() {
             eprintln!("adapter {name}, {label}: vs the f32 CPU on rounded factors {rel:.1e}, vs PEFT f32 {vs_peft:.1e}");
         }
     }
-    check(&CpuBackend { factors: Precision::I16, ..CpuBackend }, "int16 factors on the CPU", i16_rounded, 5e-3);
-    if let Some(g) = common::gpu(GpuOptions { adapter_f16: true, ..Default::default() }) {
+    check(&CpuBackend { factors: FactorFormat::I16, ..CpuBackend }, "int16 factors on the CPU", i16_rounded, 5e-3);
+    if let Some(g) = common::gpu(GpuOptions { factors: FactorFormat::F16, ..Default::default() }) {
         check(&g, "f16 factors on the GPU", f16_rounded, 5e-2);
+    }
+    if let Some(g) = common::gpu(GpuOptions { factors: FactorFormat::I16, ..Default::default() }) {
+        check(&g, "int16 factors on the GPU", i16_rounded, 5e-3);
     }
 }
 

@@ -5,7 +5,7 @@
 
 mod common;
 use common::*;
-use lorafuse::cpu::Precision;
+use lorafuse::FactorFormat;
 use lorafuse::{CpuBackend, GpuBackend, GpuOptions, HostWeight, LoraLinear, Mix, WeightFormat};
 
 
@@ -31,8 +31,8 @@ fn gpu_matches_f64_reference() {
     assert!(checks >= 100);
 }
 
-/// Adapter factors stored in 16 bits (int16 with per-rank scales on the CPU, f16 on the
-/// GPU): exact (f32 tolerance) against the reference on the rounded factors, for every
+/// Adapter factors stored in 16 bits (int16 with per-rank scales on both backends, f16 on
+/// the GPU): exact (f32 tolerance) against the reference on the rounded factors, for every
 /// routing case.
 #[test]
 fn sixteen_bit_adapters_match_f64_reference() {
@@ -43,9 +43,12 @@ fn sixteen_bit_adapters_match_f64_reference() {
         }
         assert!(checks >= 100, "{checks} checks");
     }
-    checks(&CpuBackend { factors: Precision::I16, ..CpuBackend }, i16_rounded);
-    if let Some(g) = gpu(GpuOptions { adapter_f16: true, ..Default::default() }) {
+    checks(&CpuBackend { factors: FactorFormat::I16, ..CpuBackend }, i16_rounded);
+    if let Some(g) = gpu(GpuOptions { factors: FactorFormat::F16, ..Default::default() }) {
         checks(&g, f16_rounded);
+    }
+    if let Some(g) = gpu(GpuOptions { factors: FactorFormat::I16, ..Default::default() }) {
+        checks(&g, i16_rounded);
     }
 }
 

@@ -2,33 +2,11 @@
 //! map onto separate blocks, one per write (an adapter's A, its B, its DoRA gain). Loading an
 //! adapter allocates exactly its own blocks and copies nothing already loaded; unloading frees
 //! them. (The GPU keeps one buffer per layer, which one storage binding needs.) A block holds
-//! factors in the backend's `Precision`.
+//! factors in the backend's `FactorFormat` (f32 or int16).
 
 use crate::backend::ArenaMove;
 use crate::error::{Error, Result};
-
-/// How adapter factors (A, B) are stored. DoRA gains are f32 in every case.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Precision {
-    /// Exact: PEFT's f32 results.
-    #[default]
-    F32,
-    /// Signed 16-bit codes, two to a word, with one f32 scale per rank (per column of
-    /// `Aᵀ [in, rank]` and of `B [out, rank]`), so both scales fold into the shrink's output
-    /// and the kernels widen a code with one conversion. Half the bytes, and more exact than
-    /// f16 for factors without outliers (the largest value of a rank sets its step).
-    I16,
-}
-
-impl Precision {
-    /// Words a `[n / rank, rank]` matrix of factors takes.
-    pub fn words(self, n: usize, rank: usize) -> usize {
-        match self {
-            Precision::F32 => n,
-            Precision::I16 => n.div_ceil(2) + rank,
-        }
-    }
-}
+use crate::lora::factors::{i16_codes, i16_scales, FactorFormat, RankAxis};
 
 /// One write's values.
 enum Block {
@@ -40,7 +18,7 @@ impl Block {
     fn words(&self) -> usize {
         match self {
             Block::F32(v) => v.len(),
-            Block::I16(v, s) => Precision::I16.words(v.len(), s.len()),
+            Block::I16(v, s) => FactorFormat::I16.words(v.len(), s.len()),
         }
     }
 }
@@ -90,14 +68,15 @@ pub struct CpuArena {
 
 impl CpuArena {
     /// Stores `data`, a `[len / rank, rank]` matrix, at word `offset` (a new block, or an
-    /// overwrite of the block written there) in precision `p`, rounding to nearest.
-    pub fn write(&mut self, offset: usize, data: &[f32], p: Precision, rank: usize) -> Result<()> {
-        let block = match p {
-            Precision::F32 => Block::F32(filled(data.len(), data.iter().copied())?),
-            Precision::I16 => {
-                let scale = i16_scales(data, rank);
-                Block::I16(filled(data.len(), i16_codes(data, &scale))?, scale.into_boxed_slice())
+    /// overwrite of the block written there) in format `f`, rounding to nearest.
+    pub fn write(&mut self, offset: usize, data: &[f32], f: FactorFormat, rank: usize) -> Result<()> {
+        let block = match f {
+            FactorFormat::F32 => Block::F32(filled(data.len(), data.iter().copied())?),
+            FactorFormat::I16 => {
+                let scale = i16_scales(data, rank, RankAxis::Columns);
+                Block::I16(filled(data.len(), i16_codes(data, &scale, RankAxis::Columns))?, scale.into_boxed_slice())
             }
+            FactorFormat::F16 => return Err(Error::config("the CPU stores 16-bit adapter factors as int16 (\"i16\"), not f16")),
         };
         let end = offset + block.words();
         let i = self.blocks.partition_point(|(o, _)| *o < offset);
@@ -165,33 +144,6 @@ impl CpuArena {
     }
 }
 
-/// Per column of a `[len / rank, rank]` matrix: its largest magnitude maps to ±32767.
-fn i16_scales(data: &[f32], rank: usize) -> Vec<f32> {
-    (0..rank).map(|j| data.iter().skip(j).step_by(rank).fold(0f32, |m, v| m.max(v.abs())) / 32767.0).collect()
-}
-
-fn i16_codes<'a>(data: &'a [f32], scale: &'a [f32]) -> impl Iterator<Item = i16> + 'a {
-    data.iter().enumerate().map(|(i, &v)| {
-        let s = scale[i % scale.len()];
-        if s > 0.0 {
-            (v / s).round() as i16
-        } else {
-            0
-        }
-    })
-}
-
-/// The values a `[len / rank, rank]` matrix reads back as after a write in precision `p`.
-pub fn stored(data: &[f32], p: Precision, rank: usize) -> Vec<f32> {
-    match p {
-        Precision::F32 => data.to_vec(),
-        Precision::I16 => {
-            let scale = i16_scales(data, rank);
-            i16_codes(data, &scale).enumerate().map(|(i, q)| q as f32 * scale[i % rank]).collect()
-        }
-    }
-}
-
 /// A boxed slice of `len` values, failing rather than aborting when memory runs out.
 fn filled<T>(len: usize, values: impl Iterator<Item = T>) -> Result<Box<[T]>> {
     let mut v = Vec::new();
@@ -214,14 +166,14 @@ mod tests {
     #[test]
     fn blocks_by_offset() {
         let mut a = CpuArena::default();
-        a.write(10, &[1.0, 2.0, 3.0], Precision::F32, 1).unwrap();
-        a.write(0, &[4.0; 10], Precision::F32, 1).unwrap();
-        a.write(13, &[5.0], Precision::F32, 1).unwrap();
+        a.write(10, &[1.0, 2.0, 3.0], FactorFormat::F32, 1).unwrap();
+        a.write(0, &[4.0; 10], FactorFormat::F32, 1).unwrap();
+        a.write(13, &[5.0], FactorFormat::F32, 1).unwrap();
         assert_eq!(f32s(a.at(11)), &[2.0, 3.0]);
         assert_eq!(f32s(a.at(13)), &[5.0]);
         assert_eq!(f32s(a.at(0)).len(), 10);
-        assert!(a.write(12, &[0.0; 3], Precision::F32, 1).is_err()); // overlaps
-        a.write(10, &[7.0, 8.0, 9.0], Precision::F32, 1).unwrap(); // overwrite in place
+        assert!(a.write(12, &[0.0; 3], FactorFormat::F32, 1).is_err()); // overlaps
+        a.write(10, &[7.0, 8.0, 9.0], FactorFormat::F32, 1).unwrap(); // overwrite in place
         assert_eq!(f32s(a.at(10)), &[7.0, 8.0, 9.0]);
         a.repack(&[ArenaMove { from: 10, to: 0, len: 4 }]); // drops [0, 10), moves [10, 14) down
         assert_eq!(a.len(), 4);
@@ -235,15 +187,15 @@ mod tests {
         let mut a = CpuArena::default();
         // [3, 2]: column 0 peaks at -4, column 1 at 0.5, and a zero column scale stays 0.
         let v = [1.0, 0.5, -4.0, 0.2, 3.0, -0.1];
-        a.write(0, &v, Precision::I16, 2).unwrap(); // 3 words of codes + 2 of scales
-        assert!(a.write(4, &[0.0], Precision::F32, 1).is_err()); // overlaps its last word
-        a.write(5, &[6.0], Precision::F32, 1).unwrap();
+        a.write(0, &v, FactorFormat::I16, 2).unwrap(); // 3 words of codes + 2 of scales
+        assert!(a.write(4, &[0.0], FactorFormat::F32, 1).is_err()); // overlaps its last word
+        a.write(5, &[6.0], FactorFormat::F32, 1).unwrap();
         assert_eq!(a.len(), 6);
         let Values::I16(q, s) = a.at(0) else { panic!("f32 block") };
         assert_eq!(s, &[4.0 / 32767.0, 0.5 / 32767.0]);
         assert_eq!(q, &[8192, 32767, -32767, 13107, 24575, -6553]);
         assert_eq!(a.at_f32(5), &[6.0]);
-        a.write(10, &[0.0, 0.0], Precision::I16, 1).unwrap();
+        a.write(10, &[0.0, 0.0], FactorFormat::I16, 1).unwrap();
         assert!(matches!(a.at(10), Values::I16(&[0, 0], &[0.0])));
     }
 }

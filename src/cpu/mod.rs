@@ -33,9 +33,11 @@ pub mod simd;
 
 use crate::backend::{check_linear_shapes, ArenaMove, Backend, BackendKind, DoraGain};
 use crate::error::{checked_len, Error, Result};
+use crate::lora::factors::{stored, RankAxis};
 use crate::lora::Routes;
 use crate::weights::{HostWeight, WeightData, WeightFormat};
-pub use arena::{CpuArena, Precision};
+pub use arena::CpuArena;
+pub use crate::lora::factors::FactorFormat;
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CpuBackend {
@@ -44,13 +46,13 @@ pub struct CpuBackend {
     pub int8_activations: bool,
     /// How adapter factors (A, B) are stored: f32 (exact, the default), or opt-in 16-bit
     /// storage, half the bytes each decode step reads for them.
-    pub factors: Precision,
+    pub factors: FactorFormat,
 }
 
 /// The default CPU backend (f32 activations and adapter factors), usable as a value like a
 /// unit struct.
 #[allow(non_upper_case_globals)]
-pub const CpuBackend: CpuBackend = CpuBackend { int8_activations: false, factors: Precision::F32 };
+pub const CpuBackend: CpuBackend = CpuBackend { int8_activations: false, factors: FactorFormat::F32 };
 
 #[derive(Clone, Debug)]
 pub struct CpuTensor {
@@ -72,8 +74,8 @@ impl Backend for CpuBackend {
         let simd = if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) { "wasm SIMD128" } else { "portable" };
         let int8 = if self.int8_activations { ", int8 activations" } else { "" };
         let factors = match self.factors {
-            Precision::F32 => "",
-            Precision::I16 => ", int16 adapter factors",
+            FactorFormat::F32 => String::new(),
+            f => format!(", {} adapter factors", f.name()),
         };
         format!("CPU ({simd}, 1 thread{int8}{factors})")
     }
@@ -102,7 +104,7 @@ impl Backend for CpuBackend {
     fn dora_gain(&self, w: &HostWeight, arena: &mut CpuArena, d: &DoraGain<'_>) -> Result<()> {
         let rank = d.rank;
         // Aᵀ [in, rank], as stored.
-        let (at, b) = (arena::stored(&shrink::transpose_a(d.a, rank), self.factors, rank), arena::stored(d.b, self.factors, rank));
+        let (at, b) = (stored(&shrink::transpose_a(d.a, rank), self.factors, rank, RankAxis::Columns), stored(d.b, self.factors, rank, RankAxis::Columns));
         let mut gain = Vec::with_capacity(w.rows);
         for o in 0..w.rows {
             let bo = &b[o * rank..(o + 1) * rank];
@@ -118,7 +120,7 @@ impl Backend for CpuBackend {
             }
             gain.push((d.magnitude[o] as f64 / norm) as f32);
         }
-        arena.write(d.g_off, &gain, Precision::F32, 1)
+        arena.write(d.g_off, &gain, FactorFormat::F32, 1)
     }
 
     /// A is kept transposed, `[in, rank]`: what `shrink.rs` reads as one stream.

@@ -8,10 +8,10 @@ pub struct GpuOptions {
     /// Cap on bytes per storage binding, below the device's own limit. Tests use it to force
     /// the splitting of large weights; real callers leave it `None`.
     pub max_binding_bytes: Option<u64>,
-    /// Store adapter factors (A, B) as f16: half the bytes a decode step reads for its
-    /// adapters, at about 3 significant digits per factor (see bench/RESULTS.md for the
-    /// measured effect on logits). DoRA gains stay f32.
-    pub adapter_f16: bool,
+    /// How adapter factors (A, B) are stored: f32 (exact), or 16 bits (f16, or int16 codes
+    /// with a step per rank), half the bytes a decode step reads for its adapters (see
+    /// bench/RESULTS.md for the measured effect on logits). DoRA gains stay f32.
+    pub factors: crate::lora::factors::FactorFormat,
 }
 
 pub struct Context {

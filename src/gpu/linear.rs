@@ -29,7 +29,8 @@ struct LinearParams {
 struct ShrinkParams {
     n: u32,
     cols: u32,
-    pad: [u32; 2],
+    rows: u32,
+    pad: u32,
 }
 
 pub(super) fn encode(
@@ -59,7 +60,7 @@ pub(super) fn encode(
     let dora = routes.entries.iter().any(|e| e.dora()) as u32;
     g.record(|enc| {
         if !routes.entries.is_empty() {
-            let params = ShrinkParams { n: n as u32, cols: x.cols as u32, pad: [0; 2] };
+            let params = ShrinkParams { n: n as u32, cols: x.cols as u32, rows: w.rows as u32, pad: 0 };
             let bufs = [(&x.buf.buf, x.buf.id), (&arena.buf, arena.id), (&routes_buf.buf, routes_buf.id), (&t_buf.buf, t_buf.id)];
             g.pass(enc, Kernel::LoraShrink(g.factors), &bufs, bytemuck::bytes_of(&params), [routes.entries.len(), routes.max_rank as usize, 1])?;
         }

@@ -13,7 +13,8 @@ use crate::lora::Routes;
 use crate::weights::{HostWeight, WeightFormat};
 pub use context::{Context, GpuOptions, GpuStats};
 pub use model_ops::GpuKv;
-use pipelines::{FactorFormat, Kernel, Pipeline, Pipelines};
+use crate::lora::factors::{i16_codes, i16_scales, FactorFormat, RankAxis};
+use pipelines::{Kernel, Pipeline, Pipelines};
 use pool::{Pool, PoolBuf};
 use std::rc::Rc;
 
@@ -70,14 +71,14 @@ const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE.union(wgpu::Buff
 impl GpuBackend {
     pub async fn new(opts: &GpuOptions) -> Result<GpuBackend> {
         let ctx = Context::new(opts).await?;
-        let factors = if opts.adapter_f16 { FactorFormat::F16 } else { FactorFormat::F32 };
+        let factors = opts.factors;
         let (pool, pipes) = (Rc::new(Pool::default()), Pipelines::default());
         Ok(GpuBackend(Rc::new(Inner { ctx, pool, pipes, factors, enc: Default::default() })))
     }
 
-    /// Whether adapter factors are stored as f16 (`GpuOptions::adapter_f16`).
-    pub fn adapter_f16(&self) -> bool {
-        self.0.factors == FactorFormat::F16
+    /// How adapter factors are stored (`GpuOptions::factors`).
+    pub fn factors(&self) -> FactorFormat {
+        self.0.factors
     }
 
     pub fn context(&self) -> &Context {
@@ -114,6 +115,26 @@ impl GpuBackend {
         self.arena_reserve(arena, offset + bytes.len() / 4)?;
         self.0.ctx.queue.write_buffer(&arena.buf, (offset * 4) as u64, bytes);
         self.0.ctx.check()
+    }
+
+    /// Writes a factor matrix in this backend's format (arena_*.wgsl reads it back).
+    fn write_factors(&self, arena: &mut GpuArena, offset: usize, data: &[f32], rank: usize, axis: RankAxis) -> Result<()> {
+        let halves = |h: Vec<u16>| -> Vec<u8> {
+            let mut h = h;
+            h.resize(data.len().next_multiple_of(2), 0);
+            bytemuck::cast_slice(&h).to_vec()
+        };
+        let bytes = match self.0.factors {
+            FactorFormat::F32 => return self.arena_write_words(arena, offset, bytemuck::cast_slice(data)),
+            FactorFormat::F16 => halves(data.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect()),
+            FactorFormat::I16 => {
+                let scales = i16_scales(data, rank, axis);
+                let mut b = halves(i16_codes(data, &scales, axis).map(|q| q as u16).collect());
+                b.extend_from_slice(bytemuck::cast_slice(&scales));
+                b
+            }
+        };
+        self.arena_write_words(arena, offset, &bytes)
     }
 
     /// Replaces the arena's buffer with one of `cap` words holding the `keep` ranges (copied
@@ -336,12 +357,12 @@ impl Backend for GpuBackend {
         self.arena_write_words(arena, d.g_off, bytemuck::cast_slice(d.magnitude))?;
         #[repr(C)]
         #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-        struct Params([u32; 7], f32);
+        struct Params([u32; 7], f32, [u32; 4]);
         self.0.record(|enc| {
             for c in &w.chunks {
                 let words = [w.cols, c.rows, c.row0, d.rank, d.a_off, d.b_off, d.g_off].map(|v| v as u32);
                 let bufs = [(&c.buf, c.id), (&arena.buf, arena.id)];
-                self.0.pass(enc, Kernel::DoraGain(w.format, self.0.factors), &bufs, bytemuck::bytes_of(&Params(words, d.scale)), [c.rows, 1, 1])?;
+                self.0.pass(enc, Kernel::DoraGain(w.format, self.0.factors), &bufs, bytemuck::bytes_of(&Params(words, d.scale, [w.rows as u32, 0, 0, 0])), [c.rows, 1, 1])?;
             }
             Ok(())
         })?;
@@ -359,8 +380,8 @@ impl Backend for GpuBackend {
         GpuArena { id: self.0.pool.new_id(), buf, cap: 4, owner: self.0.clone() }
     }
 
-    fn factor_words(&self, n: usize, _rank: usize) -> usize {
-        self.0.factors.words(n)
+    fn factor_words(&self, n: usize, rank: usize) -> usize {
+        self.0.factors.words(n, rank)
     }
 
     /// Grows to exactly `words` (a device-side copy of what is there): GPU memory is the
@@ -375,15 +396,13 @@ impl Backend for GpuBackend {
         self.rebuild_arena(arena, words, &[all])
     }
 
-    fn arena_write(&self, arena: &mut GpuArena, offset: usize, data: &[f32], _rank: usize) -> Result<()> {
-        match self.0.factors {
-            FactorFormat::F32 => self.arena_write_words(arena, offset, bytemuck::cast_slice(data)),
-            FactorFormat::F16 => {
-                let mut halves: Vec<u16> = data.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect();
-                halves.resize(data.len().next_multiple_of(2), 0);
-                self.arena_write_words(arena, offset, bytemuck::cast_slice(&halves))
-            }
-        }
+    /// A `[rank, in]`: rank j is row j (B's ranks are its columns).
+    fn arena_write_a(&self, arena: &mut GpuArena, offset: usize, a: &[f32], rank: usize) -> Result<()> {
+        self.write_factors(arena, offset, a, rank, RankAxis::Rows)
+    }
+
+    fn arena_write(&self, arena: &mut GpuArena, offset: usize, data: &[f32], rank: usize) -> Result<()> {
+        self.write_factors(arena, offset, data, rank, RankAxis::Columns)
     }
 
     /// A new buffer of exactly `len` words receives the kept ranges (GPU-side copies), and

@@ -3,6 +3,7 @@
 //! decode functions), the shared bindings (`lora_linear_io.wgsl`) and the kernel body, so a
 //! new format is one new snippet.
 
+use crate::lora::factors::FactorFormat;
 use crate::weights::WeightFormat;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -13,6 +14,7 @@ const WEIGHTS_BF16: &str = include_str!("../../shaders/weights_bf16.wgsl");
 const WEIGHTS_QUANT: &str = include_str!("../../shaders/weights_quant.wgsl");
 const ARENA_F32: &str = include_str!("../../shaders/arena_f32.wgsl");
 const ARENA_F16: &str = include_str!("../../shaders/arena_f16.wgsl");
+const ARENA_I16: &str = include_str!("../../shaders/arena_i16.wgsl");
 const LORA_LINEAR_IO: &str = include_str!("../../shaders/lora_linear_io.wgsl");
 const LORA_SHRINK: &str = include_str!("../../shaders/lora_shrink.wgsl");
 const LORA_MATVEC: &str = include_str!("../../shaders/lora_matvec.wgsl");
@@ -43,29 +45,12 @@ pub fn weights_snippet(f: WeightFormat) -> String {
     }
 }
 
-/// How an arena stores adapter factors (A, B); DoRA gains are f32 words either way.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum FactorFormat {
-    F32,
-    /// Two halves per word: half the bytes, about 3 significant digits per factor.
-    F16,
-}
-
-impl FactorFormat {
-    /// The `lora_at` snippet reading this format from `arena`.
-    fn snippet(self) -> &'static str {
-        match self {
-            FactorFormat::F32 => ARENA_F32,
-            FactorFormat::F16 => ARENA_F16,
-        }
-    }
-
-    /// Arena words that `n` factor values take.
-    pub fn words(self, n: usize) -> usize {
-        match self {
-            FactorFormat::F32 => n,
-            FactorFormat::F16 => n.div_ceil(2),
-        }
+/// The `lora_at` / `lora_rank_scale` snippet reading factors in format `f` from `arena`.
+fn arena_snippet(f: FactorFormat) -> &'static str {
+    match f {
+        FactorFormat::F32 => ARENA_F32,
+        FactorFormat::F16 => ARENA_F16,
+        FactorFormat::I16 => ARENA_I16,
     }
 }
 
@@ -92,9 +77,9 @@ pub enum Kernel {
 impl Kernel {
     pub fn source(self) -> String {
         match self {
-            Kernel::LoraShrink(a) => [a.snippet(), LORA_SHRINK].join("\n"),
-            Kernel::LoraMatvec(f, a) => [&weights_snippet(f), a.snippet(), LORA_LINEAR_IO, LORA_MATVEC].join("\n"),
-            Kernel::LoraMatmul(f, a) => [&weights_snippet(f), a.snippet(), LORA_LINEAR_IO, LORA_MATMUL].join("\n"),
+            Kernel::LoraShrink(a) => [arena_snippet(a), LORA_SHRINK].join("\n"),
+            Kernel::LoraMatvec(f, a) => [&weights_snippet(f), arena_snippet(a), LORA_LINEAR_IO, LORA_MATVEC].join("\n"),
+            Kernel::LoraMatmul(f, a) => [&weights_snippet(f), arena_snippet(a), LORA_LINEAR_IO, LORA_MATMUL].join("\n"),
             Kernel::Embed(f) => [&weights_snippet(f), EMBED].join("\n"),
             Kernel::RmsNorm => [REDUCE, RMS_NORM].join("\n"),
             Kernel::Add => ADD.to_string(),
@@ -104,7 +89,7 @@ impl Kernel {
             Kernel::AttentionPrefill => [ATTENTION_PARAMS, ATTENTION_PREFILL].join("\n"),
             Kernel::Penalize => PENALIZE.to_string(),
             Kernel::TopK => TOP_K.to_string(),
-            Kernel::DoraGain(f, a) => [&weights_snippet(f), a.snippet(), REDUCE, DORA_GAIN].join("\n"),
+            Kernel::DoraGain(f, a) => [&weights_snippet(f), arena_snippet(a), REDUCE, DORA_GAIN].join("\n"),
         }
     }
 }

@@ -2,7 +2,8 @@
 
 use super::js_err;
 use crate::backend::{Backend, BackendChoice};
-use crate::cpu::{CpuBackend, Precision};
+use crate::cpu::CpuBackend;
+use crate::lora::factors::FactorFormat;
 use crate::error::{Error, Result};
 use crate::gpu::{GpuBackend, GpuOptions};
 use crate::linear::LoraLinear;
@@ -57,13 +58,10 @@ impl Runtime {
     /// with per-rank scales: `adapterPrecision` says which runs).
     pub async fn create(backend: String, adapter_precision: String) -> std::result::Result<Runtime, JsValue> {
         let choice = BackendChoice::parse(&backend).map_err(js_err)?;
-        let half = match adapter_precision.as_str() {
-            "f32" => false,
-            "f16" | "i16" => true,
-            other => return Err(js_err(Error::config(format!("unknown adapterPrecision {other:?} (expected \"f32\", \"f16\" or \"i16\")")))),
-        };
-        let opts = GpuOptions { adapter_f16: half, ..Default::default() };
-        let cpu = CpuBackend { factors: if half { Precision::I16 } else { Precision::F32 }, ..CpuBackend };
+        let factors = FactorFormat::parse(&adapter_precision).map_err(js_err)?;
+        let opts = GpuOptions { factors, ..Default::default() };
+        // The CPU has no f16 path (widening it in wasm costs more than the bytes it saves).
+        let cpu = CpuBackend { factors: if factors == FactorFormat::F16 { FactorFormat::I16 } else { factors }, ..CpuBackend };
         let (backend, fallback_reason) = match choice {
             BackendChoice::Cpu => (AnyBackend::Cpu(cpu), None),
             BackendChoice::WebGpu => (AnyBackend::Gpu(GpuBackend::new(&opts).await.map_err(js_err)?), None),
@@ -101,13 +99,12 @@ impl Runtime {
         }
     }
 
-    /// How adapter factors are stored: "f32", "f16" (WebGPU) or "i16" (CPU).
+    /// How adapter factors are stored: "f32", "f16" (WebGPU only) or "i16".
     #[wasm_bindgen(getter, js_name = adapterPrecision)]
     pub fn adapter_precision(&self) -> String {
         match &self.backend {
-            AnyBackend::Cpu(b) if b.factors == Precision::I16 => "i16".into(),
-            AnyBackend::Gpu(b) if b.adapter_f16() => "f16".into(),
-            _ => "f32".into(),
+            AnyBackend::Cpu(b) => b.factors.name().into(),
+            AnyBackend::Gpu(b) => b.factors().name().into(),
         }
     }
 

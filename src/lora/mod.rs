@@ -2,6 +2,7 @@
 //! use which adapters in a call (`routing`).
 
 pub mod arena;
+pub mod factors;
 pub mod gguf_lora;
 pub mod peft;
 pub mod routing;

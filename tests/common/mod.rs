@@ -21,7 +21,7 @@ pub fn f16_rounded(a: &[f32], b: &[f32], _rank: usize) -> (Vec<f32>, Vec<f32>) {
 }
 
 /// Adapter factors `A [rank, in]`, `B [out, rank]` as int16 codes times one scale per rank
-/// (the CPU's `Precision::I16`), written here from its definition: row j of A and column j
+/// (`FactorFormat::I16`), written here from its definition: row j of A and column j
 /// of B each map their largest magnitude to ±32767, and every value rounds to the nearest
 /// code.
 pub fn i16_rounded(a: &[f32], b: &[f32], rank: usize) -> (Vec<f32>, Vec<f32>) {
@@ -166,7 +166,7 @@ impl Case {
     }
 
     /// This case with its adapter factors as a 16-bit storage holds them (`f16_rounded`:
-    /// a GPU storing f16; `i16_rounded`: the CPU's `Precision::I16`). The backend rounds the
+    /// a GPU storing f16; `i16_rounded`: `FactorFormat::I16`). The backend rounds the
     /// rounded factors again, which gives them back (to an ulp of the int16 scale).
     pub fn with_factors(&self, stored: Rounding) -> Case {
         let adapters = self
