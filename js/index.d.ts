@@ -198,12 +198,12 @@ export class Model {
 export class LoraRuntime {
   private constructor();
   /**
-   * adapterPrecision: how adapter factors are stored. "f32" (default) matches PEFT to 1e-4.
-   * "f16" or "i16": 16 bits per value, half the memory and half the bytes adapters add to
-   * each decode step, in each backend's own 16-bit format: WebGPU stores f16 (within about
-   * 2e-4 of PEFT on SmolLM2); the CPU stores int16 codes with one scale per rank (within
-   * about 1e-5 there, and faster than f32 in wasm). `adapterPrecision` (the getter) says
-   * which runs; measurements in bench/RESULTS.md.
+   * adapterPrecision: how adapter factors are stored. "i16" (default): int16 codes with one
+   * step per rank, half the memory and half the bytes adapters add to each decode step,
+   * within about 1.5e-5 of PEFT's f32 logits on SmolLM2 (a rank with an extreme outlier
+   * loses precision: run such adapters on an "f32" runtime). "f32": exact, PEFT to 1e-4. "f16": f16 on
+   * WebGPU (about 2e-4 on SmolLM2); the CPU stores int16 for it. `adapterPrecision` (the
+   * getter) says which runs; measurements in bench/RESULTS.md.
    */
   static create(options?: { backend?: BackendChoice; adapterPrecision?: 'f32' | 'f16' | 'i16' }): Promise<LoraRuntime>;
   /** Deletes a Cache API cache filled through the `cache` load option. */
@@ -216,7 +216,7 @@ export class LoraRuntime {
   readonly backend: BackendName;
   /** GPU adapter name, or which CPU path runs. */
   readonly device: string;
-  /** How adapter factors are stored: "f32", "f16" (WebGPU) or "i16" (CPU). */
+  /** How adapter factors are stored: "i16", "f32" or "f16" (WebGPU only). */
   readonly adapterPrecision: 'f32' | 'f16' | 'i16';
   /** Why "auto" fell back to the CPU, when it did. */
   readonly fallbackReason: string | undefined;

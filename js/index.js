@@ -43,7 +43,7 @@ export class LoraRuntime {
   }
 
   /** Picks a backend: "auto" (WebGPU when an adapter exists, else CPU), "webgpu" or "cpu". */
-  static async create({ backend = 'auto', adapterPrecision = 'f32' } = {}) {
+  static async create({ backend = 'auto', adapterPrecision = 'i16' } = {}) {
     await loadWasm();
     return new LoraRuntime(await callAsync(() => Runtime.create(String(backend), String(adapterPrecision))));
   }

@@ -54,7 +54,7 @@ export class LoraWorker {
     Object.assign(this, info);
   }
   /** Starts a worker running the runtime: backend "auto" | "webgpu" | "cpu"; adapterPrecision as in LoraRuntime.create. */
-  static async create({ backend = 'auto', adapterPrecision = 'f32', worker } = {}) {
+  static async create({ backend = 'auto', adapterPrecision = 'i16', worker } = {}) {
     const w = worker ?? new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
     const ch = new Channel(w);
     const models = new Map();

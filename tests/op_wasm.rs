@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use lorafuse::CpuBackend;
+use lorafuse::{CpuBackend, FactorFormat};
 use wasm_bindgen_test::*;
 
 #[wasm_bindgen_test]
@@ -23,6 +23,18 @@ async fn simd128_block_formats_match_f64_reference() {
         checks += check_case(&CpuBackend, case, i as u64).await.unwrap();
     }
     assert!(checks >= 100, "only {checks} checks");
+}
+
+/// int16 adapter factors (the JS default): exact against the reference on the factors
+/// rounded as stored, over every routing case and the block formats.
+#[wasm_bindgen_test]
+async fn simd128_int16_factors_match_f64_reference_on_rounded_factors() {
+    let b = CpuBackend { factors: FactorFormat::I16, ..CpuBackend };
+    let mut checks = 0;
+    for (i, case) in standard_cases().iter().chain(quant_cases().iter()).enumerate() {
+        checks += check_case(&b, &case.with_factors(i16_rounded), i as u64).await.unwrap();
+    }
+    assert!(checks >= 200, "only {checks} checks");
 }
 
 #[wasm_bindgen_test]

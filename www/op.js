@@ -11,9 +11,9 @@ const status = (msg, bad = false) => {
 
 const runtimes = [];
 async function detect() {
-  const auto = await LoraRuntime.create({ backend: 'auto' });
+  const auto = await LoraRuntime.create({ backend: 'auto', adapterPrecision: 'f32' }); // exact: checked at 1e-5 below
   runtimes.push(auto);
-  if (auto.backend === 'webgpu') runtimes.push(await LoraRuntime.create({ backend: 'cpu' }));
+  if (auto.backend === 'webgpu') runtimes.push(await LoraRuntime.create({ backend: 'cpu', adapterPrecision: 'f32' }));
   $('#backend').textContent =
     `auto chose ${auto.backend} (${auto.device})` +
     (auto.fallbackReason ? `: WebGPU unavailable: ${auto.fallbackReason}` : '; the CPU path runs too for comparison.');

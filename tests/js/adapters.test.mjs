@@ -8,7 +8,8 @@ import * as api from '../../pkg/index.js';
 const TINY = new URL('../fixtures/tiny/', import.meta.url);
 const REF = JSON.parse(readFileSync(new URL('reference.json', TINY)));
 const AREF = JSON.parse(readFileSync(new URL('adapters/reference.json', TINY)));
-const rt = await api.LoraRuntime.create({ backend: 'cpu' });
+// Exact factors: PEFT's logits within 1e-4 (int16, the default, is measured in Chromium).
+const rt = await api.LoraRuntime.create({ backend: 'cpu', adapterPrecision: 'f32' });
 
 function maxRel(got, want, V) {
   let worst = 0;

@@ -7,6 +7,7 @@ import { standardCases, runCases, checkErrors } from './cases.mjs';
 test('auto picks the CPU in Node and says why', async () => {
   const rt = await api.LoraRuntime.create();
   assert.equal(rt.backend, 'cpu');
+  assert.equal(rt.adapterPrecision, 'i16', 'adapter factors default to int16 codes');
   assert.match(rt.device, /SIMD128/);
   assert.match(rt.fallbackReason, /WebGPU/);
   await assert.rejects(api.LoraRuntime.create({ backend: 'webgpu' }), api.BackendError);
@@ -14,7 +15,7 @@ test('auto picks the CPU in Node and says why', async () => {
 });
 
 test('fused LoRA linear matches the f64 reference (cpu)', async () => {
-  const rt = await api.LoraRuntime.create({ backend: 'cpu' });
+  const rt = await api.LoraRuntime.create({ backend: 'cpu', adapterPrecision: 'f32' });
   const { checks, failures } = await runCases(api, rt, standardCases());
   assert.deepEqual(failures, []);
   assert.ok(checks >= 80, `${checks} checks`);

@@ -17,13 +17,14 @@ writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'pack-app', priv
 execFileSync('npm', ['install', '--no-audit', '--no-fund', '--offline', join(app, tarball)], { cwd: app, stdio: 'inherit' });
 
 // y = x·Wᵀ + s·(x·Aᵀ)·Bᵀ for W = [[1,2,3],[4,5,6]], A = [[1,0,-1]], B = [[2],[-1]], s = 0.5,
-// x = [0.5, -1, 2]: base [4.5, 9], x·Aᵀ = -1.5, so with the adapter [3, 9.75].
+// x = [0.5, -1, 2]: base [4.5, 9], x·Aᵀ = -1.5, so with the adapter [3, 9.75]. The default
+// int16 adapter factors round B's -1 to a code step (2/32767): 9.75 to within 1e-4.
 const APP_CODE = `
   const rt = await LoraRuntime.create(BACKEND);
   const layer = rt.loraLinear({ weight: Float32Array.of(1, 2, 3, 4, 5, 6), outFeatures: 2, inFeatures: 3 });
   layer.addAdapter('user', { a: [1, 0, -1], b: [2, -1], rank: 1, scale: 0.5 });
   const x = Float32Array.of(0.5, -1, 2);
-  const result = { backend: rt.backend, base: [...await layer.run(x, 1)], lora: [...await layer.run(x, 1, { adapter: 'user' })] };
+  const result = { backend: rt.backend, base: [...await layer.run(x, 1)], lora: [...await layer.run(x, 1, { adapter: 'user' })].map((v) => Math.round(v * 1e4) / 1e4) };
 `;
 
 test('installed tarball works from Node by package name', () => {

@@ -5,7 +5,8 @@ import { LoraRuntime, AdapterError } from 'lorafuse';
 import { LoraWorker } from 'lorafuse/worker';
 
 async function linear(backend) {
-  const rt = await LoraRuntime.create({ backend });
+  // Exact factors, so the small example gives its exact values.
+  const rt = await LoraRuntime.create({ backend, adapterPrecision: 'f32' });
   const layer = rt.loraLinear({ weight: Float32Array.of(1, 2, 3, 4, 5, 6), outFeatures: 2, inFeatures: 3 });
   layer.addAdapter('user', { a: [1, 0, -1], b: [2, -1], rank: 1, scale: 0.5 });
   const x = Float32Array.of(0.5, -1, 2);
@@ -13,7 +14,7 @@ async function linear(backend) {
 }
 
 async function workerModel(promptIds) {
-  const rt = await LoraWorker.create({ backend: 'cpu' });
+  const rt = await LoraWorker.create({ backend: 'cpu', adapterPrecision: 'f32' });
   const progress = [];
   const model = await rt.loadModel('/tiny/llama-hf/', { onProgress: (p) => progress.push(p.loaded) });
   await model.loadAdapter('qv', '/tiny/qv-r4/');
