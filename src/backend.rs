@@ -85,6 +85,10 @@ pub trait Backend: Clone + 'static {
     /// materialising `W + scale·B·A`.
     fn dora_gain(&self, w: &Self::Weight, arena: &mut Self::Arena, d: &DoraGain<'_>) -> Result<()>;
     fn arena(&self) -> Self::Arena;
+    /// How this backend's arenas store adapter factors.
+    fn factor_format(&self) -> crate::lora::factors::FactorFormat {
+        crate::lora::factors::FactorFormat::F32
+    }
     /// Arena words that a `[n / rank, rank]` matrix of adapter factors takes (f32: `n`;
     /// 16-bit storage: about half). DoRA gains are one f32 word each on every backend.
     fn factor_words(&self, n: usize, _rank: usize) -> usize {

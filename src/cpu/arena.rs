@@ -74,7 +74,9 @@ impl CpuArena {
             FactorFormat::F32 => Block::F32(filled(data.len(), data.iter().copied())?),
             FactorFormat::I16 => {
                 let scale = i16_scales(data, rank, RankAxis::Columns);
-                Block::I16(filled(data.len(), i16_codes(data, &scale, RankAxis::Columns))?, scale.into_boxed_slice())
+                let mut codes = reserved(data.len())?;
+                i16_codes(data, &scale, RankAxis::Columns, &mut codes);
+                Block::I16(codes.into_boxed_slice(), scale.into_boxed_slice())
             }
             FactorFormat::F16 => return Err(Error::config("the CPU stores 16-bit adapter factors as int16 (\"i16\"), not f16")),
         };
@@ -146,10 +148,16 @@ impl CpuArena {
 
 /// A boxed slice of `len` values, failing rather than aborting when memory runs out.
 fn filled<T>(len: usize, values: impl Iterator<Item = T>) -> Result<Box<[T]>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(len).map_err(|_| Error::backend("out of memory for adapter storage"))?;
+    let mut v = reserved(len)?;
     v.extend(values);
     Ok(v.into_boxed_slice())
+}
+
+/// An empty Vec with room for `len` values, or an error when memory runs out.
+fn reserved<T>(len: usize) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| Error::backend("out of memory for adapter storage"))?;
+    Ok(v)
 }
 
 #[cfg(test)]

@@ -132,6 +132,10 @@ impl Backend for CpuBackend {
         CpuArena::default()
     }
 
+    fn factor_format(&self) -> FactorFormat {
+        self.factors
+    }
+
     fn factor_words(&self, n: usize, rank: usize) -> usize {
         self.factors.words(n, rank)
     }

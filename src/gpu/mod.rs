@@ -119,21 +119,20 @@ impl GpuBackend {
 
     /// Writes a factor matrix in this backend's format (arena_*.wgsl reads it back).
     fn write_factors(&self, arena: &mut GpuArena, offset: usize, data: &[f32], rank: usize, axis: RankAxis) -> Result<()> {
-        let halves = |h: Vec<u16>| -> Vec<u8> {
-            let mut h = h;
-            h.resize(data.len().next_multiple_of(2), 0);
-            bytemuck::cast_slice(&h).to_vec()
-        };
-        let bytes = match self.0.factors {
+        // 16-bit formats: the halves (padded to a word), then int16's steps per rank.
+        let (mut halves, steps): (Vec<u16>, Vec<f32>) = match self.0.factors {
             FactorFormat::F32 => return self.arena_write_words(arena, offset, bytemuck::cast_slice(data)),
-            FactorFormat::F16 => halves(data.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect()),
+            FactorFormat::F16 => (data.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect(), Vec::new()),
             FactorFormat::I16 => {
-                let scales = i16_scales(data, rank, axis);
-                let mut b = halves(i16_codes(data, &scales, axis).map(|q| q as u16).collect());
-                b.extend_from_slice(bytemuck::cast_slice(&scales));
-                b
+                let steps = i16_scales(data, rank, axis);
+                let mut codes = Vec::with_capacity(data.len() + 1);
+                i16_codes(data, &steps, axis, &mut codes);
+                (codes.into_iter().map(|q| q as u16).collect(), steps)
             }
         };
+        halves.resize(data.len().next_multiple_of(2), 0);
+        let mut bytes: Vec<u8> = bytemuck::cast_slice(&halves).to_vec();
+        bytes.extend_from_slice(bytemuck::cast_slice(&steps));
         self.arena_write_words(arena, offset, &bytes)
     }
 
@@ -378,6 +377,10 @@ impl Backend for GpuBackend {
             mapped_at_creation: false,
         });
         GpuArena { id: self.0.pool.new_id(), buf, cap: 4, owner: self.0.clone() }
+    }
+
+    fn factor_format(&self) -> FactorFormat {
+        self.0.factors
     }
 
     fn factor_words(&self, n: usize, rank: usize) -> usize {

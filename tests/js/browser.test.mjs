@@ -83,12 +83,17 @@ test('PEFT adapters in Chromium match PEFT', { timeout: 300_000 }, async () => {
       ['webgpu', 'f32', 'f32', 1e-4], ['cpu', 'f32', 'f32', 1e-4], ['webgpu', 'default', 'i16', 5e-3], ['webgpu', 'f16', 'f16', 5e-2],
       ['cpu', 'f16', 'i16', 5e-3],
     ]) {
-      const { backend: ran, stored: got, errs, afterUnload, bytes, memory } = await page.evaluate(([b, p]) => window.peftAdapters(b, p), [backend, precision]);
+      const { backend: ran, stored: got, errs, afterUnload, bytes, memory, rounding } = await page.evaluate(([b, p]) => window.peftAdapters(b, p), [backend, precision]);
       assert.equal(ran, backend);
       assert.equal(got, stored, `${backend} ${precision}`);
       assert.deepEqual(Object.keys(errs).sort(), ['all-linear-r8', 'dora', 'layers-1', 'patterns', 'qv-r4', 'rslora'], backend);
       for (const [n, e] of Object.entries(errs)) assert.ok(e <= tol, `${backend} ${precision} ${n}: ${e}`);
       held[`${backend}-${precision}`] = bytes;
+      // What storage did to the factors, per adapter: nothing in f32, int16's per-rank steps
+      // on these random factors (no outliers) well under f16's rounding.
+      const [lo, hi] = { f32: [0, 0], i16: [1e-6, 1e-4], f16: [1e-4, 1e-3] }[stored];
+      for (const [n, e] of Object.entries(rounding)) assert.ok(e >= lo && e <= hi, `${backend} ${precision} ${n} rounding error ${e}`);
+      console.log(`# ${backend} ${precision}: rounding errors ${Object.values(rounding).map((e) => e.toExponential(1)).join(' ')}`);
       // Memory held is what the adapters report, before and after unloading one from the
       // middle of the arenas (at most a 16-byte empty buffer per layer more), and the rest
       // still match PEFT.
