@@ -54,7 +54,7 @@ const TOK = 32;
 // best round of each case, and a case's overhead over its base case is the median over
 // rounds of the same round's time ratio (load drifting between rounds cancels), with the
 // rounds' spread.
-const REPS = 7;
+const REPS = Number(process.env.BENCH_ROUNDS ?? 7); // more rounds: BENCH_ROUNDS=15 node bench/adapters.mjs
 async function decode(cases) {
   const per = cases.map(() => []);
   for (const { m, opts } of cases) await m.generate(prompt, { maxTokens: 2, ignoreEos: true, ...opts }).text();
