@@ -148,7 +148,7 @@ export interface ModelAdapterInfo {
   dora: boolean;
   /**
    * How much storage rounded the factors: per rank, mean absolute rounding error over mean
-   * absolute value, the worst rank of any A or B. 0 in f32; about 3e-5 to 4e-5 in int16
+   * absolute value, the worst rank of any A or B. 0 in f32; about 1.5e-5 to 4e-5 in int16
    * (the default) for factors without outliers; about 2e-4 in f16. Far above that, an outlier
    * set a rank's int16 step: run the adapter on an "f32" runtime.
    */

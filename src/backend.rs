@@ -90,9 +90,10 @@ pub trait Backend: Clone + 'static {
         crate::lora::factors::FactorFormat::F32
     }
     /// Arena words that a `[n / rank, rank]` matrix of adapter factors takes (f32: `n`;
-    /// 16-bit storage: about half). DoRA gains are one f32 word each on every backend.
-    fn factor_words(&self, n: usize, _rank: usize) -> usize {
-        n
+    /// 16 bits: about half), from `factor_format` so the two cannot disagree. DoRA gains are
+    /// one f32 word each on every backend.
+    fn factor_words(&self, n: usize, rank: usize) -> usize {
+        self.factor_format().words(n, rank)
     }
     /// Makes room for `words` words, keeping the contents (one growth per adapter load
     /// rather than one per factor written).

@@ -44,8 +44,9 @@ pub struct CpuBackend {
     /// Opt-in: quantize activations to int8 per 32-block for block-format weights (Q8_0,
     /// Q4_0, Q4_1), a few times faster, less exact (accuracy in bench/RESULTS.md).
     pub int8_activations: bool,
-    /// How adapter factors (A, B) are stored: f32 (exact, the default), or opt-in 16-bit
-    /// storage, half the bytes each decode step reads for them.
+    /// How adapter factors (A, B) are stored: f32 (exact, the default), or int16 codes with
+    /// a step per rank, half the bytes each decode step reads for them. There is no f16 on
+    /// the CPU (widening it in wasm costs more than the bytes save): writes in F16 fail.
     pub factors: FactorFormat,
 }
 
@@ -134,10 +135,6 @@ impl Backend for CpuBackend {
 
     fn factor_format(&self) -> FactorFormat {
         self.factors
-    }
-
-    fn factor_words(&self, n: usize, rank: usize) -> usize {
-        self.factors.words(n, rank)
     }
 
     /// Blocks only change keys: nothing is copied.

@@ -383,10 +383,6 @@ impl Backend for GpuBackend {
         self.0.factors
     }
 
-    fn factor_words(&self, n: usize, rank: usize) -> usize {
-        self.0.factors.words(n, rank)
-    }
-
     /// Grows to exactly `words` (a device-side copy of what is there): GPU memory is the
     /// scarce kind in a browser, so the arena holds what its adapters take and no headroom.
     fn arena_reserve(&self, arena: &mut GpuArena, words: usize) -> Result<()> {

@@ -53,9 +53,9 @@ impl Runtime {
 #[wasm_bindgen]
 impl Runtime {
     /// `backend`: "auto" (WebGPU when an adapter exists, else CPU), "webgpu" or "cpu".
-    /// `adapter_precision`: how adapter factors are stored: "f32" (exact), or "f16" / "i16"
-    /// for 16 bits, each backend using its own 16-bit format (the GPU f16, the CPU int16 codes
-    /// with per-rank scales: `adapterPrecision` says which runs).
+    /// `adapter_precision`: how adapter factors are stored: "i16" (int16 codes with a step
+    /// per rank, on both backends; the JS default), "f32" (exact) or "f16" (f16 on WebGPU;
+    /// the CPU stores int16 for it). `adapterPrecision` says which runs.
     pub async fn create(backend: String, adapter_precision: String) -> std::result::Result<Runtime, JsValue> {
         let choice = BackendChoice::parse(&backend).map_err(js_err)?;
         let factors = FactorFormat::parse(&adapter_precision).map_err(js_err)?;

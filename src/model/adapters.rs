@@ -20,13 +20,13 @@ pub struct AdapterInfo {
     /// The caller's multiplier on top of the adapter's own scaling (setAdapterScale).
     pub scale: f32,
     pub targets: Vec<String>,
-    /// Bytes of factors held (f32, or about half that in 16-bit storage: f16 on a GPU, int16
-    /// codes plus a scale per rank on the CPU; DoRA gains f32).
+    /// Bytes of factors held (f32, or about half that in 16 bits: int16 codes plus a step per
+    /// rank, or f16 on WebGPU; DoRA gains f32).
     pub bytes: usize,
     pub dora: bool,
     /// How much storage rounded the factors (`lora::factors::rounding_error`, worst rank of
-    /// any A or B): 0 in f32, about 3e-5 to 4e-5 in int16 for factors without outliers,
-    /// about 2e-4 in f16. Far above that, an outlier coarsened a rank: use f32.
+    /// any A or B): 0 in f32, about 1.5e-5 to 4e-5 in int16 for factors without
+    /// outliers, about 2e-4 in f16. Far above that, an outlier coarsened a rank: use f32.
     pub rounding_error: f64,
 }
 

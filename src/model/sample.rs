@@ -131,10 +131,10 @@ impl Sampler {
     pub fn pick(&mut self, mut cand: Vec<(u32, f32)>, mass: Option<f64>) -> Option<u32> {
         let o = &self.opts;
         if o.temperature == 0.0 {
-            return Some(cand.iter().min_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))).map_or(0, |c| c.0));
+            return Some(cand.iter().min_by(|a, b| best_first(a, b)).map_or(0, |c| c.0));
         }
         cand.iter_mut().for_each(|c| c.1 /= o.temperature);
-        cand.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        cand.sort_unstable_by(best_first);
         if o.top_k > 0 {
             cand.truncate(o.top_k);
         }
@@ -207,16 +207,21 @@ pub fn penalize(logits: &mut [f32], penalty: f32, tokens: &[u32]) {
     }
 }
 
+/// The candidates' order everywhere (the GPU's top_k.wgsl too): higher logit first, ties
+/// to the lower id.
+fn best_first(a: &(u32, f32), b: &(u32, f32)) -> std::cmp::Ordering {
+    b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
+}
+
 /// The `k` best (token, logit) pairs of `logits`, best first (ties to the lower id).
 pub fn top_k(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
-    let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
     let mut cand: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
     let k = k.min(cand.len());
     if k > 0 && k < cand.len() {
-        cand.select_nth_unstable_by(k - 1, order);
+        cand.select_nth_unstable_by(k - 1, best_first);
         cand.truncate(k);
     }
-    cand.sort_unstable_by(order);
+    cand.sort_unstable_by(best_first);
     cand
 }
 
