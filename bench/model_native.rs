@@ -136,7 +136,10 @@ fn main() {
         println!("\n### Decode with adapters (SmolLM2-135M Q4_1, best of 3 interleaved rounds; CPU 32 steps, GPU 8)\n");
         println!("| backend | base tok/s | one r16 all-linear (slowdown) | 4 stacked r16 (slowdown) | bytes one r16 adds per token |");
         println!("|---|---|---|---|---|");
-        adapter_rows(&CpuBackend::default().describe(), load(&CpuBackend::default(), &bytes), 32);
+        for factors in [FactorFormat::F32, FactorFormat::I16] {
+            let cpu = CpuBackend { factors, ..CpuBackend };
+            adapter_rows(&cpu.describe(), load(&cpu, &bytes), 32);
+        }
         for factors in [FactorFormat::F32, FactorFormat::F16, FactorFormat::I16] {
             match pollster::block_on(GpuBackend::new(&GpuOptions { factors, ..Default::default() })) {
                 Ok(g) => {

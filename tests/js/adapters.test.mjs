@@ -114,3 +114,30 @@ test('generateBatch: rows with different adapters in one batched pass equal sing
   assert.equal(b2.tokens(1).length, 3);
   assert.throws(() => model.generateBatch([{ prompt: 'x', adapter: 'nope' }]), api.AdapterError);
 });
+
+test('roundingError: int16 (the default) reports a rank coarsened by an outlier; f32 stores it exactly', async () => {
+  const i16 = await api.LoraRuntime.create({ backend: 'cpu' });
+  assert.equal(i16.adapterPrecision, 'i16');
+  const model = await i16.loadModel(new URL('llama-hf/', TINY).href);
+  const dir = new URL('adapters/qv-r4/', TINY);
+  const files = Object.fromEntries(['adapter_config.json', 'adapter_model.safetensors'].map((n) => [n, readFileSync(new URL(n, dir))]));
+  const plain = await model.loadAdapter('plain', { files });
+  // One value of one lora_B, 1000x that tensor's largest: its rank's int16 step grows 1000x.
+  const st = new Uint8Array(files['adapter_model.safetensors']);
+  const n = Number(new DataView(st.buffer, st.byteOffset).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(st.subarray(8, 8 + n)));
+  const [, t] = Object.entries(header).find(([k, v]) => k.endsWith('lora_B.weight') && v.dtype === 'F32');
+  const at = 8 + n + t.data_offsets[0];
+  const data = new Float32Array(st.slice(at, 8 + n + t.data_offsets[1]).buffer);
+  data[0] = 1000 * data.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  const spiky = st.slice();
+  spiky.set(new Uint8Array(data.buffer), at);
+  const withOutlier = { files: { ...files, 'adapter_model.safetensors': spiky } };
+  const outlier = await model.loadAdapter('outlier', withOutlier);
+  assert.ok(plain.roundingError > 1e-6 && plain.roundingError < 1e-4, `plain ${plain.roundingError}`);
+  assert.ok(outlier.roundingError > 10 * plain.roundingError, `outlier ${outlier.roundingError} vs plain ${plain.roundingError}`);
+  console.log(`# int16 roundingError: qv-r4 ${plain.roundingError.toExponential(1)}, with an outlier ${outlier.roundingError.toExponential(1)}`);
+  assert.deepEqual(model.adapters().map((a) => a.roundingError), [outlier.roundingError, plain.roundingError]);
+  const exact = await (await rt.loadModel(new URL('llama-hf/', TINY).href)).loadAdapter('outlier', withOutlier);
+  assert.equal(exact.roundingError, 0);
+});
