@@ -149,10 +149,12 @@ export interface ModelAdapterInfo {
   /**
    * How much storage rounded the factors: per rank, mean absolute rounding error over mean
    * absolute value, the worst rank of any A or B. 0 in f32; about 1.5e-5 to 4e-5 in int16
-   * (the default) for factors without outliers; about 2e-4 in f16. Far above that, an outlier
-   * set a rank's int16 step: run the adapter on an "f32" runtime.
+   * (the default) for factors without outliers; about 2e-4 in f16. Past 2e-4 in int16 an
+   * outlier set a rank's step, and "auto" precision stores the adapter in f32 instead.
    */
   roundingError: number;
+  /** How its factors are stored (see loadAdapter's precision). */
+  precision: 'f32' | 'f16' | 'i16';
 }
 
 export type Prompt = string | ChatMessage[];
@@ -192,7 +194,19 @@ export class Model {
   loadAdapter(
     name: string,
     source: ModelSource,
-    options?: { replace?: boolean; signal?: AbortSignal; onProgress?: (p: LoadProgress) => void; cache?: string },
+    options?: {
+      replace?: boolean;
+      signal?: AbortSignal;
+      onProgress?: (p: LoadProgress) => void;
+      cache?: string;
+      /**
+       * How this adapter's factors are stored. "auto" (default): the runtime's
+       * adapterPrecision, except that int16 gives way to f32 for an adapter whose int16
+       * roundingError would pass 2e-4 (an outlier setting a rank's step); or "f32" / "f16"
+       * (WebGPU only) / "i16" for this adapter. Adapters of one model may differ.
+       */
+      precision?: 'auto' | 'f32' | 'f16' | 'i16';
+    },
   ): Promise<ModelAdapterInfo>;
   unloadAdapter(name: string): void;
   setAdapterScale(name: string, scale: number): void;
@@ -207,9 +221,9 @@ export class LoraRuntime {
   /**
    * adapterPrecision: how adapter factors are stored. "i16" (default): int16 codes with one
    * step per rank, half the memory and half the bytes adapters add to each decode step,
-   * within about 1.5e-5 of PEFT's f32 logits on SmolLM2 (a rank with an extreme outlier
-   * loses precision: run such adapters on an "f32" runtime). "f32": exact, PEFT to 1e-4. "f16": f16 on
-   * WebGPU (about 2e-4 on SmolLM2); the CPU stores int16 for it. `adapterPrecision` (the
+   * within about 1.5e-5 of PEFT's f32 logits on SmolLM2 (an adapter whose outliers int16
+   * would round coarsely is stored in f32: loadAdapter's precision). "f32": exact, PEFT to
+   * 1e-4. "f16": f16 on WebGPU (about 2e-4 on SmolLM2); the CPU stores int16 for it. `adapterPrecision` (the
    * getter) says which runs; measurements in bench/RESULTS.md.
    */
   static create(options?: { backend?: BackendChoice; adapterPrecision?: 'f32' | 'f16' | 'i16' }): Promise<LoraRuntime>;

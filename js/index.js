@@ -235,9 +235,10 @@ export class Model {
       let m;
       try {
         m = await this.#reload();
-        for (const [name, { source, cache }] of this.#adapterSources) {
+        for (const [name, { source, cache, precision }] of this.#adapterSources) {
           const pairs = await readAdapter(name, source, { cache });
-          call(() => m.loadAdapter(name, pairs, true));
+          // The CPU has no f16 factors: its 16-bit format is int16.
+          call(() => m.loadAdapter(name, pairs, true, precision === 'f16' ? 'i16' : precision));
         }
         for (const [name, s] of this.#scales) call(() => m.setAdapterScale(name, s));
       } catch (err) {
@@ -289,12 +290,14 @@ export class Model {
   /**
    * Loads a PEFT adapter (adapter_config.json + adapter_model.safetensors) from a folder URL
    * ending in "/", a list of Files, or {files: {name: source}}. Resolves to its info.
+   * precision: "auto" (the runtime's adapterPrecision, except that int16 gives way to f32 for
+   * an adapter it would round coarsely), or "f32" / "f16" / "i16" for this adapter.
    */
-  async loadAdapter(name, source, { replace = false, signal, onProgress, cache } = {}) {
+  async loadAdapter(name, source, { replace = false, signal, onProgress, cache, precision = 'auto' } = {}) {
     if (typeof name !== 'string' || !name) throw new AdapterError('adapter names must be non-empty strings');
     const pairs = await readAdapter(name, source, { signal, onProgress, cache });
-    const info = call(() => this.#live().loadAdapter(name, pairs, !!replace));
-    if (this.#reload) this.#adapterSources.set(name, { source, cache });
+    const info = call(() => this.#live().loadAdapter(name, pairs, !!replace, String(precision)));
+    if (this.#reload) this.#adapterSources.set(name, { source, cache, precision: String(precision) });
     this.#scales.delete(name);
     return info;
   }

@@ -43,7 +43,7 @@ export class WorkerModel {
   readonly info: Record<string, unknown>;
   /** Why the model moved from the GPU to the CPU, if it did. */
   readonly fallbackReason: string | undefined;
-  loadAdapter(name: string, source: unknown, options?: { replace?: boolean; onProgress?: (p: WorkerProgress) => void }): Promise<Record<string, unknown>>;
+  loadAdapter(name: string, source: unknown, options?: { replace?: boolean; precision?: 'auto' | 'f32' | 'f16' | 'i16'; onProgress?: (p: WorkerProgress) => void }): Promise<Record<string, unknown>>;
   unloadAdapter(name: string): Promise<void>;
   setAdapterScale(name: string, scale: number): Promise<void>;
   adapters(): Promise<Array<{ name: string; rank: number; alpha: number; scale: number; targets: string[]; bytes: number; dora: boolean }>>;

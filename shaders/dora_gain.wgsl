@@ -1,7 +1,7 @@
 // DoRA's per-output gain g_o = m_o / ‖W_o + scale·B_o·A‖₂ for the rows of one weight chunk,
 // computed from the weight as stored and the factors in the arena, without a merged copy.
 // On entry the gain slot holds the magnitude m; it is overwritten with g. One workgroup per
-// output row. Composed after a weights_*.wgsl snippet (binding 0), arena_*.wgsl and reduce.wgsl.
+// output row. Composed after a weights_*.wgsl snippet (binding 0), arena.wgsl and reduce.wgsl.
 
 struct DoraParams {
     cols: u32,      // in features
@@ -13,12 +13,12 @@ struct DoraParams {
     g_off: u32,
     scale: f32,
     out_rows: u32,  // all rows of the weight (B's length)
-    pad0: u32,
+    fmt: u32,       // the factors' format (arena.wgsl)
     pad1: u32,
     pad2: u32,
 }
 
-@group(0) @binding(1) var<storage, read_write> arena: array<u32>; // arena_*.wgsl: lora_at
+@group(0) @binding(1) var<storage, read_write> arena: array<u32>; // arena.wgsl: lora_at
 @group(0) @binding(2) var<uniform> p: DoraParams;
 
 @compute @workgroup_size(64)
@@ -29,8 +29,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var k = l; k < p.cols; k += 64u) {
         var d = 0.0;
         for (var j = 0u; j < p.rank; j++) {
-            let step = lora_rank_scale(p.a_off, p.b_off, p.rank, p.cols, p.out_rows, j);
-            d += step * lora_at(p.b_off, go * p.rank + j) * lora_at(p.a_off, j * p.cols + k);
+            let step = lora_rank_scale(p.fmt, p.a_off, p.b_off, p.rank, p.cols, p.out_rows, j);
+            d += step * lora_at(p.fmt, p.b_off, go * p.rank + j) * lora_at(p.fmt, p.a_off, j * p.cols + k);
         }
         let v = w_at(o, k, p.cols) + p.scale * d;
         s += v * v;

@@ -17,7 +17,7 @@ struct Params {
 }
 
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> arena: array<u32>; // arena_*.wgsl: lora_at; gains are f32 words
+@group(0) @binding(2) var<storage, read> arena: array<u32>; // arena.wgsl: lora_at; gains are f32 words
 @group(0) @binding(3) var<storage, read> t: array<f32>;
 @group(0) @binding(4) var<storage, read> routes: array<u32>;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;

@@ -2,7 +2,7 @@
 // 16 x 16 threads each owning a 4 x 4 block of outputs; K advances 16 at a time through
 // workgroup memory. The epilogue adds each row's adapters, s·T·Bᵀ (T from lora_shrink),
 // inside the output tile, then writes y once.
-// Composed after weights_*.wgsl (w_at / w_at4, binding 0), arena_*.wgsl and lora_linear_io.wgsl.
+// Composed after weights_*.wgsl (w_at / w_at4, binding 0), arena.wgsl and lora_linear_io.wgsl.
 
 const TM: u32 = 64u;
 const TN: u32 = 64u;
@@ -74,7 +74,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var e = routes[row]; e < routes[row + 1u]; e++) {
             let base = p.n + 1u + e * 8u;
             let b_off = routes[base + 2u];
-            let rank = routes[base + 3u];
+            let rank = entry_rank(routes[base + 3u]);
+            let fmt = entry_format(routes[base + 3u]);
             let t_off = routes[base + 4u];
             var lora = vec4<f32>(0.0);
             for (var k = 0u; k < rank; k++) {
@@ -82,7 +83,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 for (var j = 0u; j < 4u; j++) {
                     let o = o0 + j;
                     if (o < p.rows) {
-                        lora[j] += tv * lora_at(b_off, (p.out_base + o) * rank + k);
+                        lora[j] += tv * lora_at(fmt, b_off, (p.out_base + o) * rank + k);
                     }
                 }
             }

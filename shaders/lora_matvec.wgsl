@@ -3,7 +3,7 @@
 // One workgroup per output row o and block of 4 input rows. Its 64 threads stride over the
 // weight row, then over the adapters' ranks: the LoRA term is just more terms of the same
 // dot product, so one reduction yields the finished value and y is written once.
-// Composed after weights_*.wgsl (w_at / w_at4, binding 0), arena_*.wgsl and lora_linear_io.wgsl.
+// Composed after weights_*.wgsl (w_at / w_at4, binding 0), arena.wgsl and lora_linear_io.wgsl.
 
 const WG: u32 = 64u;
 var<workgroup> part: array<vec4<f32>, WG>;
@@ -12,11 +12,12 @@ var<workgroup> part: array<vec4<f32>, WG>;
 fn lora_part(e: u32, go: u32, k0: u32, step: u32) -> f32 {
     let base = p.n + 1u + e * 8u;
     let b_off = routes[base + 2u];
-    let rank = routes[base + 3u];
+    let rank = entry_rank(routes[base + 3u]);
+    let fmt = entry_format(routes[base + 3u]);
     let t_off = routes[base + 4u];
     var s = 0.0;
     for (var k = k0; k < rank; k += step) {
-        s += t[t_off + k] * lora_at(b_off, go * rank + k);
+        s += t[t_off + k] * lora_at(fmt, b_off, go * rank + k);
     }
     return s;
 }

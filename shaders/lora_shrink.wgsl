@@ -1,5 +1,5 @@
 // LoRA shrink: T[t_off + k] = coef * X[row] · A[k] for each route entry (row, adapter),
-// times rank k's steps when the factors are stored as codes (arena_i16.wgsl).
+// times rank k's steps when the factors are stored as int16 codes (arena.wgsl).
 // One workgroup per (entry, k); 64 threads stride over `cols` and tree-reduce.
 // Route table layout (u32): row_start[n + 1], then 8 words per entry:
 // row, a_off, b_off, rank, t_off, coef (f32 bits), DoRA gain offset, DoRA weight.
@@ -12,7 +12,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> arena: array<u32>; // arena_*.wgsl: lora_at
+@group(0) @binding(1) var<storage, read> arena: array<u32>; // arena.wgsl: lora_at
 @group(0) @binding(2) var<storage, read> routes: array<u32>;
 @group(0) @binding(3) var<storage, read_write> t: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
@@ -26,7 +26,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let row = routes[e];
     let a_off = routes[e + 1u];
     let b_off = routes[e + 2u];
-    let rank = routes[e + 3u];
+    let rank = entry_rank(routes[e + 3u]);
+    let fmt = entry_format(routes[e + 3u]);
     let t_off = routes[e + 4u];
     let coef = bitcast<f32>(routes[e + 5u]);
     let k = wid.y;
@@ -38,7 +39,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let xo = row * p.cols;
         let ak = k * p.cols;
         for (var j = lid; j < p.cols; j += WG) {
-            s += x[xo + j] * lora_at(a_off, ak + j);
+            s += x[xo + j] * lora_at(fmt, a_off, ak + j);
         }
     }
     part[lid] = s;
@@ -50,6 +51,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         workgroupBarrier();
     }
     if (live && lid == 0u) {
-        t[t_off + k] = coef * lora_rank_scale(a_off, b_off, rank, p.cols, p.rows, k) * part[0];
+        t[t_off + k] = coef * lora_rank_scale(fmt, a_off, b_off, rank, p.cols, p.rows, k) * part[0];
     }
 }

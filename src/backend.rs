@@ -3,6 +3,7 @@
 //! them as compute passes and only syncs on `read`.
 
 use crate::error::{Error, Result};
+use crate::lora::factors::FactorFormat;
 use crate::lora::Routes;
 use crate::weights::HostWeight;
 use std::future::Future;
@@ -60,6 +61,8 @@ pub struct DoraGain<'a> {
     pub a_off: usize,
     pub b_off: usize,
     pub g_off: usize,
+    /// How A and B are stored (the gain uses them as stored).
+    pub format: FactorFormat,
 }
 
 pub trait Backend: Clone + 'static {
@@ -85,29 +88,24 @@ pub trait Backend: Clone + 'static {
     /// materialising `W + scale·B·A`.
     fn dora_gain(&self, w: &Self::Weight, arena: &mut Self::Arena, d: &DoraGain<'_>) -> Result<()>;
     fn arena(&self) -> Self::Arena;
-    /// How this backend's arenas store adapter factors.
-    fn factor_format(&self) -> crate::lora::factors::FactorFormat {
-        crate::lora::factors::FactorFormat::F32
-    }
-    /// Arena words that a `[n / rank, rank]` matrix of adapter factors takes (f32: `n`;
-    /// 16 bits: about half), from `factor_format` so the two cannot disagree. DoRA gains are
-    /// one f32 word each on every backend.
-    fn factor_words(&self, n: usize, rank: usize) -> usize {
-        self.factor_format().words(n, rank)
+    /// How this backend stores adapter factors unless told otherwise (an adapter may ask
+    /// for another format: `LoraLinear::add_adapter_as`).
+    fn factor_format(&self) -> FactorFormat {
+        FactorFormat::F32
     }
     /// Makes room for `words` words, keeping the contents (one growth per adapter load
     /// rather than one per factor written).
     fn arena_reserve(&self, _arena: &mut Self::Arena, _words: usize) -> Result<()> {
         Ok(())
     }
-    /// Writes an adapter's `A [rank, in]` at word `offset`, in the layout this backend's
-    /// shrink reads (the same number of words).
-    fn arena_write_a(&self, arena: &mut Self::Arena, offset: usize, a: &[f32], rank: usize) -> Result<()> {
-        self.arena_write(arena, offset, a, rank)
+    /// Writes an adapter's `A [rank, in]` at word `offset` in `format`, in the layout this
+    /// backend's shrink reads (`format.words` words).
+    fn arena_write_a(&self, arena: &mut Self::Arena, offset: usize, a: &[f32], rank: usize, format: FactorFormat) -> Result<()> {
+        self.arena_write(arena, offset, a, rank, format)
     }
-    /// Writes adapter factors (B `[out, rank]`, or A) at word `offset`, in the arena's
-    /// storage precision, growing the arena as needed.
-    fn arena_write(&self, arena: &mut Self::Arena, offset: usize, data: &[f32], rank: usize) -> Result<()>;
+    /// Writes adapter factors (B `[out, rank]`, or A) at word `offset` in `format`
+    /// (`format.words(data.len(), rank)` words), growing the arena as needed.
+    fn arena_write(&self, arena: &mut Self::Arena, offset: usize, data: &[f32], rank: usize, format: FactorFormat) -> Result<()>;
     /// Keeps only the word ranges in `keep`, each moved from `from` to `to` (ascending, as
     /// `LoraLinear` packs them), and gives back all storage past word `len`: unloading an
     /// adapter returns its words wherever it sat. On an error reported here the arena is

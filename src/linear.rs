@@ -2,6 +2,7 @@
 
 use crate::backend::{ArenaMove, Backend, DoraGain};
 use crate::error::{check_finite, checked_len, Error, Result};
+use crate::lora::factors::FactorFormat;
 use crate::lora::{ArenaAlloc, Mix, Routes, Slot, NO_GAIN};
 use crate::weights::HostWeight;
 use std::rc::Rc;
@@ -60,16 +61,18 @@ impl<B: Backend> LoraLinear<B> {
     }
 
     /// Adds an adapter with `A [rank, in]`, `B [out, rank]` (row-major) and its scale, under
-    /// the next free id. On error nothing changes.
+    /// the next free id, stored in the backend's factor format. On error nothing changes.
     pub fn add_adapter(&mut self, a: &[f32], b: &[f32], rank: usize, scale: f32) -> Result<usize> {
         let id = self.slots.len();
-        self.add_adapter_as(id, a, b, rank, scale, None)?;
+        self.add_adapter_as(id, a, b, rank, scale, None, self.backend.factor_format())?;
         Ok(id)
     }
 
-    /// Adds an adapter under a caller-chosen id (a model uses one id across its layers).
+    /// Adds an adapter under a caller-chosen id (a model uses one id across its layers),
+    /// stored in `format` (adapters of one layer may each have their own).
     /// `magnitude` (`[out]`) makes it a DoRA adapter: its gain `m / ‖W + scale·B·A‖_row` is
     /// computed here, once, without materialising the merged weight.
+    #[allow(clippy::too_many_arguments)]
     pub fn add_adapter_as(
         &mut self,
         id: usize,
@@ -78,6 +81,7 @@ impl<B: Backend> LoraLinear<B> {
         rank: usize,
         scale: f32,
         magnitude: Option<&[f32]>,
+        format: FactorFormat,
     ) -> Result<()> {
         if self.slots.get(id).is_some_and(Option::is_some) {
             return Err(Error::adapter(format!("adapter id {id} is taken in this layer")));
@@ -111,17 +115,17 @@ impl<B: Backend> LoraLinear<B> {
             }
             check_finite("DoRA magnitude", m)?;
         }
-        let (a_w, b_w, total) = self.layout(rank, magnitude.is_some());
+        let (a_w, b_w, total) = self.layout(rank, magnitude.is_some(), format);
         let off = self.alloc.alloc(total);
         let fits_u32 = u32::try_from(off + total).is_ok();
         let written = if fits_u32 {
             self.backend
                 .arena_reserve(&mut self.arena, self.alloc.end())
-                .and_then(|_| self.backend.arena_write_a(&mut self.arena, off, a, rank))
-                .and_then(|_| self.backend.arena_write(&mut self.arena, off + a_w, b, rank))
+                .and_then(|_| self.backend.arena_write_a(&mut self.arena, off, a, rank, format))
+                .and_then(|_| self.backend.arena_write(&mut self.arena, off + a_w, b, rank, format))
                 .and_then(|_| match magnitude {
                     Some(m) => {
-                        let d = DoraGain { a, b, magnitude: m, rank, scale, a_off: off, b_off: off + a_w, g_off: off + a_w + b_w };
+                        let d = DoraGain { a, b, magnitude: m, rank, scale, a_off: off, b_off: off + a_w, g_off: off + a_w + b_w, format };
                         self.backend.dora_gain(&self.weight, &mut self.arena, &d)
                     }
                     None => Ok(()),
@@ -140,7 +144,7 @@ impl<B: Backend> LoraLinear<B> {
             self.slots.resize(id + 1, None);
         }
         let g_off = if magnitude.is_some() { (off + a_w + b_w) as u32 } else { NO_GAIN };
-        self.slots[id] = Some(Slot { a_off: off as u32, b_off: (off + a_w) as u32, rank: rank as u32, scale, g_off });
+        self.slots[id] = Some(Slot { a_off: off as u32, b_off: (off + a_w) as u32, rank: rank as u32, scale, g_off, format });
         Ok(())
     }
 
@@ -183,14 +187,14 @@ impl<B: Backend> LoraLinear<B> {
 
     /// An adapter's place in the arena, in words: A, then B (each starting on a word), then
     /// the DoRA gain. Returns (A words, B words, total).
-    fn layout(&self, rank: usize, dora: bool) -> (usize, usize, usize) {
-        let (a_w, b_w) = (self.backend.factor_words(rank * self.inp, rank), self.backend.factor_words(self.out * rank, rank));
+    fn layout(&self, rank: usize, dora: bool, format: FactorFormat) -> (usize, usize, usize) {
+        let (a_w, b_w) = (format.words(rank * self.inp, rank), format.words(self.out * rank, rank));
         (a_w, b_w, a_w + b_w + if dora { self.out } else { 0 })
     }
 
     /// Arena words one adapter takes.
     fn slot_words(&self, s: &Slot) -> usize {
-        self.layout(s.rank as usize, s.g_off != NO_GAIN).2
+        self.layout(s.rank as usize, s.g_off != NO_GAIN, s.format).2
     }
 
     /// Words (4 bytes) of adapter storage this layer holds (capacity, not use).
@@ -288,7 +292,7 @@ mod tests {
         let keep = l.add_adapter(&[0.5; 2 * 8], &[0.25; 6 * 2], 2, 1.0).unwrap();
         let mut b = vec![0.3; out * 3];
         b[..3].fill(0.0); // and B's row 0: W + s·B·A has a zero row
-        let err = l.add_adapter_as(1, &[0.1; 3 * 8], &b, 3, 1.0, Some(&[1.0; 6])).unwrap_err();
+        let err = l.add_adapter_as(1, &[0.1; 3 * 8], &b, 3, 1.0, Some(&[1.0; 6]), FactorFormat::F32).unwrap_err();
         assert!(err.message.contains("zero"), "{err:?}");
         assert_eq!(l.adapter_storage(), 2 * (out + inp), "the failed adapter's words are gone");
         let a5: Vec<f32> = (0..5 * inp).map(|i| (i % 5) as f32 * 0.1).collect();

@@ -133,8 +133,8 @@ fn dora_linear_on_the_gpu_matches_the_cpu() {
         let mut l = LoraLinear::new(b, w).unwrap();
         let (r1, r2) = (5, 3);
         let m: Vec<f32> = (0..out).map(|_| 0.5 + rng.uniform().abs()).collect();
-        l.add_adapter_as(0, &rng.vec(r1 * inp, 0.2), &rng.vec(out * r1, 0.2), r1, 0.8, Some(&m)).unwrap();
-        l.add_adapter_as(1, &rng.vec(r2 * inp, 0.2), &rng.vec(out * r2, 0.2), r2, 1.5, None).unwrap();
+        l.add_adapter_as(0, &rng.vec(r1 * inp, 0.2), &rng.vec(out * r1, 0.2), r1, 0.8, Some(&m), lorafuse::FactorFormat::F32).unwrap();
+        l.add_adapter_as(1, &rng.vec(r2 * inp, 0.2), &rng.vec(out * r2, 0.2), r2, 1.5, None, lorafuse::FactorFormat::F32).unwrap();
         let x = rng.vec(n * inp, 1.0);
         let rows: Vec<Vec<(usize, f32)>> = (0..n).map(|i| match i % 4 {
             0 => vec![(0, 1.0)],
@@ -201,4 +201,59 @@ fn unloading_adapters_returns_their_storage() {
     }
     close("GPU before/after packing", &got[1], &got[0], 1e-6);
     close("GPU before/after packing", &got[3], &got[2], 1e-6);
+}
+
+/// Adapters stored in different formats share one layer (an auto-precision model keeps an
+/// outlier-heavy adapter in f32 beside int16 ones): a DoRA adapter in int16, a plain one in
+/// f16 (int16 on the CPU, which has no f16) and one in f32, per row, stacked and alone, in
+/// decode and prefill shapes, before and after unloading the middle one. The reference is the
+/// CPU with every adapter in f32 on factors rounded as the format stores them.
+#[test]
+fn adapters_of_different_formats_share_a_layer() {
+    use common::{exact, f16_rounded, i16_rounded, Rounding};
+    use lorafuse::{FactorFormat, LoraLinear, Mix};
+    let Some(g) = common::gpu(GpuOptions { max_binding_bytes: Some(16384), ..Default::default() }) else { return };
+    /// Outputs with all three adapters, then with the middle one unloaded.
+    fn run<B: ModelOps>(b: &B, w: HostWeight, n: usize, formats: [(FactorFormat, Rounding); 3]) -> [Vec<f32>; 2] {
+        let mut rng = Rng::new(11);
+        let (out, inp) = (w.rows, w.cols);
+        let mut l = LoraLinear::new(b, w).unwrap();
+        let m: Vec<f32> = (0..out).map(|_| 0.5 + rng.uniform().abs()).collect();
+        for (id, ((format, round), rank)) in formats.into_iter().zip([5, 3, 4]).enumerate() {
+            let (a, bb) = round(&rng.vec(rank * inp, 0.2), &rng.vec(out * rank, 0.2), rank);
+            let gain = (id == 0).then_some(&m[..]);
+            l.add_adapter_as(id, &a, &bb, rank, 0.7 + id as f32, gain, format).unwrap();
+        }
+        let x = rng.vec(n * inp, 1.0);
+        let rows = |ids: &[usize]| -> Vec<Vec<(usize, f32)>> {
+            (0..n).map(|i| match i % 4 {
+                3 => vec![],
+                2 => ids.iter().map(|&j| (j, 0.4)).collect(),
+                k => vec![(ids[k % ids.len()], 1.0)],
+            }).collect()
+        };
+        let all = pollster::block_on(l.run(&x, n, &Mix::PerRow(rows(&[0, 1, 2])))).unwrap();
+        l.remove_adapter(1).unwrap();
+        let left = pollster::block_on(l.run(&x, n, &Mix::PerRow(rows(&[0, 2])))).unwrap();
+        [all, left]
+    }
+    use FactorFormat::*;
+    let reference = [(F32, i16_rounded as Rounding), (F32, f16_rounded), (F32, exact)];
+    let gpu = [(I16, exact as Rounding), (F16, exact), (F32, exact)];
+    let cpu_ref = [(F32, i16_rounded as Rounding), (F32, i16_rounded), (F32, exact)];
+    let cpu = [(I16, exact as Rounding), (I16, exact), (F32, exact)];
+    for f in [WeightFormat::F16, WeightFormat::Q4_1] {
+        for n in [3, 20] {
+            let w = table(&mut Rng::new(5), f, 203, 96);
+            let want = run(&CpuBackend::default(), w.clone(), n, reference);
+            let cases = ["all three", "after an unload"];
+            for ((got, want), what) in run(&g, w.clone(), n, gpu).iter().zip(&want).zip(cases) {
+                close(&format!("GPU, mixed formats, {f:?} n={n}, {what}"), got, want, 1e-5);
+            }
+            let want = run(&CpuBackend::default(), w.clone(), n, cpu_ref);
+            for ((got, want), what) in run(&CpuBackend::default(), w, n, cpu).iter().zip(&want).zip(cases) {
+                close(&format!("CPU, mixed formats, {f:?} n={n}, {what}"), got, want, 1e-5);
+            }
+        }
+    }
 }

@@ -44,9 +44,10 @@ pub struct CpuBackend {
     /// Opt-in: quantize activations to int8 per 32-block for block-format weights (Q8_0,
     /// Q4_0, Q4_1), a few times faster, less exact (accuracy in bench/RESULTS.md).
     pub int8_activations: bool,
-    /// How adapter factors (A, B) are stored: f32 (exact, the default), or int16 codes with
-    /// a step per rank, half the bytes each decode step reads for them. There is no f16 on
-    /// the CPU (widening it in wasm costs more than the bytes save): writes in F16 fail.
+    /// How adapter factors (A, B) are stored unless an adapter asks otherwise: f32 (exact,
+    /// the default), or int16 codes with a step per rank, half the bytes each decode step
+    /// reads for them. There is no f16 on the CPU (widening it in wasm costs more than the
+    /// bytes save): writes in F16 fail.
     pub factors: FactorFormat,
 }
 
@@ -105,7 +106,7 @@ impl Backend for CpuBackend {
     fn dora_gain(&self, w: &HostWeight, arena: &mut CpuArena, d: &DoraGain<'_>) -> Result<()> {
         let rank = d.rank;
         // Aᵀ [in, rank], as stored.
-        let (at, b) = (stored(&shrink::transpose_a(d.a, rank), self.factors, rank, RankAxis::Columns), stored(d.b, self.factors, rank, RankAxis::Columns));
+        let (at, b) = (stored(&shrink::transpose_a(d.a, rank), d.format, rank, RankAxis::Columns), stored(d.b, d.format, rank, RankAxis::Columns));
         let mut gain = Vec::with_capacity(w.rows);
         for o in 0..w.rows {
             let bo = &b[o * rank..(o + 1) * rank];
@@ -125,8 +126,8 @@ impl Backend for CpuBackend {
     }
 
     /// A is kept transposed, `[in, rank]`: what `shrink.rs` reads as one stream.
-    fn arena_write_a(&self, arena: &mut CpuArena, offset: usize, a: &[f32], rank: usize) -> Result<()> {
-        arena.write(offset, &shrink::transpose_a(a, rank), self.factors, rank)
+    fn arena_write_a(&self, arena: &mut CpuArena, offset: usize, a: &[f32], rank: usize, format: FactorFormat) -> Result<()> {
+        arena.write(offset, &shrink::transpose_a(a, rank), format, rank)
     }
 
     fn arena(&self) -> CpuArena {
@@ -147,8 +148,8 @@ impl Backend for CpuBackend {
         arena.len()
     }
 
-    fn arena_write(&self, arena: &mut CpuArena, offset: usize, data: &[f32], rank: usize) -> Result<()> {
-        arena.write(offset, data, self.factors, rank)
+    fn arena_write(&self, arena: &mut CpuArena, offset: usize, data: &[f32], rank: usize, format: FactorFormat) -> Result<()> {
+        arena.write(offset, data, format, rank)
     }
 
     fn lora_linear(

@@ -56,13 +56,13 @@ pub(super) fn encode(
     let routes_buf = g.pool.acquire(dev, (words.len() * 4) as u64, STORAGE);
     g.ctx.queue.write_buffer(&routes_buf.buf, 0, bytemuck::cast_slice(&words));
     let t_buf = g.pool.acquire(dev, (routes.t_len.max(1) * 4) as u64, STORAGE);
-    let kernel = if n < PREFILL_ROWS { Kernel::LoraMatvec(w.format, g.factors) } else { Kernel::LoraMatmul(w.format, g.factors) };
+    let kernel = if n < PREFILL_ROWS { Kernel::LoraMatvec(w.format) } else { Kernel::LoraMatmul(w.format) };
     let dora = routes.entries.iter().any(|e| e.dora()) as u32;
     g.record(|enc| {
         if !routes.entries.is_empty() {
             let params = ShrinkParams { n: n as u32, cols: x.cols as u32, rows: w.rows as u32, pad: 0 };
             let bufs = [(&x.buf.buf, x.buf.id), (&arena.buf, arena.id), (&routes_buf.buf, routes_buf.id), (&t_buf.buf, t_buf.id)];
-            g.pass(enc, Kernel::LoraShrink(g.factors), &bufs, bytemuck::bytes_of(&params), [routes.entries.len(), routes.max_rank as usize, 1])?;
+            g.pass(enc, Kernel::LoraShrink, &bufs, bytemuck::bytes_of(&params), [routes.entries.len(), routes.max_rank as usize, 1])?;
         }
         for c in &w.chunks {
             let (wg_x, grid) = match kernel {

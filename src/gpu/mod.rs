@@ -25,7 +25,7 @@ pub(crate) struct Inner {
     ctx: Context,
     pool: Rc<Pool>,
     pipes: Pipelines,
-    /// How every arena of this backend stores adapter factors.
+    /// How adapter factors are stored unless an adapter asks otherwise.
     factors: FactorFormat,
     /// The open encoder: a step's passes and copies, submitted once by `flush` (at a read,
     /// before host writes to live buffers, or when too much memory waits for reuse).
@@ -76,7 +76,7 @@ impl GpuBackend {
         Ok(GpuBackend(Rc::new(Inner { ctx, pool, pipes, factors, enc: Default::default() })))
     }
 
-    /// How adapter factors are stored (`GpuOptions::factors`).
+    /// How adapter factors are stored by default (`GpuOptions::factors`).
     pub fn factors(&self) -> FactorFormat {
         self.0.factors
     }
@@ -117,10 +117,10 @@ impl GpuBackend {
         self.0.ctx.check()
     }
 
-    /// Writes a factor matrix in this backend's format (arena_*.wgsl reads it back).
-    fn write_factors(&self, arena: &mut GpuArena, offset: usize, data: &[f32], rank: usize, axis: RankAxis) -> Result<()> {
+    /// Writes a factor matrix in `format` (arena.wgsl's `lora_at` reads it back).
+    fn write_factors(&self, arena: &mut GpuArena, offset: usize, data: &[f32], rank: usize, axis: RankAxis, format: FactorFormat) -> Result<()> {
         // 16-bit formats: the halves (padded to a word), then int16's steps per rank.
-        let (mut halves, steps): (Vec<u16>, Vec<f32>) = match self.0.factors {
+        let (mut halves, steps): (Vec<u16>, Vec<f32>) = match format {
             FactorFormat::F32 => return self.arena_write_words(arena, offset, bytemuck::cast_slice(data)),
             FactorFormat::F16 => (data.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect(), Vec::new()),
             FactorFormat::I16 => {
@@ -361,7 +361,8 @@ impl Backend for GpuBackend {
             for c in &w.chunks {
                 let words = [w.cols, c.rows, c.row0, d.rank, d.a_off, d.b_off, d.g_off].map(|v| v as u32);
                 let bufs = [(&c.buf, c.id), (&arena.buf, arena.id)];
-                self.0.pass(enc, Kernel::DoraGain(w.format, self.0.factors), &bufs, bytemuck::bytes_of(&Params(words, d.scale, [w.rows as u32, 0, 0, 0])), [c.rows, 1, 1])?;
+                let tail = [w.rows as u32, d.format.code(), 0, 0];
+                self.0.pass(enc, Kernel::DoraGain(w.format), &bufs, bytemuck::bytes_of(&Params(words, d.scale, tail)), [c.rows, 1, 1])?;
             }
             Ok(())
         })?;
@@ -396,12 +397,12 @@ impl Backend for GpuBackend {
     }
 
     /// A `[rank, in]`: rank j is row j (B's ranks are its columns).
-    fn arena_write_a(&self, arena: &mut GpuArena, offset: usize, a: &[f32], rank: usize) -> Result<()> {
-        self.write_factors(arena, offset, a, rank, RankAxis::Rows)
+    fn arena_write_a(&self, arena: &mut GpuArena, offset: usize, a: &[f32], rank: usize, format: FactorFormat) -> Result<()> {
+        self.write_factors(arena, offset, a, rank, RankAxis::Rows, format)
     }
 
-    fn arena_write(&self, arena: &mut GpuArena, offset: usize, data: &[f32], rank: usize) -> Result<()> {
-        self.write_factors(arena, offset, data, rank, RankAxis::Columns)
+    fn arena_write(&self, arena: &mut GpuArena, offset: usize, data: &[f32], rank: usize, format: FactorFormat) -> Result<()> {
+        self.write_factors(arena, offset, data, rank, RankAxis::Columns, format)
     }
 
     /// A new buffer of exactly `len` words receives the kept ranges (GPU-side copies), and

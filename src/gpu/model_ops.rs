@@ -310,10 +310,9 @@ impl ModelOps for GpuBackend {
     }
 
     fn prepare(&self, matmul: &[WeightFormat], embed: WeightFormat) -> Result<()> {
-        let a = self.0.factors;
-        let mut kernels = vec![Kernel::LoraShrink(a), Kernel::Embed(embed), Kernel::RmsNorm, Kernel::Add, Kernel::SiluMul, Kernel::Rope];
+        let mut kernels = vec![Kernel::LoraShrink, Kernel::Embed(embed), Kernel::RmsNorm, Kernel::Add, Kernel::SiluMul, Kernel::Rope];
         kernels.extend([Kernel::Attention, Kernel::AttentionPrefill, Kernel::Penalize, Kernel::TopK]);
-        kernels.extend(matmul.iter().flat_map(|&f| [Kernel::LoraMatvec(f, a), Kernel::LoraMatmul(f, a)]));
+        kernels.extend(matmul.iter().flat_map(|&f| [Kernel::LoraMatvec(f), Kernel::LoraMatmul(f)]));
         for k in kernels {
             self.0.pipes.get(&self.0.ctx.device, k, || self.0.pool.new_id());
         }

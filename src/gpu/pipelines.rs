@@ -3,7 +3,6 @@
 //! decode functions), the shared bindings (`lora_linear_io.wgsl`) and the kernel body, so a
 //! new format is one new snippet.
 
-use crate::lora::factors::FactorFormat;
 use crate::weights::WeightFormat;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -12,9 +11,7 @@ const WEIGHTS_F32: &str = include_str!("../../shaders/weights_f32.wgsl");
 const WEIGHTS_F16: &str = include_str!("../../shaders/weights_f16.wgsl");
 const WEIGHTS_BF16: &str = include_str!("../../shaders/weights_bf16.wgsl");
 const WEIGHTS_QUANT: &str = include_str!("../../shaders/weights_quant.wgsl");
-const ARENA_F32: &str = include_str!("../../shaders/arena_f32.wgsl");
-const ARENA_F16: &str = include_str!("../../shaders/arena_f16.wgsl");
-const ARENA_I16: &str = include_str!("../../shaders/arena_i16.wgsl");
+const ARENA: &str = include_str!("../../shaders/arena.wgsl");
 const LORA_LINEAR_IO: &str = include_str!("../../shaders/lora_linear_io.wgsl");
 const LORA_SHRINK: &str = include_str!("../../shaders/lora_shrink.wgsl");
 const LORA_MATVEC: &str = include_str!("../../shaders/lora_matvec.wgsl");
@@ -45,22 +42,13 @@ pub fn weights_snippet(f: WeightFormat) -> String {
     }
 }
 
-/// The `lora_at` / `lora_rank_scale` snippet reading factors in format `f` from `arena`.
-fn arena_snippet(f: FactorFormat) -> &'static str {
-    match f {
-        FactorFormat::F32 => ARENA_F32,
-        FactorFormat::F16 => ARENA_F16,
-        FactorFormat::I16 => ARENA_I16,
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
-    LoraShrink(FactorFormat),
+    LoraShrink,
     /// Decode shape: a few rows, bandwidth-bound.
-    LoraMatvec(WeightFormat, FactorFormat),
+    LoraMatvec(WeightFormat),
     /// Prefill shape: tiled.
-    LoraMatmul(WeightFormat, FactorFormat),
+    LoraMatmul(WeightFormat),
     /// Model ops (`model_ops.rs`).
     Embed(WeightFormat),
     RmsNorm,
@@ -71,15 +59,15 @@ pub enum Kernel {
     AttentionPrefill,
     Penalize,
     TopK,
-    DoraGain(WeightFormat, FactorFormat),
+    DoraGain(WeightFormat),
 }
 
 impl Kernel {
     pub fn source(self) -> String {
         match self {
-            Kernel::LoraShrink(a) => [arena_snippet(a), LORA_SHRINK].join("\n"),
-            Kernel::LoraMatvec(f, a) => [&weights_snippet(f), arena_snippet(a), LORA_LINEAR_IO, LORA_MATVEC].join("\n"),
-            Kernel::LoraMatmul(f, a) => [&weights_snippet(f), arena_snippet(a), LORA_LINEAR_IO, LORA_MATMUL].join("\n"),
+            Kernel::LoraShrink => [ARENA, LORA_SHRINK].join("\n"),
+            Kernel::LoraMatvec(f) => [&weights_snippet(f), ARENA, LORA_LINEAR_IO, LORA_MATVEC].join("\n"),
+            Kernel::LoraMatmul(f) => [&weights_snippet(f), ARENA, LORA_LINEAR_IO, LORA_MATMUL].join("\n"),
             Kernel::Embed(f) => [&weights_snippet(f), EMBED].join("\n"),
             Kernel::RmsNorm => [REDUCE, RMS_NORM].join("\n"),
             Kernel::Add => ADD.to_string(),
@@ -89,7 +77,7 @@ impl Kernel {
             Kernel::AttentionPrefill => [ATTENTION_PARAMS, ATTENTION_PREFILL].join("\n"),
             Kernel::Penalize => PENALIZE.to_string(),
             Kernel::TopK => TOP_K.to_string(),
-            Kernel::DoraGain(f, a) => [&weights_snippet(f), arena_snippet(a), REDUCE, DORA_GAIN].join("\n"),
+            Kernel::DoraGain(f) => [&weights_snippet(f), ARENA, REDUCE, DORA_GAIN].join("\n"),
         }
     }
 }

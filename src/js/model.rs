@@ -5,6 +5,7 @@ use super::js_err;
 use super::runtime::{AnyBackend, Runtime};
 use crate::cpu::CpuBackend;
 use crate::gpu::GpuBackend;
+use crate::lora::factors::FactorFormat;
 use crate::error::{Error, Result};
 use crate::model::adapters::{peft_from_files, AdapterChoice};
 use crate::model::chat::Message;
@@ -186,8 +187,14 @@ impl JsModel {
     }
 
     /// Adds a PEFT adapter from its files (`[[name, bytes], ...]`); returns its info.
+    /// `precision`: "auto" (the runtime's format; int16 gives way to f32 for an adapter it
+    /// would round coarsely), or "f32" / "f16" / "i16" for this adapter.
     #[wasm_bindgen(js_name = loadAdapter)]
-    pub fn load_adapter(&self, name: &str, files: js_sys::Array, replace: bool) -> std::result::Result<JsValue, JsValue> {
+    pub fn load_adapter(&self, name: &str, files: js_sys::Array, replace: bool, precision: &str) -> std::result::Result<JsValue, JsValue> {
+        let format = match precision {
+            "auto" => None,
+            p => Some(FactorFormat::parse(p).map_err(js_err)?),
+        };
         let files: Vec<(String, Vec<u8>)> = files
             .iter()
             .map(|pair| {
@@ -200,7 +207,7 @@ impl JsModel {
         with_model!(&self.inner, m => {
             let mut m = m.try_borrow_mut().map_err(|_| busy())?;
             let a = peft_from_files(&files, &m.llama.cfg).map_err(|e| js_err(Error::new(e.kind, format!("adapter {name:?}: {}", e.message))))?;
-            let info = m.add_adapter(name, a, replace).map_err(js_err)?;
+            let info = m.add_adapter_in(name, a, replace, format).map_err(js_err)?;
             Ok(serde_wasm_bindgen::to_value(&info)?)
         })
     }

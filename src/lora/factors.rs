@@ -28,6 +28,15 @@ impl FactorFormat {
         }
     }
 
+    /// The format's number in the GPU's route table (`arena.wgsl`).
+    pub fn code(self) -> u32 {
+        match self {
+            FactorFormat::F32 => 0,
+            FactorFormat::F16 => 1,
+            FactorFormat::I16 => 2,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             FactorFormat::F32 => "f32",

@@ -5,8 +5,8 @@
 //! (adapter slot, coefficient). The kernels compute `T = coef * X_row·Aᵀ` per entry into a
 //! compact scratch (`t_off`), then add `T·Bᵀ` inside the base matmul's output tile.
 
+use super::factors::FactorFormat;
 use crate::error::{Error, Result};
-use bytemuck::{Pod, Zeroable};
 
 /// Where one adapter's factors live in its layer's arena, in f32 elements:
 /// `A [rank, in]` at `a_off`, `B [out, rank]` at `b_off`.
@@ -19,6 +19,8 @@ pub struct Slot {
     pub scale: f32,
     /// DoRA: offset of the per-output gain `m / ‖W + s·B·A‖_row` (`NO_GAIN` for plain LoRA).
     pub g_off: u32,
+    /// How this adapter's A and B are stored (adapters of one layer may differ).
+    pub format: FactorFormat,
 }
 
 impl Slot {
@@ -33,9 +35,8 @@ impl Slot {
 /// `g_off` of adapters without a DoRA gain.
 pub const NO_GAIN: u32 = u32::MAX;
 
-/// One (row, adapter) pair. Layout shared with the WGSL kernels: eight u32 words.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+/// One (row, adapter) pair. The GPU gets it as eight u32 words (`Routes::to_words`).
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RouteEntry {
     pub row: u32,
     pub a_off: u32,
@@ -48,6 +49,8 @@ pub struct RouteEntry {
     /// `y = base·(1 + Σ gw·(g − 1)) + Σ g·(coef·x·Aᵀ)·Bᵀ`.
     pub g_off: u32,
     pub gw: f32,
+    /// `FactorFormat::code` of the adapter's factors (the CPU reads it from its blocks).
+    pub format: u32,
 }
 
 /// Per-row adapter table for a call of `n` rows, CSR style.
@@ -135,6 +138,7 @@ impl Routes {
                     coef,
                     g_off: s.g_off,
                     gw: weight,
+                    format: s.format.code(),
                 });
                 r.t_len += s.rank as usize;
                 r.max_rank = r.max_rank.max(s.rank);
@@ -147,7 +151,12 @@ impl Routes {
     /// GPU layout: `row_start` then the entries' words.
     pub fn to_words(&self) -> Vec<u32> {
         let mut w = self.row_start.clone();
-        w.extend_from_slice(bytemuck::cast_slice(&self.entries));
+        w.reserve(8 * self.entries.len());
+        for e in &self.entries {
+            // The factor format rides in the rank word's high half (ranks are ≤ MAX_RANK).
+            let rank = e.rank | e.format << 16;
+            w.extend_from_slice(&[e.row, e.a_off, e.b_off, rank, e.t_off, e.coef.to_bits(), e.g_off, e.gw.to_bits()]);
+        }
         w
     }
 }

@@ -4,8 +4,8 @@
 use super::ops::ModelOps;
 use super::Model;
 use crate::error::{Error, Result};
-use crate::lora::factors::{rounding_error, RankAxis};
-use crate::lora::peft::{PeftAdapter, Target};
+use crate::lora::factors::{rounding_error, FactorFormat, RankAxis};
+use crate::lora::peft::{ModuleLora, PeftAdapter, Target};
 use crate::lora::Mix;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -28,6 +28,8 @@ pub struct AdapterInfo {
     /// any A or B): 0 in f32, about 1.5e-5 to 4e-5 in int16 for factors without
     /// outliers, about 2e-4 in f16. Far above that, an outlier coarsened a rank: use f32.
     pub rounding_error: f64,
+    /// How the factors are stored: "f32", "f16" or "i16".
+    pub precision: &'static str,
 }
 
 struct Entry {
@@ -83,10 +85,20 @@ impl Adapters {
     }
 }
 
+/// Past this `rounding_error`, int16 storage is worse than f16's usual rounding (an outlier
+/// set a rank's step), so an adapter the backend would store in int16 is stored in f32.
+pub const AUTO_F32_ABOVE: f64 = 2e-4;
+
 impl<B: ModelOps> Model<B> {
-    /// Adds (or with `replace`, swaps in) an adapter. On any error the model and every other
-    /// adapter are exactly as before.
+    /// Adds (or with `replace`, swaps in) an adapter, stored in the backend's factor format
+    /// (int16 giving way to f32 past `AUTO_F32_ABOVE`). On any error the model and every
+    /// other adapter are exactly as before.
     pub fn add_adapter(&mut self, name: &str, a: PeftAdapter, replace: bool) -> Result<AdapterInfo> {
+        self.add_adapter_in(name, a, replace, None)
+    }
+
+    /// `add_adapter`, with the factors stored in `format` when given.
+    pub fn add_adapter_in(&mut self, name: &str, a: PeftAdapter, replace: bool, format: Option<FactorFormat>) -> Result<AdapterInfo> {
         if name.is_empty() {
             return Err(Error::adapter("adapter names must not be empty"));
         }
@@ -95,19 +107,28 @@ impl<B: ModelOps> Model<B> {
         }
         let id = self.adapters.next_id;
         let mut added: Vec<Target> = Vec::new();
-        let (mut bytes, mut worst) = (0, 0f64);
-        let format = self.llama.backend().factor_format();
+        let worst = |f| {
+            let err = |m: &ModuleLora| rounding_error(&m.a, f, m.rank, RankAxis::Rows).max(rounding_error(&m.b, f, m.rank, RankAxis::Columns));
+            a.modules.iter().map(err).fold(0f64, f64::max)
+        };
+        let (format, rounding_error) = match format {
+            Some(f) => (f, worst(f)),
+            None => {
+                let f = self.llama.backend().factor_format();
+                match worst(f) {
+                    e if f == FactorFormat::I16 && e > AUTO_F32_ABOVE => (FactorFormat::F32, 0.0),
+                    e => (f, e),
+                }
+            }
+        };
+        let mut bytes = 0;
         for m in &a.modules {
             let r = self.llama.linear_mut(m.target).and_then(|l| {
-                l.add_adapter_as(id, &m.a, &m.b, m.rank, m.scale, m.magnitude.as_deref())?;
+                l.add_adapter_as(id, &m.a, &m.b, m.rank, m.scale, m.magnitude.as_deref(), format)?;
                 Ok(l.adapter_bytes_of(id))
             });
             match r {
-                Ok(held) => {
-                    bytes += held;
-                    let err = |v: &[f32], axis| rounding_error(v, format, m.rank, axis);
-                    worst = worst.max(err(&m.a, RankAxis::Rows)).max(err(&m.b, RankAxis::Columns));
-                }
+                Ok(held) => bytes += held,
                 Err(e) => {
                     for t in &added {
                         let _ = self.llama.linear_mut(*t).and_then(|l| l.remove_adapter(id));
@@ -118,7 +139,7 @@ impl<B: ModelOps> Model<B> {
             added.push(m.target);
         }
         self.adapters.next_id += 1;
-        let info = AdapterInfo { name: name.into(), rank: a.r, alpha: a.alpha, scale: 1.0, targets: a.targets, bytes, dora: a.dora, rounding_error: worst };
+        let info = AdapterInfo { name: name.into(), rank: a.r, alpha: a.alpha, scale: 1.0, targets: a.targets, bytes, dora: a.dora, rounding_error, precision: format.name() };
         if let Some(old) = self.adapters.by_name.insert(name.into(), Entry { id, info: info.clone(), targets: added }) {
             self.drop_slots(&old);
         }

@@ -115,10 +115,11 @@ test('generateBatch: rows with different adapters in one batched pass equal sing
   assert.throws(() => model.generateBatch([{ prompt: 'x', adapter: 'nope' }]), api.AdapterError);
 });
 
-test('roundingError: int16 (the default) reports a rank coarsened by an outlier; f32 stores it exactly', async () => {
+test('precision per adapter: auto keeps int16 unless an outlier would coarsen a rank, then f32; roundingError says what storage did', async () => {
   const i16 = await api.LoraRuntime.create({ backend: 'cpu' });
   assert.equal(i16.adapterPrecision, 'i16');
   const model = await i16.loadModel(new URL('llama-hf/', TINY).href);
+  const V = model.info.vocabSize;
   const dir = new URL('adapters/qv-r4/', TINY);
   const files = Object.fromEntries(['adapter_config.json', 'adapter_model.safetensors'].map((n) => [n, readFileSync(new URL(n, dir))]));
   const plain = await model.loadAdapter('plain', { files });
@@ -133,11 +134,29 @@ test('roundingError: int16 (the default) reports a rank coarsened by an outlier;
   const spiky = st.slice();
   spiky.set(new Uint8Array(data.buffer), at);
   const withOutlier = { files: { ...files, 'adapter_model.safetensors': spiky } };
-  const outlier = await model.loadAdapter('outlier', withOutlier);
+  const auto = await model.loadAdapter('outlier', withOutlier);
+  const forced = await model.loadAdapter('outlier-i16', withOutlier, { precision: 'i16' });
+  const exact = await model.loadAdapter('plain-f32', { files }, { precision: 'f32' });
+  console.log(`# int16 roundingError: qv-r4 ${plain.roundingError.toExponential(1)}, with an outlier ${forced.roundingError.toExponential(1)}`);
+  assert.deepEqual([plain.precision, auto.precision, forced.precision, exact.precision], ['i16', 'f32', 'i16', 'f32']);
   assert.ok(plain.roundingError > 1e-6 && plain.roundingError < 1e-4, `plain ${plain.roundingError}`);
-  assert.ok(outlier.roundingError > 10 * plain.roundingError, `outlier ${outlier.roundingError} vs plain ${plain.roundingError}`);
-  console.log(`# int16 roundingError: qv-r4 ${plain.roundingError.toExponential(1)}, with an outlier ${outlier.roundingError.toExponential(1)}`);
-  assert.deepEqual(model.adapters().map((a) => a.roundingError), [outlier.roundingError, plain.roundingError]);
-  const exact = await (await rt.loadModel(new URL('llama-hf/', TINY).href)).loadAdapter('outlier', withOutlier);
-  assert.equal(exact.roundingError, 0);
+  assert.ok(forced.roundingError > 2e-4 && forced.roundingError > 10 * plain.roundingError, `outlier in int16: ${forced.roundingError}`);
+  assert.deepEqual([auto.roundingError, exact.roundingError], [0, 0]);
+  assert.deepEqual(model.adapters().map((a) => [a.name, a.precision]), [['outlier', 'f32'], ['outlier-i16', 'i16'], ['plain', 'i16'], ['plain-f32', 'f32']]);
+  // f32 and int16 adapters side by side, alone and stacked, give what an all-f32 model gives
+  // (int16 within its rounding), and the f32 one exactly.
+  const ref = await rt.loadModel(new URL('llama-hf/', TINY).href);
+  await ref.loadAdapter('outlier', withOutlier);
+  await ref.loadAdapter('plain', { files });
+  const same = async (opts, tol) => {
+    const [got, want] = [await model.forward(REF.prompt_ids, opts), await ref.forward(REF.prompt_ids, opts)];
+    assert.ok(maxRel(got, want, V) <= tol, `${JSON.stringify(opts)}: ${maxRel(got, want, V)}`);
+  };
+  await same({ adapter: 'outlier' }, 1e-6);
+  await same({ adapter: 'plain' }, 5e-3);
+  await same({ adapters: [{ name: 'outlier', weight: 0.5 }, { name: 'plain', weight: 0.5 }] }, 5e-3);
+  assert.ok(maxRel(await model.forward(REF.prompt_ids, { adapter: 'plain-f32' }), expected('qv-r4'), V) <= 1e-4);
+  await assert.rejects(model.loadAdapter('x', { files }, { precision: 'f8' }), api.ConfigError);
+  await assert.rejects(model.loadAdapter('y', { files }, { precision: 'f16' }), (e) => /int16/.test(e.message));
+  assert.deepEqual(model.adapters().length, 4, 'failed loads leave nothing behind');
 });

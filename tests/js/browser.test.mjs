@@ -114,6 +114,13 @@ test('PEFT adapters in Chromium match PEFT', { timeout: 300_000 }, async () => {
     const cpuRatio = held['cpu-f16'] / held['cpu-f32'];
     assert.ok(cpuRatio > 0.5 && cpuRatio < 0.54, `int16/f32 adapter bytes ${cpuRatio}`);
     assert.equal(held['cpu-f32'], held['webgpu-f32']);
+    // Per adapter: each in its own format within one model's arenas, each within its
+    // format's tolerance of PEFT.
+    const mixed = await page.evaluate(() => window.mixedPrecision());
+    const tol = { f32: 1e-4, i16: 5e-3, f16: 5e-2 };
+    assert.deepEqual(Object.values(mixed).map(([p]) => p), ['f32', 'f16', 'i16', 'i16'], JSON.stringify(mixed));
+    for (const [n, [p, e]] of Object.entries(mixed)) assert.ok(e <= tol[p], `mixed precisions: ${n} in ${p}: ${e}`);
+    console.log(`# WebGPU, one model, mixed precisions: ${Object.entries(mixed).map(([n, [p, e]]) => `${n} ${p} ${e.toExponential(1)}`).join(', ')}`);
     const bad = await page.evaluate(() => window.tryCreate({ adapterPrecision: 'f8' }));
     assert.match(bad, /^ConfigError: unknown adapterPrecision "f8"/);
   } finally {
