@@ -237,8 +237,7 @@ export class Model {
         m = await this.#reload();
         for (const [name, { source, cache, precision }] of this.#adapterSources) {
           const pairs = await readAdapter(name, source, { cache });
-          // The CPU has no f16 factors: its 16-bit format is int16.
-          call(() => m.loadAdapter(name, pairs, true, precision === 'f16' ? 'i16' : precision));
+          call(() => m.loadAdapter(name, pairs, true, precision));
         }
         for (const [name, s] of this.#scales) call(() => m.setAdapterScale(name, s));
       } catch (err) {

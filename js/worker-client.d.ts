@@ -46,7 +46,7 @@ export class WorkerModel {
   loadAdapter(name: string, source: unknown, options?: { replace?: boolean; precision?: 'auto' | 'f32' | 'f16' | 'i16'; onProgress?: (p: WorkerProgress) => void }): Promise<Record<string, unknown>>;
   unloadAdapter(name: string): Promise<void>;
   setAdapterScale(name: string, scale: number): Promise<void>;
-  adapters(): Promise<Array<{ name: string; rank: number; alpha: number; scale: number; targets: string[]; bytes: number; dora: boolean }>>;
+  adapters(): Promise<Array<{ name: string; rank: number; alpha: number; scale: number; targets: string[]; bytes: number; dora: boolean; roundingError: number; precision: 'f32' | 'f16' | 'i16' }>>;
   adapterMemoryBytes(): Promise<number>;
   tokenize(text: string, options?: { special?: boolean }): Promise<number[]>;
   detokenize(ids: number[], options?: { skipSpecial?: boolean }): Promise<string>;

@@ -1,6 +1,7 @@
 // Parameters and bindings shared by the fused LoRA linear kernels (lora_matvec, lora_matmul).
 // Binding 0 (the base weight) belongs to the weights_*.wgsl snippet. A route entry is 8
-// words: row, a_off, b_off, rank, t_off, coef, g_off (NO_GAIN: plain LoRA), gw; a DoRA entry
+// words: row, a_off, b_off, rank | format << 16 (arena.wgsl), t_off, coef, g_off (NO_GAIN:
+// plain LoRA), gw; a DoRA entry
 // adds gw·(g − 1)·base + g·lora, plain ones add lora.
 
 const NO_GAIN: u32 = 0xffffffffu;

@@ -2,7 +2,8 @@
 // times rank k's steps when the factors are stored as int16 codes (arena.wgsl).
 // One workgroup per (entry, k); 64 threads stride over `cols` and tree-reduce.
 // Route table layout (u32): row_start[n + 1], then 8 words per entry:
-// row, a_off, b_off, rank, t_off, coef (f32 bits), DoRA gain offset, DoRA weight.
+// row, a_off, b_off, rank | factor format << 16 (arena.wgsl: entry_rank, entry_format),
+// t_off, coef (f32 bits), DoRA gain offset, DoRA weight.
 
 struct Params {
     n: u32,

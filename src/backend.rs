@@ -93,6 +93,11 @@ pub trait Backend: Clone + 'static {
     fn factor_format(&self) -> FactorFormat {
         FactorFormat::F32
     }
+    /// The format this backend stores when `f` is asked for (the CPU has no f16 factors:
+    /// its 16-bit format is int16).
+    fn storable(&self, f: FactorFormat) -> FactorFormat {
+        f
+    }
     /// Makes room for `words` words, keeping the contents (one growth per adapter load
     /// rather than one per factor written).
     fn arena_reserve(&self, _arena: &mut Self::Arena, _words: usize) -> Result<()> {

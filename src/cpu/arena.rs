@@ -2,7 +2,7 @@
 //! map onto separate blocks, one per write (an adapter's A, its B, its DoRA gain). Loading an
 //! adapter allocates exactly its own blocks and copies nothing already loaded; unloading frees
 //! them. (The GPU keeps one buffer per layer, which one storage binding needs.) A block holds
-//! factors in the backend's `FactorFormat` (f32 or int16).
+//! factors in its adapter's `FactorFormat` (f32 or int16).
 
 use crate::backend::ArenaMove;
 use crate::error::{Error, Result};

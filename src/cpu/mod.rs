@@ -138,6 +138,14 @@ impl Backend for CpuBackend {
         self.factors
     }
 
+    /// Widening f16 in wasm costs more than the bytes it saves: 16 bits means int16 here.
+    fn storable(&self, f: FactorFormat) -> FactorFormat {
+        match f {
+            FactorFormat::F16 => FactorFormat::I16,
+            f => f,
+        }
+    }
+
     /// Blocks only change keys: nothing is copied.
     fn arena_repack(&self, arena: &mut CpuArena, keep: &[ArenaMove], _len: usize) -> Result<()> {
         arena.repack(keep);

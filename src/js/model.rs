@@ -188,12 +188,13 @@ impl JsModel {
 
     /// Adds a PEFT adapter from its files (`[[name, bytes], ...]`); returns its info.
     /// `precision`: "auto" (the runtime's format; int16 gives way to f32 for an adapter it
-    /// would round coarsely), or "f32" / "f16" / "i16" for this adapter.
+    /// would round coarsely), or "f32" / "f16" / "i16" for this adapter (f16 is int16 on the
+    /// CPU).
     #[wasm_bindgen(js_name = loadAdapter)]
     pub fn load_adapter(&self, name: &str, files: js_sys::Array, replace: bool, precision: &str) -> std::result::Result<JsValue, JsValue> {
         let format = match precision {
             "auto" => None,
-            p => Some(FactorFormat::parse(p).map_err(js_err)?),
+            p => Some(FactorFormat::parse(p).map_err(|_| js_err(Error::config(format!("unknown precision {p:?} (expected \"auto\", \"f32\", \"f16\" or \"i16\")"))))?),
         };
         let files: Vec<(String, Vec<u8>)> = files
             .iter()

@@ -60,8 +60,7 @@ impl Runtime {
         let choice = BackendChoice::parse(&backend).map_err(js_err)?;
         let factors = FactorFormat::parse(&adapter_precision).map_err(js_err)?;
         let opts = GpuOptions { factors, ..Default::default() };
-        // The CPU has no f16 path (widening it in wasm costs more than the bytes it saves).
-        let cpu = CpuBackend { factors: if factors == FactorFormat::F16 { FactorFormat::I16 } else { factors }, ..CpuBackend };
+        let cpu = CpuBackend { factors: CpuBackend.storable(factors), ..CpuBackend };
         let (backend, fallback_reason) = match choice {
             BackendChoice::Cpu => (AnyBackend::Cpu(cpu), None),
             BackendChoice::WebGpu => (AnyBackend::Gpu(GpuBackend::new(&opts).await.map_err(js_err)?), None),

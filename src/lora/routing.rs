@@ -8,7 +8,7 @@
 use super::factors::FactorFormat;
 use crate::error::{Error, Result};
 
-/// Where one adapter's factors live in its layer's arena, in f32 elements:
+/// Where one adapter's factors live in its layer's arena, in 32-bit words:
 /// `A [rank, in]` at `a_off`, `B [out, rank]` at `b_off`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Slot {

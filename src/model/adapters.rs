@@ -26,7 +26,8 @@ pub struct AdapterInfo {
     pub dora: bool,
     /// How much storage rounded the factors (`lora::factors::rounding_error`, worst rank of
     /// any A or B): 0 in f32, about 1.5e-5 to 4e-5 in int16 for factors without
-    /// outliers, about 2e-4 in f16. Far above that, an outlier coarsened a rank: use f32.
+    /// outliers, about 2e-4 in f16. Past `AUTO_F32_ABOVE` in int16 an outlier coarsened a
+    /// rank, and automatic precision stores the adapter in f32 instead.
     pub rounding_error: f64,
     /// How the factors are stored: "f32", "f16" or "i16".
     pub precision: &'static str,
@@ -97,7 +98,8 @@ impl<B: ModelOps> Model<B> {
         self.add_adapter_in(name, a, replace, None)
     }
 
-    /// `add_adapter`, with the factors stored in `format` when given.
+    /// `add_adapter`, with the factors stored in `format` when given (as the backend can:
+    /// `Backend::storable`).
     pub fn add_adapter_in(&mut self, name: &str, a: PeftAdapter, replace: bool, format: Option<FactorFormat>) -> Result<AdapterInfo> {
         if name.is_empty() {
             return Err(Error::adapter("adapter names must not be empty"));
@@ -111,10 +113,11 @@ impl<B: ModelOps> Model<B> {
             let err = |m: &ModuleLora| rounding_error(&m.a, f, m.rank, RankAxis::Rows).max(rounding_error(&m.b, f, m.rank, RankAxis::Columns));
             a.modules.iter().map(err).fold(0f64, f64::max)
         };
-        let (format, rounding_error) = match format {
+        let backend = self.llama.backend();
+        let (format, rounding_error) = match format.map(|f| backend.storable(f)) {
             Some(f) => (f, worst(f)),
             None => {
-                let f = self.llama.backend().factor_format();
+                let f = backend.factor_format();
                 match worst(f) {
                     e if f == FactorFormat::I16 && e > AUTO_F32_ABOVE => (FactorFormat::F32, 0.0),
                     e => (f, e),

@@ -156,7 +156,8 @@ test('precision per adapter: auto keeps int16 unless an outlier would coarsen a 
   await same({ adapter: 'plain' }, 5e-3);
   await same({ adapters: [{ name: 'outlier', weight: 0.5 }, { name: 'plain', weight: 0.5 }] }, 5e-3);
   assert.ok(maxRel(await model.forward(REF.prompt_ids, { adapter: 'plain-f32' }), expected('qv-r4'), V) <= 1e-4);
-  await assert.rejects(model.loadAdapter('x', { files }, { precision: 'f8' }), api.ConfigError);
-  await assert.rejects(model.loadAdapter('y', { files }, { precision: 'f16' }), (e) => /int16/.test(e.message));
-  assert.deepEqual(model.adapters().length, 4, 'failed loads leave nothing behind');
+  await assert.rejects(model.loadAdapter('x', { files }, { precision: 'f8' }), (e) => e instanceof api.ConfigError && /unknown precision "f8"/.test(e.message));
+  assert.equal(model.adapters().length, 4, 'a failed load leaves nothing behind');
+  // The CPU's 16 bits are int16: asking for f16 gives it.
+  assert.equal((await model.loadAdapter('half', { files }, { precision: 'f16' })).precision, 'i16');
 });

@@ -141,6 +141,7 @@ test('WebGPU device lost mid-generation: the model moves to the CPU and the gene
     assert.match(r.reason, /GPU/);
     assert.deepEqual(r.got, r.want, 'the same 12 tokens as a CPU-only run');
     assert.ok(r.sameLogits, 'after the move, forward is the CPU path with the adapter at its scale');
+    assert.deepEqual(r.precisions, [['half f16', 'qv f32'], ['half i16', 'qv f32']], 'adapters keep their precision on the CPU (f16 as int16)');
   } finally {
     await browser.close();
   }
