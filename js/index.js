@@ -66,7 +66,7 @@ export class LoraRuntime {
   get device() {
     return this.#rt.device;
   }
-  /** How adapter factors are stored: "f32", "f16" (WebGPU) or "i16" (CPU). */
+  /** How adapter factors are stored by default: "i16", "f32" or "f16" (WebGPU only). */
   get adapterPrecision() {
     return this.#rt.adapterPrecision;
   }

@@ -164,28 +164,21 @@ fn reserved<T>(len: usize) -> Result<Vec<T>> {
 mod tests {
     use super::*;
 
-    fn f32s(v: Values<'_>) -> &[f32] {
-        match v {
-            Values::F32(v) => v,
-            _ => panic!("16-bit block"),
-        }
-    }
-
     #[test]
     fn blocks_by_offset() {
         let mut a = CpuArena::default();
         a.write(10, &[1.0, 2.0, 3.0], FactorFormat::F32, 1).unwrap();
         a.write(0, &[4.0; 10], FactorFormat::F32, 1).unwrap();
         a.write(13, &[5.0], FactorFormat::F32, 1).unwrap();
-        assert_eq!(f32s(a.at(11)), &[2.0, 3.0]);
-        assert_eq!(f32s(a.at(13)), &[5.0]);
-        assert_eq!(f32s(a.at(0)).len(), 10);
+        assert_eq!(a.at_f32(11), &[2.0, 3.0]);
+        assert_eq!(a.at_f32(13), &[5.0]);
+        assert_eq!(a.at_f32(0).len(), 10);
         assert!(a.write(12, &[0.0; 3], FactorFormat::F32, 1).is_err()); // overlaps
         a.write(10, &[7.0, 8.0, 9.0], FactorFormat::F32, 1).unwrap(); // overwrite in place
-        assert_eq!(f32s(a.at(10)), &[7.0, 8.0, 9.0]);
+        assert_eq!(a.at_f32(10), &[7.0, 8.0, 9.0]);
         a.repack(&[ArenaMove { from: 10, to: 0, len: 4 }]); // drops [0, 10), moves [10, 14) down
         assert_eq!(a.len(), 4);
-        assert_eq!((f32s(a.at(0)), f32s(a.at(3))), (&[7.0, 8.0, 9.0][..], &[5.0][..]));
+        assert_eq!((a.at_f32(0), a.at_f32(3)), (&[7.0, 8.0, 9.0][..], &[5.0][..]));
     }
 
     /// An int16 block takes half a word per code (rounded up) plus a word per rank; each

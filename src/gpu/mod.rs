@@ -76,11 +76,6 @@ impl GpuBackend {
         Ok(GpuBackend(Rc::new(Inner { ctx, pool, pipes, factors, enc: Default::default() })))
     }
 
-    /// How adapter factors are stored by default (`GpuOptions::factors`).
-    pub fn factors(&self) -> FactorFormat {
-        self.0.factors
-    }
-
     pub fn context(&self) -> &Context {
         &self.0.ctx
     }

@@ -194,7 +194,7 @@ impl JsModel {
     pub fn load_adapter(&self, name: &str, files: js_sys::Array, replace: bool, precision: &str) -> std::result::Result<JsValue, JsValue> {
         let format = match precision {
             "auto" => None,
-            p => Some(FactorFormat::parse(p).map_err(|_| js_err(Error::config(format!("unknown precision {p:?} (expected \"auto\", \"f32\", \"f16\" or \"i16\")"))))?),
+            p => Some(FactorFormat::parse(p).ok_or_else(|| js_err(Error::config(format!("unknown precision {p:?} (expected \"auto\", \"f32\", \"f16\" or \"i16\")"))))?),
         };
         let files: Vec<(String, Vec<u8>)> = files
             .iter()

@@ -58,7 +58,9 @@ impl Runtime {
     /// the CPU stores int16 for it). `adapterPrecision` says which runs.
     pub async fn create(backend: String, adapter_precision: String) -> std::result::Result<Runtime, JsValue> {
         let choice = BackendChoice::parse(&backend).map_err(js_err)?;
-        let factors = FactorFormat::parse(&adapter_precision).map_err(js_err)?;
+        let factors = FactorFormat::parse(&adapter_precision).ok_or_else(|| {
+            js_err(Error::config(format!("unknown adapterPrecision {adapter_precision:?} (expected \"f32\", \"f16\" or \"i16\")")))
+        })?;
         let opts = GpuOptions { factors, ..Default::default() };
         let cpu = CpuBackend { factors: CpuBackend.storable(factors), ..CpuBackend };
         let (backend, fallback_reason) = match choice {
@@ -102,8 +104,8 @@ impl Runtime {
     #[wasm_bindgen(getter, js_name = adapterPrecision)]
     pub fn adapter_precision(&self) -> String {
         match &self.backend {
-            AnyBackend::Cpu(b) => b.factors.name().into(),
-            AnyBackend::Gpu(b) => b.factors().name().into(),
+            AnyBackend::Cpu(b) => b.factor_format().name().into(),
+            AnyBackend::Gpu(b) => b.factor_format().name().into(),
         }
     }
 

@@ -1,8 +1,6 @@
 //! How an arena stores adapter factors (A, B), shared by both backends so that a format
 //! means the same numbers everywhere. DoRA gains are f32 words in every format.
 
-use crate::error::{Error, Result};
-
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum FactorFormat {
     /// Exact: PEFT's f32 results.
@@ -19,13 +17,9 @@ pub enum FactorFormat {
 }
 
 impl FactorFormat {
-    pub fn parse(s: &str) -> Result<FactorFormat> {
-        match s {
-            "f32" => Ok(FactorFormat::F32),
-            "f16" => Ok(FactorFormat::F16),
-            "i16" => Ok(FactorFormat::I16),
-            other => Err(Error::config(format!("unknown adapterPrecision {other:?} (expected \"f32\", \"f16\" or \"i16\")"))),
-        }
+    /// The format `name()` names, if any (callers word the error for their own option).
+    pub fn parse(s: &str) -> Option<FactorFormat> {
+        [FactorFormat::F32, FactorFormat::F16, FactorFormat::I16].into_iter().find(|f| f.name() == s)
     }
 
     /// The format's number in the GPU's route table (`arena.wgsl`).
@@ -105,20 +99,28 @@ fn code(v: f32, step: f32) -> i16 {
     (if (r - q).abs() == 0.5 { q + 0.5f32.copysign(q) } else { r }) as i16
 }
 
-/// The values a factor matrix reads back as once stored in `format`.
-pub fn stored(data: &[f32], format: FactorFormat, rank: usize, axis: RankAxis) -> Vec<f32> {
+/// Each value of a factor matrix with its rank and what it reads back as once stored in
+/// `format` (the one definition of a format's rounding that `stored` and `rounding_error`
+/// share).
+fn for_each_stored(data: &[f32], format: FactorFormat, rank: usize, axis: RankAxis, mut f: impl FnMut(usize, f32, f32)) {
     match format {
-        FactorFormat::F32 => data.to_vec(),
-        FactorFormat::F16 => data.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect(),
+        FactorFormat::F32 => axis.for_each(data, rank, |j, v| f(j, v, v)),
+        FactorFormat::F16 => axis.for_each(data, rank, |j, v| f(j, v, half::f16::from_f32(v).to_f32())),
         FactorFormat::I16 => {
-            let (s, mut q) = (i16_scales(data, rank, axis), Vec::with_capacity(data.len()));
-            i16_codes(data, &s, axis, &mut q);
-            let mut back = Vec::with_capacity(data.len());
-            let mut q = q.into_iter();
-            axis.for_each(data, rank, |j, _| back.push(q.next().unwrap_or(0) as f32 * s[j]));
-            back
+            let steps = i16_scales(data, rank, axis);
+            axis.for_each(data, rank, |j, v| f(j, v, code(v, steps[j]) as f32 * steps[j]));
         }
     }
+}
+
+/// The values a factor matrix reads back as once stored in `format`.
+pub fn stored(data: &[f32], format: FactorFormat, rank: usize, axis: RankAxis) -> Vec<f32> {
+    if format == FactorFormat::F32 {
+        return data.to_vec();
+    }
+    let mut back = Vec::with_capacity(data.len());
+    for_each_stored(data, format, rank, axis, |_, _, b| back.push(b));
+    back
 }
 
 /// How far a factor matrix moves when stored in `format`, per rank: the mean absolute
@@ -126,21 +128,16 @@ pub fn stored(data: &[f32], format: FactorFormat, rank: usize, axis: RankAxis) -
 /// in int16 for uniform or Gaussian factors, about 2e-4 in f16; a rank whose largest value
 /// dwarfs the rest (int16 steps set by an outlier) shows up orders of magnitude higher.
 pub fn rounding_error(data: &[f32], format: FactorFormat, rank: usize, axis: RankAxis) -> f64 {
+    if format == FactorFormat::F32 {
+        return 0.0; // stored exactly: no pass over the factors
+    }
     // f32 sums (a rank has at most one line of the matrix, ≤ 2^16 values): a diagnostic,
     // and f64 per value cost a third of an int16 adapter's load time in wasm.
     let (mut err, mut mass) = (vec![0f32; rank], vec![0f32; rank]);
-    let mut add = |j: usize, v: f32, back: f32| {
+    for_each_stored(data, format, rank, axis, |j, v, back| {
         err[j] += (back - v).abs();
         mass[j] += v.abs();
-    };
-    match format {
-        FactorFormat::F32 => return 0.0,
-        FactorFormat::F16 => axis.for_each(data, rank, |j, v| add(j, v, half::f16::from_f32(v).to_f32())),
-        FactorFormat::I16 => {
-            let steps = i16_scales(data, rank, axis);
-            axis.for_each(data, rank, |j, v| add(j, v, code(v, steps[j]) as f32 * steps[j]));
-        }
-    }
+    });
     err.iter().zip(&mass).filter(|(_, m)| **m > 0.0).map(|(e, m)| (e / m) as f64).fold(0.0, f64::max)
 }
 
