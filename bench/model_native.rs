@@ -10,7 +10,8 @@ use lorafuse::FactorFormat;
 use lorafuse::model::adapters::AdapterChoice;
 use lorafuse::model::llama::Logits;
 use lorafuse::model::load::Loader;
-use lorafuse::model::ops::{ModelOps, SelectRow};
+use lorafuse::model::ops::{Choice, ModelOps};
+use lorafuse::model::sample::{SampleOptions, Sampler, P_CANDIDATES};
 use lorafuse::model::Model;
 use lorafuse::{Backend, CpuBackend, GpuBackend, GpuOptions, Mix};
 use std::time::Instant;
@@ -26,7 +27,8 @@ fn load<B: ModelOps>(b: &B, bytes: &[u8]) -> Model<B> {
 }
 
 /// (prefill tok/s, decode tok/s): a PROMPT-token prefill, then DECODE greedy single-token
-/// steps, the token picked as generation picks it (the backend's top-k selection, k = 1).
+/// steps, the token picked as generation picks it (the backend's top-k selection, k = 1, and
+/// on the GPU its pick).
 fn run<B: ModelOps>(m: &Model<B>) -> (f64, f64) {
     run_with(m, &Mix::Base, PROMPT, DECODE)
 }
@@ -37,7 +39,11 @@ fn run_with<B: ModelOps>(m: &Model<B>, mix: &Mix, prompt: usize, decode: usize) 
     let mut s = m.llama.session();
     let t0 = Instant::now();
     let t = m.llama.forward(&mut s, &ids, Logits::Last, mix).unwrap();
-    let pick = |mut t| pollster::block_on(b.top_k(&mut t, 1, &[SelectRow::plain()])).unwrap()[0].cands[0].0;
+    let greedy = Sampler::new(SampleOptions::default()).unwrap().select_row(&[], 1, m.info.vocab_size);
+    let pick = |mut t| match pollster::block_on(b.top_k(&mut t, 1, std::slice::from_ref(&greedy))).unwrap().remove(0) {
+        Choice::Token(t) => t,
+        Choice::Select(s) => s.cands[0].0,
+    };
     let mut next = pick(t);
     let prefill = prompt as f64 / t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
@@ -113,24 +119,31 @@ fn main() {
         println!("| {} | {p:.1} | {d:.1} | – | – |", CpuBackend::default().describe());
     }
     if want("gpu") {
-        match pollster::block_on(GpuBackend::new(&GpuOptions::default())) {
-            Ok(g) => {
-                let m = load(&g, &bytes);
-                run(&m); // pipelines compiled, pools filled
-                let before = g.context().stats.get();
-                let (p, d) = run(&m);
-                let after = g.context().stats.get();
-                // Per token over the whole run (prefill + decode steps), as generation sees it.
-                let steps = (1 + DECODE) as f64;
-                println!(
-                    "| GPU: {} (correctness-only rate) | {p:.1} | {d:.1} | {:.0} | {:.0} |",
-                    g.describe(),
-                    (after.submits - before.submits) as f64 / steps,
-                    (after.read_bytes - before.read_bytes) as f64 / steps
-                );
+        for f16_math in [false, true] {
+            match pollster::block_on(GpuBackend::new(&GpuOptions { f16_math, ..Default::default() })) {
+                Ok(g) if f16_math && !g.context().flags.f16_math => println!("| GPU, f16 prefill math: no shader-f16 | | | | |"),
+                Ok(g) => {
+                    let m = load(&g, &bytes);
+                    run(&m); // pipelines compiled, pools filled
+                    let before = g.context().stats.get();
+                    let (p, d) = run(&m);
+                    let after = g.context().stats.get();
+                    // Per token over the whole run (prefill + decode steps), as generation sees it.
+                    let steps = (1 + DECODE) as f64;
+                    println!(
+                        "| GPU{}: {} (correctness-only rate) | {p:.1} | {d:.1} | {:.0} | {:.0} |",
+                        if f16_math { ", f16 prefill math" } else { "" },
+                        g.describe(),
+                        (after.submits - before.submits) as f64 / steps,
+                        (after.read_bytes - before.read_bytes) as f64 / steps
+                    );
+                }
+                Err(e) => println!("| GPU: none ({e}) | | | | |"),
             }
-            Err(e) => println!("| GPU: none ({e}) | | | | |"),
         }
+    }
+    if want("sampling") {
+        sampling_rows(&bytes);
     }
     if want("adapters") {
         println!("\n### Decode with adapters (SmolLM2-135M Q4_1, best of 3 interleaved rounds; CPU 32 steps, GPU 8)\n");
@@ -149,5 +162,43 @@ fn main() {
                 Err(e) => println!("| GPU: none ({e}) | | | | |"),
             }
         }
+    }
+}
+
+/// Bytes read back per generated token on the GPU when sampling: the pick on the GPU
+/// returns one token; the selection (2 KiB) or the whole row (196 KiB) come back only on
+/// the steps it leaves to the CPU. 24 tokens per sampler, from a short prompt.
+fn sampling_rows(bytes: &[u8]) {
+    use lorafuse::model::generate::{GenerateOptions, Generator, Sequence};
+    let Ok(g) = pollster::block_on(GpuBackend::new(&GpuOptions::default())) else { return };
+    let m = load(&g, bytes);
+    println!("\n### Sampling on the GPU: bytes read back per token (SmolLM2-135M Q4_1, {}, 24 tokens each)\n", g.describe());
+    println!("| sampler | bytes read / token | steps reading the selection | steps reading the row |");
+    println!("|---|---|---|---|");
+    let prompt: Vec<u32> = m.tokenizer.encode("Once upon a time, in a small village by the sea,", false);
+    let samplers = [
+        ("greedy", SampleOptions::default()),
+        ("temperature 0.8, top-k 40", SampleOptions { temperature: 0.8, top_k: 40, seed: 1, ..Default::default() }),
+        ("temperature 0.8, top-p 0.9", SampleOptions { temperature: 0.8, top_p: 0.9, seed: 2, ..Default::default() }),
+        ("temperature 1.0, min-p 0.05", SampleOptions { temperature: 1.0, min_p: 0.05, seed: 3, ..Default::default() }),
+        ("temperature 0.7", SampleOptions { temperature: 0.7, seed: 4, ..Default::default() }),
+    ];
+    let row = 4 * m.info.vocab_size as u64;
+    for (name, sample) in samplers {
+        // A selection: k (token, logit) pairs, plus the mass without top-k.
+        let cand = 8 * if sample.top_k > 0 { sample.top_k as u64 } else { P_CANDIDATES as u64 + 1 };
+        let opts = GenerateOptions { max_tokens: 24, sample, stop_strings: vec![], stop_tokens: vec![], ignore_eos: true };
+        let mut gen = Generator { seqs: vec![Sequence::new(&m.llama, prompt.clone(), opts, vec![]).unwrap()] };
+        let before = g.context().stats.get().read_bytes;
+        while !gen.seqs[0].done {
+            pollster::block_on(gen.step(&m.llama, &m.tokenizer)).unwrap();
+        }
+        let read = g.context().stats.get().read_bytes - before;
+        let steps = gen.seqs[0].tokens().len() as u64;
+        let rows = gen.seqs[0].whole_rows as u64;
+        // Each step reads 4 bytes; a step left to the CPU adds its selection, and its row
+        // when the selection could not decide either.
+        let selections = (read - 4 * steps - rows * row) / cand;
+        println!("| {name} | {:.0} | {selections} | {rows} |", read as f64 / steps as f64);
     }
 }

@@ -1,7 +1,7 @@
 //! npm run bench, part 2: natively, the portable CPU path and wgpu (lavapipe here: a CPU
 //! emulating a GPU, so its figures are correctness-only rates, not GPU speed). Same table
 //! as bench/wasm.mjs, and the GPU top-k selection.
-//! `cargo bench --bench linear -- [cpu|gpu|topk] [f32,f16]`.
+//! `cargo bench --bench linear -- [cpu|gpu|topk] [f32,f16,q4_1,...]`.
 
 use lorafuse::bench::{linear, read_ceiling, LinearBench, LinearCase};
 use lorafuse::{Backend, CpuBackend, GpuBackend, GpuOptions, WeightFormat};
@@ -14,7 +14,7 @@ fn main() {
     let want = |what: &str| args.is_empty() || args.iter().any(|a| a == what);
     let formats: Vec<WeightFormat> = args
         .iter()
-        .find(|a| a.contains("f32") || a.contains("f16"))
+        .find(|a| a.split(',').all(|f| WeightFormat::parse(f).is_ok()))
         .map(|a| a.split(',').map(|f| WeightFormat::parse(f).unwrap()).collect())
         .unwrap_or(vec![WeightFormat::F32, WeightFormat::F16]);
     let min_ms: f64 = std::env::var("BENCH_MIN_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(300.0);
@@ -31,12 +31,13 @@ fn main() {
     if want("gpu") {
         match pollster::block_on(GpuBackend::new(&GpuOptions::default())) {
             Ok(g) => {
-                println!("### native GPU: {} (CPU-emulated here: correctness-only rates)", g.describe());
-                let dev = &g.context().device;
-                let sync = || {
-                    dev.poll(wgpu::PollType::wait_indefinitely()).expect("GPU poll");
-                };
-                table(&g, &formats, min_ms, cold_mib, ceiling, now, sync);
+                let ctx = g.context();
+                println!("### native GPU: {} (subgroups {}; on lavapipe CPU-emulated: correctness-only rates)", g.describe(), ctx.flags.subgroups);
+                // Submit what the timed forwards recorded, and wait for it.
+                let sync = || g.finish().expect("GPU");
+                let gpu_ceiling = copy_ceiling(ctx, 256, 5, now);
+                println!("GPU memory ceiling {gpu_ceiling:.1} GB/s (a 256 MiB buffer copy, read + write bytes): % ceiling below is of this\n");
+                table(&g, &formats, min_ms, cold_mib, gpu_ceiling, now, sync);
             }
             Err(e) => println!("### native GPU: none ({e})"),
         }
@@ -44,6 +45,24 @@ fn main() {
     if want("topk") {
         top_k_rows(now);
     }
+}
+
+/// Best GB/s (bytes read plus bytes written) of a device-side copy of `mib` MiB: the
+/// memory bandwidth the GPU's own kernels can hope for.
+fn copy_ceiling(ctx: &lorafuse::gpu::Context, mib: u64, reps: usize, now: impl Fn() -> f64) -> f64 {
+    let bytes = (mib << 20).min(ctx.max_binding);
+    let buf = |usage| ctx.device.create_buffer(&wgpu::BufferDescriptor { label: None, size: bytes, usage, mapped_at_creation: false });
+    let (src, dst) = (buf(wgpu::BufferUsages::COPY_SRC), buf(wgpu::BufferUsages::COPY_DST));
+    let mut best = f64::MAX;
+    for _ in 0..=reps {
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(&src, 0, &dst, 0, bytes);
+        let t0 = now();
+        ctx.submit(enc.finish());
+        ctx.device.poll(wgpu::PollType::wait_indefinitely()).expect("GPU poll");
+        best = best.min(now() - t0);
+    }
+    2.0 * bytes as f64 / (best * 1e6)
 }
 
 /// The sampler's selection on the GPU over one SmolLM2-sized row (49,152 logits): k pairs
@@ -63,7 +82,7 @@ fn top_k_rows(now: impl Fn() -> f64) {
         })
         .collect();
     for (k, mass) in [(1, false), (4, false), (64, true), (256, true)] {
-        let asks = [SelectRow { penalty: 1.0, penalized: vec![], inv_temp: if mass { 1.0 } else { 0.0 } }];
+        let asks = [SelectRow { inv_temp: if mass { 1.0 } else { 0.0 }, ..SelectRow::plain() }];
         let mut best = f64::MAX;
         for _ in 0..5 {
             let mut t = g.tensor(&logits, 1, vocab).unwrap();

@@ -225,8 +225,12 @@ export class LoraRuntime {
    * would round coarsely is stored in f32: loadAdapter's precision). "f32": exact, PEFT to
    * 1e-4. "f16": f16 on WebGPU (about 2e-4 on SmolLM2); the CPU stores int16 for it. `adapterPrecision` (the
    * getter) says which runs; measurements in bench/RESULTS.md.
+   * prefillMath: "f32" (default), or "f16": the prefill matmuls multiply and sum each K step
+   * in f16 where the WebGPU adapter has shader-f16 (faster on GPUs with fast f16; about
+   * 2e-2 relative L2 on SmolLM2's prompt logits, argmax unchanged; activations beyond
+   * f16's ±65504 overflow), else f32. The `prefillMath` getter says which runs.
    */
-  static create(options?: { backend?: BackendChoice; adapterPrecision?: 'f32' | 'f16' | 'i16' }): Promise<LoraRuntime>;
+  static create(options?: { backend?: BackendChoice; adapterPrecision?: 'f32' | 'f16' | 'i16'; prefillMath?: 'f32' | 'f16' }): Promise<LoraRuntime>;
   /** Deletes a Cache API cache filled through the `cache` load option. */
   static clearCache(name: string): Promise<boolean>;
   /** Bytes of wasm memory in use (it only grows: the peak so far). */
@@ -239,6 +243,8 @@ export class LoraRuntime {
   readonly device: string;
   /** How adapter factors are stored: "i16", "f32" or "f16" (WebGPU only). */
   readonly adapterPrecision: 'f32' | 'f16' | 'i16';
+  /** "f16" when prefill matmuls multiply in f16 (asked for, WebGPU with shader-f16), else "f32". */
+  readonly prefillMath: 'f32' | 'f16';
   /** Why "auto" fell back to the CPU, when it did. */
   readonly fallbackReason: string | undefined;
   /** Destroys the GPU device as a driver reset would (tests of the CPU fallback). */

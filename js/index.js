@@ -43,9 +43,9 @@ export class LoraRuntime {
   }
 
   /** Picks a backend: "auto" (WebGPU when an adapter exists, else CPU), "webgpu" or "cpu". */
-  static async create({ backend = 'auto', adapterPrecision = 'i16' } = {}) {
+  static async create({ backend = 'auto', adapterPrecision = 'i16', prefillMath = 'f32' } = {}) {
     await loadWasm();
-    return new LoraRuntime(await callAsync(() => Runtime.create(String(backend), String(adapterPrecision))));
+    return new LoraRuntime(await callAsync(() => Runtime.create(String(backend), String(adapterPrecision), String(prefillMath))));
   }
 
   /** Deletes a Cache API cache filled through the `cache` option of loadModel/loadAdapter. */
@@ -69,6 +69,10 @@ export class LoraRuntime {
   /** How adapter factors are stored by default: "i16", "f32" or "f16" (WebGPU only). */
   get adapterPrecision() {
     return this.#rt.adapterPrecision;
+  }
+  /** "f16" when prefill matmuls multiply in f16 (asked for, WebGPU with shader-f16), else "f32". */
+  get prefillMath() {
+    return this.#rt.prefillMath;
   }
   /** Why "auto" fell back to the CPU (undefined when it did not). */
   get fallbackReason() {
@@ -101,7 +105,7 @@ export class LoraRuntime {
     const reload = fallback && this.backend === 'webgpu'
       ? async () => {
         // 16-bit factors stay 16-bit (the CPU's own format) when a generation moves.
-        const cpu = await callAsync(() => Runtime.create('cpu', this.adapterPrecision));
+        const cpu = await callAsync(() => Runtime.create('cpu', this.adapterPrecision, 'f32'));
         try {
           return await streamModel(cpu, source, opts);
         } finally {

@@ -16,9 +16,10 @@ function fail(id, e) {
 }
 
 const handlers = {
-  async create({ backend, adapterPrecision }) {
-    rt = await LoraRuntime.create({ backend, adapterPrecision });
-    return { backend: rt.backend, device: rt.device, fallbackReason: rt.fallbackReason };
+  async create({ backend, adapterPrecision, prefillMath }) {
+    rt = await LoraRuntime.create({ backend, adapterPrecision, prefillMath });
+    const { device, fallbackReason } = rt;
+    return { backend: rt.backend, device, fallbackReason, adapterPrecision: rt.adapterPrecision, prefillMath: rt.prefillMath };
   },
   async loadModel({ source, options }, id) {
     const handle = nextModel++;

@@ -11,7 +11,8 @@
 @group(0) @binding(5) var<uniform> p: AttnParams;
 
 @compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, lane: Lane) {
+    let l = lane.l;
     let i = wid.x;
     let h = wid.y;
     let hd = p.head_dim;
@@ -33,14 +34,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         scores[so + t - start] = d;
         m = max(m, d);
     }
-    let mx = workgroup_max(l, m);
+    let mx = workgroup_max(lane, m);
     var s = 0.0;
     for (var t = start + l; t < end; t += 64u) {
         let e = exp(scores[so + t - start] - mx);
         scores[so + t - start] = e;
         s += e;
     }
-    let total = workgroup_sum(l, s);
+    let total = workgroup_sum(lane, s);
     storageBarrier();
     for (var e = l; e < hd; e += 64u) {
         var acc = 0.0;

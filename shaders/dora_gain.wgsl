@@ -22,7 +22,8 @@ struct DoraParams {
 @group(0) @binding(2) var<uniform> p: DoraParams;
 
 @compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, lane: Lane) {
+    let l = lane.l;
     let o = wid.x;
     let go = p.out_base + o;
     var s = 0.0;
@@ -35,7 +36,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let v = w_at(o, k, p.cols) + p.scale * d;
         s += v * v;
     }
-    let total = workgroup_sum(l, s);
+    let total = workgroup_sum(lane, s);
     if (l == 0u) {
         arena[p.g_off + go] = bitcast<u32>(bitcast<f32>(arena[p.g_off + go]) / sqrt(total));
     }

@@ -2,14 +2,17 @@
 // 16 x 16 threads each owning a 4 x 4 block of outputs; K advances 16 at a time through
 // workgroup memory. The epilogue adds each row's adapters, s·T·Bᵀ (T from lora_shrink),
 // inside the output tile, then writes y once.
-// Composed after weights_*.wgsl (w_at / w_at4, binding 0), arena.wgsl and lora_linear_io.wgsl.
+// Composed after weights_*.wgsl (w_at / w_at4, binding 0), arena.wgsl and lora_linear_io.wgsl,
+// and after `alias tile_t = f32;` or, with f16 math (shader-f16), `enable f16; alias tile_t =
+// f16;`: the tiles hold tile_t and a K step's 16 products are summed in tile_t before the
+// f32 accumulator takes them.
 
 const TM: u32 = 64u;
 const TN: u32 = 64u;
 const TK: u32 = 16u;
 // Transposed tiles, [k][row] and [k][out], so the inner loop reads 4 neighbours at once.
-var<workgroup> xs: array<array<f32, 64>, 16>;
-var<workgroup> ws: array<array<f32, 64>, 16>;
+var<workgroup> xs: array<array<tile_t, 64>, 16>;
+var<workgroup> ws: array<array<tile_t, 64>, 16>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -48,17 +51,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             }
         }
         for (var j = 0u; j < 4u; j++) {
-            xs[lk + j][lr] = xv[j];
-            ws[lk + j][lr] = wv[j];
+            xs[lk + j][lr] = tile_t(xv[j]);
+            ws[lk + j][lr] = tile_t(wv[j]);
         }
         workgroupBarrier();
+        // Zeroed explicitly each K step: SwiftShader kept the previous step's sums.
+        var part: array<vec4<tile_t>, 4>;
+        for (var i = 0u; i < 4u; i++) {
+            part[i] = vec4<tile_t>(0.0);
+        }
         for (var kk = 0u; kk < TK; kk++) {
-            let a = vec4<f32>(xs[kk][ty * 4u], xs[kk][ty * 4u + 1u], xs[kk][ty * 4u + 2u], xs[kk][ty * 4u + 3u]);
-            let b = vec4<f32>(ws[kk][tx * 4u], ws[kk][tx * 4u + 1u], ws[kk][tx * 4u + 2u], ws[kk][tx * 4u + 3u]);
-            acc[0] += a.x * b;
-            acc[1] += a.y * b;
-            acc[2] += a.z * b;
-            acc[3] += a.w * b;
+            let a = vec4<tile_t>(xs[kk][ty * 4u], xs[kk][ty * 4u + 1u], xs[kk][ty * 4u + 2u], xs[kk][ty * 4u + 3u]);
+            let b = vec4<tile_t>(ws[kk][tx * 4u], ws[kk][tx * 4u + 1u], ws[kk][tx * 4u + 2u], ws[kk][tx * 4u + 3u]);
+            part[0] += a.x * b;
+            part[1] += a.y * b;
+            part[2] += a.z * b;
+            part[3] += a.w * b;
+        }
+        for (var i = 0u; i < 4u; i++) {
+            acc[i] += vec4<f32>(part[i]);
         }
         workgroupBarrier();
     }

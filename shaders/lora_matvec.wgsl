@@ -3,10 +3,10 @@
 // One workgroup per output row o and block of 4 input rows. Its 64 threads stride over the
 // weight row, then over the adapters' ranks: the LoRA term is just more terms of the same
 // dot product, so one reduction yields the finished value and y is written once.
-// Composed after weights_*.wgsl (w_at / w_at4, binding 0), arena.wgsl and lora_linear_io.wgsl.
+// Composed after weights_*.wgsl (w_at / w_at4, binding 0), arena.wgsl, lora_linear_io.wgsl and
+// reduce.wgsl (or reduce_subgroups.wgsl).
 
 const WG: u32 = 64u;
-var<workgroup> part: array<vec4<f32>, WG>;
 
 // Σ T[t_off + k]·B[go, k] over k = k0, k0 + step, … < rank, for route entry e.
 fn lora_part(e: u32, go: u32, k0: u32, step: u32) -> f32 {
@@ -28,7 +28,8 @@ fn x4(r: u32, k: u32) -> vec4<f32> {
 }
 
 @compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, lane: Lane) {
+    let lid = lane.l;
     let o = wid.x + wid.y * p.wg_x;
     if (o >= p.rows) {
         return; // whole workgroup: o depends only on the workgroup id
@@ -62,16 +63,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             }
         }
     }
-    part[lid] = acc;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-        if (lid < stride) {
-            part[lid] += part[lid + stride];
-        }
-        workgroupBarrier();
-    }
+    let v = reduce64(lane, acc, false);
     if (lid == 0u) {
-        let v = part[0];
         for (var r = 0u; r < nr; r++) {
             var out = v[r];
             if (p.dora != 0u) {

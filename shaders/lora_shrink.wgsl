@@ -1,6 +1,7 @@
 // LoRA shrink: T[t_off + k] = coef * X[row] · A[k] for each route entry (row, adapter),
 // times rank k's steps when the factors are stored as int16 codes (arena.wgsl).
-// One workgroup per (entry, k); 64 threads stride over `cols` and tree-reduce.
+// One workgroup per (entry, k); 64 threads stride over `cols` and reduce (reduce.wgsl or
+// reduce_subgroups.wgsl, then reduce_scalar.wgsl).
 // Route table layout (u32): row_start[n + 1], then 8 words per entry:
 // row, a_off, b_off, rank | factor format << 16 (arena.wgsl: entry_rank, entry_format),
 // t_off, coef (f32 bits), DoRA gain offset, DoRA weight.
@@ -19,10 +20,10 @@ struct Params {
 @group(0) @binding(4) var<uniform> p: Params;
 
 const WG: u32 = 64u;
-var<workgroup> part: array<f32, WG>;
 
 @compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, lane: Lane) {
+    let lid = lane.l;
     let e = p.n + 1u + wid.x * 8u;
     let row = routes[e];
     let a_off = routes[e + 1u];
@@ -43,15 +44,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             s += x[xo + j] * lora_at(fmt, a_off, ak + j);
         }
     }
-    part[lid] = s;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-        if (lid < stride) {
-            part[lid] += part[lid + stride];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum(lane, s);
     if (live && lid == 0u) {
-        t[t_off + k] = coef * lora_rank_scale(fmt, a_off, b_off, rank, p.cols, p.rows, k) * part[0];
+        t[t_off + k] = coef * lora_rank_scale(fmt, a_off, b_off, rank, p.cols, p.rows, k) * total;
     }
 }

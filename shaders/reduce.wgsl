@@ -1,9 +1,16 @@
 // Workgroup-wide sum and max over 64 invocations (every invocation calls them, in uniform
-// control flow, and gets the result). Composed ahead of the kernels that reduce.
+// control flow, and gets the result), through a tree in workgroup memory: the fallback of
+// reduce_subgroups.wgsl, which defines the same `Lane` and functions. Composed ahead of the
+// kernels that reduce; their entry points take a `Lane`.
 
-var<workgroup> red: array<f32, 64>;
+struct Lane {
+    @builtin(local_invocation_index) l: u32,
+}
 
-fn reduce64(l: u32, v: f32, is_max: bool) -> f32 {
+var<workgroup> red: array<vec4<f32>, 64>;
+
+fn reduce64(lane: Lane, v: vec4<f32>, is_max: bool) -> vec4<f32> {
+    let l = lane.l;
     red[l] = v;
     workgroupBarrier();
     for (var stride = 32u; stride > 0u; stride >>= 1u) {
@@ -15,12 +22,4 @@ fn reduce64(l: u32, v: f32, is_max: bool) -> f32 {
     let r = red[0];
     workgroupBarrier();
     return r;
-}
-
-fn workgroup_sum(l: u32, v: f32) -> f32 {
-    return reduce64(l, v, false);
-}
-
-fn workgroup_max(l: u32, v: f32) -> f32 {
-    return reduce64(l, v, true);
 }

@@ -14,14 +14,15 @@ struct NormParams {
 @group(0) @binding(3) var<uniform> p: NormParams;
 
 @compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, lane: Lane) {
+    let l = lane.l;
     let base = wid.x * p.cols;
     var s = 0.0;
     for (var k = l; k < p.cols; k += 64u) {
         let v = x[base + k];
         s += v * v;
     }
-    let r = 1.0 / sqrt(workgroup_sum(l, s) / f32(p.cols) + p.eps);
+    let r = 1.0 / sqrt(workgroup_sum(lane, s) / f32(p.cols) + p.eps);
     for (var k = l; k < p.cols; k += 64u) {
         out[base + k] = x[base + k] * r * gain[k];
     }

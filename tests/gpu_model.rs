@@ -9,7 +9,7 @@ use lorafuse::FactorFormat;
 use lorafuse::model::adapters::{peft_from_files, AdapterChoice};
 use lorafuse::model::llama::Logits;
 use lorafuse::model::load::Loader;
-use lorafuse::model::ops::{ModelOps, SelectRow};
+use lorafuse::model::ops::{Choice, ModelOps, SelectRow};
 use lorafuse::model::Model;
 use lorafuse::{CpuBackend, ErrorKind, GpuOptions, Mix};
 use std::path::{Path, PathBuf};
@@ -255,6 +255,7 @@ fn top_k_on_the_gpu_matches_the_cpu() {
                 penalty: 1.0 + 0.3 * r as f32,
                 penalized: (0..20).map(|_| rng.below(vocab) as u32).collect::<std::collections::BTreeSet<_>>().into_iter().collect(),
                 inv_temp: [0.0, 1.0 / 0.7, 1.5][r],
+                draw: None,
             })
             .collect();
         for &k in ks {
@@ -262,6 +263,7 @@ fn top_k_on_the_gpu_matches_the_cpu() {
             let cpu = pollster::block_on(CpuBackend::default().top_k(&mut tc, k, &asks)).unwrap();
             let mut tg = g.tensor(logits, rows, vocab).unwrap();
             let gpu = pollster::block_on(g.top_k(&mut tg, k, &asks)).unwrap();
+            let (cpu, gpu): (Vec<_>, Vec<_>) = (cpu.into_iter().flat_map(Choice::selection).collect(), gpu.into_iter().flat_map(Choice::selection).collect());
             // Both penalized the logits in place, alike.
             let (pc, pg) = (pollster::block_on(CpuBackend::default().read(&tc)).unwrap(), pollster::block_on(g.read(&tg)).unwrap());
             assert_eq!(pc, pg, "penalized logits");
@@ -298,17 +300,154 @@ fn top_k_on_the_gpu_over_a_large_vocabulary() {
     let mut rng = common::Rng::new(12);
     let vocab = 49157;
     let logits: Vec<f32> = rng.vec(vocab, 4.0).iter().map(|v| (v * 64.0).round() / 64.0).collect();
-    let asks = [SelectRow { penalty: 1.0, penalized: vec![], inv_temp: 1.0 }];
+    let asks = [SelectRow { inv_temp: 1.0, ..SelectRow::plain() }];
     for k in [64, 256] {
         let cpu = pollster::block_on(CpuBackend::default().top_k(&mut CpuBackend::default().tensor(&logits, 1, vocab).unwrap(), k, &asks)).unwrap();
         let gpu = pollster::block_on(g.top_k(&mut g.tensor(&logits, 1, vocab).unwrap(), k, &asks)).unwrap();
-        assert_eq!(cpu[0].cands, gpu[0].cands, "k = {k}");
-        let (a, b) = (cpu[0].mass.unwrap(), gpu[0].mass.unwrap());
+        let (cpu, gpu) = (cpu[0].clone().selection().unwrap(), gpu[0].clone().selection().unwrap());
+        assert_eq!(cpu.cands, gpu.cands, "k = {k}");
+        let (a, b) = (cpu.mass.unwrap(), gpu.mass.unwrap());
         assert!((a - b).abs() <= 1e-5 * a, "mass {a} vs {b}");
     }
 }
 
-/// Generation steps on the GPU (selection on the GPU, a few pairs read back) give the CPU
+/// The GPU's pick from its selection (pick.wgsl: one u32 per row back) is the token the CPU
+/// sampler picks from the whole row, for every draw it answers, over batches mixing greedy,
+/// top-k, top-p, min-p and plain temperature rows on LM-like, flat, tied (rounded) and
+/// nearly tied (a few ulps apart, which dividing by the temperature would merge) logits. It
+/// answers nearly every draw the selection decides; the rest come back as selections, from
+/// which the sampler picks as before, its stream in step.
+#[test]
+fn picks_on_the_gpu_are_the_samplers() {
+    use lorafuse::model::sample::{SampleOptions, Sampler};
+    use lorafuse::Backend;
+    let Some(g) = common::gpu(GpuOptions::default()) else { return };
+    let mut rng = common::Rng::new(13);
+    let vocab = 3001;
+    // Exponential tails like an LM's logits, at three spreads; rounded to 1/4 for ties.
+    let mut lm = |spread: f32, round: bool| -> Vec<f32> {
+        (0..vocab)
+            .map(|_| {
+                let v = -spread * (0.5 + 0.5 * rng.uniform()).max(1e-7).ln();
+                if round { (v * 4.0).round() / 4.0 } else { v }
+            })
+            .collect()
+    };
+    let mut near = lm(1.5, true);
+    for (i, v) in near.iter_mut().enumerate() {
+        *v = f32::from_bits(v.to_bits() + (i % 3) as u32); // 0, 1 or 2 ulps up
+    }
+    let rows = [lm(0.7, false), lm(1.5, false), lm(3.0, false), lm(1.5, true), near, vec![0.25; vocab]];
+    let opts = [
+        SampleOptions::default(),
+        SampleOptions { temperature: 0.8, top_k: 40, ..Default::default() },
+        SampleOptions { temperature: 1.7, top_k: 200, top_p: 0.6, ..Default::default() },
+        SampleOptions { temperature: 0.9, top_p: 0.9, ..Default::default() },
+        SampleOptions { temperature: 1.2, min_p: 0.05, ..Default::default() },
+        SampleOptions { temperature: 1.3, top_p: 0.95, min_p: 0.02, ..Default::default() },
+        SampleOptions { temperature: 0.7, ..Default::default() },
+        SampleOptions { temperature: 2.5, ..Default::default() },
+    ];
+    let (mut answered, mut from_selection, mut whole_row) = (0, 0, 0);
+    for (b, row_opts) in opts.chunks(3).chain(opts.rchunks(3)).enumerate() {
+        for (r, logits) in rows.iter().enumerate() {
+            // One batch: the same logits in each row, each row its own options and seed.
+            let make = |i: usize| Sampler::new(SampleOptions { seed: (b * 100 + r * 10 + i) as u64, ..row_opts[i].clone() }).unwrap();
+            let (mut gpu_s, mut whole): (Vec<_>, Vec<_>) = (0..row_opts.len()).map(|i| (make(i), make(i))).unzip();
+            let k = gpu_s.iter().map(Sampler::candidates_needed).max().unwrap().min(vocab);
+            for step in 0..40 {
+                let asks: Vec<SelectRow> = gpu_s.iter().map(|s| s.select_row(&[], k, vocab)).collect();
+                let batch: Vec<f32> = std::iter::repeat_n(logits.iter().copied(), asks.len()).flatten().collect();
+                let mut t = g.tensor(&batch, asks.len(), vocab).unwrap();
+                let choices = pollster::block_on(g.top_k(&mut t, k, &asks)).unwrap();
+                for (i, c) in choices.into_iter().enumerate() {
+                    let want = whole[i].pick_all(logits);
+                    let got = match c {
+                        Choice::Token(t) => {
+                            gpu_s[i].drawn();
+                            answered += 1;
+                            t
+                        }
+                        Choice::Select(sel) => match gpu_s[i].pick(sel.cands, sel.mass) {
+                            Some(t) => (from_selection += 1, t).1,
+                            None => (whole_row += 1, gpu_s[i].pick_all(logits)).1,
+                        },
+                    };
+                    assert_eq!(got, want, "batch {b}, logits {r}, row {i} ({:?}), step {step}", row_opts[i]);
+                }
+            }
+        }
+    }
+    // Of the draws the sampler decides from the selection, the GPU answers all but those
+    // within DRAW_MARGIN of a boundary (on flat rows a sizeable share of each interval, and
+    // every draw of the 120-of-200 top-p cut on the equal logits); flat rows need the whole
+    // row either way.
+    assert_eq!(answered + from_selection + whole_row, 16 * 6 * 40, "rows of the six batches, six logit sets, 40 steps");
+    assert!(from_selection * 10 < answered && whole_row > 0, "{answered} answered, {from_selection} from the selection, {whole_row} from the row");
+    eprintln!("picks: {answered} answered on the GPU, {from_selection} from the selection, {whole_row} from the whole row");
+}
+
+/// pick.wgsl leaves to the sampler every pick that f32 could get wrong: a draw within
+/// DRAW_MARGIN of two candidates' boundary, a top-p level at a running sum, a min-p floor at
+/// a probability, computed here in f64 from the candidates; and any non-finite logit. Just
+/// outside the margin it answers, with the token on the right side.
+#[test]
+fn picks_near_a_boundary_are_left_to_the_sampler() {
+    use lorafuse::model::sample::{top_k, Draw, DRAW_MARGIN};
+    use lorafuse::Backend;
+    let Some(g) = common::gpu(GpuOptions::default()) else { return };
+    let mut rng = common::Rng::new(14);
+    let (vocab, k, temperature) = (1013, 40, 0.9f32);
+    let logits: Vec<f32> = rng.vec(vocab, 3.0);
+    let cands = top_k(&logits, k);
+    let w: Vec<f64> = cands.iter().map(|c| ((c.1 as f64 - cands[0].1 as f64) / temperature as f64).exp()).collect();
+    let sum: f64 = w.iter().sum();
+    let p: Vec<f64> = w.iter().map(|v| v / sum).collect();
+    let below = |j: usize| p[..j].iter().sum::<f64>();
+    // Each draw in its own row of one batch.
+    let run = |draws: &[Draw]| -> Vec<Option<u32>> {
+        let batch: Vec<f32> = std::iter::repeat_n(logits.iter().copied(), draws.len()).flatten().collect();
+        let asks: Vec<SelectRow> = draws.iter().map(|&d| SelectRow { draw: Some(d), ..SelectRow::plain() }).collect();
+        let choices = pollster::block_on(g.top_k(&mut g.tensor(&batch, draws.len(), vocab).unwrap(), k, &asks)).unwrap();
+        choices.into_iter().map(|c| if let Choice::Token(t) = c { Some(t) } else { None }).collect()
+    };
+    let draw = |uniform: f64, top_p: f32, min_p: f32| Draw { temperature, top_k: k, top_p, min_p, uniform };
+    let m = DRAW_MARGIN as f64;
+    let mut min_p_cases = 0;
+    for j in [1, 2, 7, 20, 39] {
+        let c = below(j);
+        // Draws just either side of boundary j; then a margin and a half away.
+        let near: Vec<Draw> = [c * (1.0 - 1e-6), c, c * (1.0 + 1e-6), c + 0.5 * m].map(|u| draw(u, 1.0, 0.0)).to_vec();
+        assert_eq!(run(&near), vec![None; 4], "draws at boundary {j}");
+        let far = run(&[draw(c - 1.5 * m, 1.0, 0.0), draw(c + 1.5 * m, 1.0, 0.0)]);
+        assert_eq!(far, vec![Some(cands[j - 1].0), Some(cands[j].0)], "draws 1.5 margins from boundary {j}");
+        // top-p at the running sum through candidate j - 1: undecided; a little above it
+        // keeps j + 1 candidates, and a draw at the top lands in the last kept.
+        let at = (c as f32).min(0.999_999);
+        let tops = run(&[draw(0.5, at, 0.0), draw(0.999, (c + p[j] * 0.5) as f32, 0.0)]);
+        assert_eq!(tops, vec![None, Some(cands[j].0)], "top-p at boundary {j}");
+        // min-p at candidate j's probability relative to the best: undecided; a little
+        // below it keeps candidates 0..=j.
+        let ratio = p[j] / p[0];
+        if j + 1 < k && p[j + 1] < ratio * 0.99 * p[0] {
+            let mins = run(&[draw(0.5, 1.0, ratio as f32), draw(0.999, 1.0, (ratio * 0.99) as f32)]);
+            assert_eq!(mins, vec![None, Some(cands[j].0)], "min-p at candidate {j}");
+            min_p_cases += 1;
+        }
+    }
+    assert!(min_p_cases >= 3, "{min_p_cases} min-p cases");
+    // Non-finite logits among the candidates: left to the sampler (WGSL's float math may
+    // not keep infinities and NaNs).
+    for bad in [f32::INFINITY, f32::NAN] {
+        let mut row = logits.clone();
+        row[cands[3].0 as usize] = bad;
+        let asks = [SelectRow { draw: Some(draw(0.5, 1.0, 0.0)), ..SelectRow::plain() }];
+        let c = pollster::block_on(g.top_k(&mut g.tensor(&row, 1, vocab).unwrap(), k, &asks)).unwrap();
+        assert!(matches!(c[0], Choice::Select(_)), "{bad} among the candidates: {c:?}");
+    }
+}
+
+/// Generation steps on the GPU (selection and pick on the GPU, one token read back) give the CPU
 /// path's tokens, greedy and sampled (seeded top-k, top-p, temperature, repetition penalty).
 #[test]
 fn generation_on_the_gpu_matches_the_cpu() {
@@ -342,13 +481,14 @@ fn generation_on_the_gpu_matches_the_cpu() {
         assert_eq!(a, b, "{s:?}");
     }
     assert_eq!(g.pipelines_compiled(), compiled, "pipelines compiled after load");
-    // Bytes read back per step: k (token, logit) pairs, not the vocabulary.
+    // Bytes read back per step: one token (u32), not the vocabulary nor the candidates.
     let before = g.context().stats.get();
     run(&mg, &SampleOptions::default());
     let after = g.context().stats.get();
-    assert_eq!(after.read_bytes - before.read_bytes, 12 * 8, "one (token, logit) pair per greedy step");
-    // Top-p/min-p: P_CANDIDATES pairs and the mass per step, plus the whole row (4·vocab)
-    // on the steps they cannot decide: min-p decides most here, the flat case none.
+    assert_eq!(after.read_bytes - before.read_bytes, 12 * 4, "one token per greedy step");
+    // Top-p/min-p: the token where the GPU's pick decides; P_CANDIDATES pairs and the mass
+    // where only the sampler's can; the whole row (4·vocab) where neither can: the GPU decides
+    // min-p here (48 bytes on lavapipe), the flat case never.
     let (cand, full) = (8 * (P_CANDIDATES as u64 + 1), 4 * mg.info.vocab_size as u64);
     let read = |s: &SampleOptions| {
         let before = g.context().stats.get().read_bytes;
@@ -356,6 +496,7 @@ fn generation_on_the_gpu_matches_the_cpu() {
         g.context().stats.get().read_bytes - before
     };
     let (mp, fl) = (read(&min_p), read(&flat));
-    assert!(mp < 12 * cand + 6 * full, "min_p: {mp} bytes");
-    assert_eq!(fl, 12 * (cand + full), "flat: every step reads the row");
+    assert!(mp <= 12 * 4 + cand + full, "min_p: {mp} bytes (the GPU picks all steps but one at most)");
+    assert_eq!(fl, 12 * (4 + cand + full), "flat: every step reads the row");
 }
+

@@ -82,15 +82,18 @@ fn ops<B: ModelOps>(b: &B, seed: u64) -> Vec<(String, Vec<f32>)> {
         out.push((format!("rope hd {hd} at {pos0}"), read(b, &x)));
     }
     // Attention: GQA, a prefill then decode steps past the cache's first capacity, with and
-    // without a window. 20 and 70 rows take the tiled prefill kernel (70: past one 64-row
-    // workgroup); head dim 80 gives K/V tiles of 25 positions, not a power of two.
+    // without a window. 17 rows and more take the tiled prefill kernel (16-row workgroups,
+    // the last one partial); head dim 80 gives lanes of 10 dims, 36 lanes of 4 or 5, 256
+    // (the largest) K/V tiles of 4 positions and lanes of 32 dims.
     for (heads, kvh, hd, window, steps) in [
         (6, 2, 16, None, &[11, 1, 1, 9, 1, 70, 1, 20][..]),
         (6, 2, 16, Some(5), &[11, 1, 1, 9, 1, 70, 1, 20]),
         (2, 1, 80, None, &[33, 70, 1]),
         (2, 1, 80, Some(50), &[70, 1, 33]),
-        // 300 rows in one prefill: five workgroups of rows, a K/V walk of 3 tiles of 128.
+        // 300 rows in one prefill: 19 workgroups of rows, the last walking 38 tiles of 8.
         (2, 1, 16, None, &[300, 1]),
+        (3, 3, 36, Some(40), &[17, 1, 50]),
+        (2, 1, 256, None, &[20, 1, 17]),
     ] {
         let mut kv = b.kv_new(kvh * hd);
         let mut pos = 0;
@@ -107,16 +110,24 @@ fn ops<B: ModelOps>(b: &B, seed: u64) -> Vec<(String, Vec<f32>)> {
     out
 }
 
+/// Every op, with the workgroup reductions through subgroup operations where the adapter has
+/// them (lavapipe does: subgroups of 8) and through the workgroup-memory tree (the fallback
+/// browsers run).
 #[test]
 fn every_model_op_on_the_gpu_matches_the_cpu() {
-    let Some(g) = common::gpu(GpuOptions { max_binding_bytes: Some(65536), ..Default::default() }) else { return };
-    for seed in [1, 2] {
-        let (want, got) = (ops(&CpuBackend::default(), seed), ops(&g, seed));
-        assert_eq!(want.len(), got.len());
-        for ((label, w), (_, gv)) in want.iter().zip(&got) {
-            close(label, gv, w, 1e-5);
+    for no_subgroups in [false, true] {
+        let Some(g) = common::gpu(GpuOptions { max_binding_bytes: Some(65536), no_subgroups, ..Default::default() }) else { return };
+        if std::env::var("LORAFUSE_REQUIRE_GPU").as_deref() == Ok("1") {
+            assert_eq!(g.context().flags.subgroups, !no_subgroups, "lavapipe offers subgroups");
         }
-        eprintln!("seed {seed}: {} op results match", want.len());
+        for seed in [1, 2] {
+            let (want, got) = (ops(&CpuBackend::default(), seed), ops(&g, seed));
+            assert_eq!(want.len(), got.len());
+            for ((label, w), (_, gv)) in want.iter().zip(&got) {
+                close(label, gv, w, 1e-5);
+            }
+            eprintln!("subgroups {}, seed {seed}: {} op results match", g.context().flags.subgroups, want.len());
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::{ops, CpuBackend, CpuTensor};
 use crate::error::{Error, Result};
-use crate::model::ops::{check_attention, check_top_k, same_shape, ModelOps, SelectRow, Selection};
+use crate::model::ops::{check_attention, check_top_k, same_shape, Choice, ModelOps, SelectRow, Selection};
 use crate::weights::HostWeight;
 
 pub struct CpuKv {
@@ -107,7 +107,8 @@ impl ModelOps for CpuBackend {
         Ok(CpuTensor { data: x.data[start * x.cols..(start + len) * x.cols].to_vec(), rows: len, cols: x.cols })
     }
 
-    async fn top_k(&self, logits: &mut CpuTensor, k: usize, asks: &[SelectRow]) -> Result<Vec<Selection>> {
+    /// The sampler picks from these in f64 itself: a row's draw is not used here.
+    async fn top_k(&self, logits: &mut CpuTensor, k: usize, asks: &[SelectRow]) -> Result<Vec<Choice>> {
         let vocab = logits.cols;
         check_top_k(logits.rows, vocab, k, asks)?;
         Ok(logits
@@ -119,7 +120,7 @@ impl ModelOps for CpuBackend {
                 let cands = crate::model::sample::top_k(row, k);
                 let max = cands[0].1;
                 let mass = (a.inv_temp > 0.0).then(|| row.iter().map(|&l| (((l - max) * a.inv_temp) as f64).exp()).sum());
-                Selection { cands, mass }
+                Choice::Select(Selection { cands, mass })
             })
             .collect())
     }

@@ -12,6 +12,16 @@ pub struct GpuOptions {
     /// with a step per rank), half the bytes a decode step reads for its adapters (see
     /// bench/RESULTS.md for the measured effect on logits). DoRA gains stay f32.
     pub factors: crate::lora::factors::FactorFormat,
+    /// Prefill matmuls multiply in f16 (tiles and a K step's sums in f16, the accumulator
+    /// f32) where the adapter offers `shader-f16`: compute-bound work at twice the rate on
+    /// GPUs with fast f16, at a measured cost in accuracy (bench/RESULTS.md), and only for
+    /// models whose activations stay within f16's range (±65504; beyond it they become
+    /// infinite). Decode stays f32: it is bandwidth-bound, so f16 math would cost accuracy
+    /// for nothing.
+    pub f16_math: bool,
+    /// Do not use subgroup operations even where the adapter has them (tests of the
+    /// fallback, which browsers run today: wgpu's WebGPU backend does not expose them).
+    pub no_subgroups: bool,
 }
 
 pub struct Context {
@@ -21,10 +31,21 @@ pub struct Context {
     /// Bytes one storage binding may span (device limit, or the test cap).
     pub max_binding: u64,
     pub max_dispatch: u32,
+    /// The device features the kernels use (asked for, and the adapter has them).
+    pub flags: ShaderFlags,
     /// First asynchronous GPU error (validation, out of memory, device lost), if any.
     pub fault: Arc<Mutex<Option<String>>>,
     /// Work submitted and bytes read back so far (the benchmark reports them per token).
     pub stats: std::cell::Cell<GpuStats>,
+}
+
+/// What a device offers that the kernels use (`pipelines.rs` composes their WGSL by it).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ShaderFlags {
+    /// Prefill matmuls multiply in f16 (`GpuOptions::f16_math`, and `shader-f16`).
+    pub f16_math: bool,
+    /// Workgroup reductions use subgroup operations (`subgroups`, not opted out).
+    pub subgroups: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -72,10 +93,18 @@ impl Context {
             max_compute_workgroup_storage_size: have.max_compute_workgroup_storage_size,
             ..wgpu::Limits::default()
         };
+        let offered = adapter.features();
+        let flags = ShaderFlags {
+            f16_math: opts.f16_math && offered.contains(wgpu::Features::SHADER_F16),
+            subgroups: !opts.no_subgroups && offered.contains(wgpu::Features::SUBGROUP),
+        };
+        let mut features = wgpu::Features::empty();
+        features.set(wgpu::Features::SHADER_F16, flags.f16_math);
+        features.set(wgpu::Features::SUBGROUP, flags.subgroups);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("lorafuse"),
-                required_features: wgpu::Features::empty(),
+                required_features: features,
                 required_limits: limits.clone(),
                 ..Default::default()
             })
@@ -111,6 +140,7 @@ impl Context {
             adapter_name: name,
             max_binding: max_binding / 256 * 256,
             max_dispatch: limits.max_compute_workgroups_per_dimension,
+            flags,
             fault,
             stats: Default::default(),
         })

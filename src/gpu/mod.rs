@@ -11,7 +11,7 @@ use crate::backend::{ArenaMove, Backend, BackendKind, DoraGain};
 use crate::error::{checked_len, Error, Result};
 use crate::lora::Routes;
 use crate::weights::{HostWeight, WeightFormat};
-pub use context::{Context, GpuOptions, GpuStats};
+pub use context::{Context, GpuOptions, GpuStats, ShaderFlags};
 pub use model_ops::GpuKv;
 use crate::lora::factors::{i16_codes, i16_scales, FactorFormat, RankAxis};
 use pipelines::{Kernel, Pipeline, Pipelines};
@@ -72,12 +72,25 @@ impl GpuBackend {
     pub async fn new(opts: &GpuOptions) -> Result<GpuBackend> {
         let ctx = Context::new(opts).await?;
         let factors = opts.factors;
-        let (pool, pipes) = (Rc::new(Pool::default()), Pipelines::default());
+        let (pool, pipes) = (Rc::new(Pool::default()), Pipelines::new(ctx.flags));
         Ok(GpuBackend(Rc::new(Inner { ctx, pool, pipes, factors, enc: Default::default() })))
     }
 
     pub fn context(&self) -> &Context {
         &self.0.ctx
+    }
+
+    /// Submits what was recorded and, natively, waits until the GPU has run it: how a
+    /// benchmark times work (a read does this itself; recording alone runs nothing).
+    pub fn finish(&self) -> Result<()> {
+        self.0.flush();
+        #[cfg(not(target_arch = "wasm32"))]
+        self.0
+            .ctx
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::backend(format!("GPU poll failed: {e}")))?;
+        self.0.ctx.check()
     }
 
     /// Pipelines compiled so far (a model compiles its own at load).

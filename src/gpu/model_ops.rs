@@ -6,14 +6,17 @@ use super::pipelines::Kernel;
 use super::{GpuBackend, GpuTensor, GpuWeight, Inner, STORAGE};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::model::ops::{check_attention, check_top_k, same_shape, ModelOps, SelectRow, Selection};
+use crate::model::sample::DRAW_MARGIN;
+use crate::model::ops::{check_attention, check_top_k, same_shape, Choice, ModelOps, SelectRow, Selection};
 use crate::weights::WeightFormat;
 use bytemuck::{Pod, Zeroable};
 use std::rc::Rc;
 
-/// Prefills of at least this many rows run the tiled attention kernel (64 rows a workgroup).
+/// Prefills of at least this many rows run the tiled attention kernel, which takes this many
+/// rows a workgroup (attention_prefill.wgsl's ROWS).
 const PREFILL_TILED_ROWS: usize = 16;
-/// The tiled kernel keeps a query row and its output in registers of this many floats.
+/// The tiled kernel's largest head dim (its lanes' registers hold 1/8 of a query row and of
+/// its output each).
 const PREFILL_MAX_HEAD_DIM: usize = 256;
 
 /// One layer's keys and values for one sequence: `[capacity, width]` f32 buffers, grown by
@@ -240,7 +243,7 @@ impl ModelOps for GpuBackend {
             if rows >= PREFILL_TILED_ROWS && head_dim <= PREFILL_MAX_HEAD_DIM {
                 // Tiled: no score scratch, so a long prompt needs no rows × positions buffer.
                 let bufs = [q_, k_, v_, o_];
-                self.0.pass(enc, Kernel::AttentionPrefill, &bufs, bytemuck::bytes_of(&params), [rows.div_ceil(64), heads, 1])
+                self.0.pass(enc, Kernel::AttentionPrefill, &bufs, bytemuck::bytes_of(&params), [rows.div_ceil(PREFILL_TILED_ROWS), heads, 1])
             } else {
                 // Few rows (decode): 64 threads per row spread over the positions instead.
                 let scratch = self.0.pool.acquire(&self.0.ctx.device, (rows * heads * span * 4) as u64, STORAGE);
@@ -272,7 +275,7 @@ impl ModelOps for GpuBackend {
         self.gather_rows(&[(x, start, len)], x.cols)
     }
 
-    async fn top_k(&self, logits: &mut GpuTensor, k: usize, asks: &[SelectRow]) -> Result<Vec<Selection>> {
+    async fn top_k(&self, logits: &mut GpuTensor, k: usize, asks: &[SelectRow]) -> Result<Vec<Choice>> {
         let (rows, vocab) = (logits.rows, logits.cols);
         check_top_k(rows, vocab, k, asks)?;
         // The repetition penalty in place: one (logit index, penalty) entry per distinct token.
@@ -288,7 +291,7 @@ impl ModelOps for GpuBackend {
             let bufs = [(&logits.buf.buf, logits.buf.id), (&e.buf, e.id)];
             self.0.run(Kernel::Penalize, &bufs, bytemuck::bytes_of(&Words4([n as u32, 0, 0, 0])), self.0.grid_1d(n))?;
         }
-        // Per row k pairs, then (0, mass) when some row wants it (greedy reads 8 bytes a row).
+        // Per row k pairs, then (0, mass) when some row wants it.
         let need_mass = asks.iter().any(|a| a.inv_temp > 0.0) as usize;
         let width = 2 * (k + need_mass);
         let out = self.empty(rows, width)?;
@@ -297,21 +300,44 @@ impl ModelOps for GpuBackend {
         let bufs = [(&logits.buf.buf, logits.buf.id), (&inv_t.buf, inv_t.id), (&out.buf.buf, out.buf.id)];
         self.0.run(Kernel::TopK, &bufs, bytemuck::bytes_of(&Words4([vocab as u32, k as u32, need_mass as u32, 0])), [rows, 1, 1])?;
         drop(inv_t); // reusable after the submit
+        // Rows with a draw: the pick itself (pick.wgsl), one u32 back per row (greedy too);
+        // only rows it cannot be sure of read their selection.
+        let mut choices: Vec<Option<Choice>> = vec![None; rows];
+        if asks.iter().any(|a| a.draw.is_some()) {
+            let draws: Vec<[u32; 8]> = asks.iter().map(draw_words).collect();
+            let draws = self.upload(bytemuck::cast_slice(&draws));
+            let picks = self.empty(rows, 1)?;
+            let bufs = [(&out.buf.buf, out.buf.id), (&draws.buf, draws.id), (&picks.buf.buf, picks.buf.id)];
+            let params = Words4([k as u32, need_mass as u32, rows as u32, DRAW_MARGIN.to_bits()]);
+            self.0.run(Kernel::Pick, &bufs, bytemuck::bytes_of(&params), [rows.div_ceil(64), 1, 1])?;
+            drop(draws);
+            for (c, t) in choices.iter_mut().zip(self.read(&picks).await?) {
+                *c = (t.to_bits() != UNDECIDED).then_some(Choice::Token(t.to_bits()));
+            }
+            if choices.iter().all(Option::is_some) {
+                return Ok(choices.into_iter().flatten().collect());
+            }
+        }
         // Token ids travel as f32 bit patterns; the read is bit-exact.
         let words = self.read(&out).await?;
         Ok(words
             .chunks_exact(width)
             .zip(asks)
-            .map(|(r, a)| Selection {
-                cands: r[..2 * k].chunks_exact(2).map(|c| (c[0].to_bits(), c[1])).collect(),
-                mass: (a.inv_temp > 0.0).then(|| r[2 * k + 1] as f64),
+            .zip(choices)
+            .map(|((r, a), c)| {
+                c.unwrap_or_else(|| {
+                    Choice::Select(Selection {
+                        cands: r[..2 * k].chunks_exact(2).map(|c| (c[0].to_bits(), c[1])).collect(),
+                        mass: (a.inv_temp > 0.0).then(|| r[2 * k + 1] as f64),
+                    })
+                })
             })
             .collect())
     }
 
     fn prepare(&self, matmul: &[WeightFormat], embed: WeightFormat) -> Result<()> {
         let mut kernels = vec![Kernel::LoraShrink, Kernel::Embed(embed), Kernel::RmsNorm, Kernel::Add, Kernel::SiluMul, Kernel::Rope];
-        kernels.extend([Kernel::Attention, Kernel::AttentionPrefill, Kernel::Penalize, Kernel::TopK]);
+        kernels.extend([Kernel::Attention, Kernel::AttentionPrefill, Kernel::Penalize, Kernel::TopK, Kernel::Pick]);
         kernels.extend(matmul.iter().flat_map(|&f| [Kernel::LoraMatvec(f), Kernel::LoraMatmul(f)]));
         for k in kernels {
             self.0.pipes.get(&self.0.ctx.device, k, || self.0.pool.new_id());
@@ -327,4 +353,16 @@ impl ModelOps for GpuBackend {
         let spans: Vec<_> = parts.iter().map(|p| (p, 0, p.rows)).collect();
         self.gather_rows(&spans, cols)
     }
+}
+
+/// pick.wgsl's answer for a row it leaves to the sampler.
+const UNDECIDED: u32 = u32::MAX;
+
+/// A row's `Draw` as pick.wgsl reads it (a row without one is inactive).
+fn draw_words(a: &SelectRow) -> [u32; 8] {
+    let Some(d) = a.draw else { return [0; 8] };
+    let inv_t = if d.temperature > 0.0 { 1.0 / d.temperature } else { 0.0 };
+    let top_k = d.top_k.min(u32::MAX as usize) as u32;
+    let partial = (a.inv_temp > 0.0) as u32;
+    [1, f32::to_bits(inv_t), top_k, d.top_p.to_bits(), d.min_p.to_bits(), (d.uniform as f32).to_bits(), partial, 0]
 }

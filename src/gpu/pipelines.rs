@@ -3,6 +3,7 @@
 //! decode functions), the shared bindings (`lora_linear_io.wgsl`) and the kernel body, so a
 //! new format is one new snippet.
 
+use super::context::ShaderFlags;
 use crate::weights::WeightFormat;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -26,8 +27,11 @@ const ATTENTION: &str = include_str!("../../shaders/attention.wgsl");
 const ATTENTION_PREFILL: &str = include_str!("../../shaders/attention_prefill.wgsl");
 const PENALIZE: &str = include_str!("../../shaders/penalize.wgsl");
 const TOP_K: &str = include_str!("../../shaders/top_k.wgsl");
+const PICK: &str = include_str!("../../shaders/pick.wgsl");
 const DORA_GAIN: &str = include_str!("../../shaders/dora_gain.wgsl");
 const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
+const REDUCE_SUBGROUPS: &str = include_str!("../../shaders/reduce_subgroups.wgsl");
+const REDUCE_SCALAR: &str = include_str!("../../shaders/reduce_scalar.wgsl");
 
 /// The WGSL decode snippet for a weight format (binding 0, `w_at`, `w_at4`).
 pub fn weights_snippet(f: WeightFormat) -> String {
@@ -59,26 +63,40 @@ pub enum Kernel {
     AttentionPrefill,
     Penalize,
     TopK,
+    Pick,
     DoraGain(WeightFormat),
 }
 
 impl Kernel {
-    pub fn source(self) -> String {
-        match self {
-            Kernel::LoraShrink => [ARENA, LORA_SHRINK].join("\n"),
-            Kernel::LoraMatvec(f) => [&weights_snippet(f), ARENA, LORA_LINEAR_IO, LORA_MATVEC].join("\n"),
-            Kernel::LoraMatmul(f) => [&weights_snippet(f), ARENA, LORA_LINEAR_IO, LORA_MATMUL].join("\n"),
+    /// The kernel's WGSL: its snippets in order, after the `enable` directives it needs.
+    pub fn source(self, flags: ShaderFlags) -> String {
+        let reduce = [if flags.subgroups { REDUCE_SUBGROUPS } else { REDUCE }, REDUCE_SCALAR].join("\n");
+        let body = match self {
+            Kernel::LoraShrink => [ARENA, &reduce, LORA_SHRINK].join("\n"),
+            Kernel::LoraMatvec(f) => [&weights_snippet(f), ARENA, LORA_LINEAR_IO, &reduce, LORA_MATVEC].join("\n"),
+            Kernel::LoraMatmul(f) => {
+                let tile_t = if flags.f16_math { "alias tile_t = f16;" } else { "alias tile_t = f32;" };
+                [tile_t, &weights_snippet(f), ARENA, LORA_LINEAR_IO, LORA_MATMUL].join("\n")
+            }
             Kernel::Embed(f) => [&weights_snippet(f), EMBED].join("\n"),
-            Kernel::RmsNorm => [REDUCE, RMS_NORM].join("\n"),
+            Kernel::RmsNorm => [&reduce, RMS_NORM].join("\n"),
             Kernel::Add => ADD.to_string(),
             Kernel::SiluMul => SILU_MUL.to_string(),
             Kernel::Rope => ROPE.to_string(),
-            Kernel::Attention => [REDUCE, ATTENTION_PARAMS, ATTENTION].join("\n"),
+            Kernel::Attention => [&reduce, ATTENTION_PARAMS, ATTENTION].join("\n"),
             Kernel::AttentionPrefill => [ATTENTION_PARAMS, ATTENTION_PREFILL].join("\n"),
             Kernel::Penalize => PENALIZE.to_string(),
             Kernel::TopK => TOP_K.to_string(),
-            Kernel::DoraGain(f) => [&weights_snippet(f), ARENA, REDUCE, DORA_GAIN].join("\n"),
-        }
+            Kernel::Pick => PICK.to_string(),
+            Kernel::DoraGain(f) => [&weights_snippet(f), ARENA, &reduce, DORA_GAIN].join("\n"),
+        };
+        // Directives lead the module; enabling a feature the device has is harmless where
+        // a kernel does not use it. Naga (native) rejects `enable subgroups` and gates the
+        // builtins on the device feature instead; browsers require the directive.
+        let f16 = flags.f16_math && matches!(self, Kernel::LoraMatmul(_));
+        let enable_subgroups = flags.subgroups && cfg!(target_arch = "wasm32");
+        let enables = [(f16, "enable f16;\n"), (enable_subgroups, "enable subgroups;\n")];
+        enables.iter().filter(|e| e.0).map(|e| e.1).chain([body.as_str()]).collect()
     }
 }
 
@@ -89,12 +107,17 @@ pub struct Pipeline {
     pub pipeline: wgpu::ComputePipeline,
 }
 
-#[derive(Default)]
+/// One device's pipelines (its `ShaderFlags` are fixed, so not part of the cache key).
 pub struct Pipelines {
     cache: RefCell<HashMap<Kernel, Pipeline>>,
+    flags: ShaderFlags,
 }
 
 impl Pipelines {
+    pub fn new(flags: ShaderFlags) -> Pipelines {
+        Pipelines { cache: Default::default(), flags }
+    }
+
     /// How many pipelines have been compiled.
     pub fn len(&self) -> usize {
         self.cache.borrow().len()
@@ -111,7 +134,7 @@ impl Pipelines {
         let label = format!("{kernel:?}");
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(&label),
-            source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
+            source: wgpu::ShaderSource::Wgsl(kernel.source(self.flags).into()),
         });
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(&label),

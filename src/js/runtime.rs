@@ -56,12 +56,20 @@ impl Runtime {
     /// `adapter_precision`: how adapter factors are stored: "i16" (int16 codes with a step
     /// per rank, on both backends; the JS default), "f32" (exact) or "f16" (f16 on WebGPU;
     /// the CPU stores int16 for it). `adapterPrecision` says which runs.
-    pub async fn create(backend: String, adapter_precision: String) -> std::result::Result<Runtime, JsValue> {
+    /// `prefill_math`: "f32", or "f16" for f16 products in the prefill matmuls where the
+    /// WebGPU adapter has shader-f16 (faster on GPUs with fast f16, less exact: see
+    /// `GpuOptions::f16_math`). `prefillMath` says which runs.
+    pub async fn create(backend: String, adapter_precision: String, prefill_math: String) -> std::result::Result<Runtime, JsValue> {
         let choice = BackendChoice::parse(&backend).map_err(js_err)?;
         let factors = FactorFormat::parse(&adapter_precision).ok_or_else(|| {
             js_err(Error::config(format!("unknown adapterPrecision {adapter_precision:?} (expected \"f32\", \"f16\" or \"i16\")")))
         })?;
-        let opts = GpuOptions { factors, ..Default::default() };
+        let f16_math = match prefill_math.as_str() {
+            "f32" => false,
+            "f16" => true,
+            other => return Err(js_err(Error::config(format!("unknown prefillMath {other:?} (expected \"f32\" or \"f16\")")))),
+        };
+        let opts = GpuOptions { factors, f16_math, ..Default::default() };
         let cpu = CpuBackend { factors: CpuBackend.storable(factors), ..CpuBackend };
         let (backend, fallback_reason) = match choice {
             BackendChoice::Cpu => (AnyBackend::Cpu(cpu), None),
@@ -107,6 +115,14 @@ impl Runtime {
             AnyBackend::Cpu(b) => b.factor_format().name().into(),
             AnyBackend::Gpu(b) => b.factor_format().name().into(),
         }
+    }
+
+    /// "f16" when the prefill matmuls multiply in f16 (asked for, on WebGPU with
+    /// shader-f16), else "f32".
+    #[wasm_bindgen(getter, js_name = prefillMath)]
+    pub fn prefill_math(&self) -> String {
+        let f16 = matches!(&self.backend, AnyBackend::Gpu(g) if g.context().flags.f16_math);
+        (if f16 { "f16" } else { "f32" }).into()
     }
 
     /// Why "auto" fell back to the CPU, if it did.

@@ -5,7 +5,7 @@
 //! emitted, even in part).
 
 use super::llama::{Llama, Logits, Session};
-use super::ops::{ModelOps, SelectRow};
+use super::ops::{Choice, ModelOps, SelectRow};
 use super::sample::{SampleOptions, Sampler};
 use crate::error::{Error, Result};
 use crate::lora::Mix;
@@ -213,24 +213,31 @@ impl<B: ModelOps> Generator<B> {
             model.forward_batch(&mut batch, Logits::Last, &mix)?
         };
         // Every sampler usually needs only the best k logits per row (plus, without top-k,
-        // the row's mass): the backend selects them (on the GPU, only they come back). Rows
-        // they cannot decide, and top-k above MAX_TOP_K, read every logit.
+        // the row's mass): the backend selects them, and the GPU also picks from them with
+        // the sampler's draw, so that one token per row comes back. Rows it cannot be sure
+        // of read their selection; rows that cannot decide from it, and top-k above
+        // MAX_TOP_K, read every logit.
         let vocab = model.cfg.vocab;
         let k = active.iter().map(|&i| self.seqs[i].sampler.candidates_needed()).max().unwrap_or(1);
         let next: Vec<u32> = match k {
             k if k <= MAX_TOP_K => {
                 let k = k.min(vocab);
-                let asks: Vec<SelectRow> = active
+                let asks: Vec<SelectRow> = active.iter().map(|&i| self.seqs[i].sampler.select_row(&self.seqs[i].history, k, vocab)).collect();
+                let choices = model.backend().top_k(&mut t, k, &asks).await?;
+                let picks: Vec<Option<u32>> = active
                     .iter()
-                    .map(|&i| {
-                        let s = &self.seqs[i].sampler;
-                        // All k = vocab candidates need no mass: they are the whole row.
-                        let inv_temp = if s.needs_mass() && k < vocab { 1.0 / s.temperature() } else { 0.0 };
-                        SelectRow { penalty: s.penalty(), penalized: s.penalized(&self.seqs[i].history), inv_temp }
+                    .zip(choices)
+                    .map(|(&i, c)| {
+                        let s = &mut self.seqs[i].sampler;
+                        match c {
+                            Choice::Token(t) => {
+                                s.drawn();
+                                Some(t)
+                            }
+                            Choice::Select(sel) => s.pick(sel.cands, sel.mass),
+                        }
                     })
                     .collect();
-                let sels = model.backend().top_k(&mut t, k, &asks).await?;
-                let picks: Vec<Option<u32>> = active.iter().zip(sels).map(|(&i, s)| self.seqs[i].sampler.pick(s.cands, s.mass)).collect();
                 if picks.iter().all(Option::is_some) {
                     picks.into_iter().flatten().collect()
                 } else {

@@ -3,6 +3,7 @@
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
+use crate::model::sample::Draw;
 
 pub trait ModelOps: Backend {
     /// Keys and values of one layer for one sequence, `[positions, kv_heads·head_dim]` each.
@@ -52,8 +53,9 @@ pub trait ModelOps: Backend {
     }
     /// Per row of `logits`: applies the row's repetition penalty in place, then selects the
     /// `k` best (token, logit) pairs, best first (ties to the lower id), and, when the row
-    /// asks, its softmax mass. On the GPU only these come back, not the vocabulary.
-    fn top_k(&self, logits: &mut Self::Tensor, k: usize, rows: &[SelectRow]) -> impl std::future::Future<Output = Result<Vec<Selection>>>;
+    /// asks, its softmax mass. On the GPU only these come back, not the vocabulary; and for
+    /// a row with a `draw`, only the token it picks, where the GPU can be sure of it.
+    fn top_k(&self, logits: &mut Self::Tensor, k: usize, rows: &[SelectRow]) -> impl std::future::Future<Output = Result<Vec<Choice>>>;
 }
 
 /// One row's request to `ModelOps::top_k`.
@@ -66,12 +68,32 @@ pub struct SelectRow {
     /// lets sampling without top-k (temperature, top-p, min-p) decide from the best
     /// candidates alone.
     pub inv_temp: f32,
+    /// The sampler's next pick, for a backend that picks from its selection itself.
+    pub draw: Option<Draw>,
 }
 
 impl SelectRow {
-    /// No penalty, no mass: plain selection (greedy, top-k).
+    /// No penalty, no mass, no draw: plain selection (greedy, top-k).
     pub fn plain() -> SelectRow {
-        SelectRow { penalty: 1.0, penalized: vec![], inv_temp: 0.0 }
+        SelectRow { penalty: 1.0, penalized: vec![], inv_temp: 0.0, draw: None }
+    }
+}
+
+/// A row's answer from `ModelOps::top_k`: the token its draw picks (the backend was sure
+/// of it), or the selection for the sampler to pick from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Choice {
+    Token(u32),
+    Select(Selection),
+}
+
+impl Choice {
+    /// The selection, when the backend left the pick to the sampler.
+    pub fn selection(self) -> Option<Selection> {
+        match self {
+            Choice::Select(s) => Some(s),
+            Choice::Token(_) => None,
+        }
     }
 }
 

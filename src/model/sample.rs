@@ -2,6 +2,7 @@
 //! min-p, reproducible by seed. Temperature 0 is greedy.
 
 use crate::error::{Error, Result};
+use crate::model::ops::SelectRow;
 
 /// Candidates selected when sampling without top-k (temperature, top-p, min-p): enough to
 /// decide most steps (the rest of the vocabulary is read only when these cannot decide).
@@ -10,6 +11,24 @@ pub const P_CANDIDATES: usize = 256;
 /// How close (relative) a draw may come to a candidate boundary and still be decided from
 /// a selection: the backends' row masses differ from the whole row's sum by ~1e-6.
 const PICK_MARGIN: f64 = 1e-4;
+
+/// The same for a backend picking in f32 from its selection (`Draw`): the sampler's plus
+/// what f32 sums of up to 256 probabilities may be off by (~1.5e-5 at worst; WGSL's `exp`
+/// adds a few ulps more), so that whatever the backend decides, the sampler decides alike.
+pub const DRAW_MARGIN: f32 = (PICK_MARGIN + 5e-5) as f32;
+
+/// A sampler's next pick as a backend can make it from its own selection (the GPU does, in
+/// pick.wgsl, so that one u32 per row comes back): the options and the uniform `pick` would
+/// draw next. The backend returns a token only where it is sure the sampler would pick the
+/// same one; then `Sampler::drawn` moves the stream on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Draw {
+    pub temperature: f32,
+    pub top_k: usize,
+    pub top_p: f32,
+    pub min_p: f32,
+    pub uniform: f64,
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct SampleOptions {
@@ -75,6 +94,29 @@ impl Sampler {
         (((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64, state)
     }
 
+    /// What this sampler asks of `ModelOps::top_k` for a step selecting `k` of `vocab`
+    /// logits: its repetition penalty over `history`, the row's mass when `k` candidates are
+    /// not all it may pick from, and its draw.
+    pub fn select_row(&self, history: &[u32], k: usize, vocab: usize) -> SelectRow {
+        // All k = vocab candidates need no mass: they are the whole row.
+        let inv_temp = if self.needs_mass() && k < vocab { 1.0 / self.temperature() } else { 0.0 };
+        SelectRow { penalty: self.penalty(), penalized: self.penalized(history), inv_temp, draw: Some(self.draw()) }
+    }
+
+    /// This sampler's next pick, for a backend to make (`Draw`).
+    pub fn draw(&self) -> Draw {
+        let o = &self.opts;
+        Draw { temperature: o.temperature, top_k: o.top_k, top_p: o.top_p, min_p: o.min_p, uniform: self.peek_uniform().0 }
+    }
+
+    /// A backend picked this sampler's token with `draw()`: the stream moves on as `pick`
+    /// would have moved it (greedy draws nothing).
+    pub fn drawn(&mut self) {
+        if self.opts.temperature > 0.0 {
+            self.state = self.peek_uniform().1;
+        }
+    }
+
     pub fn penalty(&self) -> f32 {
         self.opts.repetition_penalty
     }
@@ -133,13 +175,14 @@ impl Sampler {
         if o.temperature == 0.0 {
             return Some(cand.iter().min_by(|a, b| best_first(a, b)).map_or(0, |c| c.0));
         }
-        cand.iter_mut().for_each(|c| c.1 /= o.temperature);
+        // The order of the logits themselves (dividing them by the temperature first could
+        // merge two neighbours and reorder them): the order backends select in.
         cand.sort_unstable_by(best_first);
         if o.top_k > 0 {
             cand.truncate(o.top_k);
         }
-        let max = cand[0].1;
-        let mut probs: Vec<f64> = cand.iter().map(|c| ((c.1 - max) as f64).exp()).collect();
+        let (max, inv_t) = (cand[0].1 as f64, 1.0 / o.temperature as f64);
+        let mut probs: Vec<f64> = cand.iter().map(|c| ((c.1 as f64 - max) * inv_t).exp()).collect();
         let total: f64 = mass.unwrap_or_else(|| probs.iter().sum());
         probs.iter_mut().for_each(|p| *p /= total);
         let mut keep = probs.len();
@@ -148,11 +191,17 @@ impl Sampler {
         let cut = o.top_p < 1.0 || o.min_p > 0.0;
         let mut decided = !partial;
         if o.top_p < 1.0 {
+            // With partial candidates, a running sum within PICK_MARGIN of top_p could cross
+            // it or not by the mass's summation order: the row decides that cut.
+            let m = if partial { PICK_MARGIN } else { 0.0 };
             let mut acc = 0.0;
             if let Some(i) = probs.iter().position(|p| {
                 acc += p;
-                acc >= o.top_p as f64
+                acc >= o.top_p as f64 - m
             }) {
+                if acc < o.top_p as f64 + m {
+                    return None;
+                }
                 keep = i + 1;
                 decided = true;
             }
@@ -287,7 +336,9 @@ mod tests {
                     let cands = top_k(&row, P_CANDIDATES);
                     let max = cands[0].1;
                     let inv_t = 1.0 / part.temperature();
-                    let mass: f64 = row.iter().map(|&l| (((l - max) * inv_t) as f64).exp()).sum();
+                    // The backends' masses are f32 sums: off by up to ~1e-5 relative.
+                    let exact: f64 = row.iter().map(|&l| (((l - max) * inv_t) as f64).exp()).sum();
+                    let mass = exact * [1.0, 1.0 + 1e-5, 1.0 - 1e-5][decided % 3];
                     match part.pick(cands, Some(mass)) {
                         Some(t) => {
                             assert_eq!(t, whole.pick_all(&row), "{i} spread {spread}");
@@ -303,6 +354,29 @@ mod tests {
             }
         }
         assert!(decided > 200 && undecided > 40, "{decided} decided, {undecided} not");
+    }
+
+    /// A top-p level at a running sum of the candidates: a mass 1e-5 off (an f32 sum) moves
+    /// the cut by one candidate, so the selection leaves it to the whole row.
+    #[test]
+    fn a_top_p_cut_at_a_running_sum_reads_the_row() {
+        let row: Vec<f32> = (0..3001).map(|i| -((i as f32 * 0.37).sin() + 1.2) * (1.0 + i as f32 / 300.0)).collect();
+        let cands = top_k(&row, P_CANDIDATES);
+        let max = cands[0].1 as f64;
+        let exact: f64 = row.iter().map(|&l| (l as f64 - max).exp()).sum();
+        let probs: Vec<f64> = cands.iter().map(|c| (c.1 as f64 - max).exp() / exact).collect();
+        for j in [3, 8, 20] {
+            let top_p = probs[..=j].iter().sum::<f64>() as f32;
+            let opts = SampleOptions { temperature: 1.0, top_p, seed: j as u64, ..Default::default() };
+            for off in [1.0 + 1e-5, 1.0 - 1e-5] {
+                let (mut whole, mut part) = (Sampler::new(opts.clone()).unwrap(), Sampler::new(opts.clone()).unwrap());
+                for _ in 0..50 {
+                    let want = whole.pick_all(&row);
+                    let got = part.pick(cands.clone(), Some(exact * off)).unwrap_or_else(|| part.pick_all(&row));
+                    assert_eq!(got, want, "top-p at candidate {j}, mass x{off}");
+                }
+            }
+        }
     }
 
     /// Plain temperature over a flat top (600 equal logits, the rest far below): draws past

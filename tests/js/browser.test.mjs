@@ -17,6 +17,7 @@ for (const backend of ['webgpu', 'cpu']) {
       console.log(`# ${backend}: ${r.info.device}: ${r.checks} checks in ${r.ms.toFixed(0)} ms`);
       assert.equal(r.info.backend, backend);
       if (backend === 'webgpu') assert.match(r.info.device.toLowerCase(), /swiftshader|webgpu|google/);
+      assert.equal(r.info.prefillMath, 'f32', 'f16 prefill math falls back to f32 without shader-f16');
       assert.deepEqual(r.failures, []);
       assert.ok(r.checks >= 40, `${r.checks} checks`);
     } finally {
@@ -171,6 +172,7 @@ test('lorafuse/worker in Chromium: same text and tokens as the main thread, type
     assert.ok(r.progress > 0);
     assert.equal(r.err, 'AdapterError:true');
     assert.equal(r.texts.length, 2);
+    assert.deepEqual(r.runtime, ['f32', 'f32'], "the worker's runtime options and what runs");
   } finally {
     await browser.close();
   }

@@ -10,6 +10,9 @@ test('auto picks the CPU in Node and says why', async () => {
   assert.equal(rt.adapterPrecision, 'i16', 'adapter factors default to int16 codes');
   assert.match(rt.device, /SIMD128/);
   assert.match(rt.fallbackReason, /WebGPU/);
+  assert.equal(rt.prefillMath, 'f32');
+  assert.equal((await api.LoraRuntime.create({ prefillMath: 'f16' })).prefillMath, 'f32', 'f16 math needs WebGPU with shader-f16');
+  await assert.rejects(api.LoraRuntime.create({ prefillMath: 'f64' }), (e) => e instanceof api.ConfigError && /prefillMath "f64"/.test(e.message));
   await assert.rejects(api.LoraRuntime.create({ backend: 'webgpu' }), api.BackendError);
   await assert.rejects(api.LoraRuntime.create({ backend: 'tpu' }), api.ConfigError);
 });
