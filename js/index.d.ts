@@ -229,8 +229,11 @@ export class LoraRuntime {
    * in f16 where the WebGPU adapter has shader-f16 (faster on GPUs with fast f16; about
    * 2e-2 relative L2 on SmolLM2's prompt logits, argmax unchanged; activations beyond
    * f16's ±65504 overflow), else f32. The `prefillMath` getter says which runs.
+   * subgroups: true (default) lets the WebGPU kernels reduce with subgroup operations where
+   * the adapter offers the "subgroups" feature; false keeps workgroup-memory reductions.
+   * The `subgroups` getter says which runs.
    */
-  static create(options?: { backend?: BackendChoice; adapterPrecision?: 'f32' | 'f16' | 'i16'; prefillMath?: 'f32' | 'f16' }): Promise<LoraRuntime>;
+  static create(options?: { backend?: BackendChoice; adapterPrecision?: 'f32' | 'f16' | 'i16'; prefillMath?: 'f32' | 'f16'; subgroups?: boolean }): Promise<LoraRuntime>;
   /** Deletes a Cache API cache filled through the `cache` load option. */
   static clearCache(name: string): Promise<boolean>;
   /** Bytes of wasm memory in use (it only grows: the peak so far). */
@@ -245,6 +248,8 @@ export class LoraRuntime {
   readonly adapterPrecision: 'f32' | 'f16' | 'i16';
   /** "f16" when prefill matmuls multiply in f16 (asked for, WebGPU with shader-f16), else "f32". */
   readonly prefillMath: 'f32' | 'f16';
+  /** Whether the WebGPU kernels reduce with subgroup operations (false on the CPU). */
+  readonly subgroups: boolean;
   /** Why "auto" fell back to the CPU, when it did. */
   readonly fallbackReason: string | undefined;
   /** Destroys the GPU device as a driver reset would (tests of the CPU fallback). */

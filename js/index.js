@@ -43,9 +43,9 @@ export class LoraRuntime {
   }
 
   /** Picks a backend: "auto" (WebGPU when an adapter exists, else CPU), "webgpu" or "cpu". */
-  static async create({ backend = 'auto', adapterPrecision = 'i16', prefillMath = 'f32' } = {}) {
+  static async create({ backend = 'auto', adapterPrecision = 'i16', prefillMath = 'f32', subgroups = true } = {}) {
     await loadWasm();
-    return new LoraRuntime(await callAsync(() => Runtime.create(String(backend), String(adapterPrecision), String(prefillMath))));
+    return new LoraRuntime(await callAsync(() => Runtime.create(String(backend), String(adapterPrecision), String(prefillMath), subgroups !== false)));
   }
 
   /** Deletes a Cache API cache filled through the `cache` option of loadModel/loadAdapter. */
@@ -73,6 +73,10 @@ export class LoraRuntime {
   /** "f16" when prefill matmuls multiply in f16 (asked for, WebGPU with shader-f16), else "f32". */
   get prefillMath() {
     return this.#rt.prefillMath;
+  }
+  /** Whether the WebGPU kernels reduce with subgroup operations (false on the CPU). */
+  get subgroups() {
+    return this.#rt.subgroups;
   }
   /** Why "auto" fell back to the CPU (undefined when it did not). */
   get fallbackReason() {
@@ -105,7 +109,7 @@ export class LoraRuntime {
     const reload = fallback && this.backend === 'webgpu'
       ? async () => {
         // 16-bit factors stay 16-bit (the CPU's own format) when a generation moves.
-        const cpu = await callAsync(() => Runtime.create('cpu', this.adapterPrecision, 'f32'));
+        const cpu = await callAsync(() => Runtime.create('cpu', this.adapterPrecision, 'f32', false));
         try {
           return await streamModel(cpu, source, opts);
         } finally {

@@ -9,11 +9,12 @@ export interface WorkerProgress {
 /** The runtime in a Web Worker: the same calls as LoraRuntime, all asynchronous. */
 export class LoraWorker {
   private constructor();
-  static create(options?: { backend?: BackendChoice; adapterPrecision?: 'f32' | 'f16' | 'i16'; prefillMath?: 'f32' | 'f16'; worker?: Worker }): Promise<LoraWorker>;
+  static create(options?: { backend?: BackendChoice; adapterPrecision?: 'f32' | 'f16' | 'i16'; prefillMath?: 'f32' | 'f16'; subgroups?: boolean; worker?: Worker }): Promise<LoraWorker>;
   readonly backend: BackendName;
   readonly device: string;
   readonly adapterPrecision: 'f32' | 'f16' | 'i16';
   readonly prefillMath: 'f32' | 'f16';
+  readonly subgroups: boolean;
   readonly fallbackReason?: string;
   /** A URL (string), Blob/File, ArrayBuffer/Uint8Array or {files}; see LoraRuntime#loadModel. */
   loadModel(

@@ -53,13 +53,13 @@ export class LoraWorker {
     this.#ch = ch;
     Object.assign(this, info);
   }
-  /** Starts a worker running the runtime: backend "auto" | "webgpu" | "cpu"; adapterPrecision, prefillMath as in LoraRuntime.create. */
-  static async create({ backend = 'auto', adapterPrecision = 'i16', prefillMath = 'f32', worker } = {}) {
+  /** Starts a worker running the runtime: backend "auto" | "webgpu" | "cpu"; adapterPrecision, prefillMath, subgroups as in LoraRuntime.create. */
+  static async create({ backend = 'auto', adapterPrecision = 'i16', prefillMath = 'f32', subgroups = true, worker } = {}) {
     const w = worker ?? new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
     const ch = new Channel(w);
     const models = new Map();
     ch.onFallback = ({ handle, reason, info }) => models.get(handle)?.deref()?._movedToCpu(reason, info);
-    const info = await ch.request('create', { backend, adapterPrecision, prefillMath }).done;
+    const info = await ch.request('create', { backend, adapterPrecision, prefillMath, subgroups }).done;
     const lw = new LoraWorker(ch, info);
     lw.#models = models;
     return lw;

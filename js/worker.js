@@ -16,10 +16,10 @@ function fail(id, e) {
 }
 
 const handlers = {
-  async create({ backend, adapterPrecision, prefillMath }) {
-    rt = await LoraRuntime.create({ backend, adapterPrecision, prefillMath });
+  async create({ backend, adapterPrecision, prefillMath, subgroups }) {
+    rt = await LoraRuntime.create({ backend, adapterPrecision, prefillMath, subgroups });
     const { device, fallbackReason } = rt;
-    return { backend: rt.backend, device, fallbackReason, adapterPrecision: rt.adapterPrecision, prefillMath: rt.prefillMath };
+    return { backend: rt.backend, device, fallbackReason, adapterPrecision: rt.adapterPrecision, prefillMath: rt.prefillMath, subgroups: rt.subgroups };
   },
   async loadModel({ source, options }, id) {
     const handle = nextModel++;

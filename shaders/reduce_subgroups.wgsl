@@ -14,7 +14,8 @@ struct Lane {
 var<workgroup> red: array<vec4<f32>, 64>;
 
 fn reduce64(lane: Lane, v: vec4<f32>, is_max: bool) -> vec4<f32> {
-    let none = select(vec4<f32>(0.0), vec4<f32>(-3.40282347e38), is_max);  // -f32::MAX
+    // -f32::MAX, by its bits: Tint rejects the decimal literal, rounded up, as out of range.
+    let none = select(vec4<f32>(0.0), vec4<f32>(bitcast<f32>(0xff7fffffu)), is_max);
     let own = select(subgroupAdd(v), subgroupMax(v), is_max);
     red[lane.l] = select(none, own, lane.sl == 0u);
     workgroupBarrier();

@@ -20,7 +20,7 @@ pub struct GpuOptions {
     /// for nothing.
     pub f16_math: bool,
     /// Do not use subgroup operations even where the adapter has them (tests of the
-    /// fallback, which browsers run today: wgpu's WebGPU backend does not expose them).
+    /// fallback, which devices without `subgroups` run).
     pub no_subgroups: bool,
 }
 
@@ -65,7 +65,7 @@ impl Context {
 
     pub async fn new(opts: &GpuOptions) -> Result<Context> {
         #[cfg(target_arch = "wasm32")]
-        if !web_gpu_present() {
+        if !super::web::gpu_present() {
             return Err(Error::backend("WebGPU is not available here (navigator.gpu is missing)"));
         }
         #[allow(unused_mut)]
@@ -94,22 +94,31 @@ impl Context {
             ..wgpu::Limits::default()
         };
         let offered = adapter.features();
-        let flags = ShaderFlags {
-            f16_math: opts.f16_math && offered.contains(wgpu::Features::SHADER_F16),
-            subgroups: !opts.no_subgroups && offered.contains(wgpu::Features::SUBGROUP),
-        };
+        let f16_math = opts.f16_math && offered.contains(wgpu::Features::SHADER_F16);
         let mut features = wgpu::Features::empty();
-        features.set(wgpu::Features::SHADER_F16, flags.f16_math);
-        features.set(wgpu::Features::SUBGROUP, flags.subgroups);
-        let (device, queue) = adapter
+        features.set(wgpu::Features::SHADER_F16, f16_math);
+        features.set(wgpu::Features::SUBGROUP, !opts.no_subgroups && offered.contains(wgpu::Features::SUBGROUP));
+        // In browsers wgpu cannot ask for subgroups itself (see web.rs).
+        #[cfg(target_arch = "wasm32")]
+        let undo = (!opts.no_subgroups).then(super::web::ask_subgroups_once);
+        let device = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("lorafuse"),
                 required_features: features,
                 required_limits: limits.clone(),
                 ..Default::default()
             })
-            .await
-            .map_err(|e| Error::backend(format!("could not open the GPU device: {e}")))?;
+            .await;
+        #[cfg(target_arch = "wasm32")]
+        if let Some(undo) = undo {
+            let _ = undo.call0(&wasm_bindgen::JsValue::UNDEFINED);
+        }
+        let (device, queue) = device.map_err(|e| Error::backend(format!("could not open the GPU device: {e}")))?;
+        #[cfg(target_arch = "wasm32")]
+        let subgroups = super::web::device_has_subgroups(&device);
+        #[cfg(not(target_arch = "wasm32"))]
+        let subgroups = device.features().contains(wgpu::Features::SUBGROUP);
+        let flags = ShaderFlags { f16_math, subgroups };
 
         let fault = Arc::new(Mutex::new(None::<String>));
         let f = fault.clone();
@@ -124,7 +133,7 @@ impl Context {
         });
 
         #[cfg(target_arch = "wasm32")]
-        let name = web_adapter_name(&device).unwrap_or_else(|| "WebGPU adapter".into());
+        let name = super::web::adapter_name(&device).unwrap_or_else(|| "WebGPU adapter".into());
         #[cfg(not(target_arch = "wasm32"))]
         let name = {
             let info = adapter.get_info();
@@ -153,34 +162,4 @@ impl Context {
             None => Ok(()),
         }
     }
-}
-
-/// "google swiftshader (fallback)" and the like, from `GPUDevice.adapterInfo` (wgpu's own
-/// adapter info is empty on the web).
-#[cfg(target_arch = "wasm32")]
-fn web_adapter_name(device: &wgpu::Device) -> Option<String> {
-    use js_sys::Reflect;
-    use wasm_bindgen::JsValue;
-    let dev: &JsValue = device.as_webgpu()?;
-    let info = Reflect::get(dev, &"adapterInfo".into()).ok().filter(|v| v.is_object())?;
-    let field = |k: &str| Reflect::get(&info, &k.into()).ok().and_then(|v| v.as_string()).filter(|s| !s.is_empty());
-    let mut parts: Vec<String> = ["vendor", "architecture", "device", "description"].iter().filter_map(|k| field(k)).collect();
-    parts.dedup();
-    if Reflect::get(&info, &"isFallbackAdapter".into()).ok().and_then(|v| v.as_bool()) == Some(true) {
-        parts.push("(fallback)".into());
-    }
-    (!parts.is_empty()).then(|| parts.join(" "))
-}
-
-/// `navigator.gpu` exists (wgpu would throw deep inside otherwise, e.g. in Node).
-#[cfg(target_arch = "wasm32")]
-fn web_gpu_present() -> bool {
-    use wasm_bindgen::JsValue;
-    let global = js_sys::global();
-    let nav = js_sys::Reflect::get(&global, &JsValue::from_str("navigator")).unwrap_or(JsValue::UNDEFINED);
-    if nav.is_undefined() || nav.is_null() {
-        return false;
-    }
-    let gpu = js_sys::Reflect::get(&nav, &JsValue::from_str("gpu")).unwrap_or(JsValue::UNDEFINED);
-    !(gpu.is_undefined() || gpu.is_null())
 }

@@ -6,6 +6,8 @@ mod linear;
 mod model_ops;
 pub mod pipelines;
 pub mod pool;
+#[cfg(target_arch = "wasm32")]
+mod web;
 
 use crate::backend::{ArenaMove, Backend, BackendKind, DoraGain};
 use crate::error::{checked_len, Error, Result};

@@ -59,7 +59,9 @@ impl Runtime {
     /// `prefill_math`: "f32", or "f16" for f16 products in the prefill matmuls where the
     /// WebGPU adapter has shader-f16 (faster on GPUs with fast f16, less exact: see
     /// `GpuOptions::f16_math`). `prefillMath` says which runs.
-    pub async fn create(backend: String, adapter_precision: String, prefill_math: String) -> std::result::Result<Runtime, JsValue> {
+    /// `subgroups`: reductions use WebGPU subgroup operations where the adapter offers them
+    /// (false: workgroup-memory trees everywhere). `subgroups` says which runs.
+    pub async fn create(backend: String, adapter_precision: String, prefill_math: String, subgroups: bool) -> std::result::Result<Runtime, JsValue> {
         let choice = BackendChoice::parse(&backend).map_err(js_err)?;
         let factors = FactorFormat::parse(&adapter_precision).ok_or_else(|| {
             js_err(Error::config(format!("unknown adapterPrecision {adapter_precision:?} (expected \"f32\", \"f16\" or \"i16\")")))
@@ -69,7 +71,7 @@ impl Runtime {
             "f16" => true,
             other => return Err(js_err(Error::config(format!("unknown prefillMath {other:?} (expected \"f32\" or \"f16\")")))),
         };
-        let opts = GpuOptions { factors, f16_math, ..Default::default() };
+        let opts = GpuOptions { factors, f16_math, no_subgroups: !subgroups, ..Default::default() };
         let cpu = CpuBackend { factors: CpuBackend.storable(factors), ..CpuBackend };
         let (backend, fallback_reason) = match choice {
             BackendChoice::Cpu => (AnyBackend::Cpu(cpu), None),
@@ -123,6 +125,12 @@ impl Runtime {
     pub fn prefill_math(&self) -> String {
         let f16 = matches!(&self.backend, AnyBackend::Gpu(g) if g.context().flags.f16_math);
         (if f16 { "f16" } else { "f32" }).into()
+    }
+
+    /// Whether the GPU kernels reduce with subgroup operations (false on the CPU).
+    #[wasm_bindgen(getter)]
+    pub fn subgroups(&self) -> bool {
+        matches!(&self.backend, AnyBackend::Gpu(g) if g.context().flags.subgroups)
     }
 
     /// Why "auto" fell back to the CPU, if it did.

@@ -8,15 +8,19 @@ import { launch, open } from './browser.mjs';
 const { server, url } = await serve('.');
 test.after(() => server.close());
 
-for (const backend of ['webgpu', 'cpu']) {
-  test(`fused LoRA linear in Chromium on ${backend}`, { timeout: 600_000 }, async () => {
+// WebGPU with subgroup reductions where the adapter offers them (SwiftShader does, with
+// 4-wide subgroups), and with the workgroup-memory fallback.
+for (const [backend, subgroups] of [['webgpu', true], ['webgpu', false], ['cpu', true]]) {
+  test(`fused LoRA linear in Chromium on ${backend}${subgroups ? '' : ' without subgroups'}`, { timeout: 600_000 }, async () => {
     const browser = await launch({ webgpu: true });
     try {
       const { page } = await open(browser, `${url}/tests/js/page.html`);
-      const r = await page.evaluate((b) => window.suite(b), backend);
-      console.log(`# ${backend}: ${r.info.device}: ${r.checks} checks in ${r.ms.toFixed(0)} ms`);
+      const r = await page.evaluate(([b, s]) => window.suite(b, { subgroups: s }), [backend, subgroups]);
+      console.log(`# ${backend}: ${r.info.device}: subgroups ${r.info.subgroups} (offered: ${r.info.offered}): ${r.checks} checks in ${r.ms.toFixed(0)} ms`);
       assert.equal(r.info.backend, backend);
       if (backend === 'webgpu') assert.match(r.info.device.toLowerCase(), /swiftshader|webgpu|google/);
+      if (backend === 'webgpu') assert.ok(r.info.offered, "Chromium's SwiftShader offers subgroups (without them this test covers one path)");
+      assert.equal(r.info.subgroups, backend === 'webgpu' && subgroups, 'subgroups run exactly where asked for and offered');
       assert.equal(r.info.prefillMath, 'f32', 'f16 prefill math falls back to f32 without shader-f16');
       assert.deepEqual(r.failures, []);
       assert.ok(r.checks >= 40, `${r.checks} checks`);
@@ -60,6 +64,7 @@ test('models in Chromium: 22 tiny fixtures (GGUF and HF folders) on WebGPU and C
     for (const backend of ['webgpu', 'cpu']) {
       const tiny = await page.evaluate((b) => window.tinyModels(b), backend);
       assert.deepEqual(tiny.failures, [], backend);
+      assert.equal(tiny.subgroups, backend === 'webgpu', 'the WebGPU models reduce with subgroups');
       assert.equal(tiny.checked, 22, backend);
     }
     const smol = await page.evaluate(() => window.smolLM2());
