@@ -25,7 +25,8 @@ export async function benchLorafuse(api, source, { prompt, tokens = 32, reps = 3
   const allMs = await best(reps, () => model.generate(prompt, { maxTokens: tokens + 1, ignoreEos: true }).text());
   const decodeTokS = tokens / ((allMs - prefillMs) / 1000);
   const out = {
-    label,
+    // Which reduction the WebGPU kernels ran (subgroup operations or workgroup-memory trees).
+    label: rt.backend === 'webgpu' ? `${label}, subgroups ${rt.subgroups ? 'on' : 'off'}` : label,
     promptTokens,
     loadMs,
     prefillMs,

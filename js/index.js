@@ -44,8 +44,9 @@ export class LoraRuntime {
 
   /** Picks a backend: "auto" (WebGPU when an adapter exists, else CPU), "webgpu" or "cpu". */
   static async create({ backend = 'auto', adapterPrecision = 'i16', prefillMath = 'f32', subgroups = true } = {}) {
+    if (typeof subgroups !== 'boolean') throw new ConfigError(`subgroups must be true or false, got ${JSON.stringify(subgroups)}`);
     await loadWasm();
-    return new LoraRuntime(await callAsync(() => Runtime.create(String(backend), String(adapterPrecision), String(prefillMath), subgroups !== false)));
+    return new LoraRuntime(await callAsync(() => Runtime.create(String(backend), String(adapterPrecision), String(prefillMath), subgroups)));
   }
 
   /** Deletes a Cache API cache filled through the `cache` option of loadModel/loadAdapter. */

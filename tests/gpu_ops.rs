@@ -112,7 +112,7 @@ fn ops<B: ModelOps>(b: &B, seed: u64) -> Vec<(String, Vec<f32>)> {
 
 /// Every op, with the workgroup reductions through subgroup operations where the adapter has
 /// them (lavapipe does: subgroups of 8) and through the workgroup-memory tree (the fallback
-/// browsers run).
+/// devices without them run).
 #[test]
 fn every_model_op_on_the_gpu_matches_the_cpu() {
     for no_subgroups in [false, true] {

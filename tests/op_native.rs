@@ -20,7 +20,7 @@ fn cpu_matches_f64_reference() {
 }
 
 /// Both reductions: subgroup operations where the adapter has them (lavapipe), and the
-/// workgroup-memory tree browsers run.
+/// workgroup-memory tree devices without them run.
 #[test]
 fn gpu_matches_f64_reference() {
     for no_subgroups in [false, true] {

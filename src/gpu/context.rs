@@ -101,21 +101,21 @@ impl Context {
         // In browsers wgpu cannot ask for subgroups itself (see web.rs).
         #[cfg(target_arch = "wasm32")]
         let undo = (!opts.no_subgroups).then(super::web::ask_subgroups_once);
-        let device = adapter
-            .request_device(&wgpu::DeviceDescriptor {
-                label: Some("lorafuse"),
-                required_features: features,
-                required_limits: limits.clone(),
-                ..Default::default()
-            })
-            .await;
+        let device = adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("lorafuse"),
+            required_features: features,
+            required_limits: limits.clone(),
+            ..Default::default()
+        });
         #[cfg(target_arch = "wasm32")]
         if let Some(undo) = undo {
             let _ = undo.call0(&wasm_bindgen::JsValue::UNDEFINED);
         }
-        let (device, queue) = device.map_err(|e| Error::backend(format!("could not open the GPU device: {e}")))?;
+        let (device, queue) = device.await.map_err(|e| Error::backend(format!("could not open the GPU device: {e}")))?;
+        // What the device has (other code on the page may have asked for it too), and only
+        // if not opted out.
         #[cfg(target_arch = "wasm32")]
-        let subgroups = super::web::device_has_subgroups(&device);
+        let subgroups = !opts.no_subgroups && super::web::device_has_subgroups(&device);
         #[cfg(not(target_arch = "wasm32"))]
         let subgroups = device.features().contains(wgpu::Features::SUBGROUP);
         let flags = ShaderFlags { f16_math, subgroups };

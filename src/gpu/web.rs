@@ -8,24 +8,29 @@ use wasm_bindgen::JsValue;
 // wgpu 30's web backend maps 16 features to WebGPU names (`FEATURES_MAPPING`), and
 // "subgroups" is not one of them, so it can neither see nor request it. It passes WGSL
 // through untouched, though, so a device that has the feature runs our subgroup kernels.
-// `askSubgroupsOnce` makes the next `GPUAdapter.requestDevice` (wgpu's, which `Context::new`
-// starts synchronously right after) also ask for "subgroups" where that adapter offers
-// them, and puts the method back on that call: no other code on the page sees the change.
+// `askSubgroupsOnce` makes the next `GPUAdapter.requestDevice` also ask for "subgroups"
+// where that adapter offers them. `Context::new` calls the function it returns as soon as
+// wgpu's `request_device` returns (wgpu 30 calls `requestDevice` synchronously in it), so
+// no other code on the page can see the change; the method is put back on the call itself
+// too, and only if it is still ours. Should a later wgpu call it later, subgroups are just
+// not asked for, and the flag (read from the device) says so.
 #[wasm_bindgen(inline_js = r#"
 export function askSubgroupsOnce() {
   const proto = globalThis.GPUAdapter?.prototype;
   const own = proto && Object.getOwnPropertyDescriptor(proto, 'requestDevice');
   if (!own || typeof own.value !== 'function') return () => {};
-  const restore = () => Object.defineProperty(proto, 'requestDevice', own);
-  Object.defineProperty(proto, 'requestDevice', {
-    ...own,
-    value(desc) {
-      restore();
-      const d = { ...(desc ?? {}) };
-      if (this.features.has('subgroups')) d.requiredFeatures = [...(d.requiredFeatures ?? []), 'subgroups'];
-      return own.value.call(this, d);
-    },
-  });
+  function requestDevice(desc) {
+    restore();
+    const d = { ...(desc ?? {}) };
+    if (this.features.has('subgroups')) d.requiredFeatures = [...(d.requiredFeatures ?? []), 'subgroups'];
+    return own.value.call(this, d);
+  }
+  function restore() {
+    if (Object.getOwnPropertyDescriptor(proto, 'requestDevice')?.value === requestDevice) {
+      Object.defineProperty(proto, 'requestDevice', own);
+    }
+  }
+  Object.defineProperty(proto, 'requestDevice', { ...own, value: requestDevice });
   return restore;
 }
 export function hasFeature(device, name) {
@@ -33,7 +38,7 @@ export function hasFeature(device, name) {
 }
 "#)]
 extern "C" {
-    /// Returns a function that undoes it if wgpu never called `requestDevice`.
+    /// Returns the function that puts `requestDevice` back (a no-op once it is back).
     #[wasm_bindgen(js_name = askSubgroupsOnce)]
     pub fn ask_subgroups_once() -> js_sys::Function;
     #[wasm_bindgen(js_name = hasFeature)]

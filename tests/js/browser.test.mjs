@@ -21,6 +21,7 @@ for (const [backend, subgroups] of [['webgpu', true], ['webgpu', false], ['cpu',
       if (backend === 'webgpu') assert.match(r.info.device.toLowerCase(), /swiftshader|webgpu|google/);
       if (backend === 'webgpu') assert.ok(r.info.offered, "Chromium's SwiftShader offers subgroups (without them this test covers one path)");
       assert.equal(r.info.subgroups, backend === 'webgpu' && subgroups, 'subgroups run exactly where asked for and offered');
+      assert.ok(r.info.pageUntouched, "the page's GPUAdapter.requestDevice is its own again, and gives no unasked features");
       assert.equal(r.info.prefillMath, 'f32', 'f16 prefill math falls back to f32 without shader-f16');
       assert.deepEqual(r.failures, []);
       assert.ok(r.checks >= 40, `${r.checks} checks`);
@@ -129,6 +130,8 @@ test('PEFT adapters in Chromium match PEFT', { timeout: 300_000 }, async () => {
     console.log(`# WebGPU, one model, mixed precisions: ${Object.entries(mixed).map(([n, [p, e]]) => `${n} ${p} ${e.toExponential(1)}`).join(', ')}`);
     const bad = await page.evaluate(() => window.tryCreate({ adapterPrecision: 'f8' }));
     assert.match(bad, /^ConfigError: unknown adapterPrecision "f8"/);
+    const badSubgroups = await page.evaluate(() => window.tryCreate({ subgroups: 'no' }));
+    assert.match(badSubgroups, /^ConfigError: subgroups must be true or false, got "no"/);
   } finally {
     await browser.close();
   }
@@ -162,6 +165,7 @@ test('lorafuse/worker: device lost mid-generation, the worker moves the model to
     assert.equal(r.fallbacks.length, 1);
     assert.equal(r.reason, r.fallbacks[0]);
     assert.deepEqual(r.got, r.want);
+    assert.equal(r.subgroups, true, "the worker's runtime reduces with subgroups (SwiftShader offers them)");
   } finally {
     await browser.close();
   }

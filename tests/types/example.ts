@@ -3,13 +3,14 @@ import { LoraRuntime, ShapeError, type ChatMessage, type GenerateOptions } from 
 import { LoraWorker } from 'lorafuse/worker';
 
 async function main(): Promise<void> {
-  const rt = await LoraRuntime.create({ backend: 'auto' });
+  const rt = await LoraRuntime.create({ backend: 'auto', adapterPrecision: 'i16', prefillMath: 'f32', subgroups: true });
   const backend: 'webgpu' | 'cpu' = rt.backend;
+  const reduces: boolean = rt.subgroups;
   const layer = rt.loraLinear({ weight: new Float32Array(6), outFeatures: 2, inFeatures: 3, dtype: 'f32' });
   layer.addAdapter('a', { a: new Float32Array(3), b: new Float32Array(2), rank: 1, scale: 0.5 });
   const y: Float32Array = await layer.run(new Float32Array(3), 1, { adapterPerRow: ['a'] });
   const model = await rt.loadModel('/models/model.gguf', { onProgress: (p) => console.log(p.loaded, p.total), cache: 'models' });
-  console.log(model.info.architecture, model.info.quantization, backend, y.length);
+  console.log(model.info.architecture, model.info.quantization, backend, reduces, y.length);
   await model.loadAdapter('pirate', '/adapters/pirate/', { replace: true });
   const msgs: ChatMessage[] = [{ role: 'user', content: 'Hi' }];
   const opts: GenerateOptions = { adapter: 'pirate', maxTokens: 32, temperature: 0.7, seed: 1, stop: ['\n\n'] };
@@ -26,7 +27,8 @@ async function main(): Promise<void> {
   } catch (e) {
     if (e instanceof ShapeError) console.log(e.message);
   }
-  const w = await LoraWorker.create();
+  const w = await LoraWorker.create({ subgroups: false });
+  console.log(w.subgroups);
   const wm = await w.loadModel('/models/model.gguf');
   console.log(await wm.generate('Hi', { maxTokens: 4 }).text());
   w.dispose();
