@@ -1,9 +1,9 @@
 // npm run bench, part 4: adapters on SmolLM2-135M (CPU backend, Node, one thread): decode
 // with no adapter, one all-linear r16, four stacked r16; a 4-row batch with 4 different
 // adapters vs the same adapter; switching cost; loading a ~10 MB PEFT adapter.
-import * as api from '../pkg/index.js';
+import * as api from '../pkg-dev/index.js';
 import { best } from './measure.mjs';
-import { benchReadCeiling } from '../pkg/wasm/lorafuse.js';
+import { benchReadCeiling } from '../pkg-dev/wasm/lorafuse.js';
 
 const MODEL = new URL('../.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf', import.meta.url);
 const L = 30, D = 576, F = 1536, KV = 192;

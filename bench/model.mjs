@@ -1,8 +1,8 @@
 // npm run bench, part 3: SmolLM2-135M-Instruct Q4_1 end to end on the CPU backend, in Node
 // and in headless Chromium, beside wllama (llama.cpp in wasm) in the same Chromium.
 import { readFile } from 'node:fs/promises';
-import * as api from '../pkg/index.js';
-import { benchReadCeiling } from '../pkg/wasm/lorafuse.js';
+import * as api from '../pkg-dev/index.js';
+import { benchReadCeiling } from '../pkg-dev/wasm/lorafuse.js';
 import { benchLorafuse } from './measure.mjs';
 import { serve } from '../scripts/serve.mjs';
 import { launch, open } from '../tests/js/browser.mjs';

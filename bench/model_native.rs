@@ -9,9 +9,10 @@ use lorafuse::lora::peft::{ModuleLora, PeftAdapter, Proj, Target};
 use lorafuse::FactorFormat;
 use lorafuse::model::adapters::AdapterChoice;
 use lorafuse::model::llama::Logits;
-use lorafuse::model::load::Loader;
-use lorafuse::model::ops::{Choice, ModelOps};
-use lorafuse::model::sample::{SampleOptions, Sampler, P_CANDIDATES};
+use lorafuse::formats::files::Loader;
+use lorafuse::backend::ops::ModelOps;
+use lorafuse::backend::select::Choice;
+use lorafuse::generate::sample::{SampleOptions, Sampler, P_CANDIDATES};
 use lorafuse::model::Model;
 use lorafuse::{Backend, CpuBackend, GpuBackend, GpuOptions, Mix};
 use std::time::Instant;
@@ -23,7 +24,7 @@ fn load<B: ModelOps>(b: &B, bytes: &[u8]) -> Model<B> {
     let mut l = Loader::new();
     l.begin("SmolLM2-135M-Instruct.Q4_1.gguf").unwrap();
     l.push(bytes).unwrap();
-    l.finish(b).unwrap()
+    l.finish().and_then(|f| Model::load(b, f)).unwrap()
 }
 
 /// (prefill tok/s, decode tok/s): a PROMPT-token prefill, then DECODE greedy single-token
@@ -169,7 +170,7 @@ fn main() {
 /// returns one token; the selection (2 KiB) or the whole row (196 KiB) come back only on
 /// the steps it leaves to the CPU. 24 tokens per sampler, from a short prompt.
 fn sampling_rows(bytes: &[u8]) {
-    use lorafuse::model::generate::{GenerateOptions, Generator, Sequence};
+    use lorafuse::generate::{GenerateOptions, Generator, Sequence};
     let Ok(g) = pollster::block_on(GpuBackend::new(&GpuOptions::default())) else { return };
     let m = load(&g, bytes);
     println!("\n### Sampling on the GPU: bytes read back per token (SmolLM2-135M Q4_1, {}, 24 tokens each)\n", g.describe());

@@ -3,7 +3,7 @@
 //! as bench/wasm.mjs, and the GPU top-k selection.
 //! `cargo bench --bench linear -- [cpu|gpu|topk] [f32,f16,q4_1,...]`.
 
-use lorafuse::bench::{linear, read_ceiling, LinearBench, LinearCase};
+use lorafuse::dev::bench::{linear, read_ceiling, LinearBench, LinearCase};
 use lorafuse::{Backend, CpuBackend, GpuBackend, GpuOptions, WeightFormat};
 use std::time::Instant;
 
@@ -68,7 +68,8 @@ fn copy_ceiling(ctx: &lorafuse::gpu::Context, mib: u64, reps: usize, now: impl F
 /// The sampler's selection on the GPU over one SmolLM2-sized row (49,152 logits): k pairs
 /// plus the row's mass, read back. Per-call time, best of a few.
 fn top_k_rows(now: impl Fn() -> f64) {
-    use lorafuse::model::ops::{ModelOps, SelectRow};
+    use lorafuse::backend::ops::ModelOps;
+    use lorafuse::backend::select::SelectRow;
     let Ok(g) = pollster::block_on(GpuBackend::new(&GpuOptions::default())) else { return };
     println!("### top-k selection on the GPU: {} (correctness-only rates)\n", g.describe());
     println!("| vocab | k | with mass | ms per call |");

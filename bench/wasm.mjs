@@ -2,9 +2,9 @@
 // read-bandwidth ceiling, then each SmolLM2-135M layer shape at n = 1 and n = 64, base
 // alone and with one rank-16 adapter on every row.
 import { readFile } from 'node:fs/promises';
-import init, { benchLinear, benchReadCeiling } from '../pkg/wasm/lorafuse.js';
+import init, { benchLinear, benchReadCeiling } from '../pkg-dev/wasm/lorafuse.js';
 
-await init({ module_or_path: await readFile(new URL('../pkg/wasm/lorafuse_bg.wasm', import.meta.url)) });
+await init({ module_or_path: await readFile(new URL('../pkg-dev/wasm/lorafuse_bg.wasm', import.meta.url)) });
 
 const SHAPES = [[576, 576], [192, 576], [1536, 576], [576, 1536], [49152, 576]];
 const dtypes = (process.env.BENCH_DTYPES ?? 'f32,f16').split(',');

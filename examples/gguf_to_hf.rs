@@ -1,8 +1,8 @@
 //! Writes a GGUF model as a Hugging Face folder (dequantized f32 or f16 safetensors):
 //! `cargo run --release --example gguf_to_hf -- model.gguf out_dir [f32|f16]`.
 
-use lorafuse::model::export::gguf_to_hf;
-use lorafuse::model::gguf::GgufStream;
+use lorafuse::dev::export::gguf_to_hf;
+use lorafuse::formats::gguf::GgufStream;
 use lorafuse::WeightFormat;
 use std::io::Read;
 

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-bash scripts/build.sh
+LORAFUSE_FEATURES=dev LORAFUSE_PKG=pkg-dev bash scripts/build.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
   export XDG_RUNTIME_DIR="/tmp/lorafuse-xdg-$(id -u)"
@@ -20,5 +20,5 @@ done
 node bench/wasm.mjs | tee bench/out/wasm.md
 node bench/model.mjs | tee bench/out/model.md
 node bench/adapters.mjs | tee bench/out/adapters.md
-cargo bench --bench linear -- "$@" | tee bench/out/native.md
+cargo bench --features dev --bench linear -- "$@" | tee bench/out/native.md
 cargo bench --bench model | tee bench/out/model-native.md

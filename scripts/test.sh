@@ -17,7 +17,7 @@ fi
 
 step() { printf '\n== %s\n' "$*" >&2; }
 step "native: cargo test (CPU + wgpu)"
-cargo test --tests
+cargo test --tests --features dev
 step "wasm32 in Node: SIMD128 kernels"
 cargo test --target wasm32-unknown-unknown --test op_wasm
 step "build the npm package"

@@ -8,7 +8,7 @@ use common::max_rel;
 
 use lorafuse::model::adapters::{peft_from_files, AdapterChoice};
 use lorafuse::model::llama::Logits;
-use lorafuse::model::load::Loader;
+use lorafuse::formats::files::Loader;
 use lorafuse::model::Model;
 use lorafuse::{CpuBackend, ErrorKind, Mix};
 use std::path::{Path, PathBuf};
@@ -33,7 +33,7 @@ fn base(arch: &str) -> Model<CpuBackend> {
         l.begin(&n).unwrap();
         l.push(&b).unwrap();
     }
-    l.finish(&CpuBackend).unwrap()
+    l.finish().and_then(|f| Model::load(&CpuBackend, f)).unwrap()
 }
 
 fn prompt() -> Vec<u32> {

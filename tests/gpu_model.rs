@@ -8,8 +8,9 @@ use common::{exact, f16_rounded, i16_rounded, max_rel, Rounding};
 use lorafuse::FactorFormat;
 use lorafuse::model::adapters::{peft_from_files, AdapterChoice};
 use lorafuse::model::llama::Logits;
-use lorafuse::model::load::Loader;
-use lorafuse::model::ops::{Choice, ModelOps, SelectRow};
+use lorafuse::formats::files::Loader;
+use lorafuse::backend::ops::ModelOps;
+use lorafuse::backend::select::{Choice, SelectRow};
 use lorafuse::model::Model;
 use lorafuse::{CpuBackend, ErrorKind, GpuOptions, Mix};
 use std::path::{Path, PathBuf};
@@ -43,7 +44,7 @@ fn load<B: ModelOps>(b: &B, files: &[(String, Vec<u8>)]) -> lorafuse::Result<Mod
         l.begin(n)?;
         l.push(bytes)?;
     }
-    l.finish(b)
+    l.finish().and_then(|f| Model::load(b, f))
 }
 
 fn prompt() -> Vec<u32> {
@@ -319,7 +320,7 @@ fn top_k_on_the_gpu_over_a_large_vocabulary() {
 /// which the sampler picks as before, its stream in step.
 #[test]
 fn picks_on_the_gpu_are_the_samplers() {
-    use lorafuse::model::sample::{SampleOptions, Sampler};
+    use lorafuse::generate::sample::{SampleOptions, Sampler};
     use lorafuse::Backend;
     let Some(g) = common::gpu(GpuOptions::default()) else { return };
     let mut rng = common::Rng::new(13);
@@ -393,7 +394,7 @@ fn picks_on_the_gpu_are_the_samplers() {
 /// outside the margin it answers, with the token on the right side.
 #[test]
 fn picks_near_a_boundary_are_left_to_the_sampler() {
-    use lorafuse::model::sample::{top_k, Draw, DRAW_MARGIN};
+    use lorafuse::backend::select::{top_k, Draw, DRAW_MARGIN};
     use lorafuse::Backend;
     let Some(g) = common::gpu(GpuOptions::default()) else { return };
     let mut rng = common::Rng::new(14);
@@ -451,8 +452,8 @@ fn picks_near_a_boundary_are_left_to_the_sampler() {
 /// path's tokens, greedy and sampled (seeded top-k, top-p, temperature, repetition penalty).
 #[test]
 fn generation_on_the_gpu_matches_the_cpu() {
-    use lorafuse::model::generate::{GenerateOptions, Generator, Sequence};
-    use lorafuse::model::sample::{SampleOptions, P_CANDIDATES};
+    use lorafuse::generate::{GenerateOptions, Generator, Sequence};
+    use lorafuse::generate::sample::{SampleOptions, P_CANDIDATES};
     let Some(g) = common::gpu(GpuOptions::default()) else { return };
     let base = files(&dir().join("llama-hf"));
     let (mg, mc) = (load(&g, &base).unwrap(), load(&CpuBackend::default(), &base).unwrap());

@@ -6,7 +6,7 @@
 
 mod common;
 use common::Rng;
-use lorafuse::model::ops::ModelOps;
+use lorafuse::backend::ops::ModelOps;
 use lorafuse::{CpuBackend, GpuOptions, HostWeight, WeightData, WeightFormat};
 
 fn read<B: ModelOps>(b: &B, t: &B::Tensor) -> Vec<f32> {

@@ -72,7 +72,7 @@ fn block_formats_round_trip_within_half_a_step() {
     let mut r = Rng::new(5);
     let v = r.vec(32 * 40, 3.0);
     for (format, steps) in [(WeightFormat::Q8_0, 254.0), (WeightFormat::Q4_0, 15.0), (WeightFormat::Q4_1, 15.0)] {
-        let w = HostWeight::new(40, 32, lorafuse::quant::quantize(format, &v)).unwrap();
+        let w = HostWeight::new(40, 32, lorafuse::WeightData::quantize(format, &v)).unwrap();
         for row in 0..40 {
             let got = w.row_f32(row);
             let src = &v[row * 32..(row + 1) * 32];

@@ -4,7 +4,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use lorafuse::model::llama::Logits;
-use lorafuse::model::load::Loader;
+use lorafuse::formats::files::Loader;
 use lorafuse::model::Model;
 use lorafuse::{CpuBackend, ErrorKind, Mix};
 use std::path::{Path, PathBuf};
@@ -26,7 +26,7 @@ fn load(paths: &[PathBuf], chunk: usize) -> lorafuse::Result<Model<CpuBackend>> 
             l.push(c)?;
         }
     }
-    l.finish(&CpuBackend)
+    l.finish().and_then(|f| Model::load(&CpuBackend, f))
 }
 
 fn hf_files(d: &Path) -> Vec<PathBuf> {
@@ -96,7 +96,7 @@ fn bad_files_give_typed_errors_naming_the_tensor() {
     let f32_file = std::fs::read(dir().join("llama-f32.gguf")).unwrap();
     let run = |bytes: &[u8]| {
         let mut l = Loader::new();
-        l.begin("bad.gguf").and_then(|_| l.push(bytes)).and_then(|_| l.finish(&CpuBackend).map(|_| ()))
+        l.begin("bad.gguf").and_then(|_| l.push(bytes)).and_then(|_| l.finish().and_then(|f| Model::load(&CpuBackend, f)).map(|_| ()))
     };
     let e = run(&f32_file[..f32_file.len() - 100]).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Format);
@@ -129,7 +129,7 @@ fn bad_files_give_typed_errors_naming_the_tensor() {
         l.begin(&name).unwrap();
         l.push(&bytes).unwrap();
     }
-    let e = l.finish(&CpuBackend).err().expect("must fail");
+    let e = l.finish().and_then(|f| Model::load(&CpuBackend, f)).err().expect("must fail");
     assert_eq!(e.kind, ErrorKind::Shape);
     assert!(e.message.contains("tensor model.layers.0.mlp.gate_proj.weight has shape [96, 64], expected [128, 64]"), "{e}");
     // Unsupported architecture.
@@ -138,7 +138,7 @@ fn bad_files_give_typed_errors_naming_the_tensor() {
     l.push(br#"{"architectures": ["GPTNeoXForCausalLM"], "hidden_size": 8}"#).unwrap();
     l.begin("model.safetensors").unwrap();
     l.push(&std::fs::read(hf.join("model.safetensors")).unwrap()).unwrap();
-    let e = l.finish(&CpuBackend).err().expect("must fail");
+    let e = l.finish().and_then(|f| Model::load(&CpuBackend, f)).err().expect("must fail");
     assert_eq!(e.kind, ErrorKind::Unsupported);
     assert!(e.message.contains("GPTNeoXForCausalLM"), "{e}");
 }

@@ -2,7 +2,7 @@
 //! library (tests/fixtures/spm, made by tests/fixtures/make_fixtures.py spm).
 #![cfg(not(target_arch = "wasm32"))]
 
-use lorafuse::model::gguf::parse_header;
+use lorafuse::formats::gguf::parse_header;
 use lorafuse::tokenizer::Tokenizer;
 use std::path::PathBuf;
 

@@ -6,7 +6,7 @@
 
 use crate::backend::ArenaMove;
 use crate::error::{Error, Result};
-use crate::lora::factors::{i16_codes, i16_scales, FactorFormat, RankAxis};
+use crate::backend::factors::{i16_codes, i16_scales, FactorFormat, RankAxis};
 
 /// One write's values.
 enum Block {

@@ -7,7 +7,7 @@
 use super::arena::{CpuArena, Kind};
 use super::decode::{Decode, F32, I16};
 use super::simd::{F32x4, I16x32};
-use crate::lora::{RouteEntry, Routes};
+use crate::backend::routing::{RouteEntry, Routes};
 
 /// Open accumulators of an `R x C` tile: 4-lane partial sums plus scalar tails. More dot
 /// product terms can be added (the LoRA expand does) before `finish` reduces them.

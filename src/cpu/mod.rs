@@ -33,11 +33,11 @@ pub mod simd;
 
 use crate::backend::{check_linear_shapes, ArenaMove, Backend, BackendKind, DoraGain};
 use crate::error::{checked_len, Error, Result};
-use crate::lora::factors::{stored, RankAxis};
-use crate::lora::Routes;
-use crate::weights::{HostWeight, WeightData, WeightFormat};
+use crate::backend::factors::{stored, RankAxis};
+use crate::backend::routing::Routes;
+use crate::formats::weights::{HostWeight, WeightData, WeightFormat};
 pub use arena::CpuArena;
-pub use crate::lora::factors::FactorFormat;
+pub use crate::backend::factors::FactorFormat;
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CpuBackend {

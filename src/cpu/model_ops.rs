@@ -2,8 +2,9 @@
 
 use super::{ops, CpuBackend, CpuTensor};
 use crate::error::{Error, Result};
-use crate::model::ops::{check_attention, check_top_k, same_shape, Choice, ModelOps, SelectRow, Selection};
-use crate::weights::HostWeight;
+use crate::backend::ops::{check_attention, same_shape, ModelOps};
+use crate::backend::select::{check_top_k, penalize, top_k, Choice, SelectRow, Selection};
+use crate::formats::weights::HostWeight;
 
 pub struct CpuKv {
     k: Vec<f32>,
@@ -116,8 +117,8 @@ impl ModelOps for CpuBackend {
             .chunks_mut(vocab)
             .zip(asks)
             .map(|(row, a)| {
-                crate::model::sample::penalize(row, a.penalty, &a.penalized);
-                let cands = crate::model::sample::top_k(row, k);
+                penalize(row, a.penalty, &a.penalized);
+                let cands = top_k(row, k);
                 let max = cands[0].1;
                 let mass = (a.inv_temp > 0.0).then(|| row.iter().map(|&l| (((l - max) * a.inv_temp) as f64).exp()).sum());
                 Choice::Select(Selection { cands, mass })

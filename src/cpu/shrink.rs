@@ -9,7 +9,7 @@
 use super::arena::{CpuArena, Values};
 use super::decode::{Decode, F32, I16};
 use super::simd::F32x4;
-use crate::lora::{RouteEntry, Routes};
+use crate::backend::routing::{RouteEntry, Routes};
 
 /// `A [rank, in]` → `Aᵀ [in, rank]`.
 pub fn transpose_a(a: &[f32], rank: usize) -> Vec<f32> {

@@ -11,7 +11,7 @@ pub struct GpuOptions {
     /// How adapter factors (A, B) are stored: f32 (exact), or 16 bits (f16, or int16 codes
     /// with a step per rank), half the bytes a decode step reads for its adapters (see
     /// bench/RESULTS.md for the measured effect on logits). DoRA gains stay f32.
-    pub factors: crate::lora::factors::FactorFormat,
+    pub factors: crate::backend::factors::FactorFormat,
     /// Prefill matmuls multiply in f16 (tiles and a K step's sums in f16, the accumulator
     /// f32) where the adapter offers `shader-f16`: compute-bound work at twice the rate on
     /// GPUs with fast f16, at a measured cost in accuracy (bench/RESULTS.md), and only for

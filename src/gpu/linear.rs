@@ -5,7 +5,7 @@ use super::pipelines::Kernel;
 use super::{GpuArena, GpuTensor, GpuWeight, Inner, STORAGE};
 use crate::backend::check_linear_shapes;
 use crate::error::{Error, Result};
-use crate::lora::Routes;
+use crate::backend::routing::Routes;
 use bytemuck::{Pod, Zeroable};
 
 /// Rows at which the tiled kernel takes over from the matvec one.

@@ -11,11 +11,11 @@ mod web;
 
 use crate::backend::{ArenaMove, Backend, BackendKind, DoraGain};
 use crate::error::{checked_len, Error, Result};
-use crate::lora::Routes;
-use crate::weights::{HostWeight, WeightFormat};
+use crate::backend::routing::Routes;
+use crate::formats::weights::{HostWeight, WeightFormat};
 pub use context::{Context, GpuOptions, GpuStats, ShaderFlags};
 pub use model_ops::GpuKv;
-use crate::lora::factors::{i16_codes, i16_scales, FactorFormat, RankAxis};
+use crate::backend::factors::{i16_codes, i16_scales, FactorFormat, RankAxis};
 use pipelines::{Kernel, Pipeline, Pipelines};
 use pool::{Pool, PoolBuf};
 use std::rc::Rc;

@@ -6,9 +6,9 @@ use super::pipelines::Kernel;
 use super::{GpuBackend, GpuTensor, GpuWeight, Inner, STORAGE};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::model::sample::DRAW_MARGIN;
-use crate::model::ops::{check_attention, check_top_k, same_shape, Choice, ModelOps, SelectRow, Selection};
-use crate::weights::WeightFormat;
+use crate::backend::ops::{check_attention, same_shape, ModelOps};
+use crate::backend::select::{check_top_k, Choice, SelectRow, Selection, DRAW_MARGIN};
+use crate::formats::weights::WeightFormat;
 use bytemuck::{Pod, Zeroable};
 use std::rc::Rc;
 

@@ -4,7 +4,7 @@
 //! new format is one new snippet.
 
 use super::context::ShaderFlags;
-use crate::weights::WeightFormat;
+use crate::formats::weights::WeightFormat;
 use std::cell::RefCell;
 use std::collections::HashMap;
 

@@ -5,15 +5,15 @@ use super::js_err;
 use super::runtime::{AnyBackend, Runtime};
 use crate::cpu::CpuBackend;
 use crate::gpu::GpuBackend;
-use crate::lora::factors::FactorFormat;
+use crate::backend::factors::FactorFormat;
 use crate::error::{Error, Result};
 use crate::model::adapters::{peft_from_files, AdapterChoice};
-use crate::model::chat::Message;
-use crate::model::generate::{GenerateOptions, Generator, Sequence};
+use crate::tokenizer::chat::Message;
+use crate::generate::{GenerateOptions, Generator, Sequence};
 use crate::model::llama::Logits;
-use crate::model::load::Loader;
-use crate::model::ops::ModelOps;
-use crate::model::sample::SampleOptions;
+use crate::formats::files::Loader;
+use crate::backend::ops::ModelOps;
+use crate::generate::sample::SampleOptions;
 use crate::model::Model;
 use serde::Deserialize;
 use std::cell::RefCell;
@@ -74,8 +74,8 @@ impl ModelLoader {
     pub fn finish(&mut self, rt: &Runtime, int8_activations: bool) -> std::result::Result<JsModel, JsValue> {
         let l = self.loader.take().ok_or_else(|| js_err(Error::config("this loader has finished or failed")))?;
         let inner = match rt.any_backend() {
-            AnyBackend::Cpu(c) => AnyModel::Cpu(Rc::new(RefCell::new(l.finish(&CpuBackend { int8_activations, ..*c }).map_err(js_err)?))),
-            AnyBackend::Gpu(g) => AnyModel::Gpu(Rc::new(RefCell::new(l.finish(g).map_err(js_err)?))),
+            AnyBackend::Cpu(c) => AnyModel::Cpu(Rc::new(RefCell::new(l.finish().and_then(|f| Model::load(&CpuBackend { int8_activations, ..*c }, f)).map_err(js_err)?))),
+            AnyBackend::Gpu(g) => AnyModel::Gpu(Rc::new(RefCell::new(l.finish().and_then(|f| Model::load(g, f)).map_err(js_err)?))),
         };
         Ok(JsModel { inner })
     }

@@ -3,12 +3,12 @@
 use super::js_err;
 use crate::backend::{Backend, BackendChoice};
 use crate::cpu::CpuBackend;
-use crate::lora::factors::FactorFormat;
+use crate::backend::factors::FactorFormat;
 use crate::error::{Error, Result};
 use crate::gpu::{GpuBackend, GpuOptions};
-use crate::linear::LoraLinear;
-use crate::lora::Mix;
-use crate::weights::{HostWeight, WeightData, WeightFormat};
+use crate::lora::LoraLinear;
+use crate::backend::routing::Mix;
+use crate::formats::weights::{HostWeight, WeightData, WeightFormat};
 use serde::Deserialize;
 use std::cell::RefCell;
 use std::collections::BTreeMap;

@@ -4,10 +4,10 @@
 
 use super::peft::{ModuleLora, PeftAdapter, Proj, Target};
 use crate::error::{Error, Result};
-use crate::model::config::{Arch, Config};
-use crate::model::gguf::{GgufStream, Meta};
-use crate::model::tensors::{unpermute_heads, RawTensor};
-use crate::weights::{HostWeight, WeightData};
+use crate::formats::config::{Arch, Config};
+use crate::formats::gguf::{GgufStream, Meta};
+use crate::formats::tensors::{unpermute_heads, RawTensor};
+use crate::formats::weights::{HostWeight, WeightData};
 
 fn proj(name: &str) -> Option<Proj> {
     Some(match name {

@@ -1,11 +1,11 @@
-//! LoRA adapters inside one layer: where their packed factors live (`arena`) and which rows
-//! use which adapters in a call (`routing`).
+//! The adapter engine: `LoraLinear` (a frozen weight plus any number of adapters, over a
+//! backend), the allocator of its arena (`arena`), and adapter files: PEFT folders
+//! (`peft`) and llama.cpp's GGUF LoRA (`gguf_lora`), both read into one `PeftAdapter`.
 
 pub mod arena;
-pub mod factors;
 pub mod gguf_lora;
+pub mod linear;
 pub mod peft;
-pub mod routing;
 
 pub use arena::ArenaAlloc;
-pub use routing::{Mix, RouteEntry, Routes, Slot, NO_GAIN};
+pub use linear::{LoraLinear, MAX_RANK};

@@ -4,8 +4,8 @@
 //! use_dora), everything else that changes the math refused by name.
 
 use crate::error::{Error, Result};
-use crate::model::config::Config;
-use crate::model::tensors::RawTensor;
+use crate::formats::config::Config;
+use crate::formats::tensors::RawTensor;
 use std::collections::BTreeMap;
 
 /// A projection an adapter can target.

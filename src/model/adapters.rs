@@ -1,12 +1,12 @@
 //! The adapter registry of a model: adapters by name, each spread over the projections it
 //! targets under one id, and the per-request choice of adapters turned into a `Mix`.
 
-use super::ops::ModelOps;
 use super::Model;
+use crate::backend::factors::{rounding_error, FactorFormat, RankAxis};
+use crate::backend::ops::ModelOps;
+use crate::backend::routing::Mix;
 use crate::error::{Error, Result};
-use crate::lora::factors::{rounding_error, FactorFormat, RankAxis};
 use crate::lora::peft::{ModuleLora, PeftAdapter, Target};
-use crate::lora::Mix;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -182,7 +182,7 @@ impl<B: ModelOps> Model<B> {
 
 /// An adapter from its files, for a model with config `cfg`: a PEFT folder
 /// (`adapter_config.json`, `adapter_model.safetensors`) or one GGUF LoRA file.
-pub fn peft_from_files(files: &[(String, Vec<u8>)], cfg: &super::config::Config) -> Result<PeftAdapter> {
+pub fn peft_from_files(files: &[(String, Vec<u8>)], cfg: &crate::formats::config::Config) -> Result<PeftAdapter> {
     let base = |n: &str| n.rsplit('/').next().unwrap_or(n).to_string();
     if let Some((n, bytes)) = files.iter().find(|(n, _)| n.ends_with(".gguf")) {
         return crate::lora::gguf_lora::from_gguf(&base(n), bytes, cfg);
@@ -194,8 +194,8 @@ pub fn peft_from_files(files: &[(String, Vec<u8>)], cfg: &super::config::Config)
     let (_, config) = find("adapter_config.json").ok_or_else(|| Error::format("adapter_config.json is missing"))?;
     let (_, weights) = find("adapter_model.safetensors").ok_or_else(|| Error::format("adapter_model.safetensors is missing"))?;
     let config = std::str::from_utf8(config).map_err(|_| Error::format("adapter_config.json is not UTF-8"))?;
-    let mut s = super::safetensors::SafetensorsStream::new("adapter_model.safetensors");
+    let mut s = crate::formats::safetensors::SafetensorsStream::new("adapter_model.safetensors");
     s.push(weights)?;
-    let tensors = s.finish()?.into_iter().map(|(k, (t, b))| (k, super::tensors::RawTensor::from_safetensors(t, b))).collect();
+    let tensors = s.finish()?.into_iter().map(|(k, (t, b))| (k, crate::formats::tensors::RawTensor::from_safetensors(t, b))).collect();
     PeftAdapter::parse(config, tensors, cfg)
 }

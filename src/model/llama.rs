@@ -1,13 +1,13 @@
 //! The LLaMA-family forward pass (llama, qwen2, mistral), written once over `ModelOps`.
 //! Every projection, lm_head included, is a `LoraLinear`, so adapters can target any of them.
 
-use super::config::Config;
-use super::ops::ModelOps;
-use super::tensors::ModelTensors;
+use crate::backend::ops::ModelOps;
+use crate::backend::routing::Mix;
 use crate::error::{Error, Result};
-use crate::linear::LoraLinear;
+use crate::formats::config::Config;
+use crate::formats::tensors::ModelTensors;
 use crate::lora::peft::{Proj, Target};
-use crate::lora::Mix;
+use crate::lora::LoraLinear;
 use std::rc::Rc;
 
 struct Layer<B: ModelOps> {

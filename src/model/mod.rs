@@ -1,30 +1,20 @@
-//! Language models on top of the LoRA linear: file formats, configuration, tokenizer, the
-//! forward pass and generation. `Model` ties them together for the JS API.
+//! Language models on top of the LoRA linear: the forward pass (`llama`), a loaded model
+//! with its tokenizer, chat template and facts (`Model`), and its adapters (`adapters`).
 
 pub mod adapters;
-pub mod chat;
-pub mod config;
-pub mod export;
-pub mod generate;
-pub mod gguf;
 pub mod llama;
-pub mod load;
-pub mod ops;
-pub mod router;
-pub mod safetensors;
-pub mod sample;
-pub mod tensors;
 
+use crate::backend::ops::ModelOps;
 use crate::error::{Error, Result};
+use crate::formats::config::Config;
+use crate::formats::files::ModelFiles;
+use crate::formats::gguf::{GgufStream, Meta};
+use crate::formats::tensors::{ModelTensors, RawTensor};
+use crate::tokenizer::chat::ChatTemplate;
 use crate::tokenizer::Tokenizer;
-use chat::ChatTemplate;
-use gguf::{GgufStream, Meta};
 use llama::Llama;
-use ops::ModelOps;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use config::Config;
-use tensors::{ModelTensors, RawTensor};
 
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -61,6 +51,14 @@ pub struct Model<B: ModelOps> {
 }
 
 impl<B: ModelOps> Model<B> {
+    /// The model in the files `Loader::finish` collected.
+    pub fn load(backend: &B, files: ModelFiles) -> Result<Self> {
+        match files {
+            ModelFiles::Gguf(name, stream) => Self::from_gguf(backend, stream, &name),
+            ModelFiles::Hf { json, tensors, bytes } => Self::from_hf(backend, &json, tensors, bytes),
+        }
+    }
+
     /// A model from a fully received GGUF stream.
     pub fn from_gguf(backend: &B, stream: GgufStream, file: &str) -> Result<Self> {
         let file_bytes = stream.received();
@@ -164,7 +162,7 @@ impl<B: ModelOps> Model<B> {
 }
 
 /// "q4_1" or "q4_1, q8_0, f32" (most common first).
-fn count_formats(formats: impl Iterator<Item = crate::weights::WeightFormat>) -> String {
+fn count_formats(formats: impl Iterator<Item = crate::formats::weights::WeightFormat>) -> String {
     let mut n: BTreeMap<&str, usize> = BTreeMap::new();
     for f in formats {
         *n.entry(f.name()).or_default() += 1;

@@ -1,10 +1,11 @@
 //! Tokenizers from a model's own vocabulary: byte-level BPE (GPT-2 style: SmolLM, Llama 3,
 //! Qwen2) and SentencePiece-style BPE (Llama 2, TinyLlama), with special tokens.
 
+pub mod chat;
 mod pretokenize;
 
 use crate::error::{Error, Result};
-use crate::model::gguf::Meta;
+use crate::formats::gguf::Meta;
 pub use pretokenize::Pre;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};

@@ -129,7 +129,7 @@ impl Case {
     }
 
     pub fn host_weight(&self) -> HostWeight {
-        HostWeight::new(self.out, self.inp, lorafuse::quant::quantize(self.format, &self.w)).unwrap()
+        HostWeight::new(self.out, self.inp, lorafuse::WeightData::quantize(self.format, &self.w)).unwrap()
     }
 
     /// The weight values the kernels should see (rounded or quantized), decoded by the

@@ -2,62 +2,9 @@
 //! PyTorch layout, in one of the storage formats. Backends take a `HostWeight` by value and
 //! keep or upload it in that same format: nothing is widened to f32 ahead of the kernels.
 
+pub use super::dtype::WeightFormat;
+use super::dtype;
 use crate::error::{check_finite, checked_len, Error, Result};
-
-/// Storage format of a base weight. Block formats store `block().0` weights in
-/// `block().1` bytes (GGUF's layouts); the kernels decode them in-loop.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum WeightFormat {
-    F32,
-    F16,
-    BF16,
-    /// 32 weights: f16 scale d, 32 × i8; w = d·q.
-    Q8_0,
-    /// 32 weights: f16 scale d, 16 bytes of nibbles; w = d·(q − 8).
-    Q4_0,
-    /// 32 weights: f16 scale d, f16 min m, 16 bytes of nibbles; w = d·q + m.
-    Q4_1,
-}
-
-impl WeightFormat {
-    pub const ALL: [WeightFormat; 6] =
-        [WeightFormat::F32, WeightFormat::F16, WeightFormat::BF16, WeightFormat::Q8_0, WeightFormat::Q4_0, WeightFormat::Q4_1];
-
-    pub fn parse(s: &str) -> Result<Self> {
-        Self::ALL.into_iter().find(|f| f.name() == s.to_ascii_lowercase()).ok_or_else(|| {
-            let names: Vec<_> = Self::ALL.iter().map(|f| f.name()).collect();
-            Error::config(format!("unknown weight dtype {s:?} (expected one of {})", names.join(", ")))
-        })
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            WeightFormat::F32 => "f32",
-            WeightFormat::F16 => "f16",
-            WeightFormat::BF16 => "bf16",
-            WeightFormat::Q8_0 => "q8_0",
-            WeightFormat::Q4_0 => "q4_0",
-            WeightFormat::Q4_1 => "q4_1",
-        }
-    }
-
-    /// (weights per block, bytes per block).
-    pub fn block(self) -> (usize, usize) {
-        match self {
-            WeightFormat::F32 => (1, 4),
-            WeightFormat::F16 | WeightFormat::BF16 => (1, 2),
-            WeightFormat::Q8_0 => (32, 34),
-            WeightFormat::Q4_0 => (32, 18),
-            WeightFormat::Q4_1 => (32, 20),
-        }
-    }
-
-    /// Bytes taken by `elems` consecutive weights (a whole number of blocks).
-    pub fn bytes_for(self, elems: usize) -> usize {
-        let (n, b) = self.block();
-        elems / n * b
-    }
-}
 
 #[derive(Clone, Debug)]
 pub enum WeightData {
@@ -68,6 +15,19 @@ pub enum WeightData {
     BF16(Vec<u16>),
     /// Whole blocks of a block format, row after row.
     Blocks(WeightFormat, Vec<u8>),
+}
+
+impl WeightData {
+    /// `v` encoded in `fmt`, block formats the way llama.cpp's reference quantizers do
+    /// (round to nearest): for tests, benchmarks and fixtures, not for loading models.
+    pub fn quantize(fmt: WeightFormat, v: &[f32]) -> WeightData {
+        match fmt {
+            WeightFormat::F32 => WeightData::F32(v.to_vec()),
+            WeightFormat::F16 => WeightData::F16(v.iter().map(|&x| half::f16::from_f32(x).to_bits()).collect()),
+            WeightFormat::BF16 => WeightData::BF16(v.iter().map(|&x| half::bf16::from_f32(x).to_bits()).collect()),
+            _ => WeightData::Blocks(fmt, dtype::quantize_blocks(fmt, v)),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -160,7 +120,7 @@ impl HostWeight {
         let fmt = self.format();
         let row_bytes = fmt.bytes_for(self.cols);
         let mut out = vec![0.0; self.cols];
-        crate::quant::dequantize(fmt, &self.bytes()[r * row_bytes..(r + 1) * row_bytes], &mut out);
+        dtype::dequantize(fmt, &self.bytes()[r * row_bytes..(r + 1) * row_bytes], &mut out);
         out
     }
 }

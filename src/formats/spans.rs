@@ -1,9 +1,9 @@
-//! Routes a file's bytes, as they arrive, into one buffer per tensor by absolute byte range
+//! Routes a file's bytes, as they arrive, into one buffer per tensor by absolute byte span
 //! (shared by the GGUF and safetensors streams). Gaps (alignment padding) are skipped.
 
 use crate::error::{Error, Result};
 
-pub struct Router {
+pub struct TensorSpans {
     file: String,
     /// Per tensor, in the file's tensor order: name and absolute [start, end).
     spans: Vec<(String, u64, u64)>,
@@ -13,12 +13,12 @@ pub struct Router {
     next: usize,
 }
 
-impl Router {
-    pub fn new(file: &str, spans: Vec<(String, u64, u64)>) -> Router {
+impl TensorSpans {
+    pub fn new(file: &str, spans: Vec<(String, u64, u64)>) -> TensorSpans {
         let mut order: Vec<usize> = (0..spans.len()).collect();
         order.sort_by_key(|&i| spans[i].1);
         let data = vec![Vec::new(); spans.len()];
-        let mut r = Router { file: file.into(), spans, order, data, next: 0 };
+        let mut r = TensorSpans { file: file.into(), spans, order, data, next: 0 };
         r.skip_empty();
         r
     }

@@ -1,12 +1,11 @@
-//! Loading a model from the files a caller hands over, one at a time and in chunks: a GGUF
-//! file, or a Hugging Face folder (config.json, tokenizer.json, tokenizer_config.json,
-//! generation_config.json, model.safetensors or its shards).
+//! The files a caller hands over for one model, one at a time and in chunks: a GGUF file,
+//! or a Hugging Face folder (config.json, tokenizer.json, tokenizer_config.json,
+//! generation_config.json, model.safetensors or its shards). `Model::load` builds the
+//! model from what `Loader::finish` collected.
 
 use super::gguf::GgufStream;
-use super::ops::ModelOps;
 use super::safetensors::SafetensorsStream;
 use super::tensors::RawTensor;
-use super::Model;
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 
@@ -18,6 +17,15 @@ enum File {
 
 /// JSON files beyond this are not configs (tokenizer.json of a 150k vocabulary is ~10 MB).
 const MAX_JSON: usize = 64 << 20;
+
+/// A model's files, received whole.
+pub enum ModelFiles {
+    /// One GGUF file (its name, and the stream holding it).
+    Gguf(String, GgufStream),
+    /// A Hugging Face folder: its JSON files by name, the safetensors tensors by name, and
+    /// the bytes received in all.
+    Hf { json: BTreeMap<String, String>, tensors: BTreeMap<String, RawTensor>, bytes: u64 },
+}
 
 #[derive(Default)]
 pub struct Loader {
@@ -62,7 +70,7 @@ impl Loader {
         }
     }
 
-    pub fn finish<B: ModelOps>(self, backend: &B) -> Result<Model<B>> {
+    pub fn finish(self) -> Result<ModelFiles> {
         let received = self.received;
         let mut json = BTreeMap::new();
         let mut gguf = None;
@@ -79,7 +87,7 @@ impl Loader {
             }
         }
         if let Some((name, s)) = gguf {
-            return Model::from_gguf(backend, s, &name);
+            return Ok(ModelFiles::Gguf(name, s));
         }
         let mut tensors = BTreeMap::new();
         for s in shards {
@@ -90,6 +98,6 @@ impl Loader {
         if tensors.is_empty() {
             return Err(Error::format("no model weights: give a .gguf file, or model.safetensors with config.json and tokenizer.json"));
         }
-        Model::from_hf(backend, &json, tensors, received)
+        Ok(ModelFiles::Hf { json, tensors, bytes: received })
     }
 }

@@ -2,10 +2,15 @@
 //! adapter engine) is written once over this trait; `cpu` runs ops eagerly, `gpu` records
 //! them as compute passes and only syncs on `read`.
 
+pub mod factors;
+pub mod ops;
+pub mod routing;
+pub mod select;
+
 use crate::error::{Error, Result};
-use crate::lora::factors::FactorFormat;
-use crate::lora::Routes;
-use crate::weights::HostWeight;
+use crate::formats::weights::HostWeight;
+use factors::FactorFormat;
+use routing::Routes;
 use std::future::Future;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

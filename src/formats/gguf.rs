@@ -3,8 +3,8 @@
 //! file is never held twice. Every size and offset is checked before it is trusted.
 
 use crate::error::{Error, Result};
-use super::router::Router;
-use crate::weights::WeightFormat;
+use super::spans::TensorSpans;
+use crate::formats::weights::WeightFormat;
 use std::collections::BTreeMap;
 
 /// Headers beyond this are treated as corrupt (SmolLM2's, with its vocabulary, is 1.8 MB).
@@ -252,14 +252,14 @@ pub struct GgufStream {
     file: String,
     head: Vec<u8>,
     header: Option<Header>,
-    router: Option<Router>,
+    spans: Option<TensorSpans>,
     /// Absolute bytes received so far.
     pos: u64,
 }
 
 impl GgufStream {
     pub fn new(file: &str) -> Self {
-        GgufStream { file: file.into(), head: Vec::new(), header: None, router: None, pos: 0 }
+        GgufStream { file: file.into(), head: Vec::new(), header: None, spans: None, pos: 0 }
     }
 
     pub fn header(&self) -> Option<&Header> {
@@ -274,33 +274,33 @@ impl GgufStream {
     pub fn push(&mut self, chunk: &[u8]) -> Result<()> {
         let start = self.pos;
         self.pos += chunk.len() as u64;
-        if let Some(r) = &mut self.router {
+        if let Some(r) = &mut self.spans {
             return r.route(start, chunk);
         }
         self.head.extend_from_slice(chunk);
         let Some(h) = parse_header(&self.head, &self.file)? else { return Ok(()) };
         let ds = h.data_start;
         let spans = h.tensors.iter().map(|t| (t.name.clone(), ds + t.offset, ds + t.offset + t.size)).collect();
-        let mut router = Router::new(&self.file, spans);
+        let mut spans = TensorSpans::new(&self.file, spans);
         self.header = Some(h);
         let head = std::mem::take(&mut self.head);
         if let Some(s) = usize::try_from(ds).ok().filter(|&s| s < head.len()) {
-            router.route(ds, &head[s..])?;
+            spans.route(ds, &head[s..])?;
         } // else: padding before the data section spans into later chunks
-        self.router = Some(router);
+        self.spans = Some(spans);
         Ok(())
     }
 
     /// The header and every tensor's bytes, by name.
     pub fn finish(self) -> Result<(Header, BTreeMap<String, (TensorInfo, Vec<u8>)>)> {
-        let (Some(h), Some(router)) = (self.header, self.router) else {
+        let (Some(h), Some(spans)) = (self.header, self.spans) else {
             return Err(Error::format(if self.head.len() < 4 || &self.head[..4] == b"GGUF" {
                 format!("{}: truncated: the header is incomplete after {} bytes", self.file, self.pos)
             } else {
                 format!("{}: not a GGUF file", self.file)
             }));
         };
-        let data = router.finish(self.pos)?;
+        let data = spans.finish(self.pos)?;
         let tensors = h.tensors.iter().cloned().zip(data).map(|(t, d)| (t.name.clone(), (t, d))).collect();
         Ok((h, tensors))
     }

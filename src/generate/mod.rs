@@ -4,12 +4,15 @@
 //! out in valid UTF-8 pieces; stop tokens and stop strings are honoured (a stop string is never
 //! emitted, even in part).
 
-use super::llama::{Llama, Logits, Session};
-use super::ops::{Choice, ModelOps, SelectRow};
-use super::sample::{SampleOptions, Sampler};
+pub mod sample;
+
+use crate::backend::ops::ModelOps;
+use crate::backend::routing::Mix;
+use crate::backend::select::{Choice, SelectRow};
 use crate::error::{Error, Result};
-use crate::lora::Mix;
+use crate::model::llama::{Llama, Logits, Session};
 use crate::tokenizer::Tokenizer;
+use sample::{SampleOptions, Sampler};
 
 #[derive(Clone, Debug, Default)]
 pub struct GenerateOptions {
@@ -166,7 +169,7 @@ impl<B: ModelOps> Sequence<B> {
 
 /// Above this top_k the sampler reads every logit instead of a selection.
 pub const MAX_TOP_K: usize = 256;
-const _: () = assert!(crate::model::sample::P_CANDIDATES <= MAX_TOP_K, "sampling without top-k must select");
+const _: () = assert!(sample::P_CANDIDATES <= MAX_TOP_K, "sampling without top-k must select");
 
 /// One or more sequences stepped together.
 pub struct Generator<B: ModelOps> {

@@ -1,10 +1,11 @@
 //! `LoraLinear`: a frozen base weight plus any number of LoRA adapters, on one backend.
 
+use super::ArenaAlloc;
+use crate::backend::factors::FactorFormat;
+use crate::backend::routing::{Mix, Routes, Slot, NO_GAIN};
 use crate::backend::{ArenaMove, Backend, DoraGain};
 use crate::error::{check_finite, checked_len, Error, Result};
-use crate::lora::factors::FactorFormat;
-use crate::lora::{ArenaAlloc, Mix, Routes, Slot, NO_GAIN};
-use crate::weights::HostWeight;
+use crate::formats::weights::HostWeight;
 use std::rc::Rc;
 
 /// Largest LoRA rank accepted (PEFT ranks in practice are 1..=256).
@@ -279,7 +280,7 @@ impl<B: Backend> LoraLinear<B> {
 mod tests {
     use super::*;
     use crate::cpu::CpuBackend;
-    use crate::weights::WeightData;
+    use crate::formats::weights::WeightData;
 
     /// A load that fails after writing (a DoRA row whose norm is zero) leaves no blocks behind:
     /// the next load of another size fits in the same place and computes exactly.

@@ -1,34 +1,12 @@
 //! Choosing the next token from logits: repetition penalty, temperature, top-k, top-p,
 //! min-p, reproducible by seed. Temperature 0 is greedy.
 
+use crate::backend::select::{best_first, penalize, Draw, SelectRow, PICK_MARGIN};
 use crate::error::{Error, Result};
-use crate::model::ops::SelectRow;
 
 /// Candidates selected when sampling without top-k (temperature, top-p, min-p): enough to
 /// decide most steps (the rest of the vocabulary is read only when these cannot decide).
 pub const P_CANDIDATES: usize = 256;
-
-/// How close (relative) a draw may come to a candidate boundary and still be decided from
-/// a selection: the backends' row masses differ from the whole row's sum by ~1e-6.
-const PICK_MARGIN: f64 = 1e-4;
-
-/// The same for a backend picking in f32 from its selection (`Draw`): the sampler's plus
-/// what f32 sums of up to 256 probabilities may be off by (~1.5e-5 at worst; WGSL's `exp`
-/// adds a few ulps more), so that whatever the backend decides, the sampler decides alike.
-pub const DRAW_MARGIN: f32 = (PICK_MARGIN + 5e-5) as f32;
-
-/// A sampler's next pick as a backend can make it from its own selection (the GPU does, in
-/// pick.wgsl, so that one u32 per row comes back): the options and the uniform `pick` would
-/// draw next. The backend returns a token only where it is sure the sampler would pick the
-/// same one; then `Sampler::drawn` moves the stream on.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Draw {
-    pub temperature: f32,
-    pub top_k: usize,
-    pub top_p: f32,
-    pub min_p: f32,
-    pub uniform: f64,
-}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct SampleOptions {
@@ -247,36 +225,10 @@ impl Sampler {
     }
 }
 
-/// The repetition penalty (CTRL's): positive logits divided by it, negative ones multiplied.
-pub fn penalize(logits: &mut [f32], penalty: f32, tokens: &[u32]) {
-    for &t in tokens {
-        if let Some(l) = logits.get_mut(t as usize) {
-            *l = if *l > 0.0 { *l / penalty } else { *l * penalty };
-        }
-    }
-}
-
-/// The candidates' order everywhere (the GPU's top_k.wgsl too): higher logit first, ties
-/// to the lower id.
-fn best_first(a: &(u32, f32), b: &(u32, f32)) -> std::cmp::Ordering {
-    b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
-}
-
-/// The `k` best (token, logit) pairs of `logits`, best first (ties to the lower id).
-pub fn top_k(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
-    let mut cand: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
-    let k = k.min(cand.len());
-    if k > 0 && k < cand.len() {
-        cand.select_nth_unstable_by(k - 1, best_first);
-        cand.truncate(k);
-    }
-    cand.sort_unstable_by(best_first);
-    cand
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::select::top_k;
 
     #[test]
     fn greedy_seeded_and_filtered() {

@@ -2,13 +2,13 @@
 //! tokenizer_config.json, model.safetensors in f32 or f16, q/k rows in HF order): so the
 //! Hugging Face route can be checked against the same weights, and benchmarked unquantized.
 
-use super::chat::ChatTemplate;
-use super::config::Config;
-use super::gguf::{GgufStream, Meta};
-use super::tensors::ModelTensors;
 use crate::error::{Error, Result};
+use crate::formats::config::Config;
+use crate::formats::gguf::{GgufStream, Meta};
+use crate::formats::tensors::ModelTensors;
+use crate::formats::weights::{HostWeight, WeightFormat};
+use crate::tokenizer::chat::ChatTemplate;
 use crate::tokenizer::Tokenizer;
-use crate::weights::{HostWeight, WeightFormat};
 
 /// (file name, bytes) of the HF folder for the GGUF in `stream`; `format` is F32 or F16.
 pub fn gguf_to_hf(stream: GgufStream, file: &str, format: WeightFormat) -> Result<Vec<(String, Vec<u8>)>> {
@@ -27,7 +27,7 @@ pub fn gguf_to_hf(stream: GgufStream, file: &str, format: WeightFormat) -> Resul
         let shape = if w.rows == 1 { vec![w.cols] } else { vec![w.rows, w.cols] };
         tensors.push((name, shape, data));
     };
-    let vec1 = |v: &[f32]| HostWeight::new(1, v.len(), crate::weights::WeightData::F32(v.to_vec()));
+    let vec1 = |v: &[f32]| HostWeight::new(1, v.len(), crate::formats::weights::WeightData::F32(v.to_vec()));
     put("model.embed_tokens.weight".into(), &t.embed);
     for (i, l) in t.layers.iter().enumerate() {
         let p = |s: &str| format!("model.layers.{i}.{s}");
@@ -64,9 +64,9 @@ pub fn gguf_to_hf(stream: GgufStream, file: &str, format: WeightFormat) -> Resul
 
 fn config_json(c: &Config, format: WeightFormat) -> String {
     let (class, ty) = match c.arch {
-        super::config::Arch::Llama => ("LlamaForCausalLM", "llama"),
-        super::config::Arch::Qwen2 => ("Qwen2ForCausalLM", "qwen2"),
-        super::config::Arch::Mistral => ("MistralForCausalLM", "mistral"),
+        crate::formats::config::Arch::Llama => ("LlamaForCausalLM", "llama"),
+        crate::formats::config::Arch::Qwen2 => ("Qwen2ForCausalLM", "qwen2"),
+        crate::formats::config::Arch::Mistral => ("MistralForCausalLM", "mistral"),
     };
     let mut j = serde_json::json!({
         "architectures": [class], "model_type": ty, "vocab_size": c.vocab, "hidden_size": c.hidden,

@@ -1,7 +1,64 @@
-//! Scalar decoding of every weight format: the reference the SIMD kernels are tested
-//! against, and the path for rare whole-row reads (embedding lookups, tests).
+//! The storage formats of base weights (f32, f16, bf16 and GGML's blocks) and their scalar
+//! decoding: the reference the SIMD and WGSL kernels are tested against, and the path for
+//! rare whole-row reads (embedding lookups, tests).
 
-use crate::weights::{WeightData, WeightFormat};
+use crate::error::{Error, Result};
+
+/// Storage format of a base weight. Block formats store `block().0` weights in
+/// `block().1` bytes (GGUF's layouts); the kernels decode them in-loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WeightFormat {
+    F32,
+    F16,
+    BF16,
+    /// 32 weights: f16 scale d, 32 × i8; w = d·q.
+    Q8_0,
+    /// 32 weights: f16 scale d, 16 bytes of nibbles; w = d·(q − 8).
+    Q4_0,
+    /// 32 weights: f16 scale d, f16 min m, 16 bytes of nibbles; w = d·q + m.
+    Q4_1,
+}
+
+impl WeightFormat {
+    pub const ALL: [WeightFormat; 6] =
+        [WeightFormat::F32, WeightFormat::F16, WeightFormat::BF16, WeightFormat::Q8_0, WeightFormat::Q4_0, WeightFormat::Q4_1];
+
+    pub fn parse(s: &str) -> Result<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == s.to_ascii_lowercase()).ok_or_else(|| {
+            let names: Vec<_> = Self::ALL.iter().map(|f| f.name()).collect();
+            Error::config(format!("unknown weight dtype {s:?} (expected one of {})", names.join(", ")))
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightFormat::F32 => "f32",
+            WeightFormat::F16 => "f16",
+            WeightFormat::BF16 => "bf16",
+            WeightFormat::Q8_0 => "q8_0",
+            WeightFormat::Q4_0 => "q4_0",
+            WeightFormat::Q4_1 => "q4_1",
+        }
+    }
+
+    /// (weights per block, bytes per block).
+    pub fn block(self) -> (usize, usize) {
+        match self {
+            WeightFormat::F32 => (1, 4),
+            WeightFormat::F16 | WeightFormat::BF16 => (1, 2),
+            WeightFormat::Q8_0 => (32, 34),
+            WeightFormat::Q4_0 => (32, 18),
+            WeightFormat::Q4_1 => (32, 20),
+        }
+    }
+
+    /// Bytes taken by `elems` consecutive weights (a whole number of blocks).
+    pub fn bytes_for(self, elems: usize) -> usize {
+        let (n, b) = self.block();
+        elems / n * b
+    }
+}
+
 
 fn half(b: &[u8], i: usize) -> f32 {
     half::f16::from_bits(u16::from_le_bytes([b[i], b[i + 1]])).to_f32()
@@ -50,16 +107,14 @@ pub fn dequantize(fmt: WeightFormat, bytes: &[u8], out: &mut [f32]) {
     }
 }
 
-/// Encodes f32 weights in `fmt` the way llama.cpp's reference quantizers do (round to
-/// nearest): for tests, benchmarks and fixtures, not for loading models.
-pub fn quantize(fmt: WeightFormat, v: &[f32]) -> WeightData {
+/// Encodes f32 weights in block format `fmt` (whole blocks) the way llama.cpp's reference
+/// quantizers do (round to nearest): `WeightData::quantize`.
+pub fn quantize_blocks(fmt: WeightFormat, v: &[f32]) -> Vec<u8> {
     let h = |x: f32| half::f16::from_f32(x).to_bits().to_le_bytes();
     let (per, size) = fmt.block();
     let mut bytes = Vec::with_capacity(v.len() / per * size);
     match fmt {
-        WeightFormat::F32 => return WeightData::F32(v.to_vec()),
-        WeightFormat::F16 => return WeightData::F16(v.iter().map(|&x| half::f16::from_f32(x).to_bits()).collect()),
-        WeightFormat::BF16 => return WeightData::BF16(v.iter().map(|&x| half::bf16::from_f32(x).to_bits()).collect()),
+        WeightFormat::F32 | WeightFormat::F16 | WeightFormat::BF16 => unreachable!("{} is not a block format", fmt.name()),
         WeightFormat::Q8_0 => {
             for b in v.chunks_exact(per) {
                 let amax = b.iter().fold(0f32, |m, x| m.max(x.abs()));
@@ -92,5 +147,5 @@ pub fn quantize(fmt: WeightFormat, v: &[f32]) -> WeightData {
             }
         }
     }
-    WeightData::Blocks(fmt, bytes)
+    bytes
 }

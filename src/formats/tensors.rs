@@ -4,7 +4,7 @@ use super::config::{Arch, Config};
 use super::gguf::{Header, TensorInfo};
 use super::safetensors::StTensor;
 use crate::error::{check_finite, checked_len, Error, Result};
-use crate::weights::{HostWeight, WeightData, WeightFormat};
+use crate::formats::weights::{HostWeight, WeightData, WeightFormat};
 use std::collections::BTreeMap;
 
 pub struct LayerTensors {

@@ -4,9 +4,9 @@
 use crate::backend::Backend;
 use crate::cpu::simd::F32x4;
 use crate::error::Result;
-use crate::linear::LoraLinear;
-use crate::lora::Mix;
-use crate::weights::{HostWeight, WeightFormat};
+use crate::lora::LoraLinear;
+use crate::backend::routing::Mix;
+use crate::formats::weights::{HostWeight, WeightFormat};
 use serde::Serialize;
 
 /// Best GB/s of a plain SIMD sum over `mib` MiB of f32 (a read-bandwidth ceiling). The
@@ -124,7 +124,7 @@ pub fn linear<B: Backend>(
     let mut ids = Vec::new();
     for _ in 0..copies {
         let wv: Vec<f32> = (0..out * inp).map(|_| rnd()).collect();
-        let data = crate::quant::quantize(format, &wv);
+        let data = crate::formats::weights::WeightData::quantize(format, &wv);
         let mut layer = LoraLinear::new(backend, HostWeight::new(out, inp, data)?)?;
         ids = ranks
             .iter()

@@ -2,9 +2,9 @@
 //! data that is routed into per-tensor buffers (the file is never held twice).
 
 use super::gguf::MAX_MODEL_BYTES;
-use super::router::Router;
+use super::spans::TensorSpans;
 use crate::error::{Error, Result};
-use crate::weights::WeightFormat;
+use crate::formats::weights::WeightFormat;
 use std::collections::BTreeMap;
 
 #[derive(Clone, Debug)]
@@ -21,7 +21,7 @@ pub struct SafetensorsStream {
     file: String,
     head: Vec<u8>,
     tensors: Option<Vec<StTensor>>,
-    router: Option<Router>,
+    spans: Option<TensorSpans>,
     pos: u64,
 }
 
@@ -70,13 +70,13 @@ fn parse_header(file: &str, json: &[u8]) -> Result<Vec<StTensor>> {
 
 impl SafetensorsStream {
     pub fn new(file: &str) -> Self {
-        SafetensorsStream { file: file.into(), head: Vec::new(), tensors: None, router: None, pos: 0 }
+        SafetensorsStream { file: file.into(), head: Vec::new(), tensors: None, spans: None, pos: 0 }
     }
 
     pub fn push(&mut self, chunk: &[u8]) -> Result<()> {
         let start = self.pos;
         self.pos += chunk.len() as u64;
-        if let Some(r) = &mut self.router {
+        if let Some(r) = &mut self.spans {
             return r.route(start, chunk);
         }
         self.head.extend_from_slice(chunk);
@@ -93,19 +93,19 @@ impl SafetensorsStream {
         let tensors = parse_header(&self.file, &self.head[8..8 + n as usize])?;
         let ds = 8 + n;
         let spans = tensors.iter().map(|t| (t.name.clone(), ds + t.begin, ds + t.end)).collect();
-        let mut router = Router::new(&self.file, spans);
+        let mut spans = TensorSpans::new(&self.file, spans);
         let head = std::mem::take(&mut self.head);
-        router.route(ds, &head[ds as usize..])?;
-        self.router = Some(router);
+        spans.route(ds, &head[ds as usize..])?;
+        self.spans = Some(spans);
         self.tensors = Some(tensors);
         Ok(())
     }
 
     pub fn finish(self) -> Result<BTreeMap<String, (StTensor, Vec<u8>)>> {
-        let (Some(ts), Some(router)) = (self.tensors, self.router) else {
+        let (Some(ts), Some(spans)) = (self.tensors, self.spans) else {
             return Err(Error::format(format!("{}: truncated: the header is incomplete after {} bytes", self.file, self.pos)));
         };
-        let data = router.finish(self.pos)?;
+        let data = spans.finish(self.pos)?;
         Ok(ts.into_iter().zip(data).map(|(t, d)| (t.name.clone(), (t, d))).collect())
     }
 }

@@ -1,9 +1,9 @@
 //! The ops a transformer needs beyond the LoRA linear. The forward pass (`llama.rs`) is
 //! written once over this trait; `cpu/model_ops.rs` and `gpu/model_ops.rs` implement it.
 
-use crate::backend::Backend;
+use super::select::{Choice, SelectRow};
+use super::Backend;
 use crate::error::{Error, Result};
-use crate::model::sample::Draw;
 
 pub trait ModelOps: Backend {
     /// Keys and values of one layer for one sequence, `[positions, kv_heads·head_dim]` each.
@@ -48,7 +48,7 @@ pub trait ModelOps: Backend {
     fn concat_rows(&self, parts: &[Self::Tensor]) -> Result<Self::Tensor>;
     /// Readies every kernel a model with these matmul weight formats and this embedding
     /// format will run (the GPU compiles its pipelines here, not at the first token).
-    fn prepare(&self, _matmul: &[crate::weights::WeightFormat], _embed: crate::weights::WeightFormat) -> Result<()> {
+    fn prepare(&self, _matmul: &[crate::formats::weights::WeightFormat], _embed: crate::formats::weights::WeightFormat) -> Result<()> {
         Ok(())
     }
     /// Per row of `logits`: applies the row's repetition penalty in place, then selects the
@@ -56,60 +56,6 @@ pub trait ModelOps: Backend {
     /// asks, its softmax mass. On the GPU only these come back, not the vocabulary; and for
     /// a row with a `draw`, only the token it picks, where the GPU can be sure of it.
     fn top_k(&self, logits: &mut Self::Tensor, k: usize, rows: &[SelectRow]) -> impl std::future::Future<Output = Result<Vec<Choice>>>;
-}
-
-/// One row's request to `ModelOps::top_k`.
-#[derive(Clone, Debug)]
-pub struct SelectRow {
-    /// The repetition penalty (1: off) and the distinct tokens it applies to.
-    pub penalty: f32,
-    pub penalized: Vec<u32>,
-    /// When > 0, also the row's mass `Σ exp((l − max)·inv_temp)` over every token, which
-    /// lets sampling without top-k (temperature, top-p, min-p) decide from the best
-    /// candidates alone.
-    pub inv_temp: f32,
-    /// The sampler's next pick, for a backend that picks from its selection itself.
-    pub draw: Option<Draw>,
-}
-
-impl SelectRow {
-    /// No penalty, no mass, no draw: plain selection (greedy, top-k).
-    pub fn plain() -> SelectRow {
-        SelectRow { penalty: 1.0, penalized: vec![], inv_temp: 0.0, draw: None }
-    }
-}
-
-/// A row's answer from `ModelOps::top_k`: the token its draw picks (the backend was sure
-/// of it), or the selection for the sampler to pick from.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Choice {
-    Token(u32),
-    Select(Selection),
-}
-
-impl Choice {
-    /// The selection, when the backend left the pick to the sampler.
-    pub fn selection(self) -> Option<Selection> {
-        match self {
-            Choice::Select(s) => Some(s),
-            Choice::Token(_) => None,
-        }
-    }
-}
-
-/// A row's selection: the best pairs, best first, and the mass when it was asked for.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Selection {
-    pub cands: Vec<(u32, f32)>,
-    pub mass: Option<f64>,
-}
-
-/// The argument checks both backends' `top_k` share.
-pub fn check_top_k(rows: usize, vocab: usize, k: usize, asks: &[SelectRow]) -> Result<()> {
-    if asks.len() != rows || k == 0 || k > vocab {
-        return Err(Error::shape(format!("top_k: {k} of {vocab} in {rows} rows with {} requests", asks.len())));
-    }
-    Ok(())
 }
 
 /// Both operands of an element-wise op have one shape.

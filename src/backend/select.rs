@@ -1,0 +1,109 @@
+//! Selecting the next token's candidates, the part of sampling a backend does: the
+//! repetition penalty, the k best logits (and the row's softmax mass), and, where a backend
+//! can be sure of it, the sampler's pick itself (`Draw`). The sampler (`generate::sample`)
+//! asks for these and decides the rest.
+
+use crate::error::{Error, Result};
+
+/// One row's request to `ModelOps::top_k`.
+#[derive(Clone, Debug)]
+pub struct SelectRow {
+    /// The repetition penalty (1: off) and the distinct tokens it applies to.
+    pub penalty: f32,
+    pub penalized: Vec<u32>,
+    /// When > 0, also the row's mass `Σ exp((l − max)·inv_temp)` over every token, which
+    /// lets sampling without top-k (temperature, top-p, min-p) decide from the best
+    /// candidates alone.
+    pub inv_temp: f32,
+    /// The sampler's next pick, for a backend that picks from its selection itself.
+    pub draw: Option<Draw>,
+}
+
+impl SelectRow {
+    /// No penalty, no mass, no draw: plain selection (greedy, top-k).
+    pub fn plain() -> SelectRow {
+        SelectRow { penalty: 1.0, penalized: vec![], inv_temp: 0.0, draw: None }
+    }
+}
+
+/// A row's answer from `ModelOps::top_k`: the token its draw picks (the backend was sure
+/// of it), or the selection for the sampler to pick from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Choice {
+    Token(u32),
+    Select(Selection),
+}
+
+impl Choice {
+    /// The selection, when the backend left the pick to the sampler.
+    pub fn selection(self) -> Option<Selection> {
+        match self {
+            Choice::Select(s) => Some(s),
+            Choice::Token(_) => None,
+        }
+    }
+}
+
+/// A row's selection: the best pairs, best first, and the mass when it was asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Selection {
+    pub cands: Vec<(u32, f32)>,
+    pub mass: Option<f64>,
+}
+
+/// The argument checks both backends' `top_k` share.
+pub fn check_top_k(rows: usize, vocab: usize, k: usize, asks: &[SelectRow]) -> Result<()> {
+    if asks.len() != rows || k == 0 || k > vocab {
+        return Err(Error::shape(format!("top_k: {k} of {vocab} in {rows} rows with {} requests", asks.len())));
+    }
+    Ok(())
+}
+
+/// How close (relative) a draw may come to a candidate boundary and still be decided from
+/// a selection: the backends' row masses differ from the whole row's sum by ~1e-6.
+pub const PICK_MARGIN: f64 = 1e-4;
+
+/// The same for a backend picking in f32 from its selection (`Draw`): the sampler's plus
+/// what f32 sums of up to 256 probabilities may be off by (~1.5e-5 at worst; WGSL's `exp`
+/// adds a few ulps more), so that whatever the backend decides, the sampler decides alike.
+pub const DRAW_MARGIN: f32 = (PICK_MARGIN + 5e-5) as f32;
+
+/// A sampler's next pick as a backend can make it from its own selection (the GPU does, in
+/// pick.wgsl, so that one u32 per row comes back): the options and the uniform `pick` would
+/// draw next. The backend returns a token only where it is sure the sampler would pick the
+/// same one; then `Sampler::drawn` moves the stream on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Draw {
+    pub temperature: f32,
+    pub top_k: usize,
+    pub top_p: f32,
+    pub min_p: f32,
+    pub uniform: f64,
+}
+
+/// The repetition penalty (CTRL's): positive logits divided by it, negative ones multiplied.
+pub fn penalize(logits: &mut [f32], penalty: f32, tokens: &[u32]) {
+    for &t in tokens {
+        if let Some(l) = logits.get_mut(t as usize) {
+            *l = if *l > 0.0 { *l / penalty } else { *l * penalty };
+        }
+    }
+}
+
+/// The candidates' order everywhere (the GPU's top_k.wgsl too): higher logit first, ties
+/// to the lower id.
+pub fn best_first(a: &(u32, f32), b: &(u32, f32)) -> std::cmp::Ordering {
+    b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
+}
+
+/// The `k` best (token, logit) pairs of `logits`, best first (ties to the lower id).
+pub fn top_k(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let mut cand: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
+    let k = k.min(cand.len());
+    if k > 0 && k < cand.len() {
+        cand.select_nth_unstable_by(k - 1, best_first);
+        cand.truncate(k);
+    }
+    cand.sort_unstable_by(best_first);
+    cand
+}

@@ -1,0 +1,5 @@
+//! Development tools, built only with the `dev` feature (benchmarks, the wasm bench
+//! package, the GGUF → Hugging Face exporter): not part of the shipped wasm.
+
+pub mod bench;
+pub mod export;

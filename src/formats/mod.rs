@@ -1,0 +1,13 @@
+//! Bytes in files to host tensors: weight storage formats (`dtype`, `weights`), GGUF and
+//! safetensors streams (`gguf`, `safetensors`, both routing bytes into tensors by `spans`),
+//! model configuration (`config`), tensors by role (`tensors`), and the set of files a
+//! caller hands over for one model (`files`). Nothing here knows a backend.
+
+pub mod config;
+pub mod dtype;
+pub mod files;
+pub mod gguf;
+pub mod safetensors;
+pub mod spans;
+pub mod tensors;
+pub mod weights;
