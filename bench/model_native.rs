@@ -41,7 +41,7 @@ fn run_with<B: ModelOps>(m: &Model<B>, mix: &Mix, prompt: usize, decode: usize) 
     let t0 = Instant::now();
     let t = m.llama.forward(&mut s, &ids, Logits::Last, mix).unwrap();
     let greedy = Sampler::new(SampleOptions::default()).unwrap().select_row(&[], 1, m.info.vocab_size);
-    let pick = |mut t| match pollster::block_on(b.top_k(&mut t, 1, std::slice::from_ref(&greedy))).unwrap().remove(0) {
+    let pick = |mut t| match pollster::block_on(lorafuse::backend::ops::top_k(b, &mut t, 1, std::slice::from_ref(&greedy))).unwrap().remove(0) {
         Choice::Token(t) => t,
         Choice::Select(s) => s.cands[0].0,
     };
@@ -120,6 +120,7 @@ fn main() {
         println!("| {} | {p:.1} | {d:.1} | – | – |", CpuBackend::default().describe());
     }
     if want("gpu") {
+        gpu_steps(&bytes);
         for f16_math in [false, true] {
             match pollster::block_on(GpuBackend::new(&GpuOptions { f16_math, ..Default::default() })) {
                 Ok(g) if f16_math && !g.context().flags.f16_math => println!("| GPU, f16 prefill math: no shader-f16 | | | | |"),
@@ -201,5 +202,55 @@ fn sampling_rows(bytes: &[u8]) {
         // when the selection could not decide either.
         let selections = (read - 4 * steps - rows * row) / cand;
         println!("| {name} | {:.0} | {selections} | {rows} |", read as f64 / steps as f64);
+    }
+}
+
+/// One decode step and one 64-token prefill on the GPU, as the host sees them (dispatches,
+/// workgroups and bytes per dispatch, recording and submit time: meaningful on any device)
+/// and, where the adapter has timestamps, per kernel on the GPU.
+fn gpu_steps(bytes: &[u8]) {
+    use lorafuse::dev::gpu_profile::{copy_ceiling, counts, kernel_table, COUNTS_HEADER};
+    let Ok(g) = pollster::block_on(GpuBackend::new(&GpuOptions { timestamps: true, ..Default::default() })) else { return };
+    let mut m = load(&g, bytes);
+    let one = random_adapter(&m, 16, 11);
+    m.add_adapter("r16", one, false).unwrap();
+    let r16 = m.adapters.mix(&AdapterChoice::Stack(vec![("r16".into(), 1.0)])).unwrap();
+    let ceiling = copy_ceiling(g.context(), 256, 3);
+    let layers = m.info.layers;
+    println!("### GPU steps, SmolLM2-135M Q4_1 ({}; copy bandwidth {ceiling:.1} GB/s)\n", g.describe());
+    println!("Counts per step ({layers} layers; a decode step after a 64-token prompt, greedy pick included):\n");
+    println!("| step | {}", &COUNTS_HEADER[2..]);
+    let ids: Vec<u32> = (0..PROMPT as u32).map(|i| 100 + i * 37 % 4000).collect();
+    let greedy = Sampler::new(SampleOptions::default()).unwrap().select_row(&[], 1, m.info.vocab_size);
+    let step = |s: &mut lorafuse::model::llama::Session<GpuBackend>, ids: &[u32], mix: &Mix| {
+        let mut t = m.llama.forward(s, ids, Logits::Last, mix).unwrap();
+        pollster::block_on(lorafuse::backend::ops::top_k(&g, &mut t, 1, std::slice::from_ref(&greedy))).unwrap();
+    };
+    for (label, mix) in [("decode", &Mix::Base), ("decode, one r16 adapter", &r16)] {
+        let mut s = m.llama.session();
+        step(&mut s, &ids, mix);
+        step(&mut s, &[7], mix); // pipelines, bind groups, pools warm
+        let (before, reps) = (g.context().stats.get(), 8);
+        for _ in 0..reps {
+            step(&mut s, &[7], mix);
+        }
+        println!("| {label} {}", &counts(before, g.context().stats.get(), reps)[1..]);
+    }
+    let before = g.context().stats.get();
+    step(&mut m.llama.session(), &ids, &Mix::Base);
+    println!("| prefill of {PROMPT} {}", &counts(before, g.context().stats.get(), 1)[1..]);
+    if !g.context().timestamps {
+        println!("\n(no GPU timestamps on this adapter: no per-kernel times)\n");
+        return;
+    }
+    for (label, mix, prompt) in [("a decode step", &Mix::Base, false), ("a decode step, one r16 adapter", &r16, false), ("a prefill of 64 tokens", &Mix::Base, true)] {
+        let mut s = m.llama.session();
+        if !prompt {
+            step(&mut s, &ids, mix);
+        }
+        g.profile_start().unwrap();
+        step(&mut s, if prompt { &ids } else { &[7] }, mix);
+        let timed = pollster::block_on(g.profile_finish()).unwrap();
+        println!("\nPer kernel, {label} (one pass per dispatch while timing):\n\n{}", kernel_table(&timed, ceiling));
     }
 }

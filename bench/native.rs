@@ -35,7 +35,7 @@ fn main() {
                 println!("### native GPU: {} (subgroups {}; on lavapipe CPU-emulated: correctness-only rates)", g.describe(), ctx.flags.subgroups);
                 // Submit what the timed forwards recorded, and wait for it.
                 let sync = || g.finish().expect("GPU");
-                let gpu_ceiling = copy_ceiling(ctx, 256, 5, now);
+                let gpu_ceiling = lorafuse::dev::gpu_profile::copy_ceiling(ctx, 256, 5);
                 println!("GPU memory ceiling {gpu_ceiling:.1} GB/s (a 256 MiB buffer copy, read + write bytes): % ceiling below is of this\n");
                 table(&g, &formats, min_ms, cold_mib, gpu_ceiling, now, sync);
             }
@@ -47,28 +47,9 @@ fn main() {
     }
 }
 
-/// Best GB/s (bytes read plus bytes written) of a device-side copy of `mib` MiB: the
-/// memory bandwidth the GPU's own kernels can hope for.
-fn copy_ceiling(ctx: &lorafuse::gpu::Context, mib: u64, reps: usize, now: impl Fn() -> f64) -> f64 {
-    let bytes = (mib << 20).min(ctx.max_binding);
-    let buf = |usage| ctx.device.create_buffer(&wgpu::BufferDescriptor { label: None, size: bytes, usage, mapped_at_creation: false });
-    let (src, dst) = (buf(wgpu::BufferUsages::COPY_SRC), buf(wgpu::BufferUsages::COPY_DST));
-    let mut best = f64::MAX;
-    for _ in 0..=reps {
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        enc.copy_buffer_to_buffer(&src, 0, &dst, 0, bytes);
-        let t0 = now();
-        ctx.submit(enc.finish());
-        ctx.device.poll(wgpu::PollType::wait_indefinitely()).expect("GPU poll");
-        best = best.min(now() - t0);
-    }
-    2.0 * bytes as f64 / (best * 1e6)
-}
-
 /// The sampler's selection on the GPU over one SmolLM2-sized row (49,152 logits): k pairs
 /// plus the row's mass, read back. Per-call time, best of a few.
 fn top_k_rows(now: impl Fn() -> f64) {
-    use lorafuse::backend::ops::ModelOps;
     use lorafuse::backend::select::SelectRow;
     let Ok(g) = pollster::block_on(GpuBackend::new(&GpuOptions::default())) else { return };
     println!("### top-k selection on the GPU: {} (correctness-only rates)\n", g.describe());
@@ -88,7 +69,7 @@ fn top_k_rows(now: impl Fn() -> f64) {
         for _ in 0..5 {
             let mut t = g.tensor(&logits, 1, vocab).unwrap();
             let t0 = now();
-            pollster::block_on(g.top_k(&mut t, k, &asks)).unwrap();
+            pollster::block_on(lorafuse::backend::ops::top_k(&g, &mut t, k, &asks)).unwrap();
             best = best.min(now() - t0);
         }
         println!("| {vocab} | {k} | {mass} | {best:.2} |");

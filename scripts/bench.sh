@@ -21,4 +21,4 @@ node bench/wasm.mjs | tee bench/out/wasm.md
 node bench/model.mjs | tee bench/out/model.md
 node bench/adapters.mjs | tee bench/out/adapters.md
 cargo bench --features dev --bench linear -- "$@" | tee bench/out/native.md
-cargo bench --bench model | tee bench/out/model-native.md
+cargo bench --features dev --bench model | tee bench/out/model-native.md

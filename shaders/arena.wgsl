@@ -35,12 +35,3 @@ fn lora_rank_scale(fmt: u32, a_off: u32, b_off: u32, rank: u32, cols: u32, rows:
     let sb = bitcast<f32>(arena[b_off + (rows * rank + 1u) / 2u + k]);
     return sa * sb;
 }
-
-// A route entry's rank word: the rank, and the factors' format above it.
-fn entry_rank(word: u32) -> u32 {
-    return word & 0xffffu;
-}
-
-fn entry_format(word: u32) -> u32 {
-    return word >> 16u;
-}

@@ -1,13 +1,14 @@
 // Causal prefill attention, tiled (flash-attention 2 style), GQA, optional sliding window.
 // A workgroup takes ROWS new query rows of one head, LANES threads per row; a lane keeps every
 // LANES-th dimension of its row's query and output (at most PER_LANE floats each; 8 at head
-// dim 64), so a thread's state stays small. (The arrays are indexed in loops bounded at run
-// time; a head-dim-specialised constant bound would let compilers keep them in registers.)
+// dim 64), so a thread's state stays small (the queries are read in place from qkv). (The
+// arrays are indexed in loops bounded at run time; a head-dim-specialised constant bound
+// would let compilers keep them in registers.)
 // K and V pass through workgroup memory a tile of positions at a time: the lanes' partial
 // dot products become the tile's scores, and every lane of a row keeps the row's running max
 // and softmax sum (an online, max-subtracted softmax, rescaled once per tile) and its dims of
 // the output. No scores outlive a tile: memory stays O(rows) however long the prompt. Head
-// dims up to MAX_HD (the host checks). Composed after attention_params.wgsl.
+// dims up to MAX_HD (the host checks). Composed after attention_io.wgsl.
 
 const ROWS: u32 = 16u;
 const LANES: u32 = 8u;
@@ -19,7 +20,7 @@ const PER_LANE: u32 = MAX_HD / LANES;
 const TILE_WORDS: u32 = 1024u;
 const TILE: u32 = 8u;      // positions per tile at most (= LANES: one score per lane to sum)
 
-@group(0) @binding(0) var<storage, read> q: array<f32>;
+@group(0) @binding(0) var<storage, read> qkv: array<f32>;
 @group(0) @binding(1) var<storage, read> kc: array<f32>;
 @group(0) @binding(2) var<storage, read> vc: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
@@ -52,10 +53,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     var qr: array<f32, PER_LANE>;
     var acc: array<f32, PER_LANE>;
     let dims = (hd + LANES - 1u - lane) / LANES;
-    let qo = (i * p.heads + h) * hd;
+    let qo = (p.row0 + i) * p.q_stride + h * hd;
+    let oo = (p.row0 + i) * p.heads * hd + h * hd;
     for (var d = 0u; d < dims; d++) {
         if (live) {
-            qr[d] = q[qo + lane + d * LANES] * p.scale;
+            qr[d] = qkv[qo + lane + d * LANES] * p.scale;
         }
         acc[d] = 0.0;
     }
@@ -116,7 +118,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     if (live) {
         for (var d = 0u; d < dims; d++) {
-            out[qo + lane + d * LANES] = acc[d] / sum;
+            out[oo + lane + d * LANES] = acc[d] / sum;
         }
     }
 }

@@ -14,8 +14,8 @@ struct DoraParams {
     scale: f32,
     out_rows: u32,  // all rows of the weight (B's length)
     fmt: u32,       // the factors' format (arena.wgsl)
-    pad1: u32,
-    pad2: u32,
+    w_row0: u32,    // where output row out_base sits in the bound weight chunk
+    pad: u32,
 }
 
 @group(0) @binding(1) var<storage, read_write> arena: array<u32>; // arena.wgsl: lora_at
@@ -33,7 +33,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, lane: Lane) {
             let step = lora_rank_scale(p.fmt, p.a_off, p.b_off, p.rank, p.cols, p.out_rows, j);
             d += step * lora_at(p.fmt, p.b_off, go * p.rank + j) * lora_at(p.fmt, p.a_off, j * p.cols + k);
         }
-        let v = w_at(o, k, p.cols) + p.scale * d;
+        let v = w_at(p.w_row0 + o, k, p.cols) + p.scale * d;
         s += v * v;
     }
     let total = workgroup_sum(lane, s);

@@ -1,7 +1,9 @@
 // GGML block-quantized weight rows (Q8_0, Q4_0, Q4_1), kept as the file stores them: blocks
 // of 32 weights, each an f16 scale d (Q4_1: then an f16 min m) and the quants. Blocks are
-// 34 / 18 / 20 bytes, so reads are byte-addressed into the word array. The composing code
-// prepends `const BLOCK_BYTES`, `const QUANT: u32` (0: Q8_0, 1: Q4_0, 2: Q4_1).
+// 34 / 18 / 20 bytes, so reads are byte-addressed into the word array; Q4_1's blocks are
+// whole words, the others' halves (a u32 of quants may straddle two words: two loads and a
+// funnel shift). The composing code prepends `const BLOCK_BYTES`, `const QUANT: u32`
+// (0: Q8_0, 1: Q4_0, 2: Q4_1).
 @group(0) @binding(0) var<storage, read> w: array<u32>;
 
 fn byte_at(b: u32) -> u32 {
@@ -9,7 +11,16 @@ fn byte_at(b: u32) -> u32 {
 }
 
 fn half_at(b: u32) -> f32 {
-    return unpack2x16float(byte_at(b) | (byte_at(b + 1u) << 8u)).x;
+    return unpack2x16float(w[b >> 2u] >> ((b & 2u) * 8u)).x;
+}
+
+// The four bytes at byte offset b (b even), as one little-endian word.
+fn u32_at(b: u32) -> u32 {
+    let lo = w[b >> 2u];
+    if ((b & 3u) == 0u) {
+        return lo;
+    }
+    return (lo >> 16u) | (w[(b >> 2u) + 1u] << 16u);
 }
 
 fn w_at(o: u32, k: u32, cols: u32) -> f32 {
@@ -28,6 +39,16 @@ fn w_at(o: u32, k: u32, cols: u32) -> f32 {
     return d * f32(q) + half_at(base + 2u);
 }
 
+// Four signed bytes of a word, widened.
+fn i8x4(q: u32) -> vec4<f32> {
+    return vec4<f32>(vec4<i32>(vec4<u32>(q << 24u, q << 16u, q << 8u, q)) >> vec4<u32>(24u));
+}
+
+// Four nibbles of a word (those at `shift` in each byte).
+fn nib4(q: u32, shift: u32) -> vec4<f32> {
+    return vec4<f32>((vec4<u32>(q, q >> 8u, q >> 16u, q >> 24u) >> vec4<u32>(shift)) & vec4<u32>(0xfu));
+}
+
 // Four weights k..k+3 (k % 4 == 0): one block, its scale (and min) read once, and one
 // 4-byte run of quants (Q4: the same nibble half of 4 consecutive bytes).
 fn w_at4(o: u32, k: u32, cols: u32) -> vec4<f32> {
@@ -35,15 +56,47 @@ fn w_at4(o: u32, k: u32, cols: u32) -> vec4<f32> {
     let j = k % 32u;
     let d = half_at(base);
     if (QUANT == 0u) {
-        let q0 = base + 2u + j;
-        let q = vec4<u32>(byte_at(q0), byte_at(q0 + 1u), byte_at(q0 + 2u), byte_at(q0 + 3u));
-        return d * vec4<f32>((vec4<i32>(q << vec4<u32>(24u)) >> vec4<u32>(24u)));
+        return d * i8x4(u32_at(base + 2u + j));
     }
-    let q0 = base + select(2u, 4u, QUANT == 2u) + j % 16u;
-    let shift = select(0u, 4u, j >= 16u);
-    let q = (vec4<u32>(byte_at(q0), byte_at(q0 + 1u), byte_at(q0 + 2u), byte_at(q0 + 3u)) >> vec4<u32>(shift)) & vec4<u32>(0xfu);
+    let q = nib4(u32_at(base + select(2u, 4u, QUANT == 2u) + j % 16u), select(0u, 4u, j >= 16u));
     if (QUANT == 1u) {
-        return d * (vec4<f32>(q) - 8.0);
+        return d * (q - 8.0);
     }
-    return d * vec4<f32>(q) + half_at(base + 2u);
+    return d * q + half_at(base + 2u);
+}
+
+// The decode kernel's groups of 8 weights: four threads share a block. Q8_0: thread t of a
+// block takes its 8 consecutive quants 8t..8t+7. Q4: one word of quants, whose low nibbles
+// are weights 4t..4t+3 and high nibbles 16+4t..16+4t+3.
+struct W8 {
+    lo: vec4<f32>,
+    hi: vec4<f32>,
+}
+
+fn k8(g: u32) -> vec2<u32> {
+    let b = 32u * (g / 4u);
+    let t = g % 4u;
+    if (QUANT == 0u) {
+        return vec2<u32>(b + 8u * t, b + 8u * t + 4u);
+    }
+    return vec2<u32>(b + 4u * t, b + 16u + 4u * t);
+}
+
+fn w8(o: u32, g: u32, cols: u32) -> W8 {
+    let base = (o * (cols / 32u) + g / 4u) * BLOCK_BYTES;
+    let t = g % 4u;
+    if (QUANT == 0u) {
+        let d = half_at(base);
+        return W8(d * i8x4(u32_at(base + 2u + 8u * t)), d * i8x4(u32_at(base + 6u + 8u * t)));
+    }
+    if (QUANT == 1u) {
+        let d = half_at(base);
+        let q = u32_at(base + 2u + 4u * t);
+        return W8(d * (nib4(q, 0u) - 8.0), d * (nib4(q, 4u) - 8.0));
+    }
+    // Q4_1: 20-byte blocks are whole words: d and m in the first, the quants after.
+    let i = base / 4u;
+    let dm = unpack2x16float(w[i]);
+    let q = w[i + 1u + t];
+    return W8(dm.x * nib4(q, 0u) + dm.y, dm.x * nib4(q, 4u) + dm.y);
 }

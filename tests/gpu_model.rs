@@ -261,9 +261,9 @@ fn top_k_on_the_gpu_matches_the_cpu() {
             .collect();
         for &k in ks {
             let mut tc = CpuBackend::default().tensor(logits, rows, vocab).unwrap();
-            let cpu = pollster::block_on(CpuBackend::default().top_k(&mut tc, k, &asks)).unwrap();
+            let cpu = pollster::block_on(lorafuse::backend::ops::top_k(&CpuBackend::default(), &mut tc, k, &asks)).unwrap();
             let mut tg = g.tensor(logits, rows, vocab).unwrap();
-            let gpu = pollster::block_on(g.top_k(&mut tg, k, &asks)).unwrap();
+            let gpu = pollster::block_on(lorafuse::backend::ops::top_k(&g, &mut tg, k, &asks)).unwrap();
             let (cpu, gpu): (Vec<_>, Vec<_>) = (cpu.into_iter().flat_map(Choice::selection).collect(), gpu.into_iter().flat_map(Choice::selection).collect());
             // Both penalized the logits in place, alike.
             let (pc, pg) = (pollster::block_on(CpuBackend::default().read(&tc)).unwrap(), pollster::block_on(g.read(&tg)).unwrap());
@@ -303,8 +303,8 @@ fn top_k_on_the_gpu_over_a_large_vocabulary() {
     let logits: Vec<f32> = rng.vec(vocab, 4.0).iter().map(|v| (v * 64.0).round() / 64.0).collect();
     let asks = [SelectRow { inv_temp: 1.0, ..SelectRow::plain() }];
     for k in [64, 256] {
-        let cpu = pollster::block_on(CpuBackend::default().top_k(&mut CpuBackend::default().tensor(&logits, 1, vocab).unwrap(), k, &asks)).unwrap();
-        let gpu = pollster::block_on(g.top_k(&mut g.tensor(&logits, 1, vocab).unwrap(), k, &asks)).unwrap();
+        let cpu = pollster::block_on(lorafuse::backend::ops::top_k(&CpuBackend::default(), &mut CpuBackend::default().tensor(&logits, 1, vocab).unwrap(), k, &asks)).unwrap();
+        let gpu = pollster::block_on(lorafuse::backend::ops::top_k(&g, &mut g.tensor(&logits, 1, vocab).unwrap(), k, &asks)).unwrap();
         let (cpu, gpu) = (cpu[0].clone().selection().unwrap(), gpu[0].clone().selection().unwrap());
         assert_eq!(cpu.cands, gpu.cands, "k = {k}");
         let (a, b) = (cpu.mass.unwrap(), gpu.mass.unwrap());
@@ -360,7 +360,7 @@ fn picks_on_the_gpu_are_the_samplers() {
                 let asks: Vec<SelectRow> = gpu_s.iter().map(|s| s.select_row(&[], k, vocab)).collect();
                 let batch: Vec<f32> = std::iter::repeat_n(logits.iter().copied(), asks.len()).flatten().collect();
                 let mut t = g.tensor(&batch, asks.len(), vocab).unwrap();
-                let choices = pollster::block_on(g.top_k(&mut t, k, &asks)).unwrap();
+                let choices = pollster::block_on(lorafuse::backend::ops::top_k(&g, &mut t, k, &asks)).unwrap();
                 for (i, c) in choices.into_iter().enumerate() {
                     let want = whole[i].pick_all(logits);
                     let got = match c {
@@ -409,7 +409,7 @@ fn picks_near_a_boundary_are_left_to_the_sampler() {
     let run = |draws: &[Draw]| -> Vec<Option<u32>> {
         let batch: Vec<f32> = std::iter::repeat_n(logits.iter().copied(), draws.len()).flatten().collect();
         let asks: Vec<SelectRow> = draws.iter().map(|&d| SelectRow { draw: Some(d), ..SelectRow::plain() }).collect();
-        let choices = pollster::block_on(g.top_k(&mut g.tensor(&batch, draws.len(), vocab).unwrap(), k, &asks)).unwrap();
+        let choices = pollster::block_on(lorafuse::backend::ops::top_k(&g, &mut g.tensor(&batch, draws.len(), vocab).unwrap(), k, &asks)).unwrap();
         choices.into_iter().map(|c| if let Choice::Token(t) = c { Some(t) } else { None }).collect()
     };
     let draw = |uniform: f64, top_p: f32, min_p: f32| Draw { temperature, top_k: k, top_p, min_p, uniform };
@@ -443,7 +443,7 @@ fn picks_near_a_boundary_are_left_to_the_sampler() {
         let mut row = logits.clone();
         row[cands[3].0 as usize] = bad;
         let asks = [SelectRow { draw: Some(draw(0.5, 1.0, 0.0)), ..SelectRow::plain() }];
-        let c = pollster::block_on(g.top_k(&mut g.tensor(&row, 1, vocab).unwrap(), k, &asks)).unwrap();
+        let c = pollster::block_on(lorafuse::backend::ops::top_k(&g, &mut g.tensor(&row, 1, vocab).unwrap(), k, &asks)).unwrap();
         assert!(matches!(c[0], Choice::Select(_)), "{bad} among the candidates: {c:?}");
     }
 }

@@ -1,13 +1,16 @@
 //! Every model op on wgpu (lavapipe in CI) against the CPU path on random inputs and odd
-//! sizes: embedding gather in every weight format (quantized blocks with random scales),
-//! RMSNorm, RoPE at large positions, attention with GQA and a sliding window across KV-cache
-//! growth, SiLU·mul, residual and bias adds, row slicing and concatenation.
+//! sizes: embedding gather in every weight format (quantized blocks with random scales), the
+//! fused linear's prologues and epilogues over groups of weights with adapters, row gathers,
+//! and attention (RoPE, the cache append) with GQA, sliding windows, batches of sequences,
+//! cache growth and contexts split over several chunks.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 use common::Rng;
-use lorafuse::backend::ops::ModelOps;
-use lorafuse::{CpuBackend, GpuOptions, HostWeight, WeightData, WeightFormat};
+use lorafuse::backend::linear::Epilogue;
+use lorafuse::backend::ops::{self, Attend, Heads, ModelOps, Span};
+use lorafuse::lora::LoraGroup;
+use lorafuse::{CpuBackend, FactorFormat, GpuOptions, HostWeight, Mix, WeightData, WeightFormat};
 
 fn read<B: ModelOps>(b: &B, t: &B::Tensor) -> Vec<f32> {
     pollster::block_on(b.read(t)).unwrap()
@@ -47,65 +50,110 @@ fn table(rng: &mut Rng, format: WeightFormat, rows: usize, cols: usize) -> HostW
     HostWeight::new(rows, cols, data).unwrap()
 }
 
+/// A group of weights sharing an input, with adapters on some of them (ranks 3 and 8, one
+/// DoRA), as a model's q/k/v or gate/up.
+fn group<B: ModelOps>(b: &B, rng: &mut Rng, formats: &[WeightFormat], outs: &[usize], inp: usize) -> LoraGroup<B> {
+    let ws = formats.iter().zip(outs).map(|(&f, &o)| table(&mut Rng::new(rng.below(1000) as u64), f, o, inp)).collect();
+    let mut g = LoraGroup::new(b, ws).unwrap();
+    for (m, &out) in outs.iter().enumerate() {
+        if m == 1 {
+            continue; // the middle weight has none: its rows add nothing
+        }
+        for (id, rank) in [(0, 3), (1, 8)] {
+            let mag: Vec<f32> = (0..out).map(|_| 0.5 + rng.uniform().abs()).collect();
+            let dora = (id == 1 && m == 0).then_some(&mag[..]);
+            g.add_adapter(m, id, &rng.vec(rank * inp, 0.1), &rng.vec(out * rank, 0.1), rank, 0.9, dora, FactorFormat::F32).unwrap();
+        }
+    }
+    g
+}
+
 /// Runs a sequence of ops on backend `b`; returns every intermediate result, read back.
 fn ops<B: ModelOps>(b: &B, seed: u64) -> Vec<(String, Vec<f32>)> {
     let mut rng = Rng::new(seed);
     let mut out = Vec::new();
     // Embedding gather, every format, ids spread over a table split into several chunks.
-    for f in [WeightFormat::F32, WeightFormat::F16, WeightFormat::BF16, WeightFormat::Q8_0, WeightFormat::Q4_0, WeightFormat::Q4_1] {
+    for f in WeightFormat::ALL {
         let cols = if matches!(f, WeightFormat::F32 | WeightFormat::F16 | WeightFormat::BF16) { 77 } else { 96 };
         let w = b.weight(table(&mut Rng::new(seed + 1), f, 2001, cols)).unwrap();
         let ids: Vec<u32> = (0..13).map(|_| rng.below(2001) as u32).chain([0, 2000]).collect();
-        out.push((format!("embed {f:?}"), read(b, &b.embed(&w, &ids).unwrap())));
+        out.push((format!("embed {f:?}"), read(b, &ops::embed(b, &w, &ids).unwrap())));
     }
-    for (rows, cols) in [(1, 7), (3, 64), (17, 577)] {
-        let x = b.tensor(&rng.vec(rows * cols, 3.0), rows, cols).unwrap();
-        let g = b.tensor(&rng.vec(cols, 1.0), 1, cols).unwrap();
-        out.push((format!("rms_norm {rows}x{cols}"), read(b, &b.rms_norm(&x, &g, 1e-5).unwrap())));
-        let mut y = b.tensor(&rng.vec(rows * cols, 4.0), rows, cols).unwrap();
-        b.add(&mut y, &x).unwrap();
-        b.add_bias(&mut y, &g).unwrap();
-        out.push((format!("add, add_bias {rows}x{cols}"), read(b, &y)));
-        let mut up = b.tensor(&rng.vec(rows * cols, 4.0), rows, cols).unwrap();
-        b.silu_mul(&mut up, &y).unwrap();
-        out.push((format!("silu_mul {rows}x{cols}"), read(b, &up)));
-        if rows > 1 {
-            let parts = [b.rows(&up, 1, rows - 1).unwrap(), b.rows(&x, 0, 1).unwrap()];
-            out.push((format!("rows, concat_rows {rows}x{cols}"), read(b, &b.concat_rows(&parts).unwrap())));
-        }
-    }
-    // RoPE: two head sizes, a start at a large position.
-    for (hd, heads, pos0) in [(8, 3, 0), (64, 2, 4093)] {
-        let inv: Vec<f64> = (0..hd / 2).map(|i| 10000f64.powf(-2.0 * i as f64 / hd as f64)).collect();
-        let mut x = b.tensor(&rng.vec(5 * hd * heads, 1.0), 5, hd * heads).unwrap();
-        b.rope(&mut x, hd, pos0, &inv).unwrap();
-        out.push((format!("rope hd {hd} at {pos0}"), read(b, &x)));
-    }
-    // Attention: GQA, a prefill then decode steps past the cache's first capacity, with and
-    // without a window. 17 rows and more take the tiled prefill kernel (16-row workgroups,
-    // the last one partial); head dim 80 gives lanes of 10 dims, 36 lanes of 4 or 5, 256
-    // (the largest) K/V tiles of 4 positions and lanes of 32 dims.
-    for (heads, kvh, hd, window, steps) in [
-        (6, 2, 16, None, &[11, 1, 1, 9, 1, 70, 1, 20][..]),
-        (6, 2, 16, Some(5), &[11, 1, 1, 9, 1, 70, 1, 20]),
-        (2, 1, 80, None, &[33, 70, 1]),
-        (2, 1, 80, Some(50), &[70, 1, 33]),
-        // 300 rows in one prefill: 19 workgroups of rows, the last walking 38 tiles of 8.
-        (2, 1, 16, None, &[300, 1]),
-        (3, 3, 36, Some(40), &[17, 1, 50]),
-        (2, 1, 256, None, &[20, 1, 17]),
+    // The fused linear: RMSNorm or none in the prologue; store (with a bias), residual add
+    // and silu·mul epilogues; decode (matvec) and prefill (matmul) rows; weights stacked in
+    // one binding, split over several (500 rows of 96 f32 exceed the test's 128 KiB), or of
+    // mixed formats (no stacking: one pass per weight, then the epilogue); rows with adapters
+    // on some weights, stacked, DoRA, or none.
+    use WeightFormat::*;
+    for (n, inp, formats, outs) in [
+        (1, 96, &[Q4_1, Q4_1, Q4_1][..], &[48, 16, 16][..]),
+        (3, 64, &[Q8_0, Q8_0, Q8_0], &[40, 24, 24]),
+        (2, 77, &[F16, F16, F16], &[37, 11, 11]),
+        (5, 96, &[F32, F32, F32], &[300, 100, 100]),
+        (3, 128, &[F32, F32, F32], &[300, 100, 100]),
+        (4, 64, &[Q4_0, F16, Q8_0], &[33, 17, 17]),
+        (17, 96, &[Q4_1, Q4_1, Q4_1], &[48, 16, 16]),
+        (20, 40, &[BF16, BF16, BF16], &[37, 11, 11]),
+        (21, 96, &[F32, F32, F32], &[300, 100, 100]),
     ] {
-        let mut kv = b.kv_new(kvh * hd);
-        let mut pos = 0;
-        for &n in steps {
-            let q = b.tensor(&rng.vec(n * heads * hd, 1.0), n, heads * hd).unwrap();
-            let k = b.tensor(&rng.vec(n * kvh * hd, 1.0), n, kvh * hd).unwrap();
-            let v = b.tensor(&rng.vec(n * kvh * hd, 1.0), n, kvh * hd).unwrap();
-            let a = b.attention(&q, &k, &v, &mut kv, pos, heads, kvh, hd, window).unwrap();
-            out.push((format!("attention hd {hd}, {n} rows at {pos}, window {window:?}"), read(b, &a)));
-            pos += n;
+        let label = format!("{n}x{inp} {formats:?} {outs:?}");
+        let qkv = group(b, &mut rng, formats, outs, inp);
+        let gate_up = group(b, &mut rng, &formats[..2], &[outs[0], outs[0]], inp);
+        let down_format = if outs[0] % 32 == 0 { formats[0] } else { F16 };
+        let down = group(b, &mut rng, &[down_format], &[inp], outs[0]);
+        let x = b.tensor(&rng.vec(n * inp, 2.0), n, inp).unwrap();
+        let gain = b.tensor(&rng.vec(inp, 1.0), 1, inp).unwrap();
+        let total: usize = outs.iter().sum();
+        let bias = b.tensor(&rng.vec(total, 1.0), 1, total).unwrap();
+        let rows: Vec<Vec<(usize, f32)>> = (0..n).map(|i| [vec![(0, 1.0)], vec![], vec![(1, 1.0)], vec![(0, 0.5), (1, 0.7)]][i % 4].clone()).collect();
+        let mix = Mix::PerRow(rows);
+        for norm in [None, Some((&gain, 1e-5))] {
+            let mut y = b.empty(n, total).unwrap();
+            qkv.forward(&x, norm, &mix, true, Epilogue::Store { out: &mut y, bias: Some(&bias) }).unwrap();
+            out.push((format!("linear {label}, norm {}, store + bias", norm.is_some()), read(b, &y)));
+            let mut h = b.empty(n, outs[0]).unwrap();
+            gate_up.forward(&x, norm, &mix, true, Epilogue::SiluMul(&mut h)).unwrap();
+            out.push((format!("linear {label}, norm {}, silu·mul", norm.is_some()), read(b, &h)));
+            let mut res = b.tensor(&rng.vec(n * inp, 1.0), n, inp).unwrap();
+            down.forward(&h, None, &mix, true, Epilogue::Add(&mut res)).unwrap();
+            out.push((format!("linear {label}, add"), read(b, &res)));
         }
-        assert_eq!(b.kv_len(&kv), pos);
+    }
+    // Row gathers.
+    let x = b.tensor(&rng.vec(7 * 33, 1.0), 7, 33).unwrap();
+    out.push(("gather_rows".into(), read(b, &ops::gather_rows(b, &x, &[6, 0, 3, 3]).unwrap())));
+    // Attention (RoPE, the cache append, causal attention): GQA, with and without a window,
+    // a batch of sequences in one call, prefills then decode steps past the cache's first
+    // capacity and past one split chunk (256 positions). 16 rows and more take the tiled
+    // prefill kernel (16-row workgroups, the last one partial); head dim 80 gives lanes of 10
+    // dims, 36 lanes of 4 or 5, 256 (the largest) K/V tiles of 4 positions and lanes of 32.
+    for (heads, kvh, hd, window, steps) in [
+        (6, 2, 16, None, &[&[11, 3][..], &[1, 1], &[1, 9], &[70, 1], &[20, 1]][..]),
+        (6, 2, 16, Some(5), &[&[11][..], &[1], &[9], &[70], &[20]]),
+        (2, 1, 80, None, &[&[33, 7][..], &[70, 1], &[1, 1]]),
+        (2, 1, 80, Some(50), &[&[70][..], &[1], &[33]]),
+        // 300 rows in one prefill, then decode over 2 chunks (and a window of 280 over 2).
+        (2, 1, 16, None, &[&[300, 2][..], &[1, 260], &[1, 1]]),
+        (2, 1, 16, Some(280), &[&[300][..], &[1], &[3]]),
+        (3, 3, 36, Some(40), &[&[17][..], &[1], &[50]]),
+        (2, 1, 256, None, &[&[20][..], &[1], &[17]]),
+    ] {
+        let h = Heads { heads, kv_heads: kvh, head_dim: hd, window };
+        let inv: Vec<f64> = (0..hd / 2).map(|i| 10000f64.powf(-2.0 * i as f64 / hd as f64)).collect();
+        let mut kvs: Vec<_> = (0..steps[0].len()).map(|_| b.kv_new(kvh * hd)).collect();
+        for step in steps {
+            let n: usize = step.iter().sum();
+            let mut spans = Vec::new();
+            for (s, &rows) in step.iter().enumerate() {
+                spans.push(Span { row0: spans.iter().map(|s: &Span| s.rows).sum(), rows, pos0: b.kv_len(&kvs[s]) });
+            }
+            let mut qkv = b.tensor(&rng.vec(n * (h.q_width() + 2 * h.kv_width()), 1.0), n, h.q_width() + 2 * h.kv_width()).unwrap();
+            let mut a = b.empty(n, h.q_width()).unwrap();
+            b.attend(Attend::new(b, &mut qkv, kvs.iter_mut().collect(), &spans, h, &inv, &mut a).unwrap()).unwrap();
+            out.push((format!("attention hd {hd}, rows {step:?} at {spans:?}, window {window:?}"), read(b, &a)));
+        }
+        let want: Vec<usize> = (0..kvs.len()).map(|s| steps.iter().map(|st| st[s]).sum()).collect();
+        assert_eq!(kvs.iter().map(|kv| b.kv_len(kv)).collect::<Vec<_>>(), want);
     }
     out
 }
@@ -116,7 +164,7 @@ fn ops<B: ModelOps>(b: &B, seed: u64) -> Vec<(String, Vec<f32>)> {
 #[test]
 fn every_model_op_on_the_gpu_matches_the_cpu() {
     for no_subgroups in [false, true] {
-        let Some(g) = common::gpu(GpuOptions { max_binding_bytes: Some(65536), no_subgroups, ..Default::default() }) else { return };
+        let Some(g) = common::gpu(GpuOptions { max_binding_bytes: Some(128 << 10), no_subgroups, ..Default::default() }) else { return };
         if std::env::var("LORAFUSE_REQUIRE_GPU").as_deref() == Ok("1") {
             assert_eq!(g.context().flags.subgroups, !no_subgroups, "lavapipe offers subgroups");
         }

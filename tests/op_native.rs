@@ -113,15 +113,10 @@ fn gpu_splits_weights_over_the_binding_limit() {
             .enumerate()
     {
         let case = Case::new(seed as u64 + 500, out, inp, n, &[2, 3], format);
-        let layer = LoraLinear::new(&g, case.host_weight()).unwrap();
-        let chunks = GpuBackend::weight_chunks(&layer_weight(&layer));
+        let chunks = GpuBackend::weight_chunks(&lorafuse::Backend::weight(&g, case.host_weight()).unwrap());
         assert!(chunks > 1, "expected a split weight, got {chunks} chunk(s)");
         pollster::block_on(check_case(&g, &case, seed as u64)).unwrap();
     }
-}
-
-fn layer_weight<B: lorafuse::Backend>(layer: &LoraLinear<B>) -> &B::Weight {
-    layer.weight()
 }
 
 /// Growing the adapter arena (many adapters added one by one) keeps earlier ones intact.

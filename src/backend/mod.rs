@@ -1,8 +1,12 @@
-//! The small set of ops every backend implements. The layer (and later the model and the
-//! adapter engine) is written once over this trait; `cpu` runs ops eagerly, `gpu` records
-//! them as compute passes and only syncs on `read`.
+//! The op interface every backend implements, and only that: tensors and weights where the
+//! backend computes, adapter storage (`ArenaStore`), the fused linear (`linear::Linear`),
+//! and the model's other ops (`ops::ModelOps`). The adapter engine and the model are written
+//! once over it; `cpu` runs ops eagerly, `gpu` records them as compute passes and only syncs
+//! on `read`. Each op's shape contract is checked once, here, when its descriptor is built
+//! (`Linear::new`, `Attend::new`, `ops::embed`, ...): kernels trust their arguments.
 
 pub mod factors;
+pub mod linear;
 pub mod ops;
 pub mod routing;
 pub mod select;
@@ -10,7 +14,7 @@ pub mod select;
 use crate::error::{Error, Result};
 use crate::formats::weights::HostWeight;
 use factors::FactorFormat;
-use routing::Routes;
+use linear::Linear;
 use std::future::Future;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,13 +74,50 @@ pub struct DoraGain<'a> {
     pub format: FactorFormat,
 }
 
+/// A row-major matrix that knows its shape (tensors and weights of every backend).
+pub trait Shaped {
+    /// `[rows, cols]`.
+    fn shape(&self) -> [usize; 2];
+}
+
+impl Shaped for HostWeight {
+    fn shape(&self) -> [usize; 2] {
+        [self.rows, self.cols]
+    }
+}
+
+/// One arena of adapter factors (`lora::LoraGroup` allocates its words), held where the
+/// backend computes. Offsets and lengths are in 32-bit words.
+pub trait ArenaStore {
+    /// Makes room for `words` words, keeping the contents (one growth per adapter load
+    /// rather than one per factor written).
+    fn reserve(&mut self, _words: usize) -> Result<()> {
+        Ok(())
+    }
+    /// Writes an adapter's `A [rank, in]` at word `offset` in `format`, in the layout this
+    /// backend's shrink reads (`format.words` words).
+    fn write_a(&mut self, offset: usize, a: &[f32], rank: usize, format: FactorFormat) -> Result<()> {
+        self.write(offset, a, rank, format)
+    }
+    /// Writes adapter factors (B `[out, rank]`, or A) at word `offset` in `format`
+    /// (`format.words(data.len(), rank)` words), growing the arena as needed.
+    fn write(&mut self, offset: usize, data: &[f32], rank: usize, format: FactorFormat) -> Result<()>;
+    /// Keeps only the word ranges in `keep`, each moved from `from` to `to` (ascending), and
+    /// gives back all storage past word `len`: unloading an adapter returns its words
+    /// wherever it sat. On an error reported here the arena is unchanged (on the web an
+    /// out-of-memory error can surface only later, as a device error).
+    fn repack(&mut self, keep: &[ArenaMove], len: usize) -> Result<()>;
+    /// Words of storage held now.
+    fn capacity(&self) -> usize;
+}
+
 pub trait Backend: Clone + 'static {
     /// A row-major f32 matrix living where this backend computes.
-    type Tensor;
+    type Tensor: Shaped;
     /// A base weight in its storage format.
-    type Weight;
-    /// One layer's packed adapter factors, addressed by `Slot` offsets in 32-bit words.
-    type Arena;
+    type Weight: Shaped;
+    /// One group's packed adapter factors, addressed by `Slot` offsets in 32-bit words.
+    type Arena: ArenaStore;
 
     fn kind(&self) -> BackendKind;
     /// Human-readable device description (GPU adapter name, or the CPU path in use).
@@ -87,14 +128,15 @@ pub trait Backend: Clone + 'static {
     fn empty(&self, rows: usize, cols: usize) -> Result<Self::Tensor>;
     fn read(&self, t: &Self::Tensor) -> impl Future<Output = Result<Vec<f32>>>;
 
-    fn weight(&self, w: HostWeight) -> Result<Self::Weight>;
-    /// DoRA: writes the per-output gain `m_o / ‖W_o + scale·B_o·A‖₂` at `d.g_off`, for an
-    /// adapter whose A and B are already in the arena (also given as `d.a`, `d.b`), without
-    /// materialising `W + scale·B·A`.
-    fn dora_gain(&self, w: &Self::Weight, arena: &mut Self::Arena, d: &DoraGain<'_>) -> Result<()>;
+    /// Weights that one fused linear reads together (q, k and v; gate and up), all with the
+    /// same columns: a backend may keep them in one buffer, so that one pass reads them all.
+    fn weights(&self, ws: Vec<HostWeight>) -> Result<Vec<Self::Weight>>;
+    fn weight(&self, w: HostWeight) -> Result<Self::Weight> {
+        Ok(self.weights(vec![w])?.remove(0))
+    }
     fn arena(&self) -> Self::Arena;
     /// How this backend stores adapter factors unless told otherwise (an adapter may ask
-    /// for another format: `LoraLinear::add_adapter_as`).
+    /// for another format: `LoraGroup::add_adapter`).
     fn factor_format(&self) -> FactorFormat {
         FactorFormat::F32
     }
@@ -103,46 +145,12 @@ pub trait Backend: Clone + 'static {
     fn storable(&self, f: FactorFormat) -> FactorFormat {
         f
     }
-    /// Makes room for `words` words, keeping the contents (one growth per adapter load
-    /// rather than one per factor written).
-    fn arena_reserve(&self, _arena: &mut Self::Arena, _words: usize) -> Result<()> {
-        Ok(())
-    }
-    /// Writes an adapter's `A [rank, in]` at word `offset` in `format`, in the layout this
-    /// backend's shrink reads (`format.words` words).
-    fn arena_write_a(&self, arena: &mut Self::Arena, offset: usize, a: &[f32], rank: usize, format: FactorFormat) -> Result<()> {
-        self.arena_write(arena, offset, a, rank, format)
-    }
-    /// Writes adapter factors (B `[out, rank]`, or A) at word `offset` in `format`
-    /// (`format.words(data.len(), rank)` words), growing the arena as needed.
-    fn arena_write(&self, arena: &mut Self::Arena, offset: usize, data: &[f32], rank: usize, format: FactorFormat) -> Result<()>;
-    /// Keeps only the word ranges in `keep`, each moved from `from` to `to` (ascending, as
-    /// `LoraLinear` packs them), and gives back all storage past word `len`: unloading an
-    /// adapter returns its words wherever it sat. On an error reported here the arena is
-    /// unchanged (on the web an out-of-memory error can surface only later, as a device error).
-    fn arena_repack(&self, arena: &mut Self::Arena, keep: &[ArenaMove], len: usize) -> Result<()>;
-    /// Words of storage the arena holds now.
-    fn arena_capacity(&self, arena: &Self::Arena) -> usize;
+    /// DoRA: writes the per-output gain `m_o / ‖W_o + scale·B_o·A‖₂` at `d.g_off`, for an
+    /// adapter whose A and B are already in the arena (also given as `d.a`, `d.b`), without
+    /// materialising `W + scale·B·A`.
+    fn dora_gain(&self, w: &Self::Weight, arena: &mut Self::Arena, d: &DoraGain<'_>) -> Result<()>;
 
-    /// `y[n, out] = x[n, in]·Wᵀ + Σ_entries coef·(x_row·Aᵀ)·Bᵀ`, fused: W read once, y
-    /// written once. Every element of `y` is written.
-    fn lora_linear(
-        &self,
-        x: &Self::Tensor,
-        w: &Self::Weight,
-        arena: &Self::Arena,
-        routes: &Routes,
-        y: &mut Self::Tensor,
-    ) -> Result<()>;
-}
-
-/// The shape contract of `lora_linear`: x [n, in], W [out, in], y [n, out], routes for n rows.
-pub fn check_linear_shapes(x: [usize; 2], w: [usize; 2], y: [usize; 2], routes: &Routes) -> Result<()> {
-    if x[1] != w[1] || y != [x[0], w[0]] || routes.n_rows() != x[0] {
-        return Err(Error::shape(format!(
-            "lora_linear: x {x:?}, W {w:?}, y {y:?} and routes for {} rows do not fit",
-            routes.n_rows()
-        )));
-    }
-    Ok(())
+    /// The fused linear (`Linear`: an optional RMSNorm of the input, one or more weights with
+    /// their adapters, and what becomes of the results), W read once, outputs written once.
+    fn linear(&self, op: Linear<'_, Self>) -> Result<()>;
 }

@@ -1,9 +1,14 @@
-//! The ops a transformer needs beyond the LoRA linear. The forward pass (`llama.rs`) is
-//! written once over this trait; `cpu/model_ops.rs` and `gpu/model_ops.rs` implement it.
+//! The ops a transformer needs beyond the fused linear: the embedding gather, row gathers,
+//! attention over a KV cache (with RoPE and the cache append), and the selection of the
+//! next token's candidates. Backends implement the kernels (`ModelOps`); the model calls the
+//! checked fronts below (`embed`, `gather_rows`, `Attend::new`, `top_k`), which hold each
+//! op's shape contract once.
 
 use super::select::{Choice, SelectRow};
-use super::Backend;
+use super::{Backend, Shaped};
 use crate::error::{Error, Result};
+use crate::formats::weights::WeightFormat;
+use std::future::Future;
 
 pub trait ModelOps: Backend {
     /// Keys and values of one layer for one sequence, `[positions, kv_heads·head_dim]` each.
@@ -12,67 +17,150 @@ pub trait ModelOps: Backend {
     fn kv_new(&self, width: usize) -> Self::Kv;
     /// Positions held.
     fn kv_len(&self, kv: &Self::Kv) -> usize;
+    /// Values per position (`kv_heads·head_dim`).
+    fn kv_width(&self, kv: &Self::Kv) -> usize;
     /// Drops positions from `len` on (to reuse a shared prefix, or undo).
     fn kv_truncate(&self, kv: &mut Self::Kv, len: usize);
 
-    /// Rows `ids` of the embedding table (any weight format), as f32 `[ids.len(), cols]`.
-    fn embed(&self, table: &Self::Weight, ids: &[u32]) -> Result<Self::Tensor>;
-    /// Row-wise RMSNorm with gain `w` (`[1, width]`).
-    fn rms_norm(&self, x: &Self::Tensor, w: &Self::Tensor, eps: f32) -> Result<Self::Tensor>;
-    /// `x += b` row-wise (`b`: `[1, width]`).
-    fn add_bias(&self, x: &mut Self::Tensor, b: &Self::Tensor) -> Result<()>;
-    /// Rotary embedding in place, rotate-half pairing, rows at positions `pos0..`.
-    fn rope(&self, x: &mut Self::Tensor, head_dim: usize, pos0: usize, inv_freq: &[f64]) -> Result<()>;
-    /// Appends `k`, `v` at positions `pos0..` to the cache and attends causally (to the last
-    /// `window` positions only, when set): returns `[rows, heads·head_dim]`.
-    #[allow(clippy::too_many_arguments)]
-    fn attention(
-        &self,
-        q: &Self::Tensor,
-        k: &Self::Tensor,
-        v: &Self::Tensor,
-        kv: &mut Self::Kv,
-        pos0: usize,
-        heads: usize,
-        kv_heads: usize,
-        head_dim: usize,
-        window: Option<usize>,
-    ) -> Result<Self::Tensor>;
-    /// `gate ← silu(gate) · up`.
-    fn silu_mul(&self, gate: &mut Self::Tensor, up: &Self::Tensor) -> Result<()>;
-    /// `x += y`.
-    fn add(&self, x: &mut Self::Tensor, y: &Self::Tensor) -> Result<()>;
-    /// Rows `start..start+len` of `x`, as a new tensor.
-    fn rows(&self, x: &Self::Tensor, start: usize, len: usize) -> Result<Self::Tensor>;
-    /// The rows of `parts`, one after another (same widths).
-    fn concat_rows(&self, parts: &[Self::Tensor]) -> Result<Self::Tensor>;
+    /// `out[i] = table[ids[i]]` widened to f32 (ids checked against the table).
+    fn embed(&self, table: &Self::Weight, ids: &[u32], out: &mut Self::Tensor) -> Result<()>;
+    /// `out[i] = x[rows[i]]` (rows checked).
+    fn gather_rows(&self, x: &Self::Tensor, rows: &[usize], out: &mut Self::Tensor) -> Result<()>;
+    /// RoPE, the KV cache append and causal attention (`Attend`).
+    fn attend(&self, op: Attend<'_, Self>) -> Result<()>;
+    /// Per row of `logits` (arguments checked by `top_k` below): applies the row's repetition
+    /// penalty in place, then selects the `k` best (token, logit) pairs, best first (ties to
+    /// the lower id), and, when the row asks, its softmax mass. On the GPU only these come
+    /// back, not the vocabulary; and for a row with a `draw`, only the token it picks, where
+    /// the GPU can be sure of it.
+    fn select(&self, logits: &mut Self::Tensor, k: usize, rows: &[SelectRow]) -> impl Future<Output = Result<Vec<Choice>>>;
     /// Readies every kernel a model with these matmul weight formats and this embedding
     /// format will run (the GPU compiles its pipelines here, not at the first token).
-    fn prepare(&self, _matmul: &[crate::formats::weights::WeightFormat], _embed: crate::formats::weights::WeightFormat) -> Result<()> {
+    fn prepare(&self, _matmul: &[WeightFormat], _embed: WeightFormat) -> Result<()> {
         Ok(())
     }
-    /// Per row of `logits`: applies the row's repetition penalty in place, then selects the
-    /// `k` best (token, logit) pairs, best first (ties to the lower id), and, when the row
-    /// asks, its softmax mass. On the GPU only these come back, not the vocabulary; and for
-    /// a row with a `draw`, only the token it picks, where the GPU can be sure of it.
-    fn top_k(&self, logits: &mut Self::Tensor, k: usize, rows: &[SelectRow]) -> impl std::future::Future<Output = Result<Vec<Choice>>>;
 }
 
-/// Both operands of an element-wise op have one shape.
-pub fn same_shape(a: [usize; 2], b: [usize; 2], op: &str) -> Result<()> {
-    if a != b {
-        return Err(Error::shape(format!("{op}: {a:?} vs {b:?}")));
+/// Rows `ids` of the embedding table, as f32 `[ids.len(), cols]`.
+pub fn embed<B: ModelOps>(b: &B, table: &B::Weight, ids: &[u32]) -> Result<B::Tensor> {
+    let [vocab, cols] = table.shape();
+    if let Some(&id) = ids.iter().find(|&&id| id as usize >= vocab) {
+        return Err(Error::shape(format!("token id {id} is outside the vocabulary of {vocab}")));
     }
-    Ok(())
+    let mut out = b.empty(ids.len(), cols)?;
+    b.embed(table, ids, &mut out)?;
+    Ok(out)
 }
 
-/// The shape contract of `attention` on every backend: q `[n, heads·head_dim]`, k and v
-/// `[n, kv_width]`, a cache holding exactly `pos0` positions, whole query groups.
-#[allow(clippy::too_many_arguments)]
-pub fn check_attention(q: [usize; 2], k: [usize; 2], v: [usize; 2], kv_width: usize, kv_len: usize, pos0: usize, heads: usize, kv_heads: usize, head_dim: usize) -> Result<()> {
-    same_shape(k, v, "attention k/v")?;
-    if q[1] != heads * head_dim || k[1] != kv_width || q[0] != k[0] || kv_len != pos0 || kv_heads == 0 || heads % kv_heads != 0 {
-        return Err(Error::shape(format!("attention: q {q:?}, k {k:?}, cache of {kv_len} at position {pos0}, {heads} heads over {kv_heads}")));
+/// Rows `rows` of `x`, in that order, as a new tensor.
+pub fn gather_rows<B: ModelOps>(b: &B, x: &B::Tensor, rows: &[usize]) -> Result<B::Tensor> {
+    let [n, cols] = x.shape();
+    if let Some(&r) = rows.iter().find(|&&r| r >= n) {
+        return Err(Error::shape(format!("row {r} of a tensor with {n}")));
     }
-    Ok(())
+    let mut out = b.empty(rows.len(), cols)?;
+    b.gather_rows(x, rows, &mut out)?;
+    Ok(out)
+}
+
+/// `ModelOps::select`, its arguments checked: one request per row, `1 <= k <= vocab`.
+pub async fn top_k<B: ModelOps>(b: &B, logits: &mut B::Tensor, k: usize, asks: &[SelectRow]) -> Result<Vec<Choice>> {
+    let [rows, vocab] = logits.shape();
+    if asks.len() != rows || k == 0 || k > vocab {
+        return Err(Error::shape(format!("top_k: {k} of {vocab} in {rows} rows with {} requests", asks.len())));
+    }
+    b.select(logits, k, asks).await
+}
+
+/// One sequence's rows in a batch: rows `row0..row0 + rows`, at positions `pos0..`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub row0: usize,
+    pub rows: usize,
+    pub pos0: usize,
+}
+
+/// The attention heads: `heads` query heads over `kv_heads` key/value heads (GQA) of
+/// `head_dim`, attending to the last `window` positions only when set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Heads {
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub window: Option<usize>,
+}
+
+impl Heads {
+    /// Columns of the queries (and of the attention's output).
+    pub fn q_width(&self) -> usize {
+        self.heads * self.head_dim
+    }
+    /// Columns of the keys (and of the values).
+    pub fn kv_width(&self) -> usize {
+        self.kv_heads * self.head_dim
+    }
+}
+
+/// A checked attention over a batch: per sequence (`spans`), its rows' queries, keys and
+/// values side by side in `qkv` (`[n, q_width + 2·kv_width]`), RoPE'd at their positions
+/// (rotate-half pairing, frequencies `inv_freq`; q and k in place), the keys and values
+/// appended to the sequence's cache, and causal attention into `out` (`[n, q_width]`).
+pub struct Attend<'a, B: ModelOps> {
+    pub qkv: &'a mut B::Tensor,
+    pub caches: Vec<&'a mut B::Kv>,
+    pub spans: &'a [Span],
+    pub heads: Heads,
+    pub inv_freq: &'a [f64],
+    pub out: &'a mut B::Tensor,
+    checked: (),
+}
+
+impl<'a, B: ModelOps> Attend<'a, B> {
+    pub fn new(
+        b: &B,
+        qkv: &'a mut B::Tensor,
+        caches: Vec<&'a mut B::Kv>,
+        spans: &'a [Span],
+        heads: Heads,
+        inv_freq: &'a [f64],
+        out: &'a mut B::Tensor,
+    ) -> Result<Self> {
+        let [n, w] = qkv.shape();
+        let (qw, kvw, hd) = (heads.q_width(), heads.kv_width(), heads.head_dim);
+        let bad = |what: String| Err(Error::shape(format!("attention: {what}")));
+        if heads.kv_heads == 0 || heads.heads % heads.kv_heads != 0 || hd % 2 != 0 || inv_freq.len() < hd / 2 {
+            return bad(format!("{} heads over {} of {hd} dims with {} frequencies", heads.heads, heads.kv_heads, inv_freq.len()));
+        }
+        if w != qw + 2 * kvw || out.shape() != [n, qw] {
+            return bad(format!("qkv [{n}, {w}] and output {:?} for {heads:?}", out.shape()));
+        }
+        let mut next = 0;
+        for (s, kv) in spans.iter().zip(&caches) {
+            if s.row0 != next || s.rows == 0 || b.kv_len(kv) != s.pos0 || b.kv_width(kv) != kvw {
+                return bad(format!("span {s:?} after row {next}, a cache of {} positions of width {}", b.kv_len(kv), b.kv_width(kv)));
+            }
+            next += s.rows;
+        }
+        if next != n || caches.len() != spans.len() {
+            return bad(format!("{} spans with {} caches cover {next} of {n} rows", spans.len(), caches.len()));
+        }
+        Ok(Attend { qkv, caches, spans, heads, inv_freq, out, checked: () })
+    }
+
+    /// The cos and sin of every (row, frequency) pair, in f64 then rounded (the GPU reads
+    /// these as a table): `[rows, head_dim / 2]` pairs, rows in batch order.
+    pub fn rope_table(&self) -> Vec<[f32; 2]> {
+        let _ = self.checked;
+        let half = self.heads.head_dim / 2;
+        let mut cs = Vec::new();
+        for s in self.spans {
+            for p in s.pos0..s.pos0 + s.rows {
+                cs.extend(self.inv_freq[..half].iter().map(|&f| {
+                    let a = p as f64 * f;
+                    [a.cos() as f32, a.sin() as f32]
+                }));
+            }
+        }
+        cs
+    }
 }

@@ -3,8 +3,6 @@
 //! can be sure of it, the sampler's pick itself (`Draw`). The sampler (`generate::sample`)
 //! asks for these and decides the rest.
 
-use crate::error::{Error, Result};
-
 /// One row's request to `ModelOps::top_k`.
 #[derive(Clone, Debug)]
 pub struct SelectRow {
@@ -49,14 +47,6 @@ impl Choice {
 pub struct Selection {
     pub cands: Vec<(u32, f32)>,
     pub mass: Option<f64>,
-}
-
-/// The argument checks both backends' `top_k` share.
-pub fn check_top_k(rows: usize, vocab: usize, k: usize, asks: &[SelectRow]) -> Result<()> {
-    if asks.len() != rows || k == 0 || k > vocab {
-        return Err(Error::shape(format!("top_k: {k} of {vocab} in {rows} rows with {} requests", asks.len())));
-    }
-    Ok(())
 }
 
 /// How close (relative) a draw may come to a candidate boundary and still be decided from

@@ -4,7 +4,7 @@
 //! them. (The GPU keeps one buffer per layer, which one storage binding needs.) A block holds
 //! factors in its adapter's `FactorFormat` (f32 or int16).
 
-use crate::backend::ArenaMove;
+use crate::backend::{ArenaMove, ArenaStore};
 use crate::error::{Error, Result};
 use crate::backend::factors::{i16_codes, i16_scales, FactorFormat, RankAxis};
 
@@ -66,10 +66,15 @@ pub struct CpuArena {
     blocks: Vec<(usize, Block)>,
 }
 
-impl CpuArena {
+impl ArenaStore for CpuArena {
+    /// A is kept transposed, `[in, rank]`: what `shrink.rs` reads as one stream.
+    fn write_a(&mut self, offset: usize, a: &[f32], rank: usize, format: FactorFormat) -> Result<()> {
+        self.write(offset, &super::shrink::transpose_a(a, rank), rank, format)
+    }
+
     /// Stores `data`, a `[len / rank, rank]` matrix, at word `offset` (a new block, or an
     /// overwrite of the block written there) in format `f`, rounding to nearest.
-    pub fn write(&mut self, offset: usize, data: &[f32], f: FactorFormat, rank: usize) -> Result<()> {
+    fn write(&mut self, offset: usize, data: &[f32], rank: usize, f: FactorFormat) -> Result<()> {
         let block = match f {
             FactorFormat::F32 => Block::F32(filled(data.len(), data.iter().copied())?),
             FactorFormat::I16 => {
@@ -97,8 +102,9 @@ impl CpuArena {
     }
 
     /// Keeps the blocks inside the `keep` ranges, re-keyed to their new offsets, and frees
-    /// the rest. The ranges are ascending in both `from` and `to`, so the order holds.
-    pub fn repack(&mut self, keep: &[ArenaMove]) {
+    /// the rest (blocks only change keys: nothing is copied). The ranges are ascending in
+    /// both `from` and `to`, so the order holds.
+    fn repack(&mut self, keep: &[ArenaMove], _len: usize) -> Result<()> {
         let blocks = std::mem::take(&mut self.blocks);
         self.blocks = blocks
             .into_iter()
@@ -107,17 +113,16 @@ impl CpuArena {
                 Some((o - m.from + m.to, b))
             })
             .collect();
+        Ok(())
     }
 
     /// Words held.
-    pub fn len(&self) -> usize {
+    fn capacity(&self) -> usize {
         self.blocks.iter().map(|(_, b)| b.words()).sum()
     }
+}
 
-    pub fn is_empty(&self) -> bool {
-        self.blocks.is_empty()
-    }
-
+impl CpuArena {
     /// The values from word `offset` to the end of its block.
     ///
     /// Panics if no block holds `offset`: route entries only point at written adapters.
@@ -167,17 +172,17 @@ mod tests {
     #[test]
     fn blocks_by_offset() {
         let mut a = CpuArena::default();
-        a.write(10, &[1.0, 2.0, 3.0], FactorFormat::F32, 1).unwrap();
-        a.write(0, &[4.0; 10], FactorFormat::F32, 1).unwrap();
-        a.write(13, &[5.0], FactorFormat::F32, 1).unwrap();
+        a.write(10, &[1.0, 2.0, 3.0], 1, FactorFormat::F32).unwrap();
+        a.write(0, &[4.0; 10], 1, FactorFormat::F32).unwrap();
+        a.write(13, &[5.0], 1, FactorFormat::F32).unwrap();
         assert_eq!(a.at_f32(11), &[2.0, 3.0]);
         assert_eq!(a.at_f32(13), &[5.0]);
         assert_eq!(a.at_f32(0).len(), 10);
-        assert!(a.write(12, &[0.0; 3], FactorFormat::F32, 1).is_err()); // overlaps
-        a.write(10, &[7.0, 8.0, 9.0], FactorFormat::F32, 1).unwrap(); // overwrite in place
+        assert!(a.write(12, &[0.0; 3], 1, FactorFormat::F32).is_err()); // overlaps
+        a.write(10, &[7.0, 8.0, 9.0], 1, FactorFormat::F32).unwrap(); // overwrite in place
         assert_eq!(a.at_f32(10), &[7.0, 8.0, 9.0]);
-        a.repack(&[ArenaMove { from: 10, to: 0, len: 4 }]); // drops [0, 10), moves [10, 14) down
-        assert_eq!(a.len(), 4);
+        a.repack(&[ArenaMove { from: 10, to: 0, len: 4 }], 4).unwrap(); // drops [0, 10), moves [10, 14) down
+        assert_eq!(a.capacity(), 4);
         assert_eq!((a.at_f32(0), a.at_f32(3)), (&[7.0, 8.0, 9.0][..], &[5.0][..]));
     }
 
@@ -188,15 +193,15 @@ mod tests {
         let mut a = CpuArena::default();
         // [3, 2]: column 0 peaks at -4, column 1 at 0.5, and a zero column scale stays 0.
         let v = [1.0, 0.5, -4.0, 0.2, 3.0, -0.1];
-        a.write(0, &v, FactorFormat::I16, 2).unwrap(); // 3 words of codes + 2 of scales
-        assert!(a.write(4, &[0.0], FactorFormat::F32, 1).is_err()); // overlaps its last word
-        a.write(5, &[6.0], FactorFormat::F32, 1).unwrap();
-        assert_eq!(a.len(), 6);
+        a.write(0, &v, 2, FactorFormat::I16).unwrap(); // 3 words of codes + 2 of scales
+        assert!(a.write(4, &[0.0], 1, FactorFormat::F32).is_err()); // overlaps its last word
+        a.write(5, &[6.0], 1, FactorFormat::F32).unwrap();
+        assert_eq!(a.capacity(), 6);
         let Values::I16(q, s) = a.at(0) else { panic!("f32 block") };
         assert_eq!(s, &[4.0 / 32767.0, 0.5 / 32767.0]);
         assert_eq!(q, &[8192, 32767, -32767, 13107, 24575, -6553]);
         assert_eq!(a.at_f32(5), &[6.0]);
-        a.write(10, &[0.0, 0.0], FactorFormat::I16, 1).unwrap();
+        a.write(10, &[0.0, 0.0], 1, FactorFormat::I16).unwrap();
         assert!(matches!(a.at(10), Values::I16(&[0, 0], &[0.0])));
     }
 }

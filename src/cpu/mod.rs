@@ -31,10 +31,11 @@ pub mod ops;
 pub mod shrink;
 pub mod simd;
 
-use crate::backend::{check_linear_shapes, ArenaMove, Backend, BackendKind, DoraGain};
-use crate::error::{checked_len, Error, Result};
 use crate::backend::factors::{stored, RankAxis};
+use crate::backend::linear::{Epilogue, Linear};
 use crate::backend::routing::Routes;
+use crate::backend::{ArenaStore, Backend, BackendKind, DoraGain, Shaped};
+use crate::error::{checked_len, Error, Result};
 use crate::formats::weights::{HostWeight, WeightData, WeightFormat};
 pub use arena::CpuArena;
 pub use crate::backend::factors::FactorFormat;
@@ -61,6 +62,12 @@ pub struct CpuTensor {
     pub data: Vec<f32>,
     pub rows: usize,
     pub cols: usize,
+}
+
+impl Shaped for CpuTensor {
+    fn shape(&self) -> [usize; 2] {
+        [self.rows, self.cols]
+    }
 }
 
 impl Backend for CpuBackend {
@@ -97,8 +104,8 @@ impl Backend for CpuBackend {
         Ok(t.data.clone())
     }
 
-    fn weight(&self, w: HostWeight) -> Result<HostWeight> {
-        Ok(w)
+    fn weights(&self, ws: Vec<HostWeight>) -> Result<Vec<HostWeight>> {
+        Ok(ws)
     }
 
     /// Row by row on the host, sums in f64, with the factors as stored (rounded as in the
@@ -122,12 +129,7 @@ impl Backend for CpuBackend {
             }
             gain.push((d.magnitude[o] as f64 / norm) as f32);
         }
-        arena.write(d.g_off, &gain, FactorFormat::F32, 1)
-    }
-
-    /// A is kept transposed, `[in, rank]`: what `shrink.rs` reads as one stream.
-    fn arena_write_a(&self, arena: &mut CpuArena, offset: usize, a: &[f32], rank: usize, format: FactorFormat) -> Result<()> {
-        arena.write(offset, &shrink::transpose_a(a, rank), format, rank)
+        arena.write(d.g_off, &gain, 1, FactorFormat::F32)
     }
 
     fn arena(&self) -> CpuArena {
@@ -146,33 +148,62 @@ impl Backend for CpuBackend {
         }
     }
 
-    /// Blocks only change keys: nothing is copied.
-    fn arena_repack(&self, arena: &mut CpuArena, keep: &[ArenaMove], _len: usize) -> Result<()> {
-        arena.repack(keep);
+    /// The norm into a copy of the input, each weight's product into its own buffer (or
+    /// straight into the output when it is the only one), then the epilogue.
+    fn linear(&self, op: Linear<'_, Self>) -> Result<()> {
+        let (n, inp) = (op.rows(), op.cols());
+        let normed;
+        let x = match op.norm {
+            Some((g, eps)) => {
+                let mut out = vec![0.0; op.x.data.len()];
+                ops::rms_norm(&op.x.data, &g.data, eps, &mut out);
+                normed = out;
+                &normed[..]
+            }
+            None => &op.x.data[..],
+        };
+        let (arena, mut epilogue) = (op.arena, op.epilogue);
+        if let (Epilogue::Store { out, bias: None }, [p]) = (&mut epilogue, &op.parts[..]) {
+            return self.matmul(x, n, inp, p.weight, arena, &p.routes, &mut out.data);
+        }
+        let mut ys = Vec::with_capacity(op.parts.len());
+        for p in &op.parts {
+            let mut y = vec![0.0; n * p.weight.rows];
+            self.matmul(x, n, inp, p.weight, arena, &p.routes, &mut y)?;
+            ys.push((y, p.weight.rows));
+        }
+        match epilogue {
+            Epilogue::Store { out, bias } => {
+                let mut col = 0;
+                for (y, w) in &ys {
+                    for (orow, yrow) in out.data.chunks_exact_mut(out.cols).zip(y.chunks_exact(*w)) {
+                        orow[col..col + w].copy_from_slice(yrow);
+                    }
+                    col += w;
+                }
+                if let Some(b) = bias {
+                    out.data.chunks_exact_mut(out.cols).for_each(|row| row.iter_mut().zip(&b.data).for_each(|(v, b)| *v += b));
+                }
+            }
+            Epilogue::Add(out) => out.data.iter_mut().zip(&ys[0].0).for_each(|(v, y)| *v += y),
+            Epilogue::SiluMul(out) => {
+                let (gate, up) = (&ys[0].0, &ys[1].0);
+                out.data.copy_from_slice(gate);
+                ops::silu_mul(&mut out.data, up);
+            }
+        }
         Ok(())
     }
+}
 
-    fn arena_capacity(&self, arena: &CpuArena) -> usize {
-        arena.len()
-    }
-
-    fn arena_write(&self, arena: &mut CpuArena, offset: usize, data: &[f32], rank: usize, format: FactorFormat) -> Result<()> {
-        arena.write(offset, data, format, rank)
-    }
-
-    fn lora_linear(
-        &self,
-        x: &CpuTensor,
-        w: &HostWeight,
-        arena: &CpuArena,
-        routes: &Routes,
-        y: &mut CpuTensor,
-    ) -> Result<()> {
-        let n = x.rows;
-        check_linear_shapes([x.rows, x.cols], [w.rows, w.cols], [y.rows, y.cols], routes)?;
+impl CpuBackend {
+    /// `y[n, out] = x[n, in]·Wᵀ + Σ_entries coef·(x_row·Aᵀ)·Bᵀ`, fused: W read once, y
+    /// written once.
+    #[allow(clippy::too_many_arguments)]
+    fn matmul(&self, x: &[f32], n: usize, inp: usize, w: &HostWeight, arena: &CpuArena, routes: &Routes, y: &mut [f32]) -> Result<()> {
         let mut t = vec![0.0; routes.t_len];
-        shrink::lora_shrink(&x.data, x.cols, arena, routes, &mut t);
-        let (x, inp, out, y, q8) = (&x.data[..], w.cols, w.rows, &mut y.data, self.int8_activations);
+        shrink::lora_shrink(x, inp, arena, routes, &mut t);
+        let (out, q8) = (w.rows, self.int8_activations);
         match &w.data {
             WeightData::F32(v) => kernels::lora_linear::<decode::F32>(x, n, inp, v, out, arena, routes, &t, y, q8),
             WeightData::F16(v) => kernels::lora_linear::<decode::F16>(x, n, inp, v, out, arena, routes, &t, y, q8),

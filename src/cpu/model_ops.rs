@@ -1,9 +1,10 @@
-//! `ModelOps` on the CPU: eager ops over `Vec<f32>` tensors.
+//! `ModelOps` on the CPU: eager kernels over `Vec<f32>` tensors (shapes checked by the
+//! fronts in `backend::ops`).
 
 use super::{ops, CpuBackend, CpuTensor};
-use crate::error::{Error, Result};
-use crate::backend::ops::{check_attention, same_shape, ModelOps};
-use crate::backend::select::{check_top_k, penalize, top_k, Choice, SelectRow, Selection};
+use crate::backend::ops::{Attend, ModelOps};
+use crate::backend::select::{penalize, top_k, Choice, SelectRow, Selection};
+use crate::error::Result;
 use crate::formats::weights::HostWeight;
 
 pub struct CpuKv {
@@ -23,98 +24,55 @@ impl ModelOps for CpuBackend {
         kv.k.len() / kv.width
     }
 
+    fn kv_width(&self, kv: &CpuKv) -> usize {
+        kv.width
+    }
+
     fn kv_truncate(&self, kv: &mut CpuKv, len: usize) {
         kv.k.truncate(len * kv.width);
         kv.v.truncate(len * kv.width);
     }
 
-    fn embed(&self, table: &HostWeight, ids: &[u32]) -> Result<CpuTensor> {
-        let cols = table.cols;
-        let mut data = Vec::with_capacity(ids.len() * cols);
-        for &id in ids {
-            if id as usize >= table.rows {
-                return Err(Error::shape(format!("token id {id} is outside the vocabulary of {}", table.rows)));
+    fn embed(&self, table: &HostWeight, ids: &[u32], out: &mut CpuTensor) -> Result<()> {
+        for (row, &id) in out.data.chunks_exact_mut(table.cols).zip(ids) {
+            row.copy_from_slice(&table.row_f32(id as usize));
+        }
+        Ok(())
+    }
+
+    fn gather_rows(&self, x: &CpuTensor, rows: &[usize], out: &mut CpuTensor) -> Result<()> {
+        for (o, &r) in out.data.chunks_exact_mut(x.cols).zip(rows) {
+            o.copy_from_slice(&x.data[r * x.cols..(r + 1) * x.cols]);
+        }
+        Ok(())
+    }
+
+    /// Per sequence: its rows' q and k rotated in place, k and v appended to its cache, then
+    /// attention of its rows (queries read in place from `qkv`).
+    fn attend(&self, op: Attend<'_, Self>) -> Result<()> {
+        let cs = op.rope_table();
+        let Attend { qkv, caches, spans, heads: h, out, .. } = op;
+        let (qw, kvw, hd) = (h.q_width(), h.kv_width(), h.head_dim);
+        let w = qkv.cols;
+        for (s, kv) in spans.iter().zip(caches) {
+            for r in s.row0..s.row0 + s.rows {
+                let row = &mut qkv.data[r * w..(r + 1) * w];
+                let c = &cs[r * hd / 2..(r + 1) * hd / 2];
+                ops::rope(&mut row[..qw + kvw], hd, c);
+                kv.k.extend_from_slice(&row[qw..qw + kvw]);
+                kv.v.extend_from_slice(&row[qw + kvw..]);
             }
-            data.extend(table.row_f32(id as usize));
-        }
-        Ok(CpuTensor { data, rows: ids.len(), cols })
-    }
-
-    fn rms_norm(&self, x: &CpuTensor, w: &CpuTensor, eps: f32) -> Result<CpuTensor> {
-        if w.data.len() != x.cols {
-            return Err(Error::shape(format!("rms_norm: gain of {} for rows of {}", w.data.len(), x.cols)));
-        }
-        let mut out = vec![0.0; x.data.len()];
-        ops::rms_norm(&x.data, &w.data, eps, &mut out);
-        Ok(CpuTensor { data: out, rows: x.rows, cols: x.cols })
-    }
-
-    fn add_bias(&self, x: &mut CpuTensor, b: &CpuTensor) -> Result<()> {
-        if b.data.len() != x.cols {
-            return Err(Error::shape(format!("bias of {} for rows of {}", b.data.len(), x.cols)));
-        }
-        for row in x.data.chunks_exact_mut(x.cols) {
-            for (v, &b) in row.iter_mut().zip(&b.data) {
-                *v += b;
-            }
+            let o = &mut out.data[s.row0 * qw..(s.row0 + s.rows) * qw];
+            ops::attention(&qkv.data[s.row0 * w..], w, &kv.k, &kv.v, s.rows, s.pos0, h.heads, h.kv_heads, hd, h.window, o);
         }
         Ok(())
-    }
-
-    fn rope(&self, x: &mut CpuTensor, head_dim: usize, pos0: usize, inv_freq: &[f64]) -> Result<()> {
-        let positions: Vec<usize> = (pos0..pos0 + x.rows).collect();
-        ops::rope(&mut x.data, x.cols, head_dim, &positions, inv_freq);
-        Ok(())
-    }
-
-    fn attention(
-        &self,
-        q: &CpuTensor,
-        k: &CpuTensor,
-        v: &CpuTensor,
-        kv: &mut CpuKv,
-        pos0: usize,
-        heads: usize,
-        kv_heads: usize,
-        head_dim: usize,
-        window: Option<usize>,
-    ) -> Result<CpuTensor> {
-        check_attention([q.rows, q.cols], [k.rows, k.cols], [v.rows, v.cols], kv.width, self.kv_len(kv), pos0, heads, kv_heads, head_dim)?;
-        kv.k.extend_from_slice(&k.data);
-        kv.v.extend_from_slice(&v.data);
-        let mut out = vec![0.0; q.data.len()];
-        ops::attention(&q.data, &kv.k, &kv.v, q.rows, pos0, heads, kv_heads, head_dim, window, &mut out);
-        Ok(CpuTensor { data: out, rows: q.rows, cols: q.cols })
-    }
-
-    fn silu_mul(&self, gate: &mut CpuTensor, up: &CpuTensor) -> Result<()> {
-        same_shape([gate.rows, gate.cols], [up.rows, up.cols], "silu_mul")?;
-        ops::silu_mul(&mut gate.data, &up.data);
-        Ok(())
-    }
-
-    fn add(&self, x: &mut CpuTensor, y: &CpuTensor) -> Result<()> {
-        same_shape([x.rows, x.cols], [y.rows, y.cols], "add")?;
-        for (a, b) in x.data.iter_mut().zip(&y.data) {
-            *a += b;
-        }
-        Ok(())
-    }
-
-    fn rows(&self, x: &CpuTensor, start: usize, len: usize) -> Result<CpuTensor> {
-        if start + len > x.rows {
-            return Err(Error::shape(format!("rows {start}..{} of a tensor with {}", start + len, x.rows)));
-        }
-        Ok(CpuTensor { data: x.data[start * x.cols..(start + len) * x.cols].to_vec(), rows: len, cols: x.cols })
     }
 
     /// The sampler picks from these in f64 itself: a row's draw is not used here.
-    async fn top_k(&self, logits: &mut CpuTensor, k: usize, asks: &[SelectRow]) -> Result<Vec<Choice>> {
-        let vocab = logits.cols;
-        check_top_k(logits.rows, vocab, k, asks)?;
+    async fn select(&self, logits: &mut CpuTensor, k: usize, asks: &[SelectRow]) -> Result<Vec<Choice>> {
         Ok(logits
             .data
-            .chunks_mut(vocab)
+            .chunks_mut(logits.cols)
             .zip(asks)
             .map(|(row, a)| {
                 penalize(row, a.penalty, &a.penalized);
@@ -124,14 +82,5 @@ impl ModelOps for CpuBackend {
                 Choice::Select(Selection { cands, mass })
             })
             .collect())
-    }
-
-    fn concat_rows(&self, parts: &[CpuTensor]) -> Result<CpuTensor> {
-        let cols = parts.first().map_or(0, |p| p.cols);
-        if parts.iter().any(|p| p.cols != cols) {
-            return Err(Error::shape("concat_rows: parts of different widths"));
-        }
-        let data: Vec<f32> = parts.iter().flat_map(|p| p.data.iter().copied()).collect();
-        Ok(CpuTensor { rows: data.len() / cols.max(1), data, cols })
     }
 }

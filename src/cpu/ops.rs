@@ -46,23 +46,15 @@ pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
-/// Rotates each head of each row in place, rotate-half (NeoX / Hugging Face) pairing:
-/// (x[i], x[i + hd/2]) by angle `pos · inv_freq[i]`.
-pub fn rope(x: &mut [f32], width: usize, head_dim: usize, positions: &[usize], inv_freq: &[f64]) {
-    let half = head_dim / 2;
-    let mut cs = vec![(0f32, 0f32); half];
-    for (row, &pos) in x.chunks_exact_mut(width).zip(positions) {
-        for (c, &f) in cs.iter_mut().zip(inv_freq) {
-            let a = pos as f64 * f;
-            *c = (a.cos() as f32, a.sin() as f32);
-        }
-        for head in row.chunks_exact_mut(head_dim) {
-            let (lo, hi) = head.split_at_mut(half);
-            for ((a, b), &(cos, sin)) in lo.iter_mut().zip(hi.iter_mut()).zip(&cs) {
-                let (x0, x1) = (*a, *b);
-                *a = x0 * cos - x1 * sin;
-                *b = x1 * cos + x0 * sin;
-            }
+/// Rotates each head of one row in place, rotate-half (NeoX / Hugging Face) pairing:
+/// (x[i], x[i + hd/2]) by the angle whose (cos, sin) is `cs[i]` (`Attend::rope_table`).
+pub fn rope(row: &mut [f32], head_dim: usize, cs: &[[f32; 2]]) {
+    for head in row.chunks_exact_mut(head_dim) {
+        let (lo, hi) = head.split_at_mut(head_dim / 2);
+        for ((a, b), &[cos, sin]) in lo.iter_mut().zip(hi.iter_mut()).zip(cs) {
+            let (x0, x1) = (*a, *b);
+            *a = x0 * cos - x1 * sin;
+            *b = x1 * cos + x0 * sin;
         }
     }
 }
@@ -74,12 +66,14 @@ pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
     }
 }
 
-/// Causal attention for `n` new query rows at positions `pos0..pos0+n`, against a cache
-/// holding keys/values for positions `0..pos0+n` (`[pos, kv_heads·hd]` row-major). With a
-/// `window`, position i sees positions `i+1-window ..= i` only.
+/// Causal attention for `n` new query rows at positions `pos0..pos0+n` (row i of the
+/// queries at `q[i·q_stride..]`), against a cache holding keys/values for positions
+/// `0..pos0+n` (`[pos, kv_heads·hd]` row-major). With a `window`, position i sees positions
+/// `i+1-window ..= i` only.
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     q: &[f32],
+    q_stride: usize,
     k_cache: &[f32],
     v_cache: &[f32],
     n: usize,
@@ -100,7 +94,7 @@ pub fn attention(
         let sc = &mut scores[..end - start];
         for h in 0..heads {
             let g = h / group;
-            let qh = &q[i * qw + h * hd..][..hd];
+            let qh = &q[i * q_stride + h * hd..][..hd];
             let mut max = f32::NEG_INFINITY;
             for (j, s) in sc.iter_mut().enumerate() {
                 *s = dot(qh, &k_cache[(start + j) * kvw + g * hd..][..hd]) * scale;

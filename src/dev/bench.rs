@@ -144,7 +144,7 @@ pub fn linear<B: Backend>(
     let mixes = [Mix::Base, Mix::All(ids.iter().map(|&id| (id, 1.0)).collect())];
     for mix in &mixes {
         for l in &layers {
-            l.forward(&xt, n, mix, &mut y)?; // warm-up: pipelines, bind groups
+            l.forward(&xt, mix, &mut y)?; // warm-up: pipelines, bind groups
         }
     }
     sync();
@@ -158,7 +158,7 @@ pub fn linear<B: Backend>(
             let t0 = now_ms();
             for _ in 0..iters {
                 for l in &layers {
-                    l.forward(&xt, n, mix, &mut y)?;
+                    l.forward(&xt, mix, &mut y)?;
                 }
             }
             sync();

@@ -3,3 +3,4 @@
 
 pub mod bench;
 pub mod export;
+pub mod gpu_profile;

@@ -6,7 +6,7 @@
 
 pub mod sample;
 
-use crate::backend::ops::ModelOps;
+use crate::backend::ops::{self, ModelOps};
 use crate::backend::routing::Mix;
 use crate::backend::select::{Choice, SelectRow};
 use crate::error::{Error, Result};
@@ -226,7 +226,7 @@ impl<B: ModelOps> Generator<B> {
             k if k <= MAX_TOP_K => {
                 let k = k.min(vocab);
                 let asks: Vec<SelectRow> = active.iter().map(|&i| self.seqs[i].sampler.select_row(&self.seqs[i].history, k, vocab)).collect();
-                let choices = model.backend().top_k(&mut t, k, &asks).await?;
+                let choices = ops::top_k(model.backend(), &mut t, k, &asks).await?;
                 let picks: Vec<Option<u32>> = active
                     .iter()
                     .zip(choices)

@@ -22,6 +22,9 @@ pub struct GpuOptions {
     /// Do not use subgroup operations even where the adapter has them (tests of the
     /// fallback, which devices without `subgroups` run).
     pub no_subgroups: bool,
+    /// Ask for GPU timestamps (`timestamp-query`) where the adapter has them, so that
+    /// `GpuBackend::profile` can time every dispatch (benchmarks).
+    pub timestamps: bool,
 }
 
 pub struct Context {
@@ -31,8 +34,12 @@ pub struct Context {
     /// Bytes one storage binding may span (device limit, or the test cap).
     pub max_binding: u64,
     pub max_dispatch: u32,
+    /// Offsets of uniform bindings are multiples of this (`encoder.rs`'s parameter ring).
+    pub uniform_align: u64,
     /// The device features the kernels use (asked for, and the adapter has them).
     pub flags: ShaderFlags,
+    /// GPU timestamps were asked for and granted.
+    pub timestamps: bool,
     /// First asynchronous GPU error (validation, out of memory, device lost), if any.
     pub fault: Arc<Mutex<Option<String>>>,
     /// Work submitted and bytes read back so far (the benchmark reports them per token).
@@ -48,10 +55,35 @@ pub struct ShaderFlags {
     pub subgroups: bool,
 }
 
+/// What the backend has done so far (benchmarks report it per token; none of it needs a GPU
+/// to be meaningful except the times, which on a CPU-emulated device are the host's).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GpuStats {
     pub submits: u64,
     pub read_bytes: u64,
+    /// Dispatches recorded, their workgroups, and the bytes they were sized to read and
+    /// write (weights, adapters, activations, cache).
+    pub dispatches: u64,
+    pub workgroups: u64,
+    pub bytes: u64,
+    /// Host time spent recording (pipelines, bind groups, passes, dispatches, copies) and
+    /// submitting (finishing encoders, the parameter upload, `submit`), in ns.
+    pub record_ns: u64,
+    pub submit_ns: u64,
+}
+
+/// A monotonic clock in ns (performance.now() in browsers), for the host-side counters.
+pub fn now_ns() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        (super::web::now_ms() * 1e6) as u64
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use std::sync::OnceLock;
+        static T0: OnceLock<std::time::Instant> = OnceLock::new();
+        T0.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64
+    }
 }
 
 impl Context {
@@ -95,8 +127,10 @@ impl Context {
         };
         let offered = adapter.features();
         let f16_math = opts.f16_math && offered.contains(wgpu::Features::SHADER_F16);
+        let timestamps = opts.timestamps && offered.contains(wgpu::Features::TIMESTAMP_QUERY);
         let mut features = wgpu::Features::empty();
         features.set(wgpu::Features::SHADER_F16, f16_math);
+        features.set(wgpu::Features::TIMESTAMP_QUERY, timestamps);
         features.set(wgpu::Features::SUBGROUP, !opts.no_subgroups && offered.contains(wgpu::Features::SUBGROUP));
         // In browsers wgpu cannot ask for subgroups itself (see web.rs).
         #[cfg(target_arch = "wasm32")]
@@ -149,7 +183,9 @@ impl Context {
             adapter_name: name,
             max_binding: max_binding / 256 * 256,
             max_dispatch: limits.max_compute_workgroups_per_dimension,
+            uniform_align: limits.min_uniform_buffer_offset_alignment as u64,
             flags,
+            timestamps,
             fault,
             stats: Default::default(),
         })

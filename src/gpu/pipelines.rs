@@ -1,39 +1,53 @@
-//! WGSL kernels, compiled once per (kernel, weight format) and cached. Matmul kernels are
-//! composed from a weight-format snippet (`weights_*.wgsl`, which owns binding 0 and the
-//! decode functions), the shared bindings (`lora_linear_io.wgsl`) and the kernel body, so a
-//! new format is one new snippet.
+//! WGSL kernels, compiled once per (kernel, variant) and cached. A kernel is composed from
+//! snippets (`shaders/`, one per file): a weight-format snippet (`weights_*.wgsl`, which
+//! owns binding 0 and the decode functions), shared declarations, and the kernel body; its
+//! variants (norm, epilogue, bias, combine mode) are override constants, so a variant's
+//! pipeline has no run-time branch on them.
 
 use super::context::ShaderFlags;
 use crate::formats::weights::WeightFormat;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-const WEIGHTS_F32: &str = include_str!("../../shaders/weights_f32.wgsl");
-const WEIGHTS_F16: &str = include_str!("../../shaders/weights_f16.wgsl");
-const WEIGHTS_BF16: &str = include_str!("../../shaders/weights_bf16.wgsl");
-const WEIGHTS_QUANT: &str = include_str!("../../shaders/weights_quant.wgsl");
-const ARENA: &str = include_str!("../../shaders/arena.wgsl");
-const LORA_LINEAR_IO: &str = include_str!("../../shaders/lora_linear_io.wgsl");
-const LORA_SHRINK: &str = include_str!("../../shaders/lora_shrink.wgsl");
-const LORA_MATVEC: &str = include_str!("../../shaders/lora_matvec.wgsl");
-const LORA_MATMUL: &str = include_str!("../../shaders/lora_matmul.wgsl");
-const EMBED: &str = include_str!("../../shaders/embed.wgsl");
-const RMS_NORM: &str = include_str!("../../shaders/rms_norm.wgsl");
-const ADD: &str = include_str!("../../shaders/add.wgsl");
-const SILU_MUL: &str = include_str!("../../shaders/silu_mul.wgsl");
-const ROPE: &str = include_str!("../../shaders/rope.wgsl");
-const ATTENTION_PARAMS: &str = include_str!("../../shaders/attention_params.wgsl");
-const ATTENTION: &str = include_str!("../../shaders/attention.wgsl");
-const ATTENTION_PREFILL: &str = include_str!("../../shaders/attention_prefill.wgsl");
-const PENALIZE: &str = include_str!("../../shaders/penalize.wgsl");
-const TOP_K: &str = include_str!("../../shaders/top_k.wgsl");
-const PICK: &str = include_str!("../../shaders/pick.wgsl");
-const DORA_GAIN: &str = include_str!("../../shaders/dora_gain.wgsl");
-const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
-const REDUCE_SUBGROUPS: &str = include_str!("../../shaders/reduce_subgroups.wgsl");
-const REDUCE_SCALAR: &str = include_str!("../../shaders/reduce_scalar.wgsl");
+macro_rules! shaders {
+    ($($name:ident = $file:literal;)*) => {
+        $(const $name: &str = include_str!(concat!("../../shaders/", $file));)*
+        /// Every shader file, by name (the layout test parses them).
+        pub const SHADER_FILES: &[(&str, &str)] = &[$(($file, $name),)*];
+    };
+}
 
-/// The WGSL decode snippet for a weight format (binding 0, `w_at`, `w_at4`).
+shaders! {
+    WEIGHTS_F32 = "weights_f32.wgsl";
+    WEIGHTS_F16 = "weights_f16.wgsl";
+    WEIGHTS_BF16 = "weights_bf16.wgsl";
+    WEIGHTS_QUANT = "weights_quant.wgsl";
+    ARENA = "arena.wgsl";
+    ROUTES = "routes.wgsl";
+    LINEAR_PARAMS = "linear_params.wgsl";
+    LINEAR_IO = "linear_io.wgsl";
+    LINEAR_LORA = "linear_lora.wgsl";
+    SHRINK = "shrink.wgsl";
+    MATVEC = "matvec.wgsl";
+    MATMUL = "matmul.wgsl";
+    RMS = "rms.wgsl";
+    COMBINE = "combine.wgsl";
+    EMBED = "embed.wgsl";
+    ATTENTION_IO = "attention_io.wgsl";
+    ROPE_APPEND = "rope_append.wgsl";
+    ATTENTION_SPLIT = "attention_split.wgsl";
+    ATTENTION_MERGE = "attention_merge.wgsl";
+    ATTENTION_PREFILL = "attention_prefill.wgsl";
+    PENALIZE = "penalize.wgsl";
+    TOP_K = "top_k.wgsl";
+    PICK = "pick.wgsl";
+    DORA_GAIN = "dora_gain.wgsl";
+    REDUCE = "reduce.wgsl";
+    REDUCE_SUBGROUPS = "reduce_subgroups.wgsl";
+    REDUCE_SCALAR = "reduce_scalar.wgsl";
+}
+
+/// The WGSL decode snippet for a weight format (binding 0, `w_at`, `w_at4`, `k8`/`w8`).
 pub fn weights_snippet(f: WeightFormat) -> String {
     let quant = |id: u32| format!("const QUANT: u32 = {id}u;\nconst BLOCK_BYTES: u32 = {}u;\n{WEIGHTS_QUANT}", f.block().1);
     match f {
@@ -46,20 +60,49 @@ pub fn weights_snippet(f: WeightFormat) -> String {
     }
 }
 
+/// How the fused linear's input is normalized (`linear_io.wgsl`'s NORM).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Kernel {
-    LoraShrink,
-    /// Decode shape: a few rows, bandwidth-bound.
-    LoraMatvec(WeightFormat),
-    /// Prefill shape: tiled.
-    LoraMatmul(WeightFormat),
-    /// Model ops (`model_ops.rs`).
-    Embed(WeightFormat),
-    RmsNorm,
+pub enum Norm {
+    None = 0,
+    /// RMS computed by the kernel itself (decode).
+    Inline = 1,
+    /// RMS read from a buffer rms.wgsl filled (prefill).
+    Rows = 2,
+}
+
+/// What the fused linear does with its results (`linear_io.wgsl`'s EPILOGUE and BIAS;
+/// `combine.wgsl`'s MODE for the unfused path).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Epi {
+    Store { bias: bool },
     Add,
     SiluMul,
-    Rope,
-    Attention,
+}
+
+impl Epi {
+    fn code(self) -> u32 {
+        match self {
+            Epi::Store { .. } => 0,
+            Epi::Add => 1,
+            Epi::SiluMul => 2,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    Shrink(Norm),
+    /// Decode shape: a few rows, bandwidth-bound.
+    Matvec(WeightFormat, Norm, Epi),
+    /// Prefill shape: tiled (no silu·mul epilogue: `Combine` does it).
+    Matmul(WeightFormat, Norm, Epi),
+    RowNorms,
+    /// 0: + bias, 1: + y, 2: silu·mul (`combine.wgsl`).
+    Combine(u32),
+    Embed(WeightFormat),
+    RopeAppend,
+    AttentionSplit,
+    AttentionMerge,
     AttentionPrefill,
     Penalize,
     TopK,
@@ -71,20 +114,21 @@ impl Kernel {
     /// The kernel's WGSL: its snippets in order, after the `enable` directives it needs.
     pub fn source(self, flags: ShaderFlags) -> String {
         let reduce = [if flags.subgroups { REDUCE_SUBGROUPS } else { REDUCE }, REDUCE_SCALAR].join("\n");
+        let linear = |f: WeightFormat, body: &str| [&weights_snippet(f), ARENA, ROUTES, LINEAR_PARAMS, LINEAR_IO, LINEAR_LORA, body].join("\n");
         let body = match self {
-            Kernel::LoraShrink => [ARENA, &reduce, LORA_SHRINK].join("\n"),
-            Kernel::LoraMatvec(f) => [&weights_snippet(f), ARENA, LORA_LINEAR_IO, &reduce, LORA_MATVEC].join("\n"),
-            Kernel::LoraMatmul(f) => {
+            Kernel::Shrink(_) => [ARENA, ROUTES, LINEAR_PARAMS, &reduce, SHRINK].join("\n"),
+            Kernel::Matvec(f, ..) => [&linear(f, MATVEC), reduce.as_str()].join("\n"),
+            Kernel::Matmul(f, ..) => {
                 let tile_t = if flags.f16_math { "alias tile_t = f16;" } else { "alias tile_t = f32;" };
-                [tile_t, &weights_snippet(f), ARENA, LORA_LINEAR_IO, LORA_MATMUL].join("\n")
+                [tile_t, &linear(f, MATMUL)].join("\n")
             }
+            Kernel::RowNorms => [LINEAR_PARAMS, &reduce, RMS].join("\n"),
+            Kernel::Combine(_) => COMBINE.to_string(),
             Kernel::Embed(f) => [&weights_snippet(f), EMBED].join("\n"),
-            Kernel::RmsNorm => [&reduce, RMS_NORM].join("\n"),
-            Kernel::Add => ADD.to_string(),
-            Kernel::SiluMul => SILU_MUL.to_string(),
-            Kernel::Rope => ROPE.to_string(),
-            Kernel::Attention => [&reduce, ATTENTION_PARAMS, ATTENTION].join("\n"),
-            Kernel::AttentionPrefill => [ATTENTION_PARAMS, ATTENTION_PREFILL].join("\n"),
+            Kernel::RopeAppend => [ATTENTION_IO, ROPE_APPEND].join("\n"),
+            Kernel::AttentionSplit => [&reduce, ATTENTION_IO, ATTENTION_SPLIT].join("\n"),
+            Kernel::AttentionMerge => [ATTENTION_IO, ATTENTION_MERGE].join("\n"),
+            Kernel::AttentionPrefill => [ATTENTION_IO, ATTENTION_PREFILL].join("\n"),
             Kernel::Penalize => PENALIZE.to_string(),
             Kernel::TopK => TOP_K.to_string(),
             Kernel::Pick => PICK.to_string(),
@@ -93,10 +137,22 @@ impl Kernel {
         // Directives lead the module; enabling a feature the device has is harmless where
         // a kernel does not use it. Naga (native) rejects `enable subgroups` and gates the
         // builtins on the device feature instead; browsers require the directive.
-        let f16 = flags.f16_math && matches!(self, Kernel::LoraMatmul(_));
+        let f16 = flags.f16_math && matches!(self, Kernel::Matmul(..));
         let enable_subgroups = flags.subgroups && cfg!(target_arch = "wasm32");
         let enables = [(f16, "enable f16;\n"), (enable_subgroups, "enable subgroups;\n")];
         enables.iter().filter(|e| e.0).map(|e| e.1).chain([body.as_str()]).collect()
+    }
+
+    /// The override constants that pick this variant.
+    fn constants(self) -> Vec<(&'static str, f64)> {
+        match self {
+            Kernel::Shrink(n) => vec![("NORM", n as u32 as f64)],
+            Kernel::Matvec(_, n, e) | Kernel::Matmul(_, n, e) => {
+                vec![("NORM", n as u32 as f64), ("EPILOGUE", e.code() as f64), ("BIAS", matches!(e, Epi::Store { bias: true }) as u32 as f64)]
+            }
+            Kernel::Combine(mode) => vec![("MODE", mode as f64)],
+            _ => vec![],
+        }
     }
 }
 
@@ -136,12 +192,13 @@ impl Pipelines {
             label: Some(&label),
             source: wgpu::ShaderSource::Wgsl(kernel.source(self.flags).into()),
         });
+        let constants = kernel.constants();
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(&label),
             layout: None,
             module: &module,
             entry_point: Some("main"),
-            compilation_options: Default::default(),
+            compilation_options: wgpu::PipelineCompilationOptions { constants: &constants, ..Default::default() },
             cache: None,
         });
         let p = Pipeline { id: new_id(), pipeline };

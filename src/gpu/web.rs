@@ -36,6 +36,9 @@ export function askSubgroupsOnce() {
 export function hasFeature(device, name) {
   return !!device?.features?.has(name);
 }
+export function nowMs() {
+  return globalThis.performance?.now() ?? Date.now();
+}
 "#)]
 extern "C" {
     /// Returns the function that puts `requestDevice` back (a no-op once it is back).
@@ -43,6 +46,9 @@ extern "C" {
     pub fn ask_subgroups_once() -> js_sys::Function;
     #[wasm_bindgen(js_name = hasFeature)]
     fn has_feature(device: &JsValue, name: &str) -> bool;
+    /// performance.now() (Date.now() where there is none).
+    #[wasm_bindgen(js_name = nowMs)]
+    pub fn now_ms() -> f64;
 }
 
 /// The device was opened with `subgroups` (`ask_subgroups_once` got it).

@@ -126,15 +126,15 @@ impl<B: ModelOps> Model<B> {
         };
         let mut bytes = 0;
         for m in &a.modules {
-            let r = self.llama.linear_mut(m.target).and_then(|l| {
-                l.add_adapter_as(id, &m.a, &m.b, m.rank, m.scale, m.magnitude.as_deref(), format)?;
-                Ok(l.adapter_bytes_of(id))
+            let r = self.llama.linear_mut(m.target).and_then(|(g, i)| {
+                g.add_adapter(i, id, &m.a, &m.b, m.rank, m.scale, m.magnitude.as_deref(), format)?;
+                Ok(g.adapter_bytes_of(i, id))
             });
             match r {
                 Ok(held) => bytes += held,
                 Err(e) => {
                     for t in &added {
-                        let _ = self.llama.linear_mut(*t).and_then(|l| l.remove_adapter(id));
+                        let _ = self.llama.linear_mut(*t).and_then(|(g, i)| g.remove_adapter(i, id));
                     }
                     return Err(Error::new(e.kind, format!("adapter {name:?}, {}: {}", m.target.module(), e.message)));
                 }
@@ -151,8 +151,8 @@ impl<B: ModelOps> Model<B> {
 
     fn drop_slots(&mut self, e: &Entry) {
         for t in &e.targets {
-            if let Ok(l) = self.llama.linear_mut(*t) {
-                let _ = l.remove_adapter(e.id);
+            if let Ok((g, i)) = self.llama.linear_mut(*t) {
+                let _ = g.remove_adapter(i, e.id);
             }
         }
     }
@@ -160,7 +160,7 @@ impl<B: ModelOps> Model<B> {
     /// Bytes the backend holds for adapter factors now, over all layers: GPU buffers or wasm
     /// heap. Unloading every adapter brings it back to ~0.
     pub fn adapter_memory_bytes(&self) -> usize {
-        self.llama.linears().map(|l| l.adapter_storage() * 4).sum()
+        self.llama.groups().map(|g| g.adapter_storage() * 4).sum()
     }
 
     /// Removes an adapter and frees its factors.

@@ -1,26 +1,31 @@
-//! The LLaMA-family forward pass (llama, qwen2, mistral), written once over `ModelOps`.
-//! Every projection, lm_head included, is a `LoraLinear`, so adapters can target any of them.
+//! The LLaMA-family forward pass (llama, qwen2, mistral), written once over `ModelOps`: per
+//! layer one fused linear for q/k/v (RMSNorm in its prologue), attention, one for o (the
+//! residual add in its epilogue), one for gate/up (SiLU·mul in its epilogue) and one for
+//! down. Every projection, lm_head included, sits in a `LoraGroup`, so adapters can target
+//! any of them.
 
-use crate::backend::ops::ModelOps;
+use crate::backend::linear::Epilogue;
+use crate::backend::ops::{self, Attend, Heads, ModelOps, Span};
 use crate::backend::routing::Mix;
+use crate::backend::Shaped;
 use crate::error::{Error, Result};
 use crate::formats::config::Config;
 use crate::formats::tensors::ModelTensors;
 use crate::lora::peft::{Proj, Target};
-use crate::lora::LoraLinear;
+use crate::lora::LoraGroup;
 use std::rc::Rc;
 
 struct Layer<B: ModelOps> {
     attn_norm: B::Tensor,
-    q: LoraLinear<B>,
-    k: LoraLinear<B>,
-    v: LoraLinear<B>,
-    o: LoraLinear<B>,
-    qkv_bias: Option<[B::Tensor; 3]>,
+    /// q, k, v.
+    qkv: LoraGroup<B>,
+    /// Qwen2's q/k/v biases, side by side.
+    qkv_bias: Option<B::Tensor>,
+    o: LoraGroup<B>,
     ffn_norm: B::Tensor,
-    gate: LoraLinear<B>,
-    up: LoraLinear<B>,
-    down: LoraLinear<B>,
+    /// gate, up.
+    gate_up: LoraGroup<B>,
+    down: LoraGroup<B>,
 }
 
 pub struct Llama<B: ModelOps> {
@@ -29,13 +34,13 @@ pub struct Llama<B: ModelOps> {
     embed: Rc<B::Weight>,
     layers: Vec<Layer<B>>,
     norm: B::Tensor,
-    lm_head: LoraLinear<B>,
+    lm_head: LoraGroup<B>,
     inv_freq: Vec<f64>,
     /// Bytes of all weights as stored.
     pub weight_bytes: usize,
 }
 
-/// One sequence's state: its KV cache and length.
+/// One sequence's state: its KV cache (one per layer) and length.
 pub struct Session<B: ModelOps> {
     kv: Vec<B::Kv>,
 }
@@ -62,6 +67,35 @@ pub enum Logits {
     Last,
 }
 
+/// The rows of one forward pass: every sequence's new tokens one after another.
+struct Batch {
+    ids: Vec<u32>,
+    spans: Vec<Span>,
+}
+
+impl Batch {
+    fn new<B: ModelOps>(b: &B, seqs: &[(&mut Session<B>, &[u32])], context: usize) -> Result<Batch> {
+        let mut batch = Batch { ids: Vec::new(), spans: Vec::with_capacity(seqs.len()) };
+        for (s, t) in seqs {
+            let pos0 = s.len(b);
+            if t.is_empty() {
+                return Err(Error::shape("forward needs at least one token per sequence"));
+            }
+            if pos0 + t.len() > context {
+                return Err(Error::limit(format!("context length exceeded: {pos0} cached + {} new tokens > {context} (the model's context)", t.len())));
+            }
+            batch.spans.push(Span { row0: batch.ids.len(), rows: t.len(), pos0 });
+            batch.ids.extend_from_slice(t);
+        }
+        Ok(batch)
+    }
+
+    /// The last row of each sequence.
+    fn last_rows(&self) -> Vec<usize> {
+        self.spans.iter().map(|s| s.row0 + s.rows - 1).collect()
+    }
+}
+
 /// RoPE inverse frequencies, with Llama 3's scaling when configured.
 fn inv_freq(cfg: &Config) -> Vec<f64> {
     let hd = cfg.head_dim as f64;
@@ -86,76 +120,56 @@ fn inv_freq(cfg: &Config) -> Vec<f64> {
 impl<B: ModelOps> Llama<B> {
     pub fn new(backend: &B, t: ModelTensors) -> Result<Self> {
         let vec = |v: &[f32]| backend.tensor(v, 1, v.len());
-        let lin = |w| LoraLinear::new(backend, w);
-        let mut weight_bytes = t.embed.byte_len();
         let mut formats: Vec<_> = t.layers.iter().flat_map(|l| [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down]).map(|w| w.format()).collect();
         formats.extend(t.lm_head.iter().chain([&t.embed]).map(|w| w.format()));
         formats.sort_by_key(|f| f.name());
         formats.dedup();
         backend.prepare(&formats, t.embed.format())?;
-        let (vocab, hidden) = (t.embed.rows, t.embed.cols);
+        let embed_bytes = t.embed.byte_len();
         let embed = Rc::new(backend.weight(t.embed)?);
         let lm_head = match t.lm_head {
-            Some(w) => {
-                weight_bytes += w.byte_len();
-                lin(w)?
-            }
-            None => LoraLinear::shared(backend, embed.clone(), vocab, hidden, 0),
+            Some(w) => LoraGroup::new(backend, vec![w])?,
+            None => LoraGroup::shared(backend, embed.clone(), 0),
         };
         let mut layers = Vec::with_capacity(t.layers.len());
         for l in t.layers {
-            weight_bytes += [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].iter().map(|w| w.byte_len()).sum::<usize>();
             layers.push(Layer {
                 attn_norm: vec(&l.attn_norm)?,
-                q: lin(l.q)?,
-                k: lin(l.k)?,
-                v: lin(l.v)?,
-                o: lin(l.o)?,
-                qkv_bias: match l.qkv_bias {
-                    Some([q, k, v]) => Some([vec(&q)?, vec(&k)?, vec(&v)?]),
-                    None => None,
-                },
+                qkv: LoraGroup::new(backend, vec![l.q, l.k, l.v])?,
+                qkv_bias: l.qkv_bias.map(|b| vec(&b.concat())).transpose()?,
+                o: LoraGroup::new(backend, vec![l.o])?,
                 ffn_norm: vec(&l.ffn_norm)?,
-                gate: lin(l.gate)?,
-                up: lin(l.up)?,
-                down: lin(l.down)?,
+                gate_up: LoraGroup::new(backend, vec![l.gate, l.up])?,
+                down: LoraGroup::new(backend, vec![l.down])?,
             });
         }
-        Ok(Llama {
-            inv_freq: inv_freq(&t.cfg),
-            cfg: t.cfg,
-            backend: backend.clone(),
-            embed,
-            layers,
-            norm: vec(&t.norm)?,
-            lm_head,
-            weight_bytes,
-        })
+        let weight_bytes = embed_bytes + lm_head.weight_bytes() + layers.iter().map(|l| [&l.qkv, &l.o, &l.gate_up, &l.down].map(|g| g.weight_bytes()).iter().sum::<usize>()).sum::<usize>();
+        Ok(Llama { inv_freq: inv_freq(&t.cfg), cfg: t.cfg, backend: backend.clone(), embed, layers, norm: vec(&t.norm)?, lm_head, weight_bytes })
     }
 
     pub fn backend(&self) -> &B {
         &self.backend
     }
 
-    /// Every linear layer that can carry adapters, lm_head last.
-    pub fn linears(&self) -> impl Iterator<Item = &LoraLinear<B>> {
-        self.layers.iter().flat_map(|l| [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down]).chain([&self.lm_head])
+    /// Every group of projections that can carry adapters, lm_head last.
+    pub fn groups(&self) -> impl Iterator<Item = &LoraGroup<B>> {
+        self.layers.iter().flat_map(|l| [&l.qkv, &l.o, &l.gate_up, &l.down]).chain([&self.lm_head])
     }
 
-    /// The projection an adapter module targets.
-    pub fn linear_mut(&mut self, t: Target) -> Result<&mut LoraLinear<B>> {
+    /// The projection an adapter module targets: its group and its place in it.
+    pub fn linear_mut(&mut self, t: Target) -> Result<(&mut LoraGroup<B>, usize)> {
         match t {
-            Target::LmHead => Ok(&mut self.lm_head),
+            Target::LmHead => Ok((&mut self.lm_head, 0)),
             Target::Layer(i, p) => {
                 let l = self.layers.get_mut(i).ok_or_else(|| Error::shape(format!("layer {i} is beyond the model's {}", self.cfg.layers)))?;
                 Ok(match p {
-                    Proj::Q => &mut l.q,
-                    Proj::K => &mut l.k,
-                    Proj::V => &mut l.v,
-                    Proj::O => &mut l.o,
-                    Proj::Gate => &mut l.gate,
-                    Proj::Up => &mut l.up,
-                    Proj::Down => &mut l.down,
+                    Proj::Q => (&mut l.qkv, 0),
+                    Proj::K => (&mut l.qkv, 1),
+                    Proj::V => (&mut l.qkv, 2),
+                    Proj::O => (&mut l.o, 0),
+                    Proj::Gate => (&mut l.gate_up, 0),
+                    Proj::Up => (&mut l.gate_up, 1),
+                    Proj::Down => (&mut l.down, 0),
                 })
             }
         }
@@ -167,7 +181,6 @@ impl<B: ModelOps> Llama<B> {
     }
 
     /// Runs `ids` at the session's next positions; returns logits `[rows, vocab]`.
-    /// Runs `ids` at the session's next positions; returns logits `[rows, vocab]`.
     pub fn forward(&self, s: &mut Session<B>, ids: &[u32], logits: Logits, mix: &Mix) -> Result<B::Tensor> {
         self.forward_batch(&mut [(s, ids)], logits, mix)
     }
@@ -176,78 +189,39 @@ impl<B: ModelOps> Llama<B> {
     /// read of each weight, per-row adapters in `mix` as in BGMV), attention stays within
     /// each sequence's own cache. Logits: every row, or the last row of each sequence.
     pub fn forward_batch(&self, seqs: &mut [(&mut Session<B>, &[u32])], logits: Logits, mix: &Mix) -> Result<B::Tensor> {
-        let (b, c) = (&self.backend, &self.cfg);
-        // (first row, rows, first position) per sequence.
-        let mut spans = Vec::with_capacity(seqs.len());
-        let mut ids = Vec::new();
-        for (s, t) in seqs.iter() {
-            let pos0 = s.len(b);
-            if t.is_empty() {
-                return Err(Error::shape("forward needs at least one token per sequence"));
-            }
-            if pos0 + t.len() > c.context {
-                return Err(Error::limit(format!(
-                    "context length exceeded: {pos0} cached + {} new tokens > {} (the model's context)",
-                    t.len(),
-                    c.context
-                )));
-            }
-            spans.push((ids.len(), t.len(), pos0));
-            ids.extend_from_slice(t);
-        }
-        let n = ids.len();
-        let mut x = b.embed(&self.embed, &ids)?;
-        let proj = |l: &LoraLinear<B>, h: &B::Tensor, rows: usize, mix: &Mix| -> Result<B::Tensor> {
-            let mut y = b.empty(rows, l.out_features())?;
-            l.forward_partial(h, rows, mix, &mut y)?;
-            Ok(y)
-        };
-        let single = seqs.len() == 1;
-        for (li, layer) in self.layers.iter().enumerate() {
-            let h = b.rms_norm(&x, &layer.attn_norm, c.eps)?;
-            let (mut q, mut k, mut v) = (proj(&layer.q, &h, n, mix)?, proj(&layer.k, &h, n, mix)?, proj(&layer.v, &h, n, mix)?);
-            if let Some([qb, kb, vb]) = &layer.qkv_bias {
-                b.add_bias(&mut q, qb)?;
-                b.add_bias(&mut k, kb)?;
-                b.add_bias(&mut v, vb)?;
-            }
-            let attend = |q: &mut B::Tensor, k: &mut B::Tensor, v: &B::Tensor, kv: &mut B::Kv, pos0: usize| {
-                b.rope(q, c.head_dim, pos0, &self.inv_freq)?;
-                b.rope(k, c.head_dim, pos0, &self.inv_freq)?;
-                b.attention(q, k, v, kv, pos0, c.heads, c.kv_heads, c.head_dim, c.sliding_window)
-            };
-            let mut parts = Vec::with_capacity(seqs.len());
-            for ((s, _), &(r0, len, pos0)) in seqs.iter_mut().zip(&spans) {
-                parts.push(if single {
-                    attend(&mut q, &mut k, &v, &mut s.kv[li], pos0)?
-                } else {
-                    let (mut qs, mut ks) = (b.rows(&q, r0, len)?, b.rows(&k, r0, len)?);
-                    attend(&mut qs, &mut ks, &b.rows(&v, r0, len)?, &mut s.kv[li], pos0)?
-                });
-            }
-            let a = if single { parts.pop().expect("one part") } else { b.concat_rows(&parts)? };
-            b.add(&mut x, &proj(&layer.o, &a, n, mix)?)?;
-            let h = b.rms_norm(&x, &layer.ffn_norm, c.eps)?;
-            let mut g = proj(&layer.gate, &h, n, mix)?;
-            b.silu_mul(&mut g, &proj(&layer.up, &h, n, mix)?)?;
-            b.add(&mut x, &proj(&layer.down, &g, n, mix)?)?;
+        let batch = Batch::new(&self.backend, seqs, self.cfg.context)?;
+        let mut x = ops::embed(&self.backend, &self.embed, &batch.ids)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let caches = seqs.iter_mut().map(|(s, _)| &mut s.kv[i]).collect();
+            self.attention(layer, &mut x, caches, &batch.spans, mix)?;
+            self.mlp(layer, &mut x, mix)?;
         }
         let (x, mix) = match logits {
             Logits::All => (x, mix.clone()),
-            Logits::Last => {
-                let last: Vec<usize> = spans.iter().map(|&(r0, len, _)| r0 + len - 1).collect();
-                let parts = last.iter().map(|&r| b.rows(&x, r, 1)).collect::<Result<Vec<_>>>()?;
-                let x = if single { parts.into_iter().next().expect("one row") } else { b.concat_rows(&parts)? };
-                (x, mix.select_rows(&last))
-            }
+            Logits::Last if batch.spans.len() == 1 && batch.ids.len() == 1 => (x, mix.clone()),
+            Logits::Last => (ops::gather_rows(&self.backend, &x, &batch.last_rows())?, mix.select_rows(&batch.last_rows())),
         };
-        let rows = match logits {
-            Logits::All => n,
-            Logits::Last => seqs.len(),
-        };
-        let h = b.rms_norm(&x, &self.norm, c.eps)?;
-        let mut out = b.empty(rows, c.vocab)?;
-        self.lm_head.forward_partial(&h, rows, &mix, &mut out)?;
+        let mut out = self.backend.empty(x.shape()[0], self.cfg.vocab)?;
+        self.lm_head.forward(&x, Some((&self.norm, self.cfg.eps)), &mix, true, Epilogue::Store { out: &mut out, bias: None })?;
         Ok(out)
+    }
+
+    /// `x += o(attention(rope(qkv(norm(x)))))`, the keys and values appended to the caches.
+    fn attention(&self, l: &Layer<B>, x: &mut B::Tensor, caches: Vec<&mut B::Kv>, spans: &[Span], mix: &Mix) -> Result<()> {
+        let (b, c) = (&self.backend, &self.cfg);
+        let heads = Heads { heads: c.heads, kv_heads: c.kv_heads, head_dim: c.head_dim, window: c.sliding_window };
+        let n = x.shape()[0];
+        let mut qkv = b.empty(n, heads.q_width() + 2 * heads.kv_width())?;
+        l.qkv.forward(&*x, Some((&l.attn_norm, c.eps)), mix, true, Epilogue::Store { out: &mut qkv, bias: l.qkv_bias.as_ref() })?;
+        let mut a = b.empty(n, heads.q_width())?;
+        b.attend(Attend::new(b, &mut qkv, caches, spans, heads, &self.inv_freq, &mut a)?)?;
+        l.o.forward(&a, None, mix, true, Epilogue::Add(x))
+    }
+
+    /// `x += down(silu(gate(norm(x)))·up(norm(x)))`.
+    fn mlp(&self, l: &Layer<B>, x: &mut B::Tensor, mix: &Mix) -> Result<()> {
+        let mut h = self.backend.empty(x.shape()[0], self.cfg.ffn)?;
+        l.gate_up.forward(&*x, Some((&l.ffn_norm, self.cfg.eps)), mix, true, Epilogue::SiluMul(&mut h))?;
+        l.down.forward(&h, None, mix, true, Epilogue::Add(x))
     }
 }

@@ -234,7 +234,7 @@ pub async fn check_case<B: Backend>(backend: &B, case: &Case, seed: u64) -> Resu
     for (name, mix) in case.mixes(seed) {
         let x = backend.tensor(&case.x, case.n, case.inp).map_err(|e| e.to_string())?;
         let mut y = backend.tensor(&vec![f32::NAN; case.n * case.out], case.n, case.out).map_err(|e| e.to_string())?;
-        layer.forward(&x, case.n, &mix, &mut y).map_err(|e| format!("{label} {name}: {e}"))?;
+        layer.forward(&x, &mix, &mut y).map_err(|e| format!("{label} {name}: {e}"))?;
         let got = backend.read(&y).await.map_err(|e| format!("{label} {name}: {e}"))?;
         if let Some(i) = got.iter().position(|v| !v.is_finite()) {
             return Err(format!("{label} {name}: y[{i}] = {} was not written", got[i]));

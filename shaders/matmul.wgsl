@@ -1,11 +1,12 @@
-// Fused LoRA matmul for prefill (n >= 16 rows), tiled 64 rows x 64 outputs per workgroup,
-// 16 x 16 threads each owning a 4 x 4 block of outputs; K advances 16 at a time through
-// workgroup memory. The epilogue adds each row's adapters, s·T·Bᵀ (T from lora_shrink),
-// inside the output tile, then writes y once.
-// Composed after weights_*.wgsl (w_at / w_at4, binding 0), arena.wgsl and lora_linear_io.wgsl,
-// and after `alias tile_t = f32;` or, with f16 math (shader-f16), `enable f16; alias tile_t =
-// f16;`: the tiles hold tile_t and a K step's 16 products are summed in tile_t before the
-// f32 accumulator takes them.
+// The fused linear for prefill (n >= 16 input rows), tiled 64 input rows x 64 group rows per
+// workgroup, 16 x 16 threads each owning a 4 x 4 block of outputs; K advances 16 at a time
+// through workgroup memory. NORM 2 scales the input tile by each row's 1/RMS (rms.wgsl) and
+// the gain as it loads. The epilogue adds each row's adapters, s·T·Bᵀ (T from shrink.wgsl),
+// inside the output tile, then stores (EPILOGUE 0, + bias) or adds (1) once.
+// Composed after weights_*.wgsl (w_at / w_at4, binding 0), arena.wgsl, routes.wgsl,
+// linear_params.wgsl, linear_io.wgsl and linear_lora.wgsl, and after `alias tile_t = f32;`
+// or, with f16 math (shader-f16), `enable f16; alias tile_t = f16;`: the tiles hold tile_t
+// and a K step's 16 products are summed in tile_t before the f32 accumulator takes them.
 
 const TM: u32 = 64u;
 const TN: u32 = 64u;
@@ -34,12 +35,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             for (var j = 0u; j < 4u; j++) {
                 if (k + j < p.cols) {
                     xv[j] = x[xr * p.cols + k + j];
+                    if (NORM == 2u) {
+                        xv[j] *= rs[xr] * gain[k + j];
+                    }
                 }
             }
         }
         var wv = vec4<f32>(0.0);
-        let wr = n0 + lr;
-        if (wr < p.rows) {
+        let wr = n0 + lr + p.w_row0;
+        if (n0 + lr < p.rows) {
             if (aligned && k < p.cols) {
                 wv = w_at4(wr, k, p.cols);
             } else {
@@ -74,47 +78,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         workgroupBarrier();
     }
 
-    let o0 = n0 + tx * 4u;
     for (var i = 0u; i < 4u; i++) {
         let row = m0 + ty * 4u + i;
         if (row >= p.n) {
             break;
         }
-        let base_v = acc[i];
-        var v = base_v;
-        for (var e = routes[row]; e < routes[row + 1u]; e++) {
-            let base = p.n + 1u + e * 8u;
-            let b_off = routes[base + 2u];
-            let rank = entry_rank(routes[base + 3u]);
-            let fmt = entry_format(routes[base + 3u]);
-            let t_off = routes[base + 4u];
-            var lora = vec4<f32>(0.0);
-            for (var k = 0u; k < rank; k++) {
-                let tv = t[t_off + k];
-                for (var j = 0u; j < 4u; j++) {
-                    let o = o0 + j;
-                    if (o < p.rows) {
-                        lora[j] += tv * lora_at(fmt, b_off, (p.out_base + o) * rank + k);
-                    }
-                }
-            }
-            let g_off = routes[base + 6u];
-            if (g_off == NO_GAIN) {
-                v += lora;
-            } else {
-                var g = vec4<f32>(1.0);
-                for (var j = 0u; j < 4u; j++) {
-                    if (o0 + j < p.rows) {
-                        g[j] = bitcast<f32>(arena[g_off + p.out_base + o0 + j]);
-                    }
-                }
-                v += bitcast<f32>(routes[base + 7u]) * (g - 1.0) * base_v + g * lora;
-            }
-        }
         for (var j = 0u; j < 4u; j++) {
-            let o = o0 + j;
-            if (o < p.rows) {
-                y[row * p.y_stride + p.out_base + o] = v[j];
+            let local = n0 + tx * 4u + j;
+            if (local < p.rows) {
+                let o = p.row0 + local;
+                var y = acc[i][j];
+                if (p.dora == 0u) {
+                    y += lora_sum(o, row, 0u, 1u);
+                } else {
+                    y = dora_out(o, row, y);
+                }
+                write_out(o, row, y, 0.0);
             }
         }
     }
