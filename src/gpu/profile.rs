@@ -6,8 +6,8 @@
 use super::context::Context;
 use crate::error::{Error, Result};
 
-/// Dispatches one profile can time.
-const MAX_TIMED: u32 = 4096;
+/// Dispatches one profile can time (2 queries each: WebGPU allows 4096 per query set).
+const MAX_TIMED: u32 = 2048;
 
 /// One timed dispatch.
 #[derive(Clone, Debug)]
