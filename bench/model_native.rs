@@ -14,7 +14,8 @@ use lorafuse::backend::ops::ModelOps;
 use lorafuse::backend::select::Choice;
 use lorafuse::generate::sample::{SampleOptions, Sampler, P_CANDIDATES};
 use lorafuse::model::Model;
-use lorafuse::{Backend, CpuBackend, GpuBackend, GpuOptions, Mix};
+use lorafuse::formats::gguf::parse_header;
+use lorafuse::{Backend, CpuBackend, GpuBackend, GpuOptions, Mix, WeightData};
 use std::time::Instant;
 
 const PROMPT: usize = 64;
@@ -107,12 +108,55 @@ fn adapter_rows<B: ModelOps>(label: &str, mut m: Model<B>, steps: usize) {
     );
 }
 
+/// The SmolLM2 file, or (`LORAFUSE_MODEL_HEADER`: its header alone, as `header` writes it)
+/// a file of the same shapes and formats with random weights: the same kernels run, at the
+/// same speed, without carrying 98 MB to a GPU machine.
+fn model_bytes() -> Vec<u8> {
+    let Ok(header) = std::env::var("LORAFUSE_MODEL_HEADER") else {
+        let dir = std::env::var("LORAFUSE_MODEL_DIR").unwrap_or(".cache/models".into());
+        return std::fs::read(format!("{dir}/SmolLM2-135M-Instruct.Q4_1.gguf")).expect("run scripts/fetch-model.sh");
+    };
+    let mut bytes = std::fs::read(&header).expect("the header file");
+    let h = parse_header(&bytes, &header).unwrap().expect("a whole GGUF header");
+    let end = h.tensors.iter().map(|t| t.offset + t.size).max().unwrap_or(0);
+    bytes.resize((h.data_start + end) as usize, 0);
+    let mut seed = 5u64;
+    for t in &h.tensors {
+        let n: usize = t.dims.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|_| {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let r = ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.1;
+                if t.dims.len() == 1 { 1.0 + r } else { r }
+            })
+            .collect();
+        let data = WeightData::quantize(t.format, &v);
+        let src: &[u8] = match &data {
+            WeightData::F32(v) => bytemuck::cast_slice(v),
+            WeightData::F16(v) | WeightData::BF16(v) => bytemuck::cast_slice(v),
+            WeightData::Blocks(_, b) => b,
+        };
+        let at = (h.data_start + t.offset) as usize;
+        bytes[at..at + src.len()].copy_from_slice(src);
+    }
+    bytes
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    if let [cmd, out] = &args[..] {
+        if cmd == "header" {
+            // What `model_bytes` needs to rebuild the file elsewhere: bytes up to the data section.
+            let bytes = model_bytes();
+            let h = parse_header(&bytes, "model").unwrap().expect("a GGUF header");
+            std::fs::write(out, &bytes[..h.data_start as usize]).expect("write the header");
+            return;
+        }
+    }
     let want = |what: &str| args.is_empty() || args.iter().any(|a| a == what);
-    let dir = std::env::var("LORAFUSE_MODEL_DIR").unwrap_or(".cache/models".into());
-    let bytes = std::fs::read(format!("{dir}/SmolLM2-135M-Instruct.Q4_1.gguf")).expect("run scripts/fetch-model.sh");
-    println!("### SmolLM2-135M Q4_1, natively: prefill {PROMPT} tokens, then {DECODE} decode steps\n");
+    let bytes = model_bytes();
+    let weights = if std::env::var("LORAFUSE_MODEL_HEADER").is_ok() { "random weights in its shapes and formats" } else { "the real file" };
+    println!("### SmolLM2-135M Q4_1 ({weights}), natively: prefill {PROMPT} tokens, then {DECODE} decode steps\n");
     println!("| backend | prefill tok/s | decode tok/s | submits / token | bytes read / token |");
     println!("|---|---|---|---|---|");
     if want("cpu") {
@@ -120,7 +164,6 @@ fn main() {
         println!("| {} | {p:.1} | {d:.1} | – | – |", CpuBackend::default().describe());
     }
     if want("gpu") {
-        gpu_steps(&bytes);
         for f16_math in [false, true] {
             match pollster::block_on(GpuBackend::new(&GpuOptions { f16_math, ..Default::default() })) {
                 Ok(g) if f16_math && !g.context().flags.f16_math => println!("| GPU, f16 prefill math: no shader-f16 | | | | |"),
@@ -133,9 +176,10 @@ fn main() {
                     // Per token over the whole run (prefill + decode steps), as generation sees it.
                     let steps = (1 + DECODE) as f64;
                     println!(
-                        "| GPU{}: {} (correctness-only rate) | {p:.1} | {d:.1} | {:.0} | {:.0} |",
+                        "| GPU{}: {}{} | {p:.1} | {d:.1} | {:.0} | {:.0} |",
                         if f16_math { ", f16 prefill math" } else { "" },
                         g.describe(),
+                        emulated(&g),
                         (after.submits - before.submits) as f64 / steps,
                         (after.read_bytes - before.read_bytes) as f64 / steps
                     );
@@ -143,6 +187,9 @@ fn main() {
                 Err(e) => println!("| GPU: none ({e}) | | | | |"),
             }
         }
+    }
+    if want("gpu") {
+        gpu_steps(&bytes);
     }
     if want("sampling") {
         sampling_rows(&bytes);
@@ -158,7 +205,7 @@ fn main() {
         for factors in [FactorFormat::F32, FactorFormat::F16, FactorFormat::I16] {
             match pollster::block_on(GpuBackend::new(&GpuOptions { factors, ..Default::default() })) {
                 Ok(g) => {
-                    let label = format!("GPU: {}, {} factors (correctness-only rate)", g.describe(), factors.name());
+                    let label = format!("GPU: {}, {} factors{}", g.describe(), factors.name(), emulated(&g));
                     adapter_rows(&label, load(&g, &bytes), 8);
                 }
                 Err(e) => println!("| GPU: none ({e}) | | | | |"),
@@ -217,7 +264,7 @@ fn gpu_steps(bytes: &[u8]) {
     let r16 = m.adapters.mix(&AdapterChoice::Stack(vec![("r16".into(), 1.0)])).unwrap();
     let ceiling = copy_ceiling(g.context(), 256, 3);
     let layers = m.info.layers;
-    println!("### GPU steps, SmolLM2-135M Q4_1 ({}; copy bandwidth {ceiling:.1} GB/s)\n", g.describe());
+    println!("\n### GPU steps, SmolLM2-135M Q4_1 ({}{}; copy bandwidth {ceiling:.1} GB/s)\n", g.describe(), emulated(&g));
     println!("Counts per step ({layers} layers; a decode step after a 64-token prompt, greedy pick included):\n");
     println!("| step | {}", &COUNTS_HEADER[2..]);
     let ids: Vec<u32> = (0..PROMPT as u32).map(|i| 100 + i * 37 % 4000).collect();
@@ -253,4 +300,9 @@ fn gpu_steps(bytes: &[u8]) {
         let timed = pollster::block_on(g.profile_finish()).unwrap();
         println!("\nPer kernel, {label} (one pass per dispatch while timing):\n\n{}", kernel_table(&timed, ceiling));
     }
+}
+
+/// Said of a GPU whose rates mean nothing (a CPU emulating one: lavapipe, SwiftShader).
+fn emulated(g: &GpuBackend) -> &'static str {
+    if g.context().cpu_emulated { " (CPU-emulated: correctness-only rate)" } else { "" }
 }

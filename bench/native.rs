@@ -1,17 +1,22 @@
 //! npm run bench, part 2: natively, the portable CPU path and wgpu (lavapipe here: a CPU
 //! emulating a GPU, so its figures are correctness-only rates, not GPU speed). Same table
 //! as bench/wasm.mjs, and the GPU top-k selection.
-//! `cargo bench --bench linear -- [cpu|gpu|topk] [f32,f16,q4_1,...]`.
+//! `cargo bench --bench linear -- [cpu|gpu|topk] [f32,f16,q4_1,...] [large]` (`large` adds
+//! larger models' shapes: Qwen2.5-0.5B's MLP and Llama-3.2-1B's).
 
 use lorafuse::dev::bench::{linear, read_ceiling, LinearBench, LinearCase};
 use lorafuse::{Backend, CpuBackend, GpuBackend, GpuOptions, WeightFormat};
 use std::time::Instant;
 
+/// SmolLM2-135M's projections and lm_head, (out, in).
 const SHAPES: [(usize, usize); 5] = [(576, 576), (192, 576), (1536, 576), (576, 1536), (49152, 576)];
+/// Qwen2.5-0.5B's MLP (896 ↔ 4864) and Llama-3.2-1B's (2048 ↔ 8192).
+const LARGE: [(usize, usize); 4] = [(4864, 896), (896, 4864), (8192, 2048), (2048, 8192)];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
-    let want = |what: &str| args.is_empty() || args.iter().any(|a| a == what);
+    let want = |what: &str| args.iter().all(|a| a == "large" || a.contains(',') || WeightFormat::parse(a).is_ok()) || args.iter().any(|a| a == what);
+    let shapes: Vec<(usize, usize)> = SHAPES.iter().chain(if args.iter().any(|a| a == "large") { &LARGE[..] } else { &[] }).copied().collect();
     let formats: Vec<WeightFormat> = args
         .iter()
         .find(|a| a.split(',').all(|f| WeightFormat::parse(f).is_ok()))
@@ -26,7 +31,7 @@ fn main() {
     println!("native read ceiling {ceiling:.1} GB/s (SIMD sum over 256 MiB, 1 thread)\n");
     if want("cpu") {
         println!("### native CPU ({})", CpuBackend.describe());
-        table(&CpuBackend, &formats, min_ms, cold_mib, ceiling, now, || ());
+        table(&CpuBackend, &shapes, &formats, min_ms, cold_mib, ceiling, now, || ());
     }
     if want("gpu") {
         match pollster::block_on(GpuBackend::new(&GpuOptions::default())) {
@@ -37,7 +42,7 @@ fn main() {
                 let sync = || g.finish().expect("GPU");
                 let gpu_ceiling = lorafuse::dev::gpu_profile::copy_ceiling(ctx, 256, 5);
                 println!("GPU memory ceiling {gpu_ceiling:.1} GB/s (a 256 MiB buffer copy, read + write bytes): % ceiling below is of this\n");
-                table(&g, &formats, min_ms, cold_mib, gpu_ceiling, now, sync);
+                table(&g, &shapes, &formats, min_ms, cold_mib, gpu_ceiling, now, sync);
             }
             Err(e) => println!("### native GPU: none ({e})"),
         }
@@ -77,8 +82,10 @@ fn top_k_rows(now: impl Fn() -> f64) {
     println!();
 }
 
+#[allow(clippy::too_many_arguments)]
 fn table<B: Backend>(
     b: &B,
+    shapes: &[(usize, usize)],
     formats: &[WeightFormat],
     min_ms: f64,
     cold_mib: usize,
@@ -90,7 +97,7 @@ fn table<B: Backend>(
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for &format in formats {
         for n in [1, 64] {
-            for &(out, inp) in &SHAPES {
+            for &(out, inp) in shapes {
                 let case = LinearCase {
                     out,
                     inp,

@@ -501,3 +501,29 @@ fn generation_on_the_gpu_matches_the_cpu() {
     assert_eq!(fl, 12 * (4 + cand + full), "flat: every step reads the row");
 }
 
+
+/// The dispatch budget of a decode step (issue: ≤ 8 per layer): per layer one fused linear
+/// for q/k/v, RoPE + cache append, attention, o, gate/up and down (6), plus the embedding
+/// and the lm_head; an adapter adds one shrink per group of weights sharing an input (4 per
+/// layer, and one for an lm_head it targets), whatever the number of adapters stacked.
+#[test]
+fn a_decode_step_stays_within_its_dispatch_budget() {
+    let Some(g) = common::gpu(GpuOptions::default()) else { return };
+    let mut m = load(&g, &files(&dir().join("llama-hf"))).unwrap();
+    let layers = m.info.layers;
+    for n in ["all-linear-r8", "qv-r4"] {
+        let f = files(&dir().join("adapters").join(n));
+        m.add_adapter(n, peft_from_files(&f, &m.llama.cfg).unwrap(), false).unwrap();
+    }
+    let both = AdapterChoice::Stack(vec![("all-linear-r8".into(), 0.5), ("qv-r4".into(), 1.0)]);
+    for (choice, per_layer) in [(AdapterChoice::Base, 6), (both, 10)] {
+        let mix = m.adapters.mix(&choice).unwrap();
+        let mut s = m.llama.session();
+        forward(&m, &mut s, &prompt(), Logits::Last, &mix);
+        let before = g.context().stats.get().dispatches;
+        let t = m.llama.forward(&mut s, &[3], Logits::Last, &mix).unwrap();
+        let dispatched = g.context().stats.get().dispatches - before;
+        drop(t);
+        assert_eq!(dispatched, (per_layer * layers + 2) as u64, "{choice:?}: dispatches of one decode step over {layers} layers");
+    }
+}

@@ -40,6 +40,8 @@ pub struct Context {
     pub flags: ShaderFlags,
     /// GPU timestamps were asked for and granted.
     pub timestamps: bool,
+    /// The adapter is a CPU emulating a GPU (lavapipe, SwiftShader): its speed means nothing.
+    pub cpu_emulated: bool,
     /// First asynchronous GPU error (validation, out of memory, device lost), if any.
     pub fault: Arc<Mutex<Option<String>>>,
     /// Work submitted and bytes read back so far (the benchmark reports them per token).
@@ -173,6 +175,7 @@ impl Context {
             let info = adapter.get_info();
             format!("{} ({:?})", if info.name.is_empty() { "GPU adapter" } else { &info.name }, info.backend)
         };
+        let cpu_emulated = adapter.get_info().device_type == wgpu::DeviceType::Cpu || name.contains("swiftshader");
         let max_binding = limits
             .max_storage_buffer_binding_size
             .min(limits.max_buffer_size)
@@ -186,6 +189,7 @@ impl Context {
             uniform_align: limits.min_uniform_buffer_offset_alignment as u64,
             flags,
             timestamps,
+            cpu_emulated,
             fault,
             stats: Default::default(),
         })
