@@ -5,7 +5,7 @@
 //! on each backend in the same run, the GPU storing adapter factors as f32, f16 and int16.
 //! `cargo bench --bench model -- [cpu|gpu|adapters]`.
 
-use lorafuse::lora::peft::{ModuleLora, PeftAdapter, Proj, Target};
+use lorafuse::lora::peft::{ModuleLora, AdapterFile, Proj, Target};
 use lorafuse::FactorFormat;
 use lorafuse::model::adapters::AdapterChoice;
 use lorafuse::model::llama::Logits;
@@ -57,7 +57,7 @@ fn run_with<B: ModelOps>(m: &Model<B>, mix: &Mix, prompt: usize, decode: usize) 
 }
 
 /// A random rank-`r` adapter on all 7 projections of every layer (seeded, PEFT-like scale).
-fn random_adapter<B: ModelOps>(m: &Model<B>, r: usize, seed: u64) -> PeftAdapter {
+fn random_adapter<B: ModelOps>(m: &Model<B>, r: usize, seed: u64) -> AdapterFile {
     let mut state = seed;
     let mut rand = |n: usize, scale: f32| -> Vec<f32> {
         (0..n)
@@ -75,7 +75,7 @@ fn random_adapter<B: ModelOps>(m: &Model<B>, r: usize, seed: u64) -> PeftAdapter
             ModuleLora { target: Target::Layer(l, p), a: rand(r * inp, 0.1), b: rand(out * r, 0.02), rank: r, scale: 2.0, magnitude: None }
         })
         .collect();
-    PeftAdapter { modules, r, alpha: 2.0 * r as f64, dora: false, targets: vec!["all-linear".into()] }
+    AdapterFile { modules, r, alpha: 2.0 * r as f64, dora: false, targets: vec!["all-linear".into()] }
 }
 
 /// Decode tok/s (`steps` steps after a 4-token prompt) with no adapter, one all-linear r16

@@ -2,7 +2,7 @@
 //! `blk.N.<tensor>.weight.lora_a / lora_b`, `adapter.lora.alpha`. For llama-arch files the
 //! q/k `lora_b` rows carry the converter's head permutation, undone here like the base's.
 
-use super::peft::{ModuleLora, PeftAdapter, Proj, Target};
+use super::peft::{ModuleLora, AdapterFile, Proj, Target};
 use crate::error::{Error, Result};
 use crate::formats::config::{Arch, Config};
 use crate::formats::gguf::{GgufStream, Meta};
@@ -22,7 +22,7 @@ fn proj(name: &str) -> Option<Proj> {
     })
 }
 
-pub fn from_gguf(file: &str, bytes: &[u8], cfg: &Config) -> Result<PeftAdapter> {
+pub fn from_gguf(file: &str, bytes: &[u8], cfg: &Config) -> Result<AdapterFile> {
     let mut s = GgufStream::new(file);
     s.push(bytes)?;
     let (h, map) = s.finish()?;
@@ -90,5 +90,5 @@ pub fn from_gguf(file: &str, bytes: &[u8], cfg: &Config) -> Result<PeftAdapter> 
     modules.sort_by_key(|m| m.target);
     let r = modules.iter().map(|m| m.rank).max().unwrap_or(0);
     let targets = modules.iter().map(|m| m.target.module()).collect();
-    Ok(PeftAdapter { modules, r, alpha, dora: false, targets })
+    Ok(AdapterFile { modules, r, alpha, dora: false, targets })
 }

@@ -73,7 +73,9 @@ pub struct ModuleLora {
     pub magnitude: Option<Vec<f32>>,
 }
 
-pub struct PeftAdapter {
+/// An adapter as read from its files (a PEFT folder, or a GGUF LoRA: `gguf_lora.rs`), its
+/// configuration applied: one `ModuleLora` per targeted projection.
+pub struct AdapterFile {
     pub modules: Vec<ModuleLora>,
     pub r: usize,
     pub alpha: f64,
@@ -150,9 +152,9 @@ fn is_unset(v: &serde_json::Value) -> bool {
     }
 }
 
-impl PeftAdapter {
+impl AdapterFile {
     /// Parses a PEFT adapter against the model it is to be applied to.
-    pub fn parse(config_json: &str, mut tensors: BTreeMap<String, RawTensor>, cfg: &Config) -> Result<PeftAdapter> {
+    pub fn parse(config_json: &str, mut tensors: BTreeMap<String, RawTensor>, cfg: &Config) -> Result<AdapterFile> {
         let j: serde_json::Value =
             serde_json::from_str(config_json).map_err(|e| Error::format(format!("adapter_config.json: {e}")))?;
         let obj = j.as_object().ok_or_else(|| Error::format("adapter_config.json is not an object"))?;
@@ -265,6 +267,6 @@ impl PeftAdapter {
         if modules.is_empty() {
             return Err(Error::format("the adapter holds no LoRA weights for this model"));
         }
-        Ok(PeftAdapter { modules, r, alpha, dora, targets: names })
+        Ok(AdapterFile { modules, r, alpha, dora, targets: names })
     }
 }

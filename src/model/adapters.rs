@@ -6,7 +6,7 @@ use crate::backend::factors::{rounding_error, FactorFormat, RankAxis};
 use crate::backend::ops::ModelOps;
 use crate::backend::routing::Mix;
 use crate::error::{Error, Result};
-use crate::lora::peft::{ModuleLora, PeftAdapter, Target};
+use crate::lora::peft::{ModuleLora, AdapterFile, Target};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -94,13 +94,13 @@ impl<B: ModelOps> Model<B> {
     /// Adds (or with `replace`, swaps in) an adapter, stored in the backend's factor format
     /// (int16 giving way to f32 past `AUTO_F32_ABOVE`). On any error the model and every
     /// other adapter are exactly as before.
-    pub fn add_adapter(&mut self, name: &str, a: PeftAdapter, replace: bool) -> Result<AdapterInfo> {
+    pub fn add_adapter(&mut self, name: &str, a: AdapterFile, replace: bool) -> Result<AdapterInfo> {
         self.add_adapter_in(name, a, replace, None)
     }
 
     /// `add_adapter`, with the factors stored in `format` when given (as the backend can:
     /// `Backend::storable`).
-    pub fn add_adapter_in(&mut self, name: &str, a: PeftAdapter, replace: bool, format: Option<FactorFormat>) -> Result<AdapterInfo> {
+    pub fn add_adapter_in(&mut self, name: &str, a: AdapterFile, replace: bool, format: Option<FactorFormat>) -> Result<AdapterInfo> {
         if name.is_empty() {
             return Err(Error::adapter("adapter names must not be empty"));
         }
@@ -182,7 +182,7 @@ impl<B: ModelOps> Model<B> {
 
 /// An adapter from its files, for a model with config `cfg`: a PEFT folder
 /// (`adapter_config.json`, `adapter_model.safetensors`) or one GGUF LoRA file.
-pub fn peft_from_files(files: &[(String, Vec<u8>)], cfg: &crate::formats::config::Config) -> Result<PeftAdapter> {
+pub fn peft_from_files(files: &[(String, Vec<u8>)], cfg: &crate::formats::config::Config) -> Result<AdapterFile> {
     let base = |n: &str| n.rsplit('/').next().unwrap_or(n).to_string();
     if let Some((n, bytes)) = files.iter().find(|(n, _)| n.ends_with(".gguf")) {
         return crate::lora::gguf_lora::from_gguf(&base(n), bytes, cfg);
@@ -197,5 +197,5 @@ pub fn peft_from_files(files: &[(String, Vec<u8>)], cfg: &crate::formats::config
     let mut s = crate::formats::safetensors::SafetensorsStream::new("adapter_model.safetensors");
     s.push(weights)?;
     let tensors = s.finish()?.into_iter().map(|(k, (t, b))| (k, crate::formats::tensors::RawTensor::from_safetensors(t, b))).collect();
-    PeftAdapter::parse(config, tensors, cfg)
+    AdapterFile::parse(config, tensors, cfg)
 }
