@@ -15,7 +15,8 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
   mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 fi
 
-step() { printf '\n== %s\n' "$*" >&2; }
+start=$SECONDS
+step() { printf '\n== [%dm%02ds] %s\n' $(((SECONDS - start) / 60)) $(((SECONDS - start) % 60)) "$*" >&2; }
 step "native: cargo test (CPU + wgpu)"
 cargo test --tests --features dev
 step "wasm32 in Node: SIMD128 kernels"
@@ -24,3 +25,4 @@ step "build the npm package"
 bash scripts/build.sh
 step "JS API: Node, headless Chromium (WebGPU + CPU), packed tarball"
 node --test --test-concurrency=1 tests/js/
+step "done"
