@@ -24,6 +24,19 @@ export async function benchLorafuse(api, source, { prompt, tokens = 32, reps = 3
   const prefillMs = await best(reps, () => model.generate(prompt, { maxTokens: 1, ignoreEos: true }).text());
   const allMs = await best(reps, () => model.generate(prompt, { maxTokens: tokens + 1, ignoreEos: true }).text());
   const decodeTokS = tokens / ((allMs - prefillMs) / 1000);
+  // On WebGPU, per decode token: the counts of a long generation minus a 1-token one's.
+  const counted = async (n) => {
+    const s0 = model.gpuStats();
+    await model.generate(prompt, { maxTokens: n, ignoreEos: true }).text();
+    const s1 = model.gpuStats();
+    return Object.fromEntries(Object.keys(s1).map((k) => [k, s1[k] - s0[k]]));
+  };
+  let perToken = null;
+  if (model.gpuStats()) {
+    const [one, all] = [await counted(1), await counted(tokens + 1)];
+    const d = (k) => (all[k] - one[k]) / tokens;
+    perToken = { dispatches: d('dispatches'), workgroupsPerDispatch: d('workgroups') / d('dispatches'), kibPerDispatch: d('bytes') / d('dispatches') / 1024, recordUs: d('recordMs') * 1e3, submitUs: d('submitMs') * 1e3, submits: d('submits') };
+  }
   const out = {
     // Which reduction the WebGPU kernels ran (subgroup operations or workgroup-memory trees).
     label: rt.backend === 'webgpu' ? `${label}, subgroups ${rt.subgroups ? 'on' : 'off'}` : label,
@@ -37,6 +50,7 @@ export async function benchLorafuse(api, source, { prompt, tokens = 32, reps = 3
     peakWasmBytes: api.LoraRuntime.wasmMemoryBytes(),
     quantization: `${model.info.quantization} (embedding ${model.info.embeddingFormat})`,
     backend: model.info.backend,
+    gpuPerToken: perToken,
   };
   model.dispose();
   return out;

@@ -61,6 +61,13 @@ try {
   console.log('');
   table([g]);
   console.log(`WebGPU: peak wasm memory ${MiB(g.peakWasmBytes)} MiB (the loader holds each tensor once until it is uploaded; wasm memory never shrinks, but nothing is kept after the upload)`);
+  const c = g.gpuPerToken;
+  if (c) {
+    console.log('\nWebGPU counts per decode token (meaningful on any adapter; the times are the host\'s, in wasm, calls into JavaScript included):\n');
+    console.log('| dispatches | workgroups / dispatch | KiB / dispatch | host µs in dispatch calls | host µs submitting | submits |');
+    console.log('|---|---|---|---|---|---|');
+    console.log(`| ${c.dispatches.toFixed(0)} | ${c.workgroupsPerDispatch.toFixed(1)} | ${c.kibPerDispatch.toFixed(1)} | ${c.recordUs.toFixed(0)} | ${c.submitUs.toFixed(0)} | ${c.submits.toFixed(0)} |`);
+  }
 } catch (e) {
   console.log(`WebGPU row: ${e.message}`);
 } finally {

@@ -269,8 +269,13 @@ fn gpu_steps(bytes: &[u8]) {
     println!("| step | {}", &COUNTS_HEADER[2..]);
     let ids: Vec<u32> = (0..PROMPT as u32).map(|i| 100 + i * 37 % 4000).collect();
     let greedy = Sampler::new(SampleOptions::default()).unwrap().select_row(&[], 1, m.info.vocab_size);
+    // One step; returns the host's recording time (forward and the pick's dispatches, before
+    // the read submits).
+    let host = std::cell::Cell::new(0f64);
     let step = |s: &mut lorafuse::model::llama::Session<GpuBackend>, ids: &[u32], mix: &Mix| {
+        let t0 = Instant::now();
         let mut t = m.llama.forward(s, ids, Logits::Last, mix).unwrap();
+        host.set(host.get() + t0.elapsed().as_nanos() as f64);
         pollster::block_on(lorafuse::backend::ops::top_k(&g, &mut t, 1, std::slice::from_ref(&greedy))).unwrap();
     };
     for (label, mix) in [("decode", &Mix::Base), ("decode, one r16 adapter", &r16)] {
@@ -278,14 +283,16 @@ fn gpu_steps(bytes: &[u8]) {
         step(&mut s, &ids, mix);
         step(&mut s, &[7], mix); // pipelines, bind groups, pools warm
         let (before, reps) = (g.context().stats.get(), 8);
+        host.set(0.0);
         for _ in 0..reps {
             step(&mut s, &[7], mix);
         }
-        println!("| {label} {}", &counts(before, g.context().stats.get(), reps)[1..]);
+        println!("| {label} {}", &counts(before, g.context().stats.get(), reps, host.get())[1..]);
     }
     let before = g.context().stats.get();
+    host.set(0.0);
     step(&mut m.llama.session(), &ids, &Mix::Base);
-    println!("| prefill of {PROMPT} {}", &counts(before, g.context().stats.get(), 1)[1..]);
+    println!("| prefill of {PROMPT} {}", &counts(before, g.context().stats.get(), 1, host.get())[1..]);
     if !g.context().timestamps {
         println!("\n(no GPU timestamps on this adapter: no per-kernel times)\n");
         return;

@@ -213,7 +213,23 @@ export class Model {
   adapters(): ModelAdapterInfo[];
   /** Bytes held for adapter factors now (GPU buffers or wasm heap), all layers together. */
   adapterMemoryBytes(): number;
+  /**
+   * What the GPU has done since the runtime opened it: submits, bytes read back, dispatches,
+   * their workgroups and the bytes they were sized to move, host ms spent in dispatch calls
+   * and in submits. Null on the CPU backend. Differences between two calls give a step's.
+   */
+  gpuStats(): GpuStats | null;
   dispose(): void;
+}
+
+export interface GpuStats {
+  submits: number;
+  readBytes: number;
+  dispatches: number;
+  workgroups: number;
+  bytes: number;
+  recordMs: number;
+  submitMs: number;
 }
 
 export class LoraRuntime {

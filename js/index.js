@@ -329,6 +329,10 @@ export class Model {
   adapterMemoryBytes() {
     return call(() => this.#live().adapterMemoryBytes());
   }
+  /** The GPU's running counts (submits, readBytes, dispatches, workgroups, bytes, recordMs, submitMs), or null on the CPU. */
+  gpuStats() {
+    return call(() => this.#live().gpuStats());
+  }
   /**
    * Streams text for a prompt string or a message list (chat template applied). Returns a
    * Generation: `for await (const piece of gen)`, or `await gen.text()`.

@@ -1,4 +1,4 @@
-import type { BackendChoice, BackendName } from './index.js';
+import type { BackendChoice, BackendName, GpuStats } from './index.js';
 
 export interface WorkerProgress {
   loaded: number;
@@ -51,6 +51,7 @@ export class WorkerModel {
   setAdapterScale(name: string, scale: number): Promise<void>;
   adapters(): Promise<Array<{ name: string; rank: number; alpha: number; scale: number; targets: string[]; bytes: number; dora: boolean; roundingError: number; precision: 'f32' | 'f16' | 'i16' }>>;
   adapterMemoryBytes(): Promise<number>;
+  gpuStats(): Promise<GpuStats | null>;
   tokenize(text: string, options?: { special?: boolean }): Promise<number[]>;
   detokenize(ids: number[], options?: { skipSpecial?: boolean }): Promise<string>;
   applyChatTemplate(messages: Array<{ role: string; content: string }>, options?: { addGenerationPrompt?: boolean }): Promise<string>;

@@ -116,6 +116,9 @@ export class WorkerModel {
   adapterMemoryBytes() {
     return this.#call('adapterMemoryBytes');
   }
+  gpuStats() {
+    return this.#call('gpuStats');
+  }
   tokenize(text, opts) {
     return this.#call('tokenize', text, opts);
   }

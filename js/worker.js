@@ -34,7 +34,7 @@ const handlers = {
   },
   call({ handle, method, args }) {
     const m = models.get(handle);
-    if (!m || !['unloadAdapter', 'setAdapterScale', 'adapters', 'adapterMemoryBytes', 'tokenize', 'detokenize', 'applyChatTemplate', 'forward', 'dispose'].includes(method)) {
+    if (!m || !['unloadAdapter', 'setAdapterScale', 'adapters', 'adapterMemoryBytes', 'gpuStats', 'tokenize', 'detokenize', 'applyChatTemplate', 'forward', 'dispose'].includes(method)) {
       throw new Error(`no such model method ${method}`);
     }
     return m[method](...args);

@@ -25,15 +25,18 @@ pub fn copy_ceiling(ctx: &Context, mib: u64, reps: usize) -> f64 {
     2.0 * bytes as f64 / (best * 1e9)
 }
 
-/// What happened between two `GpuStats` readings, per step.
-pub fn counts(before: GpuStats, after: GpuStats, steps: usize) -> String {
+/// What happened between two `GpuStats` readings, per step: `host_ns` is the wall time the
+/// caller measured for recording the steps (the forward passes, all host work before the
+/// submit), of which `record_ns` went into the dispatch and copy calls themselves.
+pub fn counts(before: GpuStats, after: GpuStats, steps: usize, host_ns: f64) -> String {
     let d = |f: fn(&GpuStats) -> u64| (f(&after) - f(&before)) as f64;
     let (n, dispatches) = (steps as f64, d(|s| s.dispatches));
     format!(
-        "| {:.0} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} |",
+        "| {:.0} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} |",
         dispatches / n,
         d(|s| s.workgroups) / dispatches.max(1.0),
         d(|s| s.bytes) / dispatches.max(1.0) / 1024.0,
+        host_ns / n / 1e3,
         d(|s| s.record_ns) / n / 1e3,
         d(|s| s.submit_ns) / n / 1e3,
         d(|s| s.submits) / n,
@@ -41,7 +44,7 @@ pub fn counts(before: GpuStats, after: GpuStats, steps: usize) -> String {
 }
 
 /// The header of `counts`' rows.
-pub const COUNTS_HEADER: &str = "| dispatches / step | workgroups / dispatch | KiB / dispatch | host recording µs / step | host submit µs / step | submits / step |\n|---|---|---|---|---|---|";
+pub const COUNTS_HEADER: &str = "| dispatches / step | workgroups / dispatch | KiB / dispatch | host µs / step recording | of which in dispatch calls | host µs / step submitting | submits / step |\n|---|---|---|---|---|---|---|";
 
 /// Per kernel (variant) of a profiled step: calls, µs summed, % of the step's GPU time, GB/s
 /// and % of `ceiling` (GB/s), heaviest first.

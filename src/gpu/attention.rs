@@ -27,7 +27,13 @@ impl GpuBackend {
         if hd > MAX_HEAD_DIM {
             return Err(Error::unsupported(format!("attention heads of {hd} dims (at most {MAX_HEAD_DIM} on the GPU)")));
         }
-        let cs = self.upload(bytemuck::cast_slice(&op.rope_table()));
+        let table = op.rope_table();
+        let mut rope = g.rope.borrow_mut();
+        if rope.as_ref().is_none_or(|r| r.0 != table) {
+            let buf = self.upload(bytemuck::cast_slice(&table));
+            *rope = Some((table, buf));
+        }
+        let cs = &rope.as_ref().expect("uploaded").1;
         let Attend { qkv, caches, spans, out, .. } = op;
         let w = qkv.cols;
         for (s, kv) in spans.iter().zip(caches) {

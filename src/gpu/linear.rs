@@ -50,8 +50,16 @@ pub(super) fn encode(g: &Inner, op: Linear<'_, GpuBackend>) -> Result<()> {
     let ends: Vec<u32> = outs.iter().scan(0, |a, o| Some({ *a += o; *a as u32 })).collect();
     let end = |i: usize| ends.get(i).copied().unwrap_or(total as u32);
     let (words, entries_at, t_len, entries, max_rank, dora) = route_words(&parts, n);
-    let lora = g.scratch(((words.len() + t_len) * 4) as u64);
-    g.ctx.queue.write_buffer(&lora.buf, 0, bytemuck::cast_slice(&words));
+    // Without adapters the table is all zeros (no entries for any row): nothing to upload.
+    let (lora, zeros);
+    let lora_b = if entries == 0 {
+        zeros = g.zeros((words.len() * 4) as u64);
+        (&zeros.0, zeros.1)
+    } else {
+        lora = g.scratch(((words.len() + t_len) * 4) as u64);
+        g.ctx.queue.write_buffer(&lora.buf, 0, bytemuck::cast_slice(&words));
+        (&lora.buf, lora.id)
+    };
 
     let decode = n < PREFILL_ROWS;
     let (gain, eps) = norm.map_or((None, 0.0), |(gain, eps)| (Some(gain), eps));
@@ -78,7 +86,6 @@ pub(super) fn encode(g: &Inner, op: Linear<'_, GpuBackend>) -> Result<()> {
         ..Default::default()
     };
     let x_b = x.bind();
-    let lora_b = (&lora.buf, lora.id);
     // Prefill's row norms.
     let rs = rows_norm.then(|| g.scratch((n * 4) as u64));
     if let Some(rs) = &rs {

@@ -50,6 +50,10 @@ pub(crate) struct Inner {
     profile: RefCell<Option<profile::Profile>>,
     /// A 16-byte buffer bound where a kernel's optional input is unused.
     unused: (wgpu::Buffer, u64),
+    /// Zeros (grown on demand): the route table of a call without adapters, uploaded never.
+    zeros: RefCell<(wgpu::Buffer, u64)>,
+    /// The last RoPE table uploaded: every layer of a step attends at the same positions.
+    rope: RefCell<Option<(Vec<[f32; 2]>, PoolBuf)>>,
 }
 
 pub struct GpuTensor {
@@ -80,7 +84,8 @@ impl GpuBackend {
         let ring = RefCell::new(Ring::initial(&ctx.device, pool.new_id()));
         let unused = ctx.device.create_buffer(&wgpu::BufferDescriptor { label: Some("unused"), size: 16, usage: STORAGE, mapped_at_creation: false });
         let unused = (unused, pool.new_id());
-        Ok(GpuBackend(Rc::new(Inner { ctx, pool, pipes, factors, open: Default::default(), ring, profile: Default::default(), unused })))
+        let zeros = RefCell::new((ctx.device.create_buffer(&wgpu::BufferDescriptor { label: Some("zeros"), size: 1024, usage: STORAGE, mapped_at_creation: false }), pool.new_id()));
+        Ok(GpuBackend(Rc::new(Inner { ctx, pool, pipes, factors, open: Default::default(), ring, profile: Default::default(), unused, zeros, rope: Default::default() })))
     }
 
     pub fn context(&self) -> &Context {
@@ -143,6 +148,16 @@ impl Inner {
             tail[..bytes.len() - main].copy_from_slice(&bytes[main..]);
             self.ctx.queue.write_buffer(buf, main as u64, &tail);
         }
+    }
+
+    /// A buffer of at least `bytes` zeros (WebGPU zeroes new buffers; nothing writes this one).
+    fn zeros(&self, bytes: u64) -> (wgpu::Buffer, u64) {
+        let mut z = self.zeros.borrow_mut();
+        if z.0.size() < bytes {
+            let size = bytes.next_power_of_two();
+            *z = (self.ctx.device.create_buffer(&wgpu::BufferDescriptor { label: Some("zeros"), size, usage: STORAGE, mapped_at_creation: false }), self.pool.new_id());
+        }
+        z.clone()
     }
 
     /// A scratch storage buffer from the pool, reusable after the next submit once dropped.

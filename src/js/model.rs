@@ -146,8 +146,39 @@ struct GenOpts {
     ignore_eos: bool,
 }
 
+/// What the GPU has done so far (`gpuStats()`; null on the CPU).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GpuStatsJs {
+    submits: f64,
+    read_bytes: f64,
+    dispatches: f64,
+    workgroups: f64,
+    bytes: f64,
+    record_ms: f64,
+    submit_ms: f64,
+}
+
 #[wasm_bindgen(js_class = Model)]
 impl JsModel {
+    /// The GPU's running counts: submits, bytes read back, dispatches, their workgroups and
+    /// the bytes they were sized for, host ms in dispatch calls and in submits; null on the CPU.
+    #[wasm_bindgen(js_name = gpuStats)]
+    pub fn gpu_stats(&self) -> std::result::Result<JsValue, JsValue> {
+        let AnyModel::Gpu(m) = &self.inner else { return Ok(JsValue::NULL) };
+        let s = m.borrow().llama.backend().context().stats.get();
+        let js = GpuStatsJs {
+            submits: s.submits as f64,
+            read_bytes: s.read_bytes as f64,
+            dispatches: s.dispatches as f64,
+            workgroups: s.workgroups as f64,
+            bytes: s.bytes as f64,
+            record_ms: s.record_ns as f64 / 1e6,
+            submit_ms: s.submit_ns as f64 / 1e6,
+        };
+        Ok(serde_wasm_bindgen::to_value(&js)?)
+    }
+
     pub fn info(&self) -> std::result::Result<JsValue, JsValue> {
         Ok(with_model!(&self.inner, m => serde_wasm_bindgen::to_value(&m.borrow().info))?)
     }

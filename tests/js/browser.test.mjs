@@ -90,8 +90,16 @@ test('PEFT adapters in Chromium match PEFT', { timeout: 300_000 }, async () => {
       ['webgpu', 'f32', 'f32', 1e-4], ['cpu', 'f32', 'f32', 1e-4], ['webgpu', 'default', 'i16', 5e-3], ['webgpu', 'f16', 'f16', 5e-2],
       ['cpu', 'f16', 'i16', 5e-3],
     ]) {
-      const { backend: ran, stored: got, errs, afterUnload, bytes, memory, rounding } = await page.evaluate(([b, p]) => window.peftAdapters(b, p), [backend, precision]);
+      const { backend: ran, stored: got, errs, afterUnload, bytes, memory, rounding, counts } = await page.evaluate(([b, p]) => window.peftAdapters(b, p), [backend, precision]);
       assert.equal(ran, backend);
+      // WebGPU: a decode-shaped forward with six stacked adapters is one submit of at most 10
+      // dispatches per layer (4 of them the adapters' shrinks) plus the embedding and lm_head.
+      if (backend === 'webgpu') {
+        assert.equal(counts.submits, 1, JSON.stringify(counts));
+        assert.ok(counts.dispatches > 0 && counts.dispatches <= 10 * counts.layers + 3, JSON.stringify(counts));
+      } else {
+        assert.equal(counts, null);
+      }
       assert.equal(got, stored, `${backend} ${precision}`);
       assert.deepEqual(Object.keys(errs).sort(), ['all-linear-r8', 'dora', 'layers-1', 'patterns', 'qv-r4', 'rslora'], backend);
       for (const [n, e] of Object.entries(errs)) assert.ok(e <= tol, `${backend} ${precision} ${n}: ${e}`);

@@ -19,6 +19,8 @@ async function main(): Promise<void> {
   const texts: string[] = await batch.texts();
   const logits: Float32Array = await model.forward(model.tokenize('Hello'), { adapters: [{ name: 'pirate', weight: 0.5 }] });
   console.log(texts, logits.length, model.adapters().map((a) => a.rank));
+  const stats = model.gpuStats();
+  if (stats) console.log(stats.dispatches / Math.max(stats.submits, 1), stats.recordMs);
   model.setAdapterScale('pirate', 0.5);
   model.unloadAdapter('pirate');
   model.dispose();
