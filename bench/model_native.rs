@@ -3,7 +3,8 @@
 //! never GPU speed). Prefill and decode tok/s, and per decoded token the GPU submits and the
 //! bytes read back; then decode with LoRA adapters (none, one all-linear r16, four stacked)
 //! on each backend in the same run, the GPU storing adapter factors as f32, f16 and int16.
-//! `cargo bench --bench model -- [cpu|gpu|adapters]`.
+//! `cargo bench --bench model -- [cpu|gpu|steps|sampling|adapters]` (`steps`: the GPU's counts
+//! and per-kernel profile only).
 
 use lorafuse::lora::peft::{ModuleLora, AdapterFile, Proj, Target};
 use lorafuse::FactorFormat;
@@ -188,7 +189,7 @@ fn main() {
             }
         }
     }
-    if want("gpu") {
+    if want("gpu") || want("steps") {
         gpu_steps(&bytes);
     }
     if want("sampling") {
@@ -266,7 +267,7 @@ fn gpu_steps(bytes: &[u8]) {
     let layers = m.info.layers;
     println!("\n### GPU steps, SmolLM2-135M Q4_1 ({}{}; copy bandwidth {ceiling:.1} GB/s)\n", g.describe(), emulated(&g));
     println!("Counts per step ({layers} layers; a decode step after a 64-token prompt, greedy pick included):\n");
-    println!("| step | {}", &COUNTS_HEADER[2..]);
+    println!("| step {COUNTS_HEADER}\n|---|---|---|---|---|---|---|---|");
     let ids: Vec<u32> = (0..PROMPT as u32).map(|i| 100 + i * 37 % 4000).collect();
     let greedy = Sampler::new(SampleOptions::default()).unwrap().select_row(&[], 1, m.info.vocab_size);
     // One step; returns the host's recording time (forward and the pick's dispatches, before
@@ -287,12 +288,12 @@ fn gpu_steps(bytes: &[u8]) {
         for _ in 0..reps {
             step(&mut s, &[7], mix);
         }
-        println!("| {label} {}", &counts(before, g.context().stats.get(), reps, host.get())[1..]);
+        println!("| {label} {}", counts(before, g.context().stats.get(), reps, host.get()));
     }
     let before = g.context().stats.get();
     host.set(0.0);
     step(&mut m.llama.session(), &ids, &Mix::Base);
-    println!("| prefill of {PROMPT} {}", &counts(before, g.context().stats.get(), 1, host.get())[1..]);
+    println!("| prefill of {PROMPT} {}", counts(before, g.context().stats.get(), 1, host.get()));
     if !g.context().timestamps {
         println!("\n(no GPU timestamps on this adapter: no per-kernel times)\n");
         return;

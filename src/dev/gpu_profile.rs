@@ -44,7 +44,7 @@ pub fn counts(before: GpuStats, after: GpuStats, steps: usize, host_ns: f64) -> 
 }
 
 /// The header of `counts`' rows.
-pub const COUNTS_HEADER: &str = "| dispatches / step | workgroups / dispatch | KiB / dispatch | host µs / step recording | of which in dispatch calls | host µs / step submitting | submits / step |\n|---|---|---|---|---|---|---|";
+pub const COUNTS_HEADER: &str = "| dispatches / step | workgroups / dispatch | KiB / dispatch | host µs / step recording | of which in dispatch calls | host µs / step submitting | submits / step |";
 
 /// Per kernel (variant) of a profiled step: calls, µs summed, % of the step's GPU time, GB/s
 /// and % of `ceiling` (GB/s), heaviest first.

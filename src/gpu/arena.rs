@@ -66,6 +66,7 @@ impl GpuArena {
         g.flush();
         g.ctx.check()?;
         g.pool.forget(self.id);
+        g.routes.borrow_mut().remove(&self.id);
         self.buf.destroy();
         self.buf = buf;
         self.cap = cap;
@@ -116,6 +117,7 @@ impl Drop for GpuArena {
     fn drop(&mut self) {
         self.owner.flush();
         self.owner.pool.forget(self.id);
+        self.owner.routes.borrow_mut().remove(&self.id);
         self.buf.destroy();
     }
 }

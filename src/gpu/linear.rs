@@ -16,6 +16,8 @@ use crate::error::Result;
 
 /// Rows at which the tiled kernel takes over from the matvec one.
 pub const PREFILL_ROWS: usize = 16;
+/// Route tables kept for reuse (one per group of a model: 4 per layer and the lm_head).
+const MAX_CACHED_ROUTES: usize = 1024;
 
 /// The call's route table: `row_start` for every (weight, row), then the entries weight by
 /// weight (T offsets made global), as `routes.wgsl` reads them. Returns (words, the word the
@@ -51,13 +53,30 @@ pub(super) fn encode(g: &Inner, op: Linear<'_, GpuBackend>) -> Result<()> {
     let end = |i: usize| ends.get(i).copied().unwrap_or(total as u32);
     let (words, entries_at, t_len, entries, max_rank, dora) = route_words(&parts, n);
     // Without adapters the table is all zeros (no entries for any row): nothing to upload.
-    let (lora, zeros);
+    // With adapters, a decode step reuses its group's last table when it is the same (it
+    // usually is); its T is rewritten by each call's shrink, in order. Prefill's (larger,
+    // rarer) tables are not kept.
+    let (zeros, scratch);
+    let mut cache = g.routes.borrow_mut();
     let lora_b = if entries == 0 {
         zeros = g.zeros((words.len() * 4) as u64);
         (&zeros.0, zeros.1)
+    } else if n >= PREFILL_ROWS {
+        scratch = g.scratch(((words.len() + t_len) * 4) as u64);
+        g.ctx.queue.write_buffer(&scratch.buf, 0, bytemuck::cast_slice(&words));
+        (&scratch.buf, scratch.id)
     } else {
-        lora = g.scratch(((words.len() + t_len) * 4) as u64);
-        g.ctx.queue.write_buffer(&lora.buf, 0, bytemuck::cast_slice(&words));
+        let bytes = ((words.len() + t_len) * 4) as u64;
+        let hit = cache.get(&arena.id).is_some_and(|(w, b)| *w == words && b.buf.size() >= bytes);
+        if !hit {
+            if cache.len() >= MAX_CACHED_ROUTES {
+                cache.clear();
+            }
+            let lora = g.scratch(bytes);
+            g.ctx.queue.write_buffer(&lora.buf, 0, bytemuck::cast_slice(&words));
+            cache.insert(arena.id, (words.clone(), lora));
+        }
+        let lora = &cache[&arena.id].1;
         (&lora.buf, lora.id)
     };
 

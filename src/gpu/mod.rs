@@ -54,6 +54,9 @@ pub(crate) struct Inner {
     zeros: RefCell<(wgpu::Buffer, u64)>,
     /// The last RoPE table uploaded: every layer of a step attends at the same positions.
     rope: RefCell<Option<(Vec<[f32; 2]>, PoolBuf)>>,
+    /// Per group (by its arena's id), the last route table uploaded, with room for its T:
+    /// decode steps with the same adapters reuse it instead of uploading it again.
+    routes: RefCell<std::collections::HashMap<u64, (Vec<u32>, PoolBuf)>>,
 }
 
 pub struct GpuTensor {
@@ -85,7 +88,7 @@ impl GpuBackend {
         let unused = ctx.device.create_buffer(&wgpu::BufferDescriptor { label: Some("unused"), size: 16, usage: STORAGE, mapped_at_creation: false });
         let unused = (unused, pool.new_id());
         let zeros = RefCell::new((ctx.device.create_buffer(&wgpu::BufferDescriptor { label: Some("zeros"), size: 1024, usage: STORAGE, mapped_at_creation: false }), pool.new_id()));
-        Ok(GpuBackend(Rc::new(Inner { ctx, pool, pipes, factors, open: Default::default(), ring, profile: Default::default(), unused, zeros, rope: Default::default() })))
+        Ok(GpuBackend(Rc::new(Inner { ctx, pool, pipes, factors, open: Default::default(), ring, profile: Default::default(), unused, zeros, rope: Default::default(), routes: Default::default() })))
     }
 
     pub fn context(&self) -> &Context {
