@@ -17,15 +17,6 @@ fn w_at4(o: u32, k: u32, cols: u32) -> vec4<f32> {
     return bf4(w[i], w[i + 1u]);
 }
 
-struct W8 {
-    lo: vec4<f32>,
-    hi: vec4<f32>,
-}
-
-fn k8(g: u32) -> vec2<u32> {
-    return vec2<u32>(8u * g, 8u * g + 4u);
-}
-
 fn w8(o: u32, g: u32, cols: u32) -> W8 {
     let i = (o * cols) / 2u + 4u * g;
     return W8(bf4(w[i], w[i + 1u]), bf4(w[i + 2u], w[i + 3u]));

@@ -12,16 +12,6 @@ fn w_at4(o: u32, k: u32, cols: u32) -> vec4<f32> {
     return bitcast<vec4<f32>>(vec4<u32>(w[i], w[i + 1u], w[i + 2u], w[i + 3u]));
 }
 
-// Group g's weights sit at k = 8g .. 8g + 8: lo multiplies inputs k8(g).x.., hi k8(g).y...
-struct W8 {
-    lo: vec4<f32>,
-    hi: vec4<f32>,
-}
-
-fn k8(g: u32) -> vec2<u32> {
-    return vec2<u32>(8u * g, 8u * g + 4u);
-}
-
 fn w8(o: u32, g: u32, cols: u32) -> W8 {
     return W8(w_at4(o, 8u * g, cols), w_at4(o, 8u * g + 4u, cols));
 }

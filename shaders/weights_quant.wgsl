@@ -65,14 +65,9 @@ fn w_at4(o: u32, k: u32, cols: u32) -> vec4<f32> {
     return d * q + half_at(base + 2u);
 }
 
-// The decode kernel's groups of 8 weights: four threads share a block. Q8_0: thread t of a
-// block takes its 8 consecutive quants 8t..8t+7. Q4: one word of quants, whose low nibbles
-// are weights 4t..4t+3 and high nibbles 16+4t..16+4t+3.
-struct W8 {
-    lo: vec4<f32>,
-    hi: vec4<f32>,
-}
-
+// The decode kernel's groups of 8 weights (weights_w8.wgsl): four threads share a block.
+// Q8_0: thread t of a block takes its 8 consecutive quants 8t..8t+7. Q4: one word of quants,
+// whose low nibbles are weights 4t..4t+3 and high nibbles 16+4t..16+4t+3.
 fn k8(g: u32) -> vec2<u32> {
     let b = 32u * (g / 4u);
     let t = g % 4u;

@@ -22,6 +22,8 @@ shaders! {
     WEIGHTS_F16 = "weights_f16.wgsl";
     WEIGHTS_BF16 = "weights_bf16.wgsl";
     WEIGHTS_QUANT = "weights_quant.wgsl";
+    WEIGHTS_W8 = "weights_w8.wgsl";
+    K8_RUNS = "k8_runs.wgsl";
     ARENA = "arena.wgsl";
     ROUTES = "routes.wgsl";
     LINEAR_PARAMS = "linear_params.wgsl";
@@ -50,14 +52,15 @@ shaders! {
 /// The WGSL decode snippet for a weight format (binding 0, `w_at`, `w_at4`, `k8`/`w8`).
 pub fn weights_snippet(f: WeightFormat) -> String {
     let quant = |id: u32| format!("const QUANT: u32 = {id}u;\nconst BLOCK_BYTES: u32 = {}u;\n{WEIGHTS_QUANT}", f.block().1);
-    match f {
-        WeightFormat::F32 => WEIGHTS_F32.into(),
-        WeightFormat::F16 => WEIGHTS_F16.into(),
-        WeightFormat::BF16 => WEIGHTS_BF16.into(),
+    let format = match f {
+        WeightFormat::F32 => [WEIGHTS_F32, K8_RUNS].join("\n"),
+        WeightFormat::F16 => [WEIGHTS_F16, K8_RUNS].join("\n"),
+        WeightFormat::BF16 => [WEIGHTS_BF16, K8_RUNS].join("\n"),
         WeightFormat::Q8_0 => quant(0),
         WeightFormat::Q4_0 => quant(1),
         WeightFormat::Q4_1 => quant(2),
-    }
+    };
+    [WEIGHTS_W8, &format].join("\n")
 }
 
 /// How the fused linear's input is normalized (`linear_io.wgsl`'s NORM).
