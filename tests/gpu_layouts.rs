@@ -20,7 +20,7 @@ fn kernels() -> Vec<Kernel> {
         Kernel::Combine(2),
         Kernel::Embed(f),
         Kernel::RopeAppend,
-        Kernel::AttentionSplit,
+        Kernel::AttentionSplit(true),
         Kernel::AttentionMerge,
         Kernel::AttentionPrefill,
         Kernel::Penalize,

@@ -2,6 +2,8 @@
 //! queries in place and keys into the cache, values copied there), then causal attention over
 //! the cache: `attention_split.wgsl` for a few rows (decode; split over the context, with
 //! `attention_merge.wgsl` when it took several chunks), `attention_prefill.wgsl` from 16 rows.
+//! A sequence's one-row step (decode) is one dispatch: the split kernel does the RoPE and the
+//! cache append itself.
 
 use super::encoder::Dispatch;
 use super::layout::AttnParams;
@@ -61,8 +63,11 @@ impl GpuBackend {
             let p = bytemuck::bytes_of(&params);
             let (qkv_b, kc, vc, out_b) = (qkv.bind(), (kb, *kid), (vb, *vid), out.bind());
             let new = (s.rows * kvw * 4) as u64;
-            let items = s.rows * (qw / 2 + kvw / 2 + kvw);
-            g.dispatch(Dispatch { kernel: Kernel::RopeAppend, bufs: &[qkv_b, (&cs.buf, cs.id), kc, vc], params: p, grid: g.grid_1d(items), bytes: 4 * new + (s.rows * qw * 8) as u64 })?;
+            let fused = s.rows == 1;
+            if !fused {
+                let items = s.rows * (qw / 2 + kvw / 2 + kvw);
+                g.dispatch(Dispatch { kernel: Kernel::RopeAppend, bufs: &[qkv_b, (&cs.buf, cs.id), kc, vc], params: p, grid: g.grid_1d(items), bytes: 4 * new + (s.rows * qw * 8) as u64 })?;
+            }
             // What attention reads: the queries, the keys and values of the positions seen.
             let bytes = (s.rows * qw * 8) as u64 + (2 * seen * kvw * 4) as u64 * if s.rows < PREFILL_TILED_ROWS { s.rows as u64 } else { 1 };
             if s.rows >= PREFILL_TILED_ROWS {
@@ -71,11 +76,13 @@ impl GpuBackend {
                 g.dispatch(Dispatch { kernel: Kernel::AttentionPrefill, bufs: &[qkv_b, kc, vc, out_b], params: p, grid, bytes })?;
             } else if chunks == 1 {
                 let unused = (&g.unused.0, g.unused.1);
-                g.dispatch(Dispatch { kernel: Kernel::AttentionSplit, bufs: &[qkv_b, kc, vc, out_b, unused], params: p, grid: [1, h.heads, s.rows], bytes })?;
+                let bufs = [qkv_b, kc, vc, out_b, unused, (&cs.buf, cs.id)];
+                g.dispatch(Dispatch { kernel: Kernel::AttentionSplit(fused), bufs: &bufs, params: p, grid: [1, h.heads, s.rows], bytes })?;
             } else {
                 let part = g.scratch((s.rows * h.heads * chunks * (2 + hd) * 4) as u64);
                 let part_b = (&part.buf, part.id);
-                g.dispatch(Dispatch { kernel: Kernel::AttentionSplit, bufs: &[qkv_b, kc, vc, out_b, part_b], params: p, grid: [chunks, h.heads, s.rows], bytes })?;
+                let bufs = [qkv_b, kc, vc, out_b, part_b, (&cs.buf, cs.id)];
+                g.dispatch(Dispatch { kernel: Kernel::AttentionSplit(fused), bufs: &bufs, params: p, grid: [chunks, h.heads, s.rows], bytes })?;
                 let merged = (s.rows * h.heads * chunks * (2 + hd) * 4 + s.rows * qw * 4) as u64;
                 g.dispatch(Dispatch { kernel: Kernel::AttentionMerge, bufs: &[part_b, out_b], params: p, grid: [h.heads, s.rows, 1], bytes: merged })?;
             }

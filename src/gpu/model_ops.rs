@@ -145,7 +145,7 @@ impl ModelOps for GpuBackend {
     /// variants (q/k/v: norm and store, with or without bias; o and down: add; gate/up: norm
     /// and silu·mul; lm_head: norm and store), decode and prefill, and the other kernels.
     fn prepare(&self, matmul: &[WeightFormat], embed: WeightFormat) -> Result<()> {
-        let mut kernels = vec![Kernel::Embed(embed), Kernel::RowNorms, Kernel::RopeAppend, Kernel::AttentionSplit, Kernel::AttentionMerge, Kernel::AttentionPrefill];
+        let mut kernels = vec![Kernel::Embed(embed), Kernel::RowNorms, Kernel::RopeAppend, Kernel::AttentionSplit(false), Kernel::AttentionSplit(true), Kernel::AttentionMerge, Kernel::AttentionPrefill];
         kernels.extend([Kernel::Penalize, Kernel::TopK, Kernel::Pick, Kernel::Combine(2)]);
         kernels.extend([Norm::None, Norm::Inline, Norm::Rows].map(Kernel::Shrink));
         for &f in matmul {

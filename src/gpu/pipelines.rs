@@ -104,7 +104,9 @@ pub enum Kernel {
     Combine(u32),
     Embed(WeightFormat),
     RopeAppend,
-    AttentionSplit,
+    /// Decode attention split over the context; `true`: RoPE and the cache append inside (a
+    /// span of one row).
+    AttentionSplit(bool),
     AttentionMerge,
     AttentionPrefill,
     Penalize,
@@ -129,7 +131,7 @@ impl Kernel {
             Kernel::Combine(_) => COMBINE.to_string(),
             Kernel::Embed(f) => [&weights_snippet(f), EMBED].join("\n"),
             Kernel::RopeAppend => [ATTENTION_IO, ROPE_APPEND].join("\n"),
-            Kernel::AttentionSplit => [&reduce, ATTENTION_IO, ATTENTION_SPLIT].join("\n"),
+            Kernel::AttentionSplit(_) => [&reduce, ATTENTION_IO, ATTENTION_SPLIT].join("\n"),
             Kernel::AttentionMerge => [ATTENTION_IO, ATTENTION_MERGE].join("\n"),
             Kernel::AttentionPrefill => [ATTENTION_IO, ATTENTION_PREFILL].join("\n"),
             Kernel::Penalize => PENALIZE.to_string(),
@@ -154,6 +156,7 @@ impl Kernel {
                 vec![("NORM", n as u32 as f64), ("EPILOGUE", e.code() as f64), ("BIAS", matches!(e, Epi::Store { bias: true }) as u32 as f64)]
             }
             Kernel::Combine(mode) => vec![("MODE", mode as f64)],
+            Kernel::AttentionSplit(fused) => vec![("FUSED", fused as u32 as f64)],
             _ => vec![],
         }
     }
