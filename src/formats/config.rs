@@ -1,6 +1,7 @@
 //! Model hyper-parameters, from GGUF metadata or a Hugging Face config.json.
 
 use super::gguf::Meta;
+use super::to_usize;
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 
@@ -62,12 +63,29 @@ pub struct Config {
     pub sliding_window: Option<usize>,
 }
 
+/// Bounds far above real models that keep every size derived from a configuration within
+/// 32 bits before a tensor's own checks: each dimension, the widths of q and of k/v (heads
+/// times head size), and the number of layers.
+const MAX_DIM: usize = 1 << 24;
+const MAX_WIDTH: usize = 1 << 20;
+const MAX_LAYERS: usize = 4096;
+
 impl Config {
     fn validate(self, file: &str) -> Result<Config> {
         let c = &self;
         let dims = [c.vocab, c.hidden, c.ffn, c.layers, c.heads, c.kv_heads, c.head_dim, c.context];
-        if dims.iter().any(|&d| d == 0 || d > 1 << 24) {
+        if dims.iter().any(|&d| d == 0 || d > MAX_DIM) {
             return Err(Error::format(format!("{file}: implausible model dimensions {dims:?}")));
+        }
+        let width = |heads: usize| heads.checked_mul(c.head_dim).filter(|&w| w <= MAX_WIDTH);
+        if width(c.heads).is_none() || width(c.kv_heads).is_none() || c.layers > MAX_LAYERS {
+            return Err(Error::format(format!(
+                "{file}: implausible model: {} heads and {} key/value heads of {} dims ({MAX_WIDTH} at most in all), {} layers ({MAX_LAYERS} at most)",
+                c.heads, c.kv_heads, c.head_dim, c.layers
+            )));
+        }
+        if c.sliding_window == Some(0) {
+            return Err(Error::format(format!("{file}: a sliding window of 0 positions")));
         }
         if c.heads % c.kv_heads != 0 || c.head_dim % 2 != 0 {
             return Err(Error::format(format!(
@@ -90,11 +108,11 @@ impl Config {
                 .and_then(Meta::as_u64)
                 .ok_or_else(|| Error::format(format!("{file}: metadata {} is missing", key(k))))
         };
-        let usize_of = |k: &str| num(k).map(|v| v as usize);
+        let usize_of = |k: &str| num(k).map(to_usize);
         let hidden = usize_of("embedding_length")?;
         let heads = usize_of("attention.head_count")?;
         let vocab = match meta.get(&key("vocab_size")).and_then(Meta::as_u64) {
-            Some(v) => v as usize,
+            Some(v) => to_usize(v),
             None => meta.get("tokenizer.ggml.tokens").and_then(Meta::as_array).map_or(0, |t| t.len()),
         };
         let scaling = match meta.get(&key("rope.scaling.type")).and_then(Meta::as_str) {
@@ -117,17 +135,14 @@ impl Config {
             ffn: usize_of("feed_forward_length")?,
             layers: usize_of("block_count")?,
             heads,
-            kv_heads: meta.get(&key("attention.head_count_kv")).and_then(Meta::as_u64).map_or(heads, |v| v as usize),
-            head_dim: meta
-                .get(&key("rope.dimension_count"))
-                .and_then(Meta::as_u64)
-                .map_or(hidden / heads.max(1), |v| v as usize),
+            kv_heads: meta.get(&key("attention.head_count_kv")).and_then(Meta::as_u64).map_or(heads, to_usize),
+            head_dim: meta.get(&key("rope.dimension_count")).and_then(Meta::as_u64).map_or(hidden / heads.max(1), to_usize),
             rope_theta: meta.get(&key("rope.freq_base")).and_then(Meta::as_f64).unwrap_or(10000.0),
             rope_scaling: scaling,
             eps: meta.get(&key("attention.layer_norm_rms_epsilon")).and_then(Meta::as_f64).unwrap_or(1e-5) as f32,
             context: usize_of("context_length").unwrap_or(2048),
             tied: false, // decided by whether output.weight exists
-            sliding_window: meta.get(&key("attention.sliding_window")).and_then(Meta::as_u64).map(|v| v as usize),
+            sliding_window: meta.get(&key("attention.sliding_window")).and_then(Meta::as_u64).map(to_usize),
         }
         .validate(file)
     }
@@ -139,7 +154,7 @@ impl Config {
         let arch_name = j["architectures"][0].as_str().or(j["model_type"].as_str()).unwrap_or("");
         let arch = Arch::parse(arch_name, file)?;
         let num = |k: &str| -> Result<usize> {
-            j[k].as_u64().map(|v| v as usize).ok_or_else(|| Error::format(format!("{file}: {k} is missing")))
+            j[k].as_u64().map(to_usize).ok_or_else(|| Error::format(format!("{file}: {k} is missing")))
         };
         if arch == Arch::Llama && j["attention_bias"].as_bool() == Some(true) {
             return Err(Error::unsupported(format!("{file}: llama with attention_bias")));
@@ -170,14 +185,14 @@ impl Config {
             ffn: num("intermediate_size")?,
             layers: num("num_hidden_layers")?,
             heads,
-            kv_heads: j["num_key_value_heads"].as_u64().map_or(heads, |v| v as usize),
-            head_dim: j["head_dim"].as_u64().map_or(hidden / heads.max(1), |v| v as usize),
+            kv_heads: j["num_key_value_heads"].as_u64().map_or(heads, to_usize),
+            head_dim: j["head_dim"].as_u64().map_or(hidden / heads.max(1), to_usize),
             rope_theta: theta,
             rope_scaling,
             eps: j["rms_norm_eps"].as_f64().unwrap_or(1e-6) as f32,
-            context: j["max_position_embeddings"].as_u64().map_or(2048, |v| v as usize),
+            context: j["max_position_embeddings"].as_u64().map_or(2048, to_usize),
             tied: j["tie_word_embeddings"].as_bool().unwrap_or(false),
-            sliding_window: window.map(|v| v as usize),
+            sliding_window: window.map(to_usize),
         }
         .validate(file)
     }

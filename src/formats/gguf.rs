@@ -212,7 +212,7 @@ fn parse(b: &[u8], file: &str) -> std::result::Result<Header, Stop> {
             if !(1..=1u64 << 31).contains(&d) {
                 return Err(c.bad(format!("tensor {name} has dimension {d}")));
             }
-            dims.push(d as usize);
+            dims.push(super::to_usize(d));
         }
         let format = format_of(c.u32()?, &name, file)?;
         let offset = c.u64()?;

@@ -11,3 +11,10 @@ pub mod safetensors;
 pub mod spans;
 pub mod tensors;
 pub mod weights;
+
+/// A count or size from a file, as a `usize`: values past the platform's width (wasm32's
+/// 32 bits) become `usize::MAX`, which every range check then refuses, instead of wrapping to
+/// a small plausible value.
+pub fn to_usize(v: u64) -> usize {
+    usize::try_from(v).unwrap_or(usize::MAX)
+}

@@ -53,9 +53,10 @@ fn parse_header(file: &str, json: &[u8]) -> Result<Vec<StTensor>> {
             Some((Some(b), Some(e))) if b <= e && e <= MAX_MODEL_BYTES => (b, e),
             _ => return Err(bad(format!("tensor {name} has bad data_offsets"))),
         };
-        let elems = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64)).unwrap_or(u64::MAX);
-        if elems.saturating_mul(format.bytes_for(1) as u64) != end - begin {
-            return Err(bad(format!("tensor {name}: {shape:?} {dtype} needs {} bytes, the header gives {}", elems * format.bytes_for(1) as u64, end - begin)));
+        let need = shape.iter().try_fold(format.bytes_for(1) as u64, |a, &d| a.checked_mul(d as u64));
+        if need != Some(end - begin) {
+            let need = need.map_or("more than 2^64".into(), |n| n.to_string());
+            return Err(bad(format!("tensor {name}: {shape:?} {dtype} needs {need} bytes, the header gives {}", end - begin)));
         }
         out.push(StTensor { name: name.clone(), format, shape, begin, end });
     }

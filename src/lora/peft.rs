@@ -4,7 +4,9 @@
 //! use_dora), everything else that changes the math refused by name.
 
 use crate::error::{Error, Result};
+use super::MAX_RANK;
 use crate::formats::config::Config;
+use crate::formats::to_usize;
 use crate::formats::tensors::RawTensor;
 use std::collections::BTreeMap;
 
@@ -184,20 +186,27 @@ impl AdapterFile {
                 obj["modules_to_save"]
             )));
         }
-        let r = j["r"].as_u64().ok_or_else(|| Error::format("adapter_config.json: r is missing"))? as usize;
+        let r = to_usize(j["r"].as_u64().ok_or_else(|| Error::format("adapter_config.json: r is missing"))?);
+        if r == 0 || r > MAX_RANK {
+            return Err(Error::format(format!("adapter_config.json: r = {} is out of range 1..={MAX_RANK}", j["r"])));
+        }
         let alpha = j["lora_alpha"].as_f64().unwrap_or(8.0);
         let rslora = j["use_rslora"].as_bool().unwrap_or(false);
         let dora = j["use_dora"].as_bool().unwrap_or(false);
-        let ranks = patterns(&j["rank_pattern"], "rank_pattern", |v| v.as_u64().map(|x| x as usize))?;
+        let ranks = patterns(&j["rank_pattern"], "rank_pattern", |v| v.as_u64().map(to_usize))?;
         let alphas = patterns(&j["alpha_pattern"], "alpha_pattern", |v| v.as_f64())?;
         let target = Matcher::parse(&j["target_modules"], "target_modules")?;
         let exclude = Matcher::parse(&j["exclude_modules"], "exclude_modules")?;
         let layers: Option<Vec<usize>> = match &j["layers_to_transform"] {
             serde_json::Value::Null => None,
-            serde_json::Value::Number(n) => Some(vec![n.as_u64().unwrap_or(u64::MAX) as usize]),
-            serde_json::Value::Array(a) => Some(a.iter().filter_map(|v| v.as_u64()).map(|v| v as usize).collect()),
+            serde_json::Value::Number(n) => Some(vec![n.as_u64().map_or(usize::MAX, to_usize)]),
+            serde_json::Value::Array(a) => Some(a.iter().map(|v| v.as_u64().map_or(usize::MAX, to_usize)).collect()),
             other => return Err(Error::format(format!("adapter_config.json: layers_to_transform is {other}"))),
         };
+        if let Some(bad) = layers.iter().flatten().find(|&&l| l >= cfg.layers) {
+            let shown = if *bad == usize::MAX { j["layers_to_transform"].to_string() } else { bad.to_string() };
+            return Err(Error::format(format!("adapter_config.json: layers_to_transform names layer {shown}; the model has {}", cfg.layers)));
+        }
         // PEFT key prefixes; some writers keep the adapter name ("lora_A.default.weight").
         fn key(tensors: &BTreeMap<String, RawTensor>, module: &str, part: &str) -> Option<String> {
             [format!("base_model.model.{module}.{part}.weight"), format!("base_model.model.{module}.{part}.default.weight")]

@@ -165,7 +165,7 @@ impl Tokenizer {
             Some(a) if a.len() == n => a.iter().map(|m| m.as_u64().map_or(1, |v| v as i64)).collect(),
             _ => vec![1; n],
         };
-        let id = |k: &str| meta.get(k).and_then(Meta::as_u64).map(|v| v as u32).filter(|&v| (v as usize) < n);
+        let id = |k: &str| meta.get(k).and_then(Meta::as_u64).and_then(|v| u32::try_from(v).ok()).filter(|&v| (v as usize) < n);
         let flag = |k: &str, d: bool| match meta.get(k) {
             Some(Meta::Bool(b)) => *b,
             _ => d,
