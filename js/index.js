@@ -151,7 +151,7 @@ async function streamModel(rt, source, { onProgress, signal, fileName, int8Activ
   let loaded = 0;
   try {
     for (const f of files) {
-      call(() => loader.begin(f.name));
+      call(() => loader.begin(f.name, f.total));
       for await (const chunk of f.chunks) {
         if (signal?.aborted) throw new AbortError(`loading ${f.name} was aborted`);
         call(() => loader.push(chunk));
@@ -161,7 +161,11 @@ async function streamModel(rt, source, { onProgress, signal, fileName, int8Activ
     }
     return call(() => loader.finish(rt, !!int8Activations));
   } finally {
-    loader.free();
+    // After a failure inside the module the loader may be unusable; its error is the one to
+    // report, not this clean-up's.
+    try {
+      loader.free();
+    } catch {}
   }
 }
 

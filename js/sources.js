@@ -38,7 +38,9 @@ function bytesOf(source) {
 
 function fromResponse(res, name) {
   if (!res.ok) throw new FormatError(`${name}: HTTP ${res.status} ${res.statusText}`.trim());
-  const total = Number(res.headers.get('content-length')) || undefined;
+  // Content-Length counts the encoded bytes: only without a content encoding is it the file's.
+  const encoded = (res.headers.get('content-encoding') ?? 'identity') !== 'identity';
+  const total = encoded ? undefined : Number(res.headers.get('content-length')) || undefined;
   return { name, total, chunks: res.body ? readStream(res.body) : (async function* () { yield new Uint8Array(await res.arrayBuffer()); })() };
 }
 

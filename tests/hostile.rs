@@ -67,3 +67,83 @@ fn adapter_configs_with_absurd_numbers_are_refused() {
         assert!(e.message.contains("layers_to_transform names layer") && e.message.contains("the model has 2"), "{e}");
     }
 }
+
+/// A GGUF of one metadata array of `n` strings (a large header) and no tensors.
+fn big_header(n: usize) -> Vec<u8> {
+    let mut b = b"GGUF".to_vec();
+    b.extend(3u32.to_le_bytes());
+    b.extend(0u64.to_le_bytes()); // tensors
+    b.extend(1u64.to_le_bytes()); // metadata entries
+    let key = b"tokenizer.ggml.tokens";
+    b.extend((key.len() as u64).to_le_bytes());
+    b.extend(key);
+    b.extend(9u32.to_le_bytes()); // array
+    b.extend(8u32.to_le_bytes()); // of strings
+    b.extend((n as u64).to_le_bytes());
+    for i in 0..n {
+        let s = format!("token{i}");
+        b.extend((s.len() as u64).to_le_bytes());
+        b.extend(s.as_bytes());
+    }
+    b
+}
+
+#[test]
+fn a_gguf_header_in_small_chunks_is_parsed_a_few_times() {
+    use lorafuse::formats::gguf::GgufStream;
+    let file = big_header(100_000); // ~1.8 MB of header
+    let mut s = GgufStream::new("big.gguf");
+    for c in file.chunks(1024) {
+        s.push(c).unwrap();
+    }
+    let parses = s.parses;
+    let (h, tensors) = s.finish().unwrap();
+    assert!(tensors.is_empty() && h.meta.contains_key("tokenizer.ggml.tokens"));
+    // Once per doubling of what is held, not once per chunk (1,800 chunks).
+    assert!(parses <= 16, "{parses} parses");
+}
+
+#[test]
+fn headers_claiming_bytes_past_the_end_of_the_file_are_refused_at_once() {
+    use lorafuse::formats::gguf::GgufStream;
+    // A string length flipped to 50 MB: with the file's length known, refused at the first
+    // chunk instead of buffering the whole file as header.
+    let mut file = big_header(10);
+    file[24..32].copy_from_slice(&(50u64 << 20).to_le_bytes()); // the key's length
+    let mut s = GgufStream::sized("flipped.gguf", Some(file.len() as u64));
+    let e = s.push(&file[..1024.min(file.len())]).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Format);
+    assert!(e.message.contains("runs past the file's"), "{e}");
+    // A 2.5 GiB tensor in an 88-byte safetensors: refused with the length known; without it,
+    // nothing near 2.5 GiB is reserved before its bytes come.
+    let header = br#"{"w": {"dtype": "F32", "shape": [671088640], "data_offsets": [0, 2684354560]}}"#;
+    let mut st = (header.len() as u64).to_le_bytes().to_vec();
+    st.extend_from_slice(header);
+    st.extend_from_slice(&[0; 8]);
+    let mut s = SafetensorsStream::sized("model.safetensors", Some(st.len() as u64));
+    let e = s.push(&st).unwrap_err();
+    assert!(e.message.contains("truncated: tensor w needs bytes up to"), "{e}");
+    let mut s = SafetensorsStream::new("model.safetensors");
+    s.push(&st).unwrap();
+    assert!(s.reserved() <= st.len() + (16 << 20), "{} bytes reserved", s.reserved());
+    assert!(s.finish().unwrap_err().message.contains("truncated"));
+}
+
+#[test]
+fn a_chat_template_that_never_finishes_is_refused_at_load() {
+    use lorafuse::tokenizer::chat::{ChatTemplate, Message};
+    // Two nested loops of 100,000: ten billion steps, before the fuel.
+    let forever = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+    let e = ChatTemplate::new(Some(forever), "", "").err().expect("refused at load");
+    assert_eq!(e.kind, ErrorKind::Limit, "{e}");
+    assert!(e.message.contains("rendering took more than"), "{e}");
+    // One that is fine for the probe but loops on what a chat brings: a typed error then.
+    let per_message = "{% for m in messages %}{% for i in range(m.content|length) %}{% for j in range(10000) %}{% endfor %}{% endfor %}{% endfor %}";
+    let t = ChatTemplate::new(Some(per_message), "", "").unwrap();
+    let long = [Message { role: "user".into(), content: "x".repeat(10_000) }];
+    let e = t.render(&long, true).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Limit, "{e}");
+    // A real template still renders.
+    let chatml = ChatTemplate::new(None, "", "").unwrap();
+    assert!(chatml.render(&long, true).unwrap().contains("<|im_start|>assistant"));
+}

@@ -40,11 +40,17 @@ impl Loader {
 
     /// Starts the next file; its bytes follow through `push`.
     pub fn begin(&mut self, name: &str) -> Result<()> {
+        self.begin_sized(name, None)
+    }
+
+    /// Starts the next file, of `total` bytes when the caller knows (a Blob's size, a file's
+    /// length): headers claiming bytes past its end are refused before anything is reserved.
+    pub fn begin_sized(&mut self, name: &str, total: Option<u64>) -> Result<()> {
         let base = name.rsplit('/').next().unwrap_or(name).to_string();
         let file = if base.ends_with(".gguf") {
-            File::Gguf(GgufStream::new(&base))
+            File::Gguf(GgufStream::sized(&base, total))
         } else if base.ends_with(".safetensors") {
-            File::Safetensors(SafetensorsStream::new(&base))
+            File::Safetensors(SafetensorsStream::sized(&base, total))
         } else if base.ends_with(".json") {
             File::Json(Vec::new())
         } else {

@@ -8,7 +8,7 @@ use crate::formats::weights::WeightFormat;
 use std::collections::BTreeMap;
 
 /// Headers beyond this are treated as corrupt (SmolLM2's, with its vocabulary, is 1.8 MB).
-const MAX_HEADER: usize = 256 << 20;
+const MAX_HEADER: usize = 64 << 20;
 /// What a wasm32 heap could hold at all.
 pub const MAX_MODEL_BYTES: u64 = 3 << 30;
 
@@ -72,9 +72,9 @@ pub struct Header {
     pub data_start: u64,
 }
 
-/// Parse failure: not enough bytes yet, or a definite error.
+/// Parse failure: not enough bytes yet (at least this many are needed), or a definite error.
 enum Stop {
-    More,
+    More(usize),
     Bad(Error),
 }
 
@@ -88,19 +88,18 @@ struct Cursor<'a> {
     b: &'a [u8],
     at: usize,
     file: &'a str,
+    /// Where the header must end: MAX_HEADER, or the file's length when smaller.
+    limit: usize,
 }
 
 impl Cursor<'_> {
     fn take(&mut self, n: usize) -> std::result::Result<&[u8], Stop> {
-        if n > MAX_HEADER {
-            return Err(self.bad(format!("a header field claims {n} bytes")));
+        if n > self.limit || self.at + n > self.limit {
+            let past = if self.limit < MAX_HEADER { format!("the file's {} bytes", self.limit) } else { format!("{MAX_HEADER} bytes") };
+            return Err(self.bad(format!("a header field of {n} bytes runs past {past}")));
         }
         if self.b.len() - self.at < n {
-            return Err(if self.at + n > MAX_HEADER {
-                self.bad(format!("header larger than {MAX_HEADER} bytes"))
-            } else {
-                Stop::More
-            });
+            return Err(Stop::More(self.at + n));
         }
         self.at += n;
         Ok(&self.b[self.at - n..self.at])
@@ -175,15 +174,15 @@ fn format_of(ty: u32, name: &str, file: &str) -> Result<WeightFormat> {
 
 /// Parses the header from the start of a file; `Ok(None)` when more bytes are needed.
 pub fn parse_header(b: &[u8], file: &str) -> Result<Option<Header>> {
-    match parse(b, file) {
+    match parse(b, file, MAX_HEADER) {
         Ok(h) => Ok(Some(h)),
-        Err(Stop::More) => Ok(None),
+        Err(Stop::More(_)) => Ok(None),
         Err(Stop::Bad(e)) => Err(e),
     }
 }
 
-fn parse(b: &[u8], file: &str) -> std::result::Result<Header, Stop> {
-    let mut c = Cursor { b, at: 0, file };
+fn parse(b: &[u8], file: &str, limit: usize) -> std::result::Result<Header, Stop> {
+    let mut c = Cursor { b, at: 0, file, limit };
     if c.take(4)? != b"GGUF" {
         return Err(c.bad("not a GGUF file (bad magic)".into()));
     }
@@ -255,11 +254,30 @@ pub struct GgufStream {
     spans: Option<TensorSpans>,
     /// Absolute bytes received so far.
     pos: u64,
+    /// The file's length, when the caller knows it.
+    total: Option<u64>,
+    /// The header is parsed again only once this many bytes are held: what the last attempt
+    /// lacked, and at least twice what it had (a header arriving in small chunks is parsed
+    /// O(log n) times, not once per chunk).
+    next_try: usize,
+    /// Header parses so far.
+    pub parses: usize,
 }
 
 impl GgufStream {
     pub fn new(file: &str) -> Self {
-        GgufStream { file: file.into(), head: Vec::new(), header: None, spans: None, pos: 0 }
+        Self::sized(file, None)
+    }
+
+    /// A stream for a file of `total` bytes, when known: fields and tensors claiming bytes
+    /// past its end are refused as soon as the header says so.
+    pub fn sized(file: &str, total: Option<u64>) -> Self {
+        GgufStream { file: file.into(), head: Vec::new(), header: None, spans: None, pos: 0, total, next_try: 0, parses: 0 }
+    }
+
+    /// Bytes reserved for tensors so far.
+    pub fn reserved(&self) -> usize {
+        self.spans.as_ref().map_or(0, TensorSpans::reserved)
     }
 
     pub fn header(&self) -> Option<&Header> {
@@ -278,10 +296,27 @@ impl GgufStream {
             return r.route(start, chunk);
         }
         self.head.extend_from_slice(chunk);
-        let Some(h) = parse_header(&self.head, &self.file)? else { return Ok(()) };
+        if self.head.len() >= self.next_try {
+            self.try_header()?;
+        }
+        Ok(())
+    }
+
+    /// Parses the header from what is held; once it is whole, routes the rest to tensors.
+    fn try_header(&mut self) -> Result<()> {
+        self.parses += 1;
+        let limit = self.total.map_or(MAX_HEADER, |t| MAX_HEADER.min(super::to_usize(t)));
+        let h = match parse(&self.head, &self.file, limit) {
+            Ok(h) => h,
+            Err(Stop::More(need)) => {
+                self.next_try = need.max(2 * self.head.len());
+                return Ok(());
+            }
+            Err(Stop::Bad(e)) => return Err(e),
+        };
         let ds = h.data_start;
         let spans = h.tensors.iter().map(|t| (t.name.clone(), ds + t.offset, ds + t.offset + t.size)).collect();
-        let mut spans = TensorSpans::new(&self.file, spans);
+        let mut spans = TensorSpans::new(&self.file, spans, self.total)?;
         self.header = Some(h);
         let head = std::mem::take(&mut self.head);
         if let Some(s) = usize::try_from(ds).ok().filter(|&s| s < head.len()) {
@@ -292,7 +327,10 @@ impl GgufStream {
     }
 
     /// The header and every tensor's bytes, by name.
-    pub fn finish(self) -> Result<(Header, BTreeMap<String, (TensorInfo, Vec<u8>)>)> {
+    pub fn finish(mut self) -> Result<(Header, BTreeMap<String, (TensorInfo, Vec<u8>)>)> {
+        if self.header.is_none() && self.head.len() < self.next_try {
+            self.try_header()?; // what arrived after the last attempt may complete it
+        }
         let (Some(h), Some(spans)) = (self.header, self.spans) else {
             return Err(Error::format(if self.head.len() < 4 || &self.head[..4] == b"GGUF" {
                 format!("{}: truncated: the header is incomplete after {} bytes", self.file, self.pos)

@@ -23,6 +23,8 @@ pub struct SafetensorsStream {
     tensors: Option<Vec<StTensor>>,
     spans: Option<TensorSpans>,
     pos: u64,
+    /// The file's length, when the caller knows it.
+    total: Option<u64>,
 }
 
 fn parse_header(file: &str, json: &[u8]) -> Result<Vec<StTensor>> {
@@ -71,7 +73,18 @@ fn parse_header(file: &str, json: &[u8]) -> Result<Vec<StTensor>> {
 
 impl SafetensorsStream {
     pub fn new(file: &str) -> Self {
-        SafetensorsStream { file: file.into(), head: Vec::new(), tensors: None, spans: None, pos: 0 }
+        Self::sized(file, None)
+    }
+
+    /// A stream for a file of `total` bytes, when known: a header or tensors claiming bytes
+    /// past its end are refused as soon as the header says so.
+    pub fn sized(file: &str, total: Option<u64>) -> Self {
+        SafetensorsStream { file: file.into(), head: Vec::new(), tensors: None, spans: None, pos: 0, total }
+    }
+
+    /// Bytes reserved for tensors so far.
+    pub fn reserved(&self) -> usize {
+        self.spans.as_ref().map_or(0, TensorSpans::reserved)
     }
 
     pub fn push(&mut self, chunk: &[u8]) -> Result<()> {
@@ -85,7 +98,7 @@ impl SafetensorsStream {
             return Ok(());
         }
         let n = u64::from_le_bytes(self.head[..8].try_into().unwrap());
-        if n > 100 << 20 {
+        if n > 100 << 20 || self.total.is_some_and(|t| n > t.saturating_sub(8)) {
             return Err(Error::format(format!("{}: header claims {n} bytes (not a safetensors file?)", self.file)));
         }
         if (self.head.len() as u64) < 8 + n {
@@ -94,7 +107,7 @@ impl SafetensorsStream {
         let tensors = parse_header(&self.file, &self.head[8..8 + n as usize])?;
         let ds = 8 + n;
         let spans = tensors.iter().map(|t| (t.name.clone(), ds + t.begin, ds + t.end)).collect();
-        let mut spans = TensorSpans::new(&self.file, spans);
+        let mut spans = TensorSpans::new(&self.file, spans, self.total)?;
         let head = std::mem::take(&mut self.head);
         spans.route(ds, &head[ds as usize..])?;
         self.spans = Some(spans);

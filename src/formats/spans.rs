@@ -1,7 +1,14 @@
 //! Routes a file's bytes, as they arrive, into one buffer per tensor by absolute byte span
 //! (shared by the GGUF and safetensors streams). Gaps (alignment padding) are skipped.
+//! Memory follows the bytes, not the header: a tensor's buffer is reserved for at most what
+//! the file has delivered so far plus `SLACK`, and grows as its bytes arrive, so a header
+//! claiming gigabytes costs nothing until they exist; where the file's length is known, a
+//! tensor past its end is refused at once.
 
 use crate::error::{Error, Result};
+
+/// Bytes a buffer may be reserved beyond what the file has delivered.
+const SLACK: u64 = 16 << 20;
 
 pub struct TensorSpans {
     file: String,
@@ -14,13 +21,24 @@ pub struct TensorSpans {
 }
 
 impl TensorSpans {
-    pub fn new(file: &str, spans: Vec<(String, u64, u64)>) -> TensorSpans {
+    /// The tensors' spans in a file of `total` bytes when its length is known.
+    pub fn new(file: &str, spans: Vec<(String, u64, u64)>, total: Option<u64>) -> Result<TensorSpans> {
+        if let (Some(total), Some((name, _, end))) = (total, spans.iter().max_by_key(|s| s.2)) {
+            if *end > total {
+                return Err(Error::format(format!("{file}: truncated: tensor {name} needs bytes up to {end}, the file has {total}")));
+            }
+        }
         let mut order: Vec<usize> = (0..spans.len()).collect();
         order.sort_by_key(|&i| spans[i].1);
         let data = vec![Vec::new(); spans.len()];
         let mut r = TensorSpans { file: file.into(), spans, order, data, next: 0 };
         r.skip_empty();
-        r
+        Ok(r)
+    }
+
+    /// Bytes reserved for tensors so far.
+    pub fn reserved(&self) -> usize {
+        self.data.iter().map(Vec::capacity).sum()
     }
 
     fn skip_empty(&mut self) {
@@ -40,11 +58,15 @@ impl TensorSpans {
                 continue;
             }
             let buf = &mut self.data[i];
-            if buf.capacity() == 0 {
-                buf.try_reserve_exact((end - start) as usize)
+            let n = (end - at).min(bytes.len() as u64) as usize;
+            if buf.capacity() - buf.len() < n {
+                // The whole tensor, but no more than the file has shown so far (plus slack)
+                // or twice what is held (so a growing buffer is copied O(log) times).
+                let shown = (at + bytes.len() as u64 + SLACK).max(2 * buf.capacity() as u64);
+                let want = (end - start).min(shown) as usize;
+                buf.try_reserve_exact(want.max(buf.len() + n) - buf.len())
                     .map_err(|_| Error::limit(format!("{}: out of memory for tensor {name} ({} bytes)", self.file, end - start)))?;
             }
-            let n = (end - at).min(bytes.len() as u64) as usize;
             buf.extend_from_slice(&bytes[..n]);
             (at, bytes) = (at + n as u64, &bytes[n..]);
             if at == end {

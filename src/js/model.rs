@@ -56,9 +56,11 @@ impl ModelLoader {
         self.loader.as_mut().ok_or_else(|| js_err(Error::config("this loader has finished or failed")))
     }
 
-    /// Starts the next file (by name: .gguf, .safetensors or .json).
-    pub fn begin(&mut self, name: &str) -> std::result::Result<(), JsValue> {
-        let r = self.live()?.begin(name);
+    /// Starts the next file (by name: .gguf, .safetensors or .json), of `total` bytes when
+    /// known (a header claiming more is refused at once).
+    pub fn begin(&mut self, name: &str, total: Option<f64>) -> std::result::Result<(), JsValue> {
+        let total = total.filter(|t| t.is_finite() && *t >= 0.0).map(|t| t as u64);
+        let r = self.live()?.begin_sized(name, total);
         self.keep_if_ok(r)
     }
 

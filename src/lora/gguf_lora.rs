@@ -23,7 +23,7 @@ fn proj(name: &str) -> Option<Proj> {
 }
 
 pub fn from_gguf(file: &str, bytes: &[u8], cfg: &Config) -> Result<AdapterFile> {
-    let mut s = GgufStream::new(file);
+    let mut s = GgufStream::sized(file, Some(bytes.len() as u64));
     s.push(bytes)?;
     let (h, map) = s.finish()?;
     let meta = |k: &str| h.meta.get(k);

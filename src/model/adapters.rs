@@ -194,7 +194,7 @@ pub fn peft_from_files(files: &[(String, Vec<u8>)], cfg: &crate::formats::config
     let (_, config) = find("adapter_config.json").ok_or_else(|| Error::format("adapter_config.json is missing"))?;
     let (_, weights) = find("adapter_model.safetensors").ok_or_else(|| Error::format("adapter_model.safetensors is missing"))?;
     let config = std::str::from_utf8(config).map_err(|_| Error::format("adapter_config.json is not UTF-8"))?;
-    let mut s = crate::formats::safetensors::SafetensorsStream::new("adapter_model.safetensors");
+    let mut s = crate::formats::safetensors::SafetensorsStream::sized("adapter_model.safetensors", Some(weights.len() as u64));
     s.push(weights)?;
     let tensors = s.finish()?.into_iter().map(|(k, (t, b))| (k, crate::formats::tensors::RawTensor::from_safetensors(t, b))).collect();
     AdapterFile::parse(config, tensors, cfg)

@@ -1,5 +1,8 @@
 //! Chat templates: the model's own Jinja template (GGUF `tokenizer.chat_template`,
-//! tokenizer_config.json), rendered with minijinja; ChatML when a model has none.
+//! tokenizer_config.json), rendered with minijinja; ChatML when a model has none. A template
+//! comes with the model file, so it is untrusted: every render runs on a budget of VM
+//! instructions (minijinja's fuel), and a probe render at load with a sample conversation
+//! refuses a template that never finishes before anyone chats with it.
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -9,6 +12,9 @@ pub struct Message {
     pub role: String,
     pub content: String,
 }
+
+/// VM instructions one render may take: real templates take a few hundred per message.
+const FUEL: u64 = 5_000_000;
 
 const CHATML: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 
@@ -21,12 +27,20 @@ pub struct ChatTemplate {
 impl ChatTemplate {
     pub fn new(source: Option<&str>, bos: &str, eos: &str) -> Result<ChatTemplate> {
         let t = ChatTemplate { source: source.unwrap_or(CHATML).to_string(), bos: bos.into(), eos: eos.into() };
-        t.env()?; // fail at load, not at the first chat
-        Ok(t)
+        // A template that cannot render a sample conversation within its budget is refused
+        // at load, not at the first chat. (Other errors wait for a chat: a template may refuse
+        // a system message on purpose, or call a function only some apps define.)
+        let sample = [("system", "You are helpful."), ("user", "Hello!"), ("assistant", "Hi."), ("user", "Bye.")];
+        let sample: Vec<Message> = sample.iter().map(|(r, c)| Message { role: r.to_string(), content: c.to_string() }).collect();
+        match t.render(&sample, true) {
+            Err(e) if e.kind == crate::error::ErrorKind::Limit => Err(e),
+            _ => Ok(t),
+        }
     }
 
     fn env(&self) -> Result<minijinja::Environment<'_>> {
         let mut env = minijinja::Environment::new();
+        env.set_fuel(Some(FUEL));
         env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
             Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
         });
@@ -43,6 +57,9 @@ impl ChatTemplate {
             bos_token => self.bos,
             eos_token => self.eos,
         })
-        .map_err(|e| Error::config(format!("chat template: {e}")))
+        .map_err(|e| match e.kind() {
+            minijinja::ErrorKind::OutOfFuel => Error::limit(format!("chat template: rendering took more than {FUEL} steps")),
+            _ => Error::config(format!("chat template: {e}")),
+        })
     }
 }
