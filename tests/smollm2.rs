@@ -126,6 +126,20 @@ fn tokenizer_matches_hugging_face() {
     assert_eq!(tok.encode(j["prompt"].as_str().unwrap(), true), reference().prompt_ids);
 }
 
+/// Long pieces (one pre-token of up to 64k letters) merge in O(n log n) (a scan of every pair
+/// per merge took 40 s for 64k letters) and round-trip.
+#[test]
+fn long_pieces_tokenize_and_round_trip() {
+    let Some(bytes) = model_bytes() else { return };
+    let header = lorafuse::formats::gguf::parse_header(&bytes[..4 << 20], FILE).unwrap().unwrap();
+    let tok = lorafuse::tokenizer::Tokenizer::from_gguf(&header.meta).unwrap();
+    for text in ["a".repeat(65536), "ab".repeat(30000), "Hello".repeat(10000)] {
+        let ids = tok.encode(&text, true);
+        assert!(ids.len() <= text.len() / 2, "{} ids for {} letters", ids.len(), text.len());
+        assert_eq!(tok.decode(&ids, false), text);
+    }
+}
+
 
 /// The Hugging Face route on the same weights: the GGUF exported as an HF folder (f32
 /// safetensors, config.json, tokenizer.json), loaded back, gives PyTorch's logits and tokens.

@@ -25,7 +25,7 @@ impl TensorSpans {
     pub fn new(file: &str, spans: Vec<(String, u64, u64)>, total: Option<u64>) -> Result<TensorSpans> {
         if let (Some(total), Some((name, _, end))) = (total, spans.iter().max_by_key(|s| s.2)) {
             if *end > total {
-                return Err(Error::format(format!("{file}: truncated: tensor {name} needs bytes up to {end}, the file has {total}")));
+                return Err(Error::format(format!("{file}: truncated at byte {total}: tensor {name} needs bytes up to {end}")));
             }
         }
         let mut order: Vec<usize> = (0..spans.len()).collect();
