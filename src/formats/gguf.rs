@@ -3,7 +3,7 @@
 //! file is never held twice. Every size and offset is checked before it is trusted.
 
 use crate::error::{Error, Result};
-use super::spans::TensorSpans;
+use super::spans::{Incoming, TensorSpans};
 use crate::formats::weights::WeightFormat;
 use std::collections::BTreeMap;
 
@@ -249,11 +249,8 @@ fn parse(b: &[u8], file: &str, limit: usize) -> std::result::Result<Header, Stop
 /// Push-style GGUF reader: `push` chunks as they arrive, then `finish`.
 pub struct GgufStream {
     file: String,
-    head: Vec<u8>,
     header: Option<Header>,
-    spans: Option<TensorSpans>,
-    /// Absolute bytes received so far.
-    pos: u64,
+    inc: Incoming,
     /// The file's length, when the caller knows it.
     total: Option<u64>,
     /// The header is parsed again only once this many bytes are held: what the last attempt
@@ -272,12 +269,12 @@ impl GgufStream {
     /// A stream for a file of `total` bytes, when known: fields and tensors claiming bytes
     /// past its end are refused as soon as the header says so.
     pub fn sized(file: &str, total: Option<u64>) -> Self {
-        GgufStream { file: file.into(), head: Vec::new(), header: None, spans: None, pos: 0, total, next_try: 0, parses: 0 }
+        GgufStream { file: file.into(), header: None, inc: Incoming::default(), total, next_try: 0, parses: 0 }
     }
 
     /// Bytes reserved for tensors so far.
     pub fn reserved(&self) -> usize {
-        self.spans.as_ref().map_or(0, TensorSpans::reserved)
+        self.inc.reserved()
     }
 
     pub fn header(&self) -> Option<&Header> {
@@ -286,17 +283,11 @@ impl GgufStream {
 
     /// Bytes received so far.
     pub fn received(&self) -> u64 {
-        self.pos
+        self.inc.pos
     }
 
     pub fn push(&mut self, chunk: &[u8]) -> Result<()> {
-        let start = self.pos;
-        self.pos += chunk.len() as u64;
-        if let Some(r) = &mut self.spans {
-            return r.route(start, chunk);
-        }
-        self.head.extend_from_slice(chunk);
-        if self.head.len() >= self.next_try {
+        if self.inc.push(chunk)? && self.inc.head.len() >= self.next_try {
             self.try_header()?;
         }
         Ok(())
@@ -306,39 +297,35 @@ impl GgufStream {
     fn try_header(&mut self) -> Result<()> {
         self.parses += 1;
         let limit = self.total.map_or(MAX_HEADER, |t| MAX_HEADER.min(super::to_usize(t)));
-        let h = match parse(&self.head, &self.file, limit) {
+        let h = match parse(&self.inc.head, &self.file, limit) {
             Ok(h) => h,
             Err(Stop::More(need)) => {
-                self.next_try = need.max(2 * self.head.len());
+                self.next_try = need.max(2 * self.inc.head.len());
                 return Ok(());
             }
             Err(Stop::Bad(e)) => return Err(e),
         };
         let ds = h.data_start;
         let spans = h.tensors.iter().map(|t| (t.name.clone(), ds + t.offset, ds + t.offset + t.size)).collect();
-        let mut spans = TensorSpans::new(&self.file, spans, self.total)?;
+        let spans = TensorSpans::new(&self.file, spans, self.total)?;
         self.header = Some(h);
-        let head = std::mem::take(&mut self.head);
-        if let Some(s) = usize::try_from(ds).ok().filter(|&s| s < head.len()) {
-            spans.route(ds, &head[s..])?;
-        } // else: padding before the data section spans into later chunks
-        self.spans = Some(spans);
-        Ok(())
+        self.inc.start(spans, ds)
     }
 
     /// The header and every tensor's bytes, by name.
     pub fn finish(mut self) -> Result<(Header, BTreeMap<String, (TensorInfo, Vec<u8>)>)> {
-        if self.header.is_none() && self.head.len() < self.next_try {
+        if self.header.is_none() && self.inc.head.len() < self.next_try {
             self.try_header()?; // what arrived after the last attempt may complete it
         }
-        let (Some(h), Some(spans)) = (self.header, self.spans) else {
-            return Err(Error::format(if self.head.len() < 4 || &self.head[..4] == b"GGUF" {
-                format!("{}: truncated: the header is incomplete after {} bytes", self.file, self.pos)
+        let (Some(h), Some(spans)) = (self.header, self.inc.spans) else {
+            let head = &self.inc.head;
+            return Err(Error::format(if head.len() < 4 || &head[..4] == b"GGUF" {
+                format!("{}: truncated: the header is incomplete after {} bytes", self.file, self.inc.pos)
             } else {
                 format!("{}: not a GGUF file", self.file)
             }));
         };
-        let data = spans.finish(self.pos)?;
+        let data = spans.finish(self.inc.pos)?;
         let tensors = h.tensors.iter().cloned().zip(data).map(|(t, d)| (t.name.clone(), (t, d))).collect();
         Ok((h, tensors))
     }

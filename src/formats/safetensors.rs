@@ -2,7 +2,7 @@
 //! data that is routed into per-tensor buffers (the file is never held twice).
 
 use super::gguf::MAX_MODEL_BYTES;
-use super::spans::TensorSpans;
+use super::spans::{Incoming, TensorSpans};
 use crate::error::{Error, Result};
 use crate::formats::weights::WeightFormat;
 use std::collections::BTreeMap;
@@ -19,10 +19,8 @@ pub struct StTensor {
 
 pub struct SafetensorsStream {
     file: String,
-    head: Vec<u8>,
     tensors: Option<Vec<StTensor>>,
-    spans: Option<TensorSpans>,
-    pos: u64,
+    inc: Incoming,
     /// The file's length, when the caller knows it.
     total: Option<u64>,
 }
@@ -79,47 +77,38 @@ impl SafetensorsStream {
     /// A stream for a file of `total` bytes, when known: a header or tensors claiming bytes
     /// past its end are refused as soon as the header says so.
     pub fn sized(file: &str, total: Option<u64>) -> Self {
-        SafetensorsStream { file: file.into(), head: Vec::new(), tensors: None, spans: None, pos: 0, total }
+        SafetensorsStream { file: file.into(), tensors: None, inc: Incoming::default(), total }
     }
 
     /// Bytes reserved for tensors so far.
     pub fn reserved(&self) -> usize {
-        self.spans.as_ref().map_or(0, TensorSpans::reserved)
+        self.inc.reserved()
     }
 
     pub fn push(&mut self, chunk: &[u8]) -> Result<()> {
-        let start = self.pos;
-        self.pos += chunk.len() as u64;
-        if let Some(r) = &mut self.spans {
-            return r.route(start, chunk);
-        }
-        self.head.extend_from_slice(chunk);
-        if self.head.len() < 8 {
+        if !self.inc.push(chunk)? || self.inc.head.len() < 8 {
             return Ok(());
         }
-        let n = u64::from_le_bytes(self.head[..8].try_into().unwrap());
+        let n = u64::from_le_bytes(self.inc.head[..8].try_into().unwrap());
         if n > 100 << 20 || self.total.is_some_and(|t| n > t.saturating_sub(8)) {
             return Err(Error::format(format!("{}: header claims {n} bytes (not a safetensors file?)", self.file)));
         }
-        if (self.head.len() as u64) < 8 + n {
+        if (self.inc.head.len() as u64) < 8 + n {
             return Ok(());
         }
-        let tensors = parse_header(&self.file, &self.head[8..8 + n as usize])?;
+        let tensors = parse_header(&self.file, &self.inc.head[8..8 + n as usize])?;
         let ds = 8 + n;
         let spans = tensors.iter().map(|t| (t.name.clone(), ds + t.begin, ds + t.end)).collect();
-        let mut spans = TensorSpans::new(&self.file, spans, self.total)?;
-        let head = std::mem::take(&mut self.head);
-        spans.route(ds, &head[ds as usize..])?;
-        self.spans = Some(spans);
+        let spans = TensorSpans::new(&self.file, spans, self.total)?;
         self.tensors = Some(tensors);
-        Ok(())
+        self.inc.start(spans, ds)
     }
 
     pub fn finish(self) -> Result<BTreeMap<String, (StTensor, Vec<u8>)>> {
-        let (Some(ts), Some(spans)) = (self.tensors, self.spans) else {
-            return Err(Error::format(format!("{}: truncated: the header is incomplete after {} bytes", self.file, self.pos)));
+        let (Some(ts), Some(spans)) = (self.tensors, self.inc.spans) else {
+            return Err(Error::format(format!("{}: truncated: the header is incomplete after {} bytes", self.file, self.inc.pos)));
         };
-        let data = spans.finish(self.pos)?;
+        let data = spans.finish(self.inc.pos)?;
         Ok(ts.into_iter().zip(data).map(|(t, d)| (t.name.clone(), (t, d))).collect())
     }
 }

@@ -90,3 +90,45 @@ impl TensorSpans {
         Ok(self.data)
     }
 }
+
+/// What the GGUF and safetensors streams share: a file's bytes are held until its header is
+/// whole, then routed into its tensors by span.
+#[derive(Default)]
+pub struct Incoming {
+    /// The bytes held while the header is incomplete.
+    pub head: Vec<u8>,
+    pub spans: Option<TensorSpans>,
+    /// Absolute bytes received so far.
+    pub pos: u64,
+}
+
+impl Incoming {
+    /// Routes `chunk` once the header is known (false), else holds it (true: the caller may
+    /// try `head` again).
+    pub fn push(&mut self, chunk: &[u8]) -> Result<bool> {
+        let start = self.pos;
+        self.pos += chunk.len() as u64;
+        if let Some(r) = &mut self.spans {
+            r.route(start, chunk)?;
+            return Ok(false);
+        }
+        self.head.extend_from_slice(chunk);
+        Ok(true)
+    }
+
+    /// The header is whole and tensor data starts at byte `ds`: what was held past it goes to
+    /// the tensors (padding before the data may also still be to come).
+    pub fn start(&mut self, mut spans: TensorSpans, ds: u64) -> Result<()> {
+        let head = std::mem::take(&mut self.head);
+        if let Some(s) = usize::try_from(ds).ok().filter(|&s| s < head.len()) {
+            spans.route(ds, &head[s..])?;
+        }
+        self.spans = Some(spans);
+        Ok(())
+    }
+
+    /// Bytes reserved for tensors so far.
+    pub fn reserved(&self) -> usize {
+        self.spans.as_ref().map_or(0, TensorSpans::reserved)
+    }
+}
