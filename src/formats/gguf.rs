@@ -95,8 +95,11 @@ struct Cursor<'a> {
 impl Cursor<'_> {
     fn take(&mut self, n: usize) -> std::result::Result<&[u8], Stop> {
         if n > self.limit || self.at + n > self.limit {
-            let past = if self.limit < MAX_HEADER { format!("the file's {} bytes", self.limit) } else { format!("{MAX_HEADER} bytes") };
-            return Err(self.bad(format!("a header field of {n} bytes runs past {past}")));
+            return Err(self.bad(if self.limit < MAX_HEADER {
+                format!("truncated: the header is incomplete: a field of {n} bytes runs past the file's end ({} bytes)", self.limit)
+            } else {
+                format!("a header field of {n} bytes runs past {MAX_HEADER} bytes")
+            }));
         }
         if self.b.len() - self.at < n {
             return Err(Stop::More(self.at + n));
