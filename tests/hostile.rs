@@ -68,24 +68,72 @@ fn adapter_configs_with_absurd_numbers_are_refused() {
     }
 }
 
-/// A GGUF of one metadata array of `n` strings (a large header) and no tensors.
-fn big_header(n: usize) -> Vec<u8> {
+/// A GGUF of metadata arrays (key, element type, count, the elements' bytes) and no tensors.
+fn gguf_arrays(arrays: &[(&str, u32, usize, Vec<u8>)]) -> Vec<u8> {
     let mut b = b"GGUF".to_vec();
     b.extend(3u32.to_le_bytes());
     b.extend(0u64.to_le_bytes()); // tensors
-    b.extend(1u64.to_le_bytes()); // metadata entries
-    let key = b"tokenizer.ggml.tokens";
-    b.extend((key.len() as u64).to_le_bytes());
-    b.extend(key);
-    b.extend(9u32.to_le_bytes()); // array
-    b.extend(8u32.to_le_bytes()); // of strings
-    b.extend((n as u64).to_le_bytes());
-    for i in 0..n {
-        let s = format!("token{i}");
-        b.extend((s.len() as u64).to_le_bytes());
-        b.extend(s.as_bytes());
+    b.extend((arrays.len() as u64).to_le_bytes()); // metadata entries
+    for (key, elem, n, bytes) in arrays {
+        b.extend((key.len() as u64).to_le_bytes());
+        b.extend(key.as_bytes());
+        b.extend(9u32.to_le_bytes()); // array
+        b.extend(elem.to_le_bytes());
+        b.extend((*n as u64).to_le_bytes());
+        b.extend(bytes);
     }
     b
+}
+
+/// GGUF strings: a u64 length, then the bytes.
+fn gguf_strings<S: AsRef<[u8]>>(items: impl IntoIterator<Item = S>) -> Vec<u8> {
+    let mut b = Vec::new();
+    for s in items {
+        b.extend((s.as_ref().len() as u64).to_le_bytes());
+        b.extend(s.as_ref());
+    }
+    b
+}
+
+/// A GGUF of one metadata array of `n` strings (a large header) and no tensors.
+fn big_header(n: usize) -> Vec<u8> {
+    gguf_arrays(&[("tokenizer.ggml.tokens", 8, n, gguf_strings((0..n).map(|i| format!("token{i}"))))])
+}
+
+/// Issue 18 item 1: a metadata array is held as its bytes (a 16 MB array of u8 took 518 MB
+/// as one value per element), and reads back as the values it holds, for every element type.
+#[test]
+fn metadata_arrays_are_held_as_their_bytes() {
+    use lorafuse::formats::gguf::{parse_header, Meta};
+    let n = 16 << 20;
+    let big: Vec<u8> = (0..n).map(|i| (i as u32).wrapping_mul(2654435761).rotate_right(13) as u8).collect();
+    let mixed = [
+        ("i8", 1, 3, [-3i8, 0, 127].iter().map(|v| *v as u8).collect::<Vec<u8>>(), vec![Meta::I(-3), Meta::I(0), Meta::I(127)]),
+        ("u16", 2, 2, [513u16, 65535].iter().flat_map(|v| v.to_le_bytes()).collect(), vec![Meta::U(513), Meta::U(65535)]),
+        ("i32", 5, 2, [-70000i32, 5].iter().flat_map(|v| v.to_le_bytes()).collect(), vec![Meta::I(-70000), Meta::I(5)]),
+        ("f32", 6, 2, [0.25f32, -1e30].iter().flat_map(|v| v.to_le_bytes()).collect(), vec![Meta::F(0.25), Meta::F(-1e30f32 as f64)]),
+        ("bool", 7, 2, vec![1, 0], vec![Meta::Bool(true), Meta::Bool(false)]),
+        ("str", 8, 3, gguf_strings(["", "naïve", "a b"]), vec![Meta::Str("".into()), Meta::Str("naïve".into()), Meta::Str("a b".into())]),
+        ("u64", 10, 1, u64::MAX.to_le_bytes().to_vec(), vec![Meta::U(u64::MAX)]),
+        ("f64", 12, 1, 1.5f64.to_le_bytes().to_vec(), vec![Meta::F(1.5)]),
+    ];
+    let mut arrays: Vec<_> = mixed.iter().map(|(k, t, n, b, _)| (*k, *t, *n, b.clone())).collect();
+    arrays.push(("big", 0, n, big.clone()));
+    let h = parse_header(&gguf_arrays(&arrays), "arrays.gguf").unwrap().unwrap();
+    for (k, _, _, _, want) in &mixed {
+        let got: Vec<Meta> = h.meta[*k].as_array().unwrap().iter().collect();
+        assert_eq!(&got, want, "{k}");
+    }
+    let a = h.meta["big"].as_array().unwrap();
+    assert_eq!(a.len(), n);
+    assert!(a.held_bytes() <= n + 64, "{} bytes held for {n} u8", a.held_bytes());
+    assert!(a.iter().zip(&big).all(|(m, b)| m == Meta::U(*b as u64)));
+    // Arrays of arrays, unknown element types and strings that are not UTF-8 are refused.
+    for (elem, bytes, says) in [(9, vec![0; 12], "arrays of arrays"), (13, vec![0; 8], "unknown metadata type 13"), (8, gguf_strings([b"ok".as_slice(), b"\xff\xfe"]), "not UTF-8")] {
+        let e = parse_header(&gguf_arrays(&[("bad", elem, 2, bytes)]), "bad.gguf").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Format, "{e}");
+        assert!(e.message.contains(says), "{e}");
+    }
 }
 
 #[test]

@@ -19,7 +19,36 @@ pub enum Meta {
     F(f64),
     Bool(bool),
     Str(String),
-    Array(Vec<Meta>),
+    Array(MetaArray),
+}
+
+/// A metadata array as the file holds it: its elements' bytes, validated once and decoded
+/// on each read. A vocabulary of 49,152 strings is one allocation of about the file's bytes,
+/// not one value per element (a per-element `Meta` took 32 bytes per u8 natively).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetaArray {
+    elem: u32,
+    len: usize,
+    bytes: Vec<u8>,
+}
+
+impl MetaArray {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Bytes held for the elements: about what the file spends on them.
+    pub fn held_bytes(&self) -> usize {
+        self.bytes.capacity()
+    }
+    /// The elements, decoded one at a time.
+    pub fn iter(&self) -> impl Iterator<Item = Meta> + '_ {
+        let mut c = Cursor { b: &self.bytes, at: 0, file: "", limit: self.bytes.len() };
+        // The bytes were validated when parsed: decoding them again cannot fail.
+        (0..self.len).map_while(move |_| c.value(self.elem, 1).ok())
+    }
 }
 
 impl Meta {
@@ -44,7 +73,7 @@ impl Meta {
             _ => None,
         }
     }
-    pub fn as_array(&self) -> Option<&[Meta]> {
+    pub fn as_array(&self) -> Option<&MetaArray> {
         match self {
             Meta::Array(v) => Some(v),
             _ => None,
@@ -126,6 +155,26 @@ impl Cursor<'_> {
         let bytes = self.take(n)?.to_vec();
         String::from_utf8(bytes).map_err(|_| Stop::Bad(Error::format(format!("{}: string at byte {at} is not UTF-8", self.file))))
     }
+    /// Checks one array element of type `ty` without keeping it.
+    fn skip(&mut self, ty: u32) -> std::result::Result<(), Stop> {
+        let n = match ty {
+            0 | 1 | 7 => 1,
+            2 | 3 => 2,
+            4..=6 => 4,
+            10..=12 => 8,
+            8 => {
+                let n = self.len("a string")?;
+                let at = self.at;
+                return match std::str::from_utf8(self.take(n)?) {
+                    Ok(_) => Ok(()),
+                    Err(_) => Err(Stop::Bad(Error::format(format!("{}: string at byte {at} is not UTF-8", self.file)))),
+                };
+            }
+            9 => return Err(self.bad("arrays of arrays are not read".into())),
+            _ => return Err(self.bad(format!("unknown metadata type {ty}"))),
+        };
+        self.take(n).map(|_| ())
+    }
     fn value(&mut self, ty: u32, depth: u32) -> std::result::Result<Meta, Stop> {
         let b = |c: &mut Self, n| c.take(n).map(|s| s.to_vec());
         Ok(match ty {
@@ -140,12 +189,12 @@ impl Cursor<'_> {
             8 => Meta::Str(self.string()?),
             9 if depth == 0 => {
                 let elem = self.u32()?;
-                let n = self.len("an array")?;
-                let mut v = Vec::with_capacity(n.min(1 << 16));
-                for _ in 0..n {
-                    v.push(self.value(elem, depth + 1)?);
+                let len = self.len("an array")?;
+                let start = self.at;
+                for _ in 0..len {
+                    self.skip(elem)?;
                 }
-                Meta::Array(v)
+                Meta::Array(MetaArray { elem, len, bytes: self.b[start..self.at].to_vec() })
             }
             10 => Meta::U(self.u64()?),
             11 => Meta::I(self.u64()? as i64),

@@ -56,7 +56,10 @@ fn byte_chars() -> [char; 256] {
 fn strings(meta: &BTreeMap<String, Meta>, key: &str) -> Result<Vec<String>> {
     let arr = meta.get(key).and_then(Meta::as_array).ok_or_else(|| Error::format(format!("metadata {key} is missing")))?;
     arr.iter()
-        .map(|m| m.as_str().map(str::to_owned).ok_or_else(|| Error::format(format!("{key} holds a non-string"))))
+        .map(|m| match m {
+            Meta::Str(s) => Ok(s),
+            _ => Err(Error::format(format!("{key} holds a non-string"))),
+        })
         .collect()
 }
 
