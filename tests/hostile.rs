@@ -177,6 +177,65 @@ fn headers_claiming_bytes_past_the_end_of_the_file_are_refused_at_once() {
     assert!(s.finish().unwrap_err().message.contains("truncated"));
 }
 
+/// A safetensors file: the JSON header, then `data` bytes.
+fn safetensors(header: &str, data: usize) -> Vec<u8> {
+    let mut st = (header.len() as u64).to_le_bytes().to_vec();
+    st.extend_from_slice(header.as_bytes());
+    st.extend(std::iter::repeat_n(7u8, data));
+    st
+}
+
+/// Tensors must tile a safetensors file's data from its first byte to its last (as the
+/// format requires): a hole, an overlap or bytes after the last tensor are refused, with the
+/// length known (at the header) or not (at the end).
+#[test]
+fn safetensors_with_holes_overlaps_or_trailing_bytes_are_refused() {
+    let load = |file: &[u8], sized: bool| {
+        let mut s = SafetensorsStream::sized("x.safetensors", sized.then_some(file.len() as u64));
+        s.push(file).and_then(|_| s.finish()).map(|t| t.len())
+    };
+    let good = r#"{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "e": {"dtype": "F16", "shape": [0], "data_offsets": [8, 8]}, "b": {"dtype": "F16", "shape": [2], "data_offsets": [8, 12]}}"#;
+    for sized in [false, true] {
+        assert_eq!(load(&safetensors(good, 12), sized).unwrap(), 3);
+        let cases = [
+            (r#"{"a": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}"#, 12, "tensor a at bytes 4..12 leaves a hole before it"),
+            (r#"{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "b": {"dtype": "F32", "shape": [1], "data_offsets": [12, 16]}}"#, 16, "leaves a hole"),
+            (r#"{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}"#, 8, "overlaps the tensor before it"),
+        ];
+        for (header, data, says) in cases {
+            let e = load(&safetensors(header, data), sized).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Format, "{e}");
+            assert!(e.message.contains(says), "{header}: {e}");
+        }
+        let e = load(&safetensors(good, 15), sized).unwrap_err();
+        assert!(e.message.contains("3 bytes follow the last tensor"), "{e}");
+    }
+}
+
+/// GGUF metadata keys and tensor names are unique (a second one used to win silently).
+#[test]
+fn gguf_duplicates_are_refused() {
+    use lorafuse::formats::gguf::parse_header;
+    let twice = gguf_arrays(&[("k", 0, 1, vec![1]), ("k", 0, 1, vec![2])]);
+    let e = parse_header(&twice, "dup.gguf").unwrap_err();
+    assert!(e.message.contains("metadata key k appears twice"), "{e}");
+    let mut b = b"GGUF".to_vec();
+    b.extend(3u32.to_le_bytes());
+    b.extend(2u64.to_le_bytes()); // tensors
+    b.extend(0u64.to_le_bytes()); // metadata
+    for offset in [0u64, 32] {
+        b.extend(1u64.to_le_bytes());
+        b.extend(b"w");
+        b.extend(1u32.to_le_bytes()); // dimensions
+        b.extend(8u64.to_le_bytes());
+        b.extend(0u32.to_le_bytes()); // F32
+        b.extend(offset.to_le_bytes());
+    }
+    let e = parse_header(&b, "dup.gguf").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Format);
+    assert!(e.message.contains("tensor w appears twice"), "{e}");
+}
+
 #[test]
 fn a_chat_template_that_never_finishes_is_refused_at_load() {
     use lorafuse::tokenizer::chat::{ChatTemplate, Message};

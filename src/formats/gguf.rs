@@ -248,11 +248,19 @@ fn parse(b: &[u8], file: &str, limit: usize) -> std::result::Result<Header, Stop
     for _ in 0..n_meta {
         let key = c.string()?;
         let ty = c.u32()?;
-        meta.insert(key, c.value(ty, 0)?);
+        let v = c.value(ty, 0)?;
+        if meta.contains_key(&key) {
+            return Err(c.bad(format!("metadata key {key} appears twice")));
+        }
+        meta.insert(key, v);
     }
     let mut tensors = Vec::with_capacity(n_tensors.min(1 << 16));
+    let mut names = std::collections::BTreeSet::new();
     for _ in 0..n_tensors {
         let name = c.string()?;
+        if !names.insert(name.clone()) {
+            return Err(c.bad(format!("tensor {name} appears twice")));
+        }
         let n_dims = c.u32()? as usize;
         if n_dims == 0 || n_dims > 4 {
             return Err(c.bad(format!("tensor {name} has {n_dims} dimensions")));

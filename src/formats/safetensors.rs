@@ -23,6 +23,8 @@ pub struct SafetensorsStream {
     inc: Incoming,
     /// The file's length, when the caller knows it.
     total: Option<u64>,
+    /// Where the last tensor ends (once the header is read): nothing may follow it.
+    data_end: u64,
 }
 
 fn parse_header(file: &str, json: &[u8]) -> Result<Vec<StTensor>> {
@@ -60,11 +62,16 @@ fn parse_header(file: &str, json: &[u8]) -> Result<Vec<StTensor>> {
         }
         out.push(StTensor { name: name.clone(), format, shape, begin, end });
     }
-    out.sort_by_key(|t| t.begin);
-    for w in out.windows(2) {
-        if w[1].begin < w[0].end {
-            return Err(bad(format!("tensors {} and {} overlap", w[0].name, w[1].name)));
+    // As the format requires (and the safetensors crate checks): the tensors tile the data
+    // from its first byte, with no overlaps and no holes.
+    out.sort_by_key(|t| (t.begin, t.end));
+    let mut end = 0;
+    for t in &out {
+        if t.begin != end {
+            let what = if t.begin < end { "overlaps the tensor before it" } else { "leaves a hole before it" };
+            return Err(bad(format!("tensor {} at bytes {}..{} {what} (data so far ends at {end})", t.name, t.begin, t.end)));
         }
+        end = t.end;
     }
     Ok(out)
 }
@@ -77,7 +84,11 @@ impl SafetensorsStream {
     /// A stream for a file of `total` bytes, when known: a header or tensors claiming bytes
     /// past its end are refused as soon as the header says so.
     pub fn sized(file: &str, total: Option<u64>) -> Self {
-        SafetensorsStream { file: file.into(), tensors: None, inc: Incoming::default(), total }
+        SafetensorsStream { file: file.into(), tensors: None, inc: Incoming::default(), total, data_end: 0 }
+    }
+
+    fn trailing(&self, len: u64, end: u64) -> Error {
+        Error::format(format!("{}: {} bytes follow the last tensor (it ends at byte {end} of {len})", self.file, len - end))
     }
 
     /// Bytes reserved for tensors so far.
@@ -98,6 +109,11 @@ impl SafetensorsStream {
         }
         let tensors = parse_header(&self.file, &self.inc.head[8..8 + n as usize])?;
         let ds = 8 + n;
+        let end = ds + tensors.last().map_or(0, |t| t.end);
+        if let Some(t) = self.total.filter(|&t| t > end) {
+            return Err(self.trailing(t, end));
+        }
+        self.data_end = end;
         let spans = tensors.iter().map(|t| (t.name.clone(), ds + t.begin, ds + t.end)).collect();
         let spans = TensorSpans::new(&self.file, spans, self.total)?;
         self.tensors = Some(tensors);
@@ -105,6 +121,9 @@ impl SafetensorsStream {
     }
 
     pub fn finish(self) -> Result<BTreeMap<String, (StTensor, Vec<u8>)>> {
+        if self.tensors.is_some() && self.inc.pos > self.data_end {
+            return Err(self.trailing(self.inc.pos, self.data_end));
+        }
         let (Some(ts), Some(spans)) = (self.tensors, self.inc.spans) else {
             return Err(Error::format(format!("{}: truncated: the header is incomplete after {} bytes", self.file, self.inc.pos)));
         };
