@@ -66,6 +66,33 @@ fn adapter_configs_with_absurd_numbers_are_refused() {
         assert_eq!(e.kind, ErrorKind::Format, "{e}");
         assert!(e.message.contains("layers_to_transform names layer") && e.message.contains("the model has 2"), "{e}");
     }
+    // Patterns compile within a size cap (32 such keys used to hold 689 MiB) and a count cap.
+    let huge = r#"{"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj"], "alpha_pattern": {"(?:q_proj|x{1000}){1000}": 4}}"#;
+    let e = parse(huge);
+    assert_eq!(e.kind, ErrorKind::Format, "{e}");
+    assert!(e.message.contains("alpha_pattern key") && e.message.contains("size limit"), "{e}");
+    let e = parse(r#"{"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": "(?:q_proj|x{1000}){1000}"}"#);
+    assert!(e.message.contains("size limit"), "{e}");
+    let many: serde_json::Map<String, serde_json::Value> = (0..2000).map(|i| (format!("layers.{i}.q_proj"), 8.into())).collect();
+    let cfg_json = serde_json::json!({"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj"], "rank_pattern": many});
+    let e = parse(&cfg_json.to_string());
+    assert!(e.message.contains("rank_pattern has 2000 patterns (at most 1024)"), "{e}");
+}
+
+/// A tokenizer.json token id far past its entries is refused before it sizes the table
+/// (id 4194303 used to allocate 4 M strings).
+#[test]
+fn tokenizer_ids_far_past_the_vocabulary_are_refused() {
+    use lorafuse::tokenizer::Tokenizer;
+    let tok = |id: u64| {
+        let j = serde_json::json!({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": id}, "merges": ["a b"]}, "added_tokens": [], "pre_tokenizer": {"type": "ByteLevel"}});
+        Tokenizer::from_hf(&j.to_string(), None, None, false)
+    };
+    assert_eq!(tok(2).unwrap().vocab_size(), 3);
+    assert!(tok(1000).is_ok(), "a gap is allowed");
+    let e = tok(4194303).err().unwrap();
+    assert_eq!(e.kind, ErrorKind::Format);
+    assert!(e.message.contains("token id 4194303 (the file has 3 tokens)"), "{e}");
 }
 
 /// A GGUF of metadata arrays (key, element type, count, the elements' bytes) and no tensors.

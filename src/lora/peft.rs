@@ -99,9 +99,7 @@ impl Matcher {
         Ok(match v {
             serde_json::Value::Null => Matcher::None,
             serde_json::Value::String(s) if s == "all-linear" => Matcher::AllLinear,
-            serde_json::Value::String(s) => Matcher::Regex(
-                regex_lite::Regex::new(&format!("^(?:{s})$")).map_err(|e| Error::format(format!("adapter_config.json: {what}: {e}")))?,
-            ),
+            serde_json::Value::String(s) => Matcher::Regex(regex(&format!("^(?:{s})$"), what)?),
             serde_json::Value::Array(a) => Matcher::List(a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()),
             other => return Err(Error::format(format!("adapter_config.json: {what} is {other}"))),
         })
@@ -121,10 +119,27 @@ fn pattern<T: Copy>(patterns: &[(regex_lite::Regex, T)], module: &str) -> Option
     patterns.iter().find(|(re, _)| re.is_match(module)).map(|(_, v)| *v)
 }
 
+/// Compiled regexes are capped in size (a module-name pattern takes a few KiB; a crafted
+/// counted repetition could take megabytes each) and in number, so a config's patterns
+/// hold at most `MAX_PATTERNS × REGEX_BYTES`.
+const REGEX_BYTES: usize = 64 << 10;
+const MAX_PATTERNS: usize = 1024;
+
+fn regex(pattern: &str, what: &str) -> Result<regex_lite::Regex> {
+    regex_lite::RegexBuilder::new(pattern)
+        .size_limit(REGEX_BYTES)
+        .build()
+        .map_err(|e| Error::format(format!("adapter_config.json: {what}: {e}")))
+}
+
 fn patterns<T>(v: &serde_json::Value, what: &str, num: impl Fn(&serde_json::Value) -> Option<T>) -> Result<Vec<(regex_lite::Regex, T)>> {
     let mut out = Vec::new();
+    let entries = v.as_object().map_or(0, |o| o.len());
+    if entries > MAX_PATTERNS {
+        return Err(Error::format(format!("adapter_config.json: {what} has {entries} patterns (at most {MAX_PATTERNS})")));
+    }
     for (k, val) in v.as_object().into_iter().flatten() {
-        let re = regex_lite::Regex::new(&format!(r"^(?:.*\.)?(?:{k})$")).map_err(|e| Error::format(format!("adapter_config.json: {what} key {k:?}: {e}")))?;
+        let re = regex(&format!(r"^(?:.*\.)?(?:{k})$"), &format!("{what} key {k:?}"))?;
         out.push((re, num(val).ok_or_else(|| Error::format(format!("adapter_config.json: {what}[{k:?}] is not a number")))?));
     }
     Ok(out)

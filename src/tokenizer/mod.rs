@@ -122,8 +122,15 @@ impl Tokenizer {
         }
         let vocab = model["vocab"].as_object().ok_or_else(|| Error::format("tokenizer.json: model.vocab is missing"))?;
         let mut tokens: Vec<String> = Vec::new();
+        // Ids are dense in real files: one past the entries (plus slack for gaps) bounds the
+        // table, so a single id of 4 M cannot size it (240 MiB of empty strings).
+        let entries = vocab.len() + j["added_tokens"].as_array().map_or(0, Vec::len);
+        let max_id = (entries + (1 << 16)).min(1 << 22);
         let mut put = |id: u64, t: &str| -> Result<()> {
-            let id = usize::try_from(id).ok().filter(|&i| i < 1 << 22).ok_or_else(|| Error::format(format!("tokenizer.json: token id {id}")))?;
+            let id = usize::try_from(id)
+                .ok()
+                .filter(|&i| i < max_id)
+                .ok_or_else(|| Error::format(format!("tokenizer.json: token id {id} (the file has {entries} tokens)")))?;
             if tokens.len() <= id {
                 tokens.resize(id + 1, String::new());
             }
