@@ -148,8 +148,8 @@ export interface ModelAdapterInfo {
   dora: boolean;
   /**
    * How much storage rounded the factors: per rank, mean absolute rounding error over mean
-   * absolute value, the worst rank of any A or B. 0 in f32; about 1.5e-5 to 4e-5 in int16
-   * (the default) for factors without outliers; about 2e-4 in f16. Past 2e-4 in int16 an
+   * absolute value, the worst rank of any A or B. 0 in f32 (the default); about 1.5e-5 to
+   * 4e-5 in int16 for factors without outliers; about 2e-4 in f16. Past 2e-4 in int16 an
    * outlier set a rank's step, and "auto" precision stores the adapter in f32 instead.
    */
   roundingError: number;
@@ -235,12 +235,13 @@ export interface GpuStats {
 export class LoraRuntime {
   private constructor();
   /**
-   * adapterPrecision: how adapter factors are stored. "i16" (default): int16 codes with one
-   * step per rank, half the memory and half the bytes adapters add to each decode step,
-   * within about 1.5e-5 of PEFT's f32 logits on SmolLM2 (an adapter whose outliers int16
-   * would round coarsely is stored in f32: loadAdapter's precision). "f32": exact, PEFT to
-   * 1e-4. "f16": f16 on WebGPU (about 2e-4 on SmolLM2); the CPU stores int16 for it. `adapterPrecision` (the
-   * getter) says which runs; measurements in bench/RESULTS.md.
+   * adapterPrecision: how adapter factors are stored. "f32" (default): exact, PEFT to 1e-4
+   * for any adapter. "i16" (opt-in): int16 codes with one step per rank, half the memory and
+   * half the bytes adapters add to each decode step; about 1e-5 from PEFT's logits on
+   * SmolLM2 for ordinary factors, but a trained adapter's worst position can pass 1e-4
+   * (an adapter whose outliers int16 would round coarsely is stored in f32: loadAdapter's
+   * precision "auto"). "f16": f16 on WebGPU (about 2e-4 on SmolLM2); the CPU stores int16
+   * for it. `adapterPrecision` (the getter) says which runs; measurements in bench/RESULTS.md.
    * prefillMath: "f32" (default), or "f16": the prefill matmuls multiply and sum each K step
    * in f16 where the WebGPU adapter has shader-f16 (faster on GPUs with fast f16; about
    * 2e-2 relative L2 on SmolLM2's prompt logits, argmax unchanged; activations beyond
@@ -260,7 +261,7 @@ export class LoraRuntime {
   readonly backend: BackendName;
   /** GPU adapter name, or which CPU path runs. */
   readonly device: string;
-  /** How adapter factors are stored: "i16", "f32" or "f16" (WebGPU only). */
+  /** How adapter factors are stored by default: "f32", "i16" or "f16" (WebGPU only). */
   readonly adapterPrecision: 'f32' | 'f16' | 'i16';
   /** "f16" when prefill matmuls multiply in f16 (asked for, WebGPU with shader-f16), else "f32". */
   readonly prefillMath: 'f32' | 'f16';

@@ -43,7 +43,7 @@ export class LoraRuntime {
   }
 
   /** Picks a backend: "auto" (WebGPU when an adapter exists, else CPU), "webgpu" or "cpu". */
-  static async create({ backend = 'auto', adapterPrecision = 'i16', prefillMath = 'f32', subgroups = true } = {}) {
+  static async create({ backend = 'auto', adapterPrecision = 'f32', prefillMath = 'f32', subgroups = true } = {}) {
     if (typeof subgroups !== 'boolean') throw new ConfigError(`subgroups must be true or false, got ${JSON.stringify(subgroups)}`);
     await loadWasm();
     return new LoraRuntime(await callAsync(() => Runtime.create(String(backend), String(adapterPrecision), String(prefillMath), subgroups)));
@@ -67,7 +67,7 @@ export class LoraRuntime {
   get device() {
     return this.#rt.device;
   }
-  /** How adapter factors are stored by default: "i16", "f32" or "f16" (WebGPU only). */
+  /** How adapter factors are stored by default: "f32", "i16" or "f16" (WebGPU only). */
   get adapterPrecision() {
     return this.#rt.adapterPrecision;
   }

@@ -84,6 +84,8 @@ async function openOne(source, name, signal, cache) {
 }
 
 const ADAPTER_FILES = ['adapter_config.json', 'adapter_model.safetensors'];
+const SHARD_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]*\.safetensors$/;
+const MAX_SHARDS = 1024;
 
 /** A Hugging Face folder at a URL: its JSON files, then its safetensors (sharded or not). */
 async function openFolder(url, signal, adapter, cache) {
@@ -101,8 +103,19 @@ async function openFolder(url, signal, adapter, cache) {
   if (index) {
     let text = '';
     for await (const c of index.chunks) text += new TextDecoder().decode(c, { stream: true });
-    const shards = [...new Set(Object.values(JSON.parse(text).weight_map ?? {}))].sort();
+    let map;
+    try {
+      map = JSON.parse(text).weight_map ?? {};
+    } catch (e) {
+      throw new FormatError(`model.safetensors.index.json is not JSON: ${e.message}`);
+    }
+    const shards = [...new Set(Object.values(map))].sort();
     if (!shards.length) throw new FormatError('model.safetensors.index.json lists no shards');
+    // Shard names become URLs beside the index: plain file names only (an absolute or
+    // relative path would read elsewhere: in Node a "file:" name reads the local disk).
+    const bad = shards.find((s) => typeof s !== 'string' || !SHARD_NAME.test(s));
+    if (bad !== undefined) throw new FormatError(`model.safetensors.index.json names shard ${JSON.stringify(bad)}: shards must be plain file names ending in .safetensors`);
+    if (shards.length > MAX_SHARDS) throw new FormatError(`model.safetensors.index.json lists ${shards.length} shards (at most ${MAX_SHARDS})`);
     for (const s of shards) files.push(await get(s, false));
   } else {
     files.push(await get('model.safetensors', false));

@@ -54,7 +54,7 @@ export class LoraWorker {
     Object.assign(this, info);
   }
   /** Starts a worker running the runtime: backend "auto" | "webgpu" | "cpu"; adapterPrecision, prefillMath, subgroups as in LoraRuntime.create. */
-  static async create({ backend = 'auto', adapterPrecision = 'i16', prefillMath = 'f32', subgroups = true, worker } = {}) {
+  static async create({ backend = 'auto', adapterPrecision = 'f32', prefillMath = 'f32', subgroups = true, worker } = {}) {
     const w = worker ?? new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
     const ch = new Channel(w);
     const models = new Map();

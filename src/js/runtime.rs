@@ -53,9 +53,10 @@ impl Runtime {
 #[wasm_bindgen]
 impl Runtime {
     /// `backend`: "auto" (WebGPU when an adapter exists, else CPU), "webgpu" or "cpu".
-    /// `adapter_precision`: how adapter factors are stored: "i16" (int16 codes with a step
-    /// per rank, on both backends; the JS default), "f32" (exact) or "f16" (f16 on WebGPU;
-    /// the CPU stores int16 for it). `adapterPrecision` says which runs.
+    /// `adapter_precision`: how adapter factors are stored: "f32" (exact, PEFT to 1e-4 for any
+    /// adapter; the JS default), "i16" (int16 codes with a step per rank, on both backends;
+    /// opt-in: a trained adapter can pass 1e-4) or "f16" (f16 on WebGPU; the CPU stores int16
+    /// for it). `adapterPrecision` says which runs.
     /// `prefill_math`: "f32", or "f16" for f16 products in the prefill matmuls where the
     /// WebGPU adapter has shader-f16 (faster on GPUs with fast f16, less exact: see
     /// `GpuOptions::f16_math`). `prefillMath` says which runs.
@@ -110,7 +111,7 @@ impl Runtime {
         }
     }
 
-    /// How adapter factors are stored: "f32", "f16" (WebGPU only) or "i16".
+    /// How adapter factors are stored by default: "f32", "f16" (WebGPU only) or "i16".
     #[wasm_bindgen(getter, js_name = adapterPrecision)]
     pub fn adapter_precision(&self) -> String {
         match &self.backend {

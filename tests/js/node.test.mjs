@@ -7,7 +7,7 @@ import { standardCases, runCases, checkErrors } from './cases.mjs';
 test('auto picks the CPU in Node and says why', async () => {
   const rt = await api.LoraRuntime.create();
   assert.equal(rt.backend, 'cpu');
-  assert.equal(rt.adapterPrecision, 'i16', 'adapter factors default to int16 codes');
+  assert.equal(rt.adapterPrecision, 'f32', 'adapter factors are stored exactly by default (PEFT to 1e-4 for any adapter)');
   assert.match(rt.device, /SIMD128/);
   assert.match(rt.fallbackReason, /WebGPU/);
   assert.equal(rt.prefillMath, 'f32');

@@ -2,7 +2,10 @@
 // folder from {files} and a truncated safetensors shard.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, mkdtempSync, cpSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import * as api from '../../pkg/index.js';
 import { checkTinyModels } from './tiny-models.mjs';
 
@@ -33,4 +36,28 @@ test('an HF folder given as {files}, with progress; a truncated shard is a Forma
   await assert.rejects(rt.loadModel({ files: noConfig }), (e) => e instanceof api.FormatError && /config\.json is missing/.test(e.message));
   // The model loaded before all this still answers.
   assert.ok((await model.forward([1, 2, 3])).length === 3 * model.info.vocabSize);
+});
+
+test('a shard index naming paths, URLs or no JSON is a FormatError; nothing is read outside the folder', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lorafuse-shards-'));
+  try {
+    cpSync(new URL('llama-hf-sharded/', BASE), dir, { recursive: true });
+    const index = JSON.parse(readFileSync(join(dir, 'model.safetensors.index.json'), 'utf8'));
+    const url = pathToFileURL(dir + '/').href;
+    const good = await rt.loadModel(url);
+    assert.equal(good.info.architecture, 'llama');
+    const outside = new URL('llama-hf/model.safetensors', BASE).href;
+    for (const shard of ['../llama-hf/model.safetensors', outside, '/etc/hostname', 'sub/model.safetensors', '.hidden.safetensors', 'model.bin', 7]) {
+      const [first] = Object.keys(index.weight_map);
+      writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ ...index, weight_map: { ...index.weight_map, [first]: shard } }));
+      const e = await rt.loadModel(url).then(() => null, (e) => e);
+      assert.ok(e instanceof api.FormatError, `${shard}: ${e}`);
+      assert.match(e.message, /names shard .*: shards must be plain file names ending in \.safetensors/);
+    }
+    writeFileSync(join(dir, 'model.safetensors.index.json'), '{"weight_map": ');
+    await assert.rejects(rt.loadModel(url), (e) => e instanceof api.FormatError && /index\.json is not JSON/.test(e.message));
+    assert.ok((await good.forward([1, 2, 3])).length === 3 * good.info.vocabSize);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
