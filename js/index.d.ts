@@ -134,7 +134,34 @@ export interface GenerateOptions extends AdapterSelection {
   stopTokens?: number[];
   /** Keep going past end-of-sequence (benchmarks). */
   ignoreEos?: boolean;
+  /**
+   * Start from the KV cache of an earlier generation whose tokens begin this prompt, under
+   * the same adapters (the next turn of a chat prefills only its new tokens), and leave this
+   * one's cache for later prompts. Default true. Logits are those of a full prefill.
+   */
+  promptCache?: boolean;
   signal?: AbortSignal;
+}
+
+/** Token counts and speed of one generation (of one row, in a batch). */
+export interface GenerationUsage {
+  promptTokens: number;
+  /** Prompt tokens served by the prefix cache (not run again). */
+  cachedTokens: number;
+  completionTokens: number;
+  timeToFirstTokenMs: number;
+  /** Prompt tokens run over the time to the first token. */
+  prefillTokensPerS: number;
+  /** Tokens after the first over their time. */
+  decodeTokensPerS: number;
+}
+
+export interface PromptCacheStats {
+  entries: number;
+  /** Token positions held over all entries. */
+  positions: number;
+  bytes: number;
+  budget: number;
 }
 
 export interface ModelAdapterInfo {
@@ -166,6 +193,10 @@ export class Generation implements AsyncIterable<string> {
   text(): Promise<string>;
   readonly tokens: number[];
   readonly finishReason: 'stop' | 'length' | 'context' | 'abort' | undefined;
+  /** Prompt tokens served from the prefix cache (known once iteration starts). */
+  readonly cachedTokens: number;
+  /** Counts and speed (complete once finished). */
+  readonly usage: GenerationUsage;
 }
 
 /** Several prompts generated together; streams[i] is row i's text. */
@@ -175,6 +206,8 @@ export class BatchGeneration {
   texts(): Promise<string[]>;
   tokens(i: number): number[];
   finishReason(i: number): 'stop' | 'length' | 'context' | undefined;
+  cachedTokens(i: number): number;
+  usage(i: number): GenerationUsage;
 }
 
 export class Model {
@@ -219,6 +252,25 @@ export class Model {
    * and in submits. Null on the CPU backend. Differences between two calls give a step's.
    */
   gpuStats(): GpuStats | null;
+  /**
+   * OpenAI-style chat completions: the request and response shapes of the openai package
+   * (ChatCompletionCreateParams, ChatCompletion, ChatCompletionChunk). `model` picks an
+   * adapter by name ("base" or the model's name: none); `adapters` stacks several.
+   * Unsupported for now: logprobs, frequency/presence penalties, response_format other than
+   * text, tools (UnsupportedError).
+   */
+  readonly chat: {
+    completions: {
+      create(params: ChatCompletionCreateParams & { stream: true }, options?: { signal?: AbortSignal }): Promise<AsyncIterable<ChatCompletionChunk>>;
+      create(params: ChatCompletionCreateParams & { stream?: false | null }, options?: { signal?: AbortSignal }): Promise<ChatCompletion>;
+    };
+    /** A fetch answering POST /chat/completions from this model, for the openai SDK's `fetch` option. */
+    fetch: (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
+  };
+  /** The prefix cache (default budget 128 MiB; least recently used entries go first). */
+  promptCacheStats(): PromptCacheStats;
+  setPromptCacheBudget(bytes: number): void;
+  clearPromptCache(): void;
   dispose(): void;
 }
 
@@ -300,4 +352,84 @@ export class LoraLinear {
   /** y [rows, outFeatures] for x [rows, inFeatures], row-major. */
   run(x: Float32Array | number[], rows: number, options?: RunOptions | null): Promise<Float32Array>;
   dispose(): void;
+}
+
+/**
+ * A chat message as OpenAI's API takes it. Typed as broadly as the openai package's own
+ * messages (so its request types are accepted as they are); what runs is system, developer,
+ * user and assistant messages with string or text-part content (others: UnsupportedError).
+ */
+export interface ChatCompletionMessageParam {
+  role: string;
+  content?: string | ReadonlyArray<{ type: string; text?: string }> | null;
+  name?: string;
+}
+
+export interface ChatCompletionCreateParams {
+  messages: ChatCompletionMessageParam[];
+  /** An adapter's name, or "base" / the model's name for none. */
+  model?: string;
+  stream?: boolean | null;
+  stream_options?: { include_usage?: boolean } | null;
+  max_tokens?: number | null;
+  max_completion_tokens?: number | null;
+  /** Default 1, as OpenAI's. */
+  temperature?: number | null;
+  top_p?: number | null;
+  seed?: number | null;
+  stop?: string | string[] | null;
+  /** Choices, generated as one batch (at most 16). */
+  n?: number | null;
+  logprobs?: boolean | null;
+  top_logprobs?: number | null;
+  response_format?: { type: 'text' } | { type: 'json_object' } | { type: 'json_schema'; json_schema: { name: string; schema?: Record<string, unknown> } };
+  frequency_penalty?: number | null;
+  presence_penalty?: number | null;
+  user?: string;
+  /** Extension: a weighted stack of adapters (instead of `model`). */
+  adapters?: Array<{ name: string; weight?: number }>;
+  /** Extensions: samplers OpenAI does not have. */
+  top_k?: number;
+  min_p?: number;
+  repetition_penalty?: number;
+}
+
+/** OpenAI's CompletionUsage, plus `extra`: time to first token and rates. */
+export interface CompletionUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  prompt_tokens_details: { cached_tokens: number };
+  extra: { time_to_first_token_s: number; prefill_tokens_per_s: number; decode_tokens_per_s: number };
+}
+
+export interface ChatCompletion {
+  id: string;
+  object: 'chat.completion';
+  created: number;
+  model: string;
+  system_fingerprint: string;
+  choices: Array<{
+    index: number;
+    message: { role: 'assistant'; content: string; refusal: null };
+    logprobs: null;
+    finish_reason: 'stop' | 'length';
+  }>;
+  usage: CompletionUsage;
+}
+
+export interface ChatCompletionChunk {
+  id: string;
+  object: 'chat.completion.chunk';
+  created: number;
+  model: string;
+  system_fingerprint: string;
+  choices: Array<{
+    index: number;
+    delta: { role?: 'assistant'; content?: string };
+    logprobs?: null;
+    finish_reason: 'stop' | 'length' | null;
+  }>;
+  /** With stream_options.include_usage: null, then on the last chunk (no choices) the usage. */
+  usage?: CompletionUsage | null;
 }

@@ -3,6 +3,7 @@
 import { nodeBuiltin } from './node.js';
 import init, { Runtime, ModelLoader, wasmMemoryBytes } from './wasm/lorafuse.js';
 import { openSources } from './sources.js';
+import { chatFetch, createChatCompletion } from './openai.js';
 import { AbortError, BackendError, ConfigError, LoraError, ShapeError, AdapterError, call, callAsync } from './errors.js';
 export { LoraError, ShapeError, AdapterError, ConfigError, BackendError, FormatError, UnsupportedError, LimitError, AbortError } from './errors.js';
 
@@ -216,7 +217,7 @@ const breathe =
       : () => new Promise((r) => setTimeout(r, 0));
 
 const ADAPTER_OPTIONS = ['adapter', 'adapters'];
-const GENERATE_OPTIONS = [...ADAPTER_OPTIONS, 'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'repeatLastN', 'seed', 'stop', 'stopTokens', 'ignoreEos'];
+const GENERATE_OPTIONS = [...ADAPTER_OPTIONS, 'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'repeatLastN', 'seed', 'stop', 'stopTokens', 'ignoreEos', 'promptCache'];
 
 /** A loaded language model. */
 export class Model {
@@ -333,9 +334,31 @@ export class Model {
   adapterMemoryBytes() {
     return call(() => this.#live().adapterMemoryBytes());
   }
+  /**
+   * The prefix cache: KV caches of finished generations, reused by prompts that start the
+   * same way under the same adapters. {entries, positions, bytes, budget}.
+   */
+  promptCacheStats() {
+    return call(() => this.#live().promptCacheStats());
+  }
+  /** Sets the prefix cache's budget in bytes (0 keeps nothing), dropping what no longer fits. */
+  setPromptCacheBudget(bytes) {
+    call(() => this.#live().setPromptCacheBudget(Number(bytes)));
+  }
+  clearPromptCache() {
+    call(() => this.#live().clearPromptCache());
+  }
   /** The GPU's running counts (submits, readBytes, dispatches, workgroups, bytes, recordMs, submitMs), or null on the CPU. */
   gpuStats() {
     return call(() => this.#live().gpuStats());
+  }
+  /**
+   * OpenAI-style chat: `model.chat.completions.create({messages, stream, ...}, {signal})`,
+   * and `model.chat.fetch` for the openai SDK (js/openai.js).
+   */
+  get chat() {
+    const create = (params, options) => createChatCompletion(this, params, options);
+    return { completions: { create }, fetch: chatFetch(create) };
   }
   /**
    * Streams text for a prompt string or a message list (chat template applied). Returns a
@@ -347,8 +370,9 @@ export class Model {
     }
     const m = this.#live();
     const prompt = typeof input === 'string' ? input : this.applyChatTemplate(input);
-    const g = call(() => m.generate(m.encodePrompt(prompt), opts));
-    return new Generation(g, signal, this);
+    const ids = m.encodePrompt(prompt);
+    const g = call(() => m.generate(ids, opts));
+    return new Generation(g, signal, this, ids.length);
   }
   /**
    * Several prompts at once, each with its own adapter (or none), stepped together: one
@@ -369,7 +393,7 @@ export class Model {
       const text = typeof prompt === 'string' ? prompt : this.applyChatTemplate(prompt);
       return { ids: Array.from(m.encodePrompt(text)), ...rest };
     });
-    return new BatchGeneration(call(() => m.generateBatch(rows, opts)), rows.length, signal, this);
+    return new BatchGeneration(call(() => m.generateBatch(rows, opts)), rows.map((r) => r.ids.length), signal, this);
   }
   dispose() {
     this.#m?.free();
@@ -389,11 +413,15 @@ export class BatchGeneration {
   #queues;
   #stepping;
   #error;
-  constructor(g, n, signal, model) {
+  #promptTokens;
+  /** Before the first step, after it, after the latest. */
+  #times = [];
+  constructor(g, promptTokens, signal, model) {
     this.#g = g;
     this.#signal = signal;
     this.#model = model;
-    this.#queues = Array.from({ length: n }, () => []);
+    this.#promptTokens = promptTokens;
+    this.#queues = promptTokens.map(() => []);
     /** One async iterable of text pieces per row. */
     this.streams = this.#queues.map((_, i) => ({ [Symbol.asyncIterator]: () => this.#rowIterator(i) }));
   }
@@ -403,6 +431,14 @@ export class BatchGeneration {
   }
   finishReason(i) {
     return this.#g && call(() => this.#g.finishReason(i));
+  }
+  /** Row i's prompt tokens served from the prefix cache (not run again). */
+  cachedTokens(i) {
+    return this.#g ? call(() => this.#g.cachedTokens(i)) : 0;
+  }
+  /** Row i's token counts and the batch's times so far (`Generation.usage`). */
+  usage(i) {
+    return usageOf(this.#promptTokens[i], this.cachedTokens(i), this.tokens(i).length, this.#times);
   }
   /** Every row's whole text. */
   async texts() {
@@ -417,7 +453,9 @@ export class BatchGeneration {
     this.#stepping ??= (async () => {
       try {
         if (this.#signal?.aborted) throw new AbortError('generation was aborted');
+        if (!this.#times.length) this.#times.push(performance.now());
         const pieces = await nextStep(this.#g, this.#model, (g) => (this.#g = g));
+        this.#times[Math.min(this.#times.length, 2)] = performance.now();
         pieces.forEach((p, i) => p && this.#queues[i].push(p));
         await breathe();
       } catch (e) {
@@ -453,10 +491,22 @@ export class Generation {
   #model;
   #tokens = [];
   #finishReason;
-  constructor(g, signal, model) {
+  #cachedTokens = 0;
+  #promptTokens;
+  #times = [];
+  constructor(g, signal, model, promptTokens) {
     this.#g = g;
     this.#signal = signal;
     this.#model = model;
+    this.#promptTokens = promptTokens;
+  }
+  /**
+   * Token counts and speed: promptTokens, cachedTokens (served by the prefix cache),
+   * completionTokens, timeToFirstTokenMs, prefillTokensPerS (prompt tokens run, over the time
+   * to the first token), decodeTokensPerS (the tokens after the first, over their time).
+   */
+  get usage() {
+    return usageOf(this.#promptTokens, this.#cachedTokens, this.#tokens.length, this.#times);
   }
   /** "stop", "length", "context" or "abort", once finished. */
   get finishReason() {
@@ -466,10 +516,17 @@ export class Generation {
   get tokens() {
     return this.#tokens;
   }
+  /** Prompt tokens served from the prefix cache (known once iteration starts). */
+  get cachedTokens() {
+    return this.#cachedTokens;
+  }
   async *[Symbol.asyncIterator]() {
     let g = this.#g;
     if (!g) throw new ConfigError('a Generation can be iterated once');
     this.#g = undefined;
+    this.#cachedTokens = g.cachedTokens(0);
+    const times = this.#times;
+    times.push(performance.now());
     try {
       for (;;) {
         if (this.#signal?.aborted) {
@@ -477,6 +534,7 @@ export class Generation {
           throw new AbortError('generation was aborted');
         }
         const [piece] = await nextStep(g, this.#model, (moved) => (g = moved));
+        times[Math.min(times.length, 2)] = performance.now();
         this.#tokens = Array.from(g.tokens(0));
         if (piece === undefined) break;
         if (piece) yield piece;
@@ -493,6 +551,19 @@ export class Generation {
     for await (const piece of this) s += piece;
     return s;
   }
+}
+
+/** Usage from token counts and [start, first token, last step] times (ms). */
+function usageOf(promptTokens, cachedTokens, completionTokens, [t0, t1 = t0, t2 = t1] = []) {
+  const rate = (n, ms) => (ms > 0 ? (1000 * n) / ms : 0);
+  return {
+    promptTokens,
+    cachedTokens,
+    completionTokens,
+    timeToFirstTokenMs: t0 === undefined ? 0 : t1 - t0,
+    prefillTokensPerS: t0 === undefined ? 0 : rate(promptTokens - cachedTokens, t1 - t0),
+    decodeTokensPerS: rate(Math.max(completionTokens - 1, 0), t2 - t1),
+  };
 }
 
 const RUN_OPTIONS = ['adapter', 'adapters', 'adapterPerRow'];

@@ -1,4 +1,4 @@
-import type { BackendChoice, BackendName, GpuStats } from './index.js';
+import type { BackendChoice, BackendName, ChatCompletion, ChatCompletionChunk, ChatCompletionCreateParams, GpuStats, PromptCacheStats } from './index.js';
 
 export interface WorkerProgress {
   loaded: number;
@@ -36,7 +36,7 @@ export class LoraWorker {
 
 /** A stream of text pieces; `result` resolves when it ends. */
 export interface WorkerStream extends AsyncIterable<string> {
-  readonly result: Promise<{ tokens: number[]; finishReason?: string } | undefined>;
+  readonly result: Promise<{ tokens: number[]; finishReason?: string; cachedTokens: number } | undefined>;
   text(): Promise<string>;
 }
 
@@ -52,6 +52,17 @@ export class WorkerModel {
   adapters(): Promise<Array<{ name: string; rank: number; alpha: number; scale: number; targets: string[]; bytes: number; dora: boolean; roundingError: number; precision: 'f32' | 'f16' | 'i16' }>>;
   adapterMemoryBytes(): Promise<number>;
   gpuStats(): Promise<GpuStats | null>;
+  /** As Model#chat, run in the worker. */
+  readonly chat: {
+    completions: {
+      create(params: ChatCompletionCreateParams & { stream: true }, options?: { signal?: AbortSignal }): Promise<AsyncIterable<ChatCompletionChunk>>;
+      create(params: ChatCompletionCreateParams & { stream?: false | null }, options?: { signal?: AbortSignal }): Promise<ChatCompletion>;
+    };
+    fetch: (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
+  };
+  promptCacheStats(): Promise<PromptCacheStats>;
+  setPromptCacheBudget(bytes: number): Promise<void>;
+  clearPromptCache(): Promise<void>;
   tokenize(text: string, options?: { special?: boolean }): Promise<number[]>;
   detokenize(ids: number[], options?: { skipSpecial?: boolean }): Promise<string>;
   applyChatTemplate(messages: Array<{ role: string; content: string }>, options?: { addGenerationPrompt?: boolean }): Promise<string>;
@@ -60,6 +71,6 @@ export class WorkerModel {
   generateBatch(
     items: Array<{ prompt: string | Array<{ role: string; content: string }>; adapter?: string | null; adapters?: Array<{ name: string; weight?: number }> }>,
     options?: Record<string, unknown> & { signal?: AbortSignal },
-  ): { streams: WorkerStream[]; result: Promise<{ rows: Array<{ tokens: number[]; finishReason?: string }> } | undefined> };
+  ): { streams: WorkerStream[]; result: Promise<{ rows: Array<{ tokens: number[]; finishReason?: string; cachedTokens: number }> } | undefined> };
   dispose(): Promise<void>;
 }

@@ -1,6 +1,7 @@
 // lorafuse/worker: the same API as the main entry, with the runtime in a Web Worker, so a
 // page never freezes while a model loads or generates. Errors arrive as the same classes.
 import { AbortError, LoraError, ShapeError, AdapterError, ConfigError, BackendError, FormatError, UnsupportedError, LimitError } from './errors.js';
+import { chatFetch } from './openai.js';
 
 const KINDS = { LoraError, ShapeError, AdapterError, ConfigError, BackendError, FormatError, UnsupportedError, LimitError, AbortError };
 
@@ -119,6 +120,15 @@ export class WorkerModel {
   gpuStats() {
     return this.#call('gpuStats');
   }
+  promptCacheStats() {
+    return this.#call('promptCacheStats');
+  }
+  setPromptCacheBudget(bytes) {
+    return this.#call('setPromptCacheBudget', bytes);
+  }
+  clearPromptCache() {
+    return this.#call('clearPromptCache');
+  }
   tokenize(text, opts) {
     return this.#call('tokenize', text, opts);
   }
@@ -131,7 +141,17 @@ export class WorkerModel {
   forward(ids, opts) {
     return this.#call('forward', ids, opts);
   }
-  /** Streams text pieces for one prompt (async iterable); `.result` resolves to {tokens, finishReason}. */
+  /** OpenAI-style chat, run in the worker: as Model#chat (create, and fetch for the openai SDK). */
+  get chat() {
+    const create = async (params, { signal } = {}) => {
+      if (params?.stream) return this.#stream('chat', { params }, 1, signal).streams[0];
+      const { id, done } = this.#ch.request('chat', { handle: this.#h, params });
+      signal?.addEventListener('abort', () => this.#ch.request('abort', { target: id }));
+      return done;
+    };
+    return { completions: { create }, fetch: chatFetch(create) };
+  }
+  /** Streams text pieces for one prompt (async iterable); `.result` resolves to {tokens, finishReason, cachedTokens}. */
   generate(input, { signal, ...options } = {}) {
     return this.#stream('generate', { input, options }, 1, signal).streams[0];
   }

@@ -34,7 +34,7 @@ const handlers = {
   },
   call({ handle, method, args }) {
     const m = models.get(handle);
-    if (!m || !['unloadAdapter', 'setAdapterScale', 'adapters', 'adapterMemoryBytes', 'gpuStats', 'tokenize', 'detokenize', 'applyChatTemplate', 'forward', 'dispose'].includes(method)) {
+    if (!m || !['unloadAdapter', 'setAdapterScale', 'adapters', 'adapterMemoryBytes', 'gpuStats', 'promptCacheStats', 'setPromptCacheBudget', 'clearPromptCache', 'tokenize', 'detokenize', 'applyChatTemplate', 'forward', 'dispose'].includes(method)) {
       throw new Error(`no such model method ${method}`);
     }
     return m[method](...args);
@@ -45,7 +45,7 @@ const handlers = {
     try {
       const g = models.get(handle).generate(input, { ...options, signal: ctl.signal });
       for await (const text of g) reply({ id, piece: { row: 0, text } });
-      return { rows: [{ tokens: g.tokens, finishReason: g.finishReason }] };
+      return { rows: [{ tokens: g.tokens, finishReason: g.finishReason, cachedTokens: g.cachedTokens }] };
     } finally {
       gens.delete(id);
     }
@@ -58,7 +58,20 @@ const handlers = {
       await Promise.all(b.streams.map(async (s, row) => {
         for await (const text of s) reply({ id, piece: { row, text } });
       }));
-      return { rows: items.map((_, i) => ({ tokens: b.tokens(i), finishReason: b.finishReason(i) })) };
+      return { rows: items.map((_, i) => ({ tokens: b.tokens(i), finishReason: b.finishReason(i), cachedTokens: b.cachedTokens(i) })) };
+    } finally {
+      gens.delete(id);
+    }
+  },
+  /** OpenAI-style chat: the completion, or its chunks one message each. */
+  async chat({ handle, params }, id) {
+    const ctl = new AbortController();
+    gens.set(id, ctl);
+    try {
+      const r = await models.get(handle).chat.completions.create(params, { signal: ctl.signal });
+      if (!params?.stream) return r;
+      for await (const chunk of r) reply({ id, piece: { row: 0, text: chunk } });
+      return null;
     } finally {
       gens.delete(id);
     }

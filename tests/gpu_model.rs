@@ -527,3 +527,76 @@ fn a_decode_step_stays_within_its_dispatch_budget() {
         assert_eq!(dispatched, (per_layer * layers + 2) as u64, "{choice:?}: dispatches of one decode step over {layers} layers");
     }
 }
+
+/// Prefix reuse (issue 19): a prompt that extends an earlier generation's history runs only
+/// its new tokens on the cached KV and gets the logits and tokens of a full prefill, on the
+/// CPU and the GPU. Caches are found only under the adapter stack that computed them;
+/// unloading an adapter drops its caches, and the budget bounds what is kept.
+#[test]
+fn prompt_prefixes_are_reused_with_the_logits_of_a_full_prefill() {
+    use lorafuse::generate::{GenerateOptions, Generator, Sequence};
+    /// Six greedy tokens and the prompt tokens served from the model's prefix cache; with
+    /// `reuse`, the sequence starts from and then leaves its KV to that cache.
+    fn generate<B: ModelOps>(m: &Model<B>, prompt: &[u32], stack: &[(usize, f32)], reuse: bool) -> (Vec<u32>, usize) {
+        let opts = GenerateOptions { max_tokens: 6, ignore_eos: true, ..Default::default() };
+        let (p, s) = (prompt.to_vec(), stack.to_vec());
+        let seq = match reuse {
+            true => Sequence::resume(&m.llama, p, opts, s, &mut m.prefixes.borrow_mut()),
+            false => Sequence::new(&m.llama, p, opts, s),
+        };
+        let mut gen = Generator { seqs: vec![seq.unwrap()] };
+        while !gen.seqs[0].done {
+            pollster::block_on(gen.step(&m.llama, &m.tokenizer)).unwrap();
+        }
+        if reuse {
+            gen.retire_finished(&m.llama, &mut m.prefixes.borrow_mut());
+        }
+        (gen.seqs[0].tokens().to_vec(), gen.seqs[0].cached_tokens())
+    }
+    fn check<B: ModelOps>(mut m: Model<B>, label: &str) {
+        let p1 = prompt();
+        let f = files(&dir().join("adapters").join("qv-r4"));
+        m.add_adapter("qv", peft_from_files(&f, &m.llama.cfg).unwrap(), false).unwrap();
+        let qv = m.adapters.stack(&AdapterChoice::Stack(vec![("qv".into(), 1.0)])).unwrap();
+        for stack in [vec![], qv.clone()] {
+            m.prefixes.borrow_mut().clear();
+            let (t1, cached) = generate(&m, &p1, &stack, true);
+            assert_eq!(cached, 0, "{label}: nothing cached yet");
+            // Turn 2: the history so far (its last token was sampled, not run) and new tokens.
+            let p2: Vec<u32> = p1.iter().chain(&t1).chain(&[5, 17, 3]).copied().collect();
+            let fresh = generate(&m, &p2, &stack, false);
+            let reused = generate(&m, &p2, &stack, true);
+            assert_eq!(reused.1, p1.len() + t1.len() - 1, "{label}: the first turn's positions are reused");
+            assert_eq!(reused.0, fresh.0, "{label}: the same tokens as a full prefill");
+            // The logits of the new rows on the cached KV are those of a full prefill.
+            let mix = if stack.is_empty() { Mix::Base } else { Mix::All(stack.clone()) };
+            let p3: Vec<u32> = p2.iter().chain(&reused.0).chain(&[9, 2]).copied().collect();
+            let (mut s, n) = m.prefixes.borrow_mut().take(m.llama.backend(), &stack, &p3).unwrap();
+            assert_eq!(n, p2.len() + reused.0.len() - 1, "{label}");
+            let vocab = m.info.vocab_size;
+            let read = |t| pollster::block_on(m.llama.backend().read(&t)).unwrap();
+            let got = read(m.llama.forward(&mut s, &p3[n..], Logits::All, &mix).unwrap());
+            let want = read(m.llama.forward(&mut m.llama.session(), &p3, Logits::All, &mix).unwrap());
+            let e = max_rel(&got, &want[n * vocab..], vocab);
+            assert!(e <= 1e-5, "{label}: relative L2 {e:.2e} against a full prefill");
+        }
+        // Under another stack (the base, after qv's run) nothing of qv's is reused.
+        let p2: Vec<u32> = p1.iter().chain(&[1, 2]).copied().collect();
+        m.prefixes.borrow_mut().clear();
+        generate(&m, &p1, &qv, true);
+        assert_eq!(generate(&m, &p2, &[], true).1, 0, "{label}: another stack");
+        let stats = m.prefixes.borrow().stats();
+        assert_eq!(stats.entries, 2, "{label}: {stats:?}");
+        assert!(stats.bytes > 0 && stats.bytes <= stats.budget, "{label}: {stats:?}");
+        // Unloading qv drops its cache; a budget of 0 drops the rest.
+        m.remove_adapter("qv").unwrap();
+        assert_eq!(m.prefixes.borrow().stats().entries, 1, "{label}");
+        m.prefixes.borrow_mut().set_budget(0);
+        assert_eq!(m.prefixes.borrow().stats().bytes, 0, "{label}");
+        assert_eq!(generate(&m, &p2, &[], true).1, 0, "{label}: nothing kept");
+    }
+    let base = files(&dir().join("llama-hf"));
+    check(load(&CpuBackend::default(), &base).unwrap(), "CPU");
+    let Some(g) = common::gpu(GpuOptions::default()) else { return };
+    check(load(&g, &base).unwrap(), "GPU");
+}

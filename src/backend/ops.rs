@@ -19,6 +19,8 @@ pub trait ModelOps: Backend {
     fn kv_len(&self, kv: &Self::Kv) -> usize;
     /// Values per position (`kv_heads·head_dim`).
     fn kv_width(&self, kv: &Self::Kv) -> usize;
+    /// Bytes held for keys and values (capacity, not only the positions in use).
+    fn kv_bytes(&self, kv: &Self::Kv) -> usize;
     /// Drops positions from `len` on (to reuse a shared prefix, or undo).
     fn kv_truncate(&self, kv: &mut Self::Kv, len: usize);
 

@@ -28,6 +28,10 @@ impl ModelOps for CpuBackend {
         kv.width
     }
 
+    fn kv_bytes(&self, kv: &CpuKv) -> usize {
+        (kv.k.capacity() + kv.v.capacity()) * 4
+    }
+
     fn kv_truncate(&self, kv: &mut CpuKv, len: usize) {
         kv.k.truncate(len * kv.width);
         kv.v.truncate(len * kv.width);

@@ -51,6 +51,10 @@ impl ModelOps for GpuBackend {
         kv.width
     }
 
+    fn kv_bytes(&self, kv: &GpuKv) -> usize {
+        if kv.bufs.is_some() { 2 * kv.cap * kv.width * 4 } else { 0 }
+    }
+
     fn kv_truncate(&self, kv: &mut GpuKv, len: usize) {
         kv.len = kv.len.min(len);
     }

@@ -146,6 +146,8 @@ struct GenOpts {
     stop: Vec<String>,
     stop_tokens: Vec<u32>,
     ignore_eos: bool,
+    /// Reuse (and keep) KV caches of earlier prompts with the same start: on unless false.
+    prompt_cache: Option<bool>,
 }
 
 /// What the GPU has done so far (`gpuStats()`; null on the CPU).
@@ -179,6 +181,27 @@ impl JsModel {
             submit_ms: s.submit_ns as f64 / 1e6,
         };
         Ok(serde_wasm_bindgen::to_value(&js)?)
+    }
+
+    /// The prefix cache: {entries, positions, bytes, budget}.
+    #[wasm_bindgen(js_name = promptCacheStats)]
+    pub fn prompt_cache_stats(&self) -> std::result::Result<JsValue, JsValue> {
+        Ok(with_model!(&self.inner, m => serde_wasm_bindgen::to_value(&m.borrow().prefixes.borrow().stats()))?)
+    }
+
+    /// Sets the prefix cache's byte budget (0: keep nothing), dropping what no longer fits.
+    #[wasm_bindgen(js_name = setPromptCacheBudget)]
+    pub fn set_prompt_cache_budget(&self, bytes: f64) -> std::result::Result<(), JsValue> {
+        if !(bytes.is_finite() && bytes >= 0.0) {
+            return Err(js_err(Error::config(format!("prompt cache budget {bytes} must be a non-negative number of bytes"))));
+        }
+        with_model!(&self.inner, m => m.borrow().prefixes.borrow_mut().set_budget(bytes.min(usize::MAX as f64) as usize));
+        Ok(())
+    }
+
+    #[wasm_bindgen(js_name = clearPromptCache)]
+    pub fn clear_prompt_cache(&self) {
+        with_model!(&self.inner, m => m.borrow().prefixes.borrow_mut().clear());
     }
 
     pub fn info(&self) -> std::result::Result<JsValue, JsValue> {
@@ -345,15 +368,20 @@ fn start<B: ModelOps>(model: &Shared<B>, seqs: Vec<(Vec<u32>, AdapterChoice)>, o
         };
         let mut choices = Vec::with_capacity(seqs.len());
         let mut g = Generator { seqs: Vec::with_capacity(seqs.len()) };
+        let keep = o.prompt_cache != Some(false);
         for (i, (prompt, choice)) in seqs.into_iter().enumerate() {
             let stack = m.adapters.stack(&choice).map_err(js_err)?;
             // Each sequence samples with its own stream of randomness.
             let mut o = opts.clone();
             o.sample.seed = o.sample.seed.wrapping_add(i as u64);
-            g.seqs.push(Sequence::new(&m.llama, prompt, o, stack).map_err(js_err)?);
+            let s = match keep {
+                true => Sequence::resume(&m.llama, prompt, o, stack, &mut m.prefixes.borrow_mut()),
+                false => Sequence::new(&m.llama, prompt, o, stack),
+            };
+            g.seqs.push(s.map_err(js_err)?);
             choices.push(choice);
         }
-        Ok(GenState { model: model.clone(), gen: Rc::new(RefCell::new(g)), choices })
+        Ok(GenState { model: model.clone(), gen: Rc::new(RefCell::new(g)), choices, keep })
     }
 }
 
@@ -364,11 +392,13 @@ struct GenState<B: ModelOps> {
     /// Adapters by name per sequence: resolved again at every step, so an adapter replaced
     /// meanwhile is used in its new form and one unloaded meanwhile is an error.
     choices: Vec<AdapterChoice>,
+    /// Finished sequences leave their KV caches to the model's prefix cache.
+    keep: bool,
 }
 
 impl<B: ModelOps> Clone for GenState<B> {
     fn clone(&self) -> Self {
-        GenState { model: self.model.clone(), gen: self.gen.clone(), choices: self.choices.clone() }
+        GenState { model: self.model.clone(), gen: self.gen.clone(), choices: self.choices.clone(), keep: self.keep }
     }
 }
 
@@ -377,7 +407,7 @@ impl<B: ModelOps> GenState<B> {
         let mut g = self.gen.try_borrow_mut().map_err(|_| js_err(Error::config("a generation step is running; await it first")))?;
         let m = model.try_borrow().map_err(|_| busy())?;
         let seqs = g.seqs.drain(..).map(|s| s.moved_to(&m.llama)).collect();
-        Ok(GenState { model: model.clone(), gen: Rc::new(RefCell::new(Generator { seqs })), choices: self.choices.clone() })
+        Ok(GenState { model: model.clone(), gen: Rc::new(RefCell::new(Generator { seqs })), choices: self.choices.clone(), keep: self.keep })
     }
 
     /// The sequences, unless a step (which holds them across a GPU readback) is running.
@@ -392,6 +422,9 @@ impl<B: ModelOps> GenState<B> {
             s.stack = m.adapters.stack(c).map_err(|e| js_err(Error::new(e.kind, format!("during generation: {}", e.message))))?;
         }
         let pieces = g.step(&m.llama, &m.tokenizer).await.map_err(js_err)?;
+        if self.keep {
+            g.retire_finished(&m.llama, &mut m.prefixes.borrow_mut());
+        }
         let out = js_sys::Array::new();
         for p in pieces {
             out.push(&p.map_or(JsValue::UNDEFINED, JsValue::from));
@@ -458,6 +491,12 @@ impl JsGenerator {
     /// Generated token ids of sequence `i` so far.
     pub fn tokens(&self, i: usize) -> std::result::Result<Vec<u32>, JsValue> {
         with_gen!(&self.inner, g => Ok(g.seqs()?.seqs.get(i).map_or(vec![], |s| s.tokens().to_vec())))
+    }
+
+    /// Prompt tokens of sequence `i` served from the prefix cache (not run again).
+    #[wasm_bindgen(js_name = cachedTokens)]
+    pub fn cached_tokens(&self, i: usize) -> std::result::Result<usize, JsValue> {
+        with_gen!(&self.inner, g => Ok(g.seqs()?.seqs.get(i).map_or(0, |s| s.cached_tokens())))
     }
 
     /// Whether sequence `i` has finished.

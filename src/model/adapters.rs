@@ -149,7 +149,9 @@ impl<B: ModelOps> Model<B> {
         Ok(info)
     }
 
+    /// Frees an adapter's factors and the prefix caches it computed.
     fn drop_slots(&mut self, e: &Entry) {
+        self.prefixes.get_mut().forget_adapter(e.id);
         for t in &e.targets {
             if let Ok((g, i)) = self.llama.linear_mut(*t) {
                 let _ = g.remove_adapter(i, e.id);

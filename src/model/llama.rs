@@ -52,6 +52,16 @@ impl<B: ModelOps> Session<B> {
     pub fn is_empty(&self, b: &B) -> bool {
         self.len(b) == 0
     }
+    /// The length every layer agrees on, if they do (a forward pass that failed midway can
+    /// leave some layers longer).
+    pub fn consistent_len(&self, b: &B) -> Option<usize> {
+        let n = self.len(b);
+        self.kv.iter().all(|kv| b.kv_len(kv) == n).then_some(n)
+    }
+    /// Bytes the caches hold.
+    pub fn bytes(&self, b: &B) -> usize {
+        self.kv.iter().map(|kv| b.kv_bytes(kv)).sum()
+    }
     /// Forgets positions from `len` on.
     pub fn truncate(&mut self, b: &B, len: usize) {
         for kv in &mut self.kv {

@@ -10,6 +10,7 @@ use crate::formats::config::Config;
 use crate::formats::files::ModelFiles;
 use crate::formats::gguf::{GgufStream, Meta};
 use crate::formats::tensors::{ModelTensors, RawTensor};
+use crate::generate::prefix::PrefixCache;
 use crate::tokenizer::chat::ChatTemplate;
 use crate::tokenizer::Tokenizer;
 use llama::Llama;
@@ -48,6 +49,8 @@ pub struct Model<B: ModelOps> {
     /// End-of-turn tokens beyond the tokenizer's EOS (generation_config.json).
     pub stop_tokens: Vec<u32>,
     pub adapters: adapters::Adapters,
+    /// KV caches of finished generations, for prompts that start the same way.
+    pub prefixes: std::cell::RefCell<PrefixCache<B>>,
 }
 
 impl<B: ModelOps> Model<B> {
@@ -147,7 +150,7 @@ impl<B: ModelOps> Model<B> {
             backend: backend.kind().js_name(),
             device: backend.describe(),
         };
-        Ok(Model { llama, tokenizer, template, info, stop_tokens, adapters: Default::default() })
+        Ok(Model { llama, tokenizer, template, info, stop_tokens, adapters: Default::default(), prefixes: Default::default() })
     }
 
     /// Prompt ids: the model's BOS first when its tokenizer asks for one.

@@ -192,6 +192,7 @@ test('lorafuse/worker in Chromium: same text and tokens as the main thread, type
     assert.equal(r.err, 'AdapterError:true');
     assert.equal(r.texts.length, 2);
     assert.deepEqual(r.runtime, ['f32', 'f32'], "the worker's runtime options and what runs");
+    assert.ok(r.chat[0].length > 0 && r.chat.every((t) => t === r.chat[0]), JSON.stringify(r.chat));
   } finally {
     await browser.close();
   }

@@ -71,11 +71,15 @@ test('installed tarball passes the full suite in Chromium', { timeout: 600_000 }
   }
 });
 
-test('the installed package type-checks a typed example of the whole API (tsc --noEmit)', () => {
-  copyFileSync(join(root, 'tests/types/example.ts'), join(app, 'example.ts'));
+test('the installed package type-checks a typed example of the whole API, and its chat API against the openai package\'s types (tsc --noEmit)', () => {
+  for (const f of ['example.ts', 'openai.ts']) copyFileSync(join(root, 'tests/types', f), join(app, f));
   writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({
-    compilerOptions: { strict: true, target: 'es2022', module: 'esnext', moduleResolution: 'bundler', lib: ['es2022', 'dom', 'dom.iterable'], noEmit: true },
-    files: ['example.ts'],
+    compilerOptions: {
+      strict: true, target: 'es2022', module: 'esnext', moduleResolution: 'bundler', lib: ['es2022', 'dom', 'dom.iterable'], noEmit: true,
+      // The openai package is the repo's dev dependency, not the app's.
+      paths: { openai: [join(root, 'node_modules/openai')] },
+    },
+    files: ['example.ts', 'openai.ts'],
   }));
   execFileSync(join(root, 'node_modules/.bin/tsc'), ['-p', join(app, 'tsconfig.json')], { cwd: app, stdio: 'inherit' });
 });

@@ -61,3 +61,35 @@ test('a shard index naming paths, URLs or no JSON is a FormatError; nothing is r
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a prompt that starts with an earlier generation reuses its KV cache: the same text, only new tokens run', async () => {
+  const model = await rt.loadModel(new URL('llama-hf/', BASE).href);
+  const opts = { maxTokens: 8, ignoreEos: true };
+  const first = model.generate('Once upon a time', opts);
+  const t1 = await first.text();
+  assert.equal(first.cachedTokens, 0);
+  assert.equal(model.promptCacheStats().entries, 1);
+  const next = `Once upon a time${t1} and then`;
+  const fresh = model.generate(next, { ...opts, promptCache: false });
+  const want = await fresh.text();
+  assert.equal(fresh.cachedTokens, 0);
+  const reused = model.generate(next, opts);
+  assert.equal(await reused.text(), want);
+  const prompt = model.tokenize('Once upon a time').length;
+  assert.ok(reused.cachedTokens >= prompt, `${reused.cachedTokens} cached, the first prompt has ${prompt} tokens`);
+  const stats = model.promptCacheStats();
+  assert.ok(stats.entries >= 1 && stats.bytes > 0 && stats.bytes <= stats.budget, JSON.stringify(stats));
+  // A batch row reuses it too (adapter stacks are kept apart: tests/gpu_model.rs); a budget
+  // of 0 keeps nothing.
+  const batch = model.generateBatch([{ prompt: next }], opts);
+  await batch.texts();
+  assert.ok(batch.cachedTokens(0) > 0);
+  model.setPromptCacheBudget(0);
+  assert.equal(model.promptCacheStats().bytes, 0);
+  const after = model.generate(next, opts);
+  assert.equal(await after.text(), want);
+  assert.equal(after.cachedTokens, 0);
+  assert.throws(() => model.setPromptCacheBudget(-1), api.ConfigError);
+  assert.throws(() => model.generate('x', { promptCash: false }), api.ConfigError);
+  model.dispose();
+});

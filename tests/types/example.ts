@@ -17,6 +17,10 @@ async function main(): Promise<void> {
   for await (const piece of model.generate(msgs, opts)) console.log(piece);
   const batch = model.generateBatch([{ prompt: msgs }, { prompt: 'Hello', adapter: 'pirate' }], { maxTokens: 8 });
   const texts: string[] = await batch.texts();
+  const turn2 = model.generate([...msgs, { role: 'assistant', content: texts[0] }, { role: 'user', content: 'More?' }], { promptCache: true });
+  console.log(await turn2.text(), turn2.cachedTokens, batch.cachedTokens(0), model.promptCacheStats().bytes);
+  model.setPromptCacheBudget(64 << 20);
+  model.clearPromptCache();
   const logits: Float32Array = await model.forward(model.tokenize('Hello'), { adapters: [{ name: 'pirate', weight: 0.5 }] });
   console.log(texts, logits.length, model.adapters().map((a) => a.rank));
   const stats = model.gpuStats();
@@ -32,7 +36,8 @@ async function main(): Promise<void> {
   const w = await LoraWorker.create({ subgroups: false });
   console.log(w.subgroups);
   const wm = await w.loadModel('/models/model.gguf');
-  console.log(await wm.generate('Hi', { maxTokens: 4 }).text());
+  const ws = wm.generate('Hi', { maxTokens: 4 });
+  console.log(await ws.text(), (await ws.result)?.cachedTokens, (await wm.promptCacheStats()).entries);
   w.dispose();
 }
 void main();
