@@ -1,6 +1,8 @@
 // The demo: SmolLM2 in a Web Worker (lorafuse/worker), cached after the first visit, with the
 // demo adapters, a scale per adapter, side-by-side comparison as one batched pass, and
-// drag-and-drop of your own PEFT folder or GGUF LoRA file.
+// drag-and-drop of your own PEFT folder or GGUF LoRA file. The chat goes through the
+// OpenAI-style API: a conversation continues while its adapter stays selected, each turn
+// starting from the last one's KV cache (the badge shows speed and cached prompt tokens).
 import { LoraWorker } from '/pkg/worker-client.js';
 
 // ?model=<url>&adapters=<manifest url> point the page at another model (the tests use a tiny
@@ -88,6 +90,16 @@ async function stream(s, into) {
   }
 }
 
+/** Decode speed, time to first token and prompt tokens served by the prefix cache. */
+function showUsage(u) {
+  $('#speed').hidden = false;
+  $('#speed').textContent = `${u.extra.decode_tokens_per_s.toFixed(1)} tok/s · first token ${u.extra.time_to_first_token_s.toFixed(2)} s · ` +
+    `${u.prompt_tokens_details.cached_tokens}/${u.prompt_tokens} prompt tokens cached`;
+}
+
+// The conversation: its adapter and messages. Choosing another adapter starts a new one.
+let thread = { adapter: undefined, messages: [] };
+
 $('#ask').addEventListener('submit', (ev) => {
   ev.preventDefault();
   const text = $('#input').value.trim();
@@ -95,9 +107,31 @@ $('#ask').addEventListener('submit', (ev) => {
   const adapter = selected();
   run(async (signal) => {
     $('#columns').hidden = true;
+    if (thread.adapter !== adapter) thread = { adapter, messages: [] };
     addMessage('you', text, 'user');
     const body = addMessage(adapter ?? 'base model', '', 'bot');
-    await stream(model.generate(prompt(text), { adapter, maxTokens: 96, signal }), body);
+    if (!chatTemplate) return stream(model.generate(prompt(text), { adapter, maxTokens: 96, signal }), body);
+    thread.messages.push({ role: 'user', content: text });
+    const t0 = performance.now();
+    let n = 0;
+    try {
+      const chunks = await model.chat.completions.create(
+        { model: adapter ?? 'base', messages: thread.messages, temperature: 0, max_tokens: 96, stream: true, stream_options: { include_usage: true } },
+        { signal },
+      );
+      for await (const c of chunks) {
+        const piece = c.choices[0]?.delta.content;
+        if (piece) {
+          body.textContent += piece;
+          $('#speed').hidden = false;
+          $('#speed').textContent = `${(++n / ((performance.now() - t0) / 1000)).toFixed(1)} tok/s`;
+          $('#log').scrollTop = $('#log').scrollHeight;
+        }
+        if (c.usage) showUsage(c.usage);
+      }
+    } finally {
+      thread.messages.push({ role: 'assistant', content: body.textContent });
+    }
   });
 });
 

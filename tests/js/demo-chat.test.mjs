@@ -48,6 +48,14 @@ test('chat demo: load, stream, adapters, side by side, bad adapter, cached reloa
     const plain = await ask(page, '', 'Tell me about the moon.');
     console.log(`# demo: model + 3 adapters ready in ${readyMs.toFixed(0)} ms (first visit), first reply (96 tokens) in ${(performance.now() - t1).toFixed(0)} ms`);
     assert.ok(plain.length > 20, plain);
+    // A follow-up continues the conversation from its cache: the badge says how much of the
+    // prompt (the whole first turn) was served from it.
+    const followUp = await ask(page, '', 'And about the sun?');
+    assert.ok(followUp.length > 20, followUp);
+    const badge = await page.textContent('#speed');
+    const [, cached, promptTokens] = badge.match(/first token [\d.]+ s · (\d+)\/(\d+) prompt tokens cached/) ?? [];
+    assert.ok(Number(cached) > 20 && Number(cached) < Number(promptTokens), badge);
+    console.log(`# demo: follow-up ${badge}`);
     const caps = await ask(page, 'caps', 'Tell me about the moon.');
     const letters = caps.replace(/[^a-zA-Z]/g, '');
     const upper = letters.replace(/[^A-Z]/g, '').length / Math.max(1, letters.length);
