@@ -46,6 +46,12 @@ export interface AdapterInfo {
 
 /** Bytes so far while a model or adapter loads. */
 export interface LoadProgress {
+  /**
+   * "download" while bytes arrive (they are parsed as they come), then "parse" (CPU) or
+   * "upload" (WebGPU: the weights go to the GPU) while the model is assembled, then "ready".
+   * Adapters report "download" only.
+   */
+  stage: 'download' | 'parse' | 'upload' | 'ready';
   loaded: number;
   /** Sum of the files' sizes, when the sources tell. */
   total?: number;

@@ -95,7 +95,9 @@ export class LoraRuntime {
   /**
    * Loads a model, streaming its bytes into place: a GGUF file (URL, Response, Blob/File,
    * ArrayBuffer, Uint8Array) or a Hugging Face folder (URL ending in "/", Files, or
-   * {files: {name: source}}). onProgress({loaded, total, file}) follows the bytes. The model
+   * {files: {name: source}}). onProgress({stage, loaded, total, file}) follows the bytes
+   * (stage "download", the files parsed as they arrive), then the assembly ("parse" on the
+   * CPU, "upload" on WebGPU, where the weights go to the GPU) and "ready". The model
    * runs on this runtime's backend (info.backend): on WebGPU its weights, adapters and KV
    * cache live on the GPU. int8Activations (CPU only): opt-in faster path for
    * Q8_0/Q4_0/Q4_1 weights that quantizes activations per 32-block (less exact).
@@ -157,10 +159,16 @@ async function streamModel(rt, source, { onProgress, signal, fileName, int8Activ
         if (signal?.aborted) throw new AbortError(`loading ${f.name} was aborted`);
         call(() => loader.push(chunk));
         loaded += chunk.length;
-        onProgress?.({ loaded, total, file: f.name });
+        onProgress?.({ stage: 'download', loaded, total, file: f.name });
       }
     }
-    return call(() => loader.finish(rt, !!int8Activations));
+    if (signal?.aborted) throw new AbortError('loading the model was aborted');
+    // Every byte is in: the model is assembled (on WebGPU, its weights copied to the GPU).
+    const last = files.at(-1)?.name;
+    onProgress?.({ stage: rt.backend === 'webgpu' ? 'upload' : 'parse', loaded, total, file: last });
+    const m = call(() => loader.finish(rt, !!int8Activations));
+    onProgress?.({ stage: 'ready', loaded, total, file: last });
+    return m;
   } finally {
     // After a failure inside the module the loader may be unusable; its error is the one to
     // report, not this clean-up's.
@@ -182,7 +190,7 @@ async function readAdapter(name, source, { signal, onProgress, cache }) {
       if (signal?.aborted) throw new AbortError(`loading adapter ${name} was aborted`);
       parts.push(chunk);
       loaded += chunk.length;
-      onProgress?.({ loaded, total, file: f.name });
+      onProgress?.({ stage: 'download', loaded, total, file: f.name });
     }
     const bytes = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
     let at = 0;

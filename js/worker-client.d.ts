@@ -1,9 +1,17 @@
-import type { BackendChoice, BackendName, ChatCompletion, ChatCompletionChunk, ChatCompletionCreateParams, GpuStats, PromptCacheStats } from './index.js';
+import type {
+  AdapterSelection, BackendChoice, BackendName, ChatCompletion, ChatCompletionChunk, ChatCompletionCreateParams, ChatMessage, GenerateOptions,
+  GenerationUsage, GpuStats, LoadProgress, ModelAdapterInfo, ModelInfo, Prompt, PromptCacheStats,
+} from './index.js';
 
-export interface WorkerProgress {
-  loaded: number;
-  total?: number;
-  file: string;
+/** As LoadProgress: stage "download", then "parse" (CPU) or "upload" (WebGPU), then "ready". */
+export type WorkerProgress = LoadProgress;
+
+/** How a generation (one row of a batch) ended. */
+export interface WorkerRowResult {
+  tokens: number[];
+  finishReason?: 'stop' | 'length' | 'context';
+  cachedTokens: number;
+  usage: GenerationUsage;
 }
 
 /** The runtime in a Web Worker: the same calls as LoraRuntime, all asynchronous. */
@@ -21,6 +29,8 @@ export class LoraWorker {
     source: unknown,
     options?: {
       onProgress?: (p: WorkerProgress) => void;
+      /** Aborts the load in the worker (AbortError). */
+      signal?: AbortSignal;
       fileName?: string;
       int8Activations?: boolean;
       cache?: string;
@@ -36,20 +46,24 @@ export class LoraWorker {
 
 /** A stream of text pieces; `result` resolves when it ends. */
 export interface WorkerStream extends AsyncIterable<string> {
-  readonly result: Promise<{ tokens: number[]; finishReason?: string; cachedTokens: number } | undefined>;
+  readonly result: Promise<WorkerRowResult | undefined>;
   text(): Promise<string>;
 }
 
 export class WorkerModel {
   private constructor();
   /** Updated when the model moves to the CPU (info.backend becomes "cpu"). */
-  readonly info: Record<string, unknown>;
+  readonly info: ModelInfo;
   /** Why the model moved from the GPU to the CPU, if it did. */
   readonly fallbackReason: string | undefined;
-  loadAdapter(name: string, source: unknown, options?: { replace?: boolean; precision?: 'auto' | 'f32' | 'f16' | 'i16'; onProgress?: (p: WorkerProgress) => void }): Promise<Record<string, unknown>>;
+  loadAdapter(
+    name: string,
+    source: unknown,
+    options?: { replace?: boolean; precision?: 'auto' | 'f32' | 'f16' | 'i16'; onProgress?: (p: WorkerProgress) => void; signal?: AbortSignal; cache?: string },
+  ): Promise<ModelAdapterInfo>;
   unloadAdapter(name: string): Promise<void>;
   setAdapterScale(name: string, scale: number): Promise<void>;
-  adapters(): Promise<Array<{ name: string; rank: number; alpha: number; scale: number; targets: string[]; bytes: number; dora: boolean; roundingError: number; precision: 'f32' | 'f16' | 'i16' }>>;
+  adapters(): Promise<ModelAdapterInfo[]>;
   adapterMemoryBytes(): Promise<number>;
   gpuStats(): Promise<GpuStats | null>;
   /** As Model#chat, run in the worker. */
@@ -65,12 +79,12 @@ export class WorkerModel {
   clearPromptCache(): Promise<void>;
   tokenize(text: string, options?: { special?: boolean }): Promise<number[]>;
   detokenize(ids: number[], options?: { skipSpecial?: boolean }): Promise<string>;
-  applyChatTemplate(messages: Array<{ role: string; content: string }>, options?: { addGenerationPrompt?: boolean }): Promise<string>;
-  forward(ids: number[], options?: { adapter?: string | null; adapters?: Array<{ name: string; weight?: number }> }): Promise<Float32Array>;
-  generate(input: string | Array<{ role: string; content: string }>, options?: Record<string, unknown> & { signal?: AbortSignal }): WorkerStream;
+  applyChatTemplate(messages: ChatMessage[], options?: { addGenerationPrompt?: boolean }): Promise<string>;
+  forward(ids: number[], options?: AdapterSelection): Promise<Float32Array>;
+  generate(input: Prompt, options?: GenerateOptions): WorkerStream;
   generateBatch(
-    items: Array<{ prompt: string | Array<{ role: string; content: string }>; adapter?: string | null; adapters?: Array<{ name: string; weight?: number }> }>,
-    options?: Record<string, unknown> & { signal?: AbortSignal },
-  ): { streams: WorkerStream[]; result: Promise<{ rows: Array<{ tokens: number[]; finishReason?: string; cachedTokens: number }> } | undefined> };
+    items: Array<{ prompt: Prompt } & AdapterSelection>,
+    options?: Omit<GenerateOptions, 'adapter' | 'adapters'>,
+  ): { streams: WorkerStream[]; result: Promise<{ rows: WorkerRowResult[] } | undefined> };
   dispose(): Promise<void>;
 }

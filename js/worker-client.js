@@ -30,11 +30,16 @@ class Channel {
       this.#pending.clear();
     };
   }
-  /** Sends a request; `hooks` receive progress events and streamed pieces. */
-  request(op, args = {}, hooks = {}) {
+  /**
+   * Sends a request; `hooks` receive progress events and streamed pieces. `signal` aborts it
+   * in the worker (it then rejects with AbortError).
+   */
+  request(op, args = {}, hooks = {}, signal) {
+    if (signal?.aborted) return { id: 0, done: Promise.reject(new AbortError(`${op} was aborted`)) };
     const id = this.#next++;
     const done = new Promise((resolve, reject) => this.#pending.set(id, { resolve, reject, ...hooks }));
     this.#worker.postMessage({ id, op, ...args });
+    signal?.addEventListener('abort', () => this.#pending.has(id) && this.request('abort', { target: id }), { once: true });
     return { id, done };
   }
   terminate() {
@@ -67,8 +72,8 @@ export class LoraWorker {
   }
   #models;
   /** As LoraRuntime#loadModel; `onFallback({reason})` runs here when the model moves to the CPU. */
-  async loadModel(source, { onProgress, onFallback, ...options } = {}) {
-    const { handle, info, fallbackReason } = await this.#ch.request('loadModel', { source: portable(source), options }, { onProgress }).done;
+  async loadModel(source, { onProgress, onFallback, signal, ...options } = {}) {
+    const { handle, info, fallbackReason } = await this.#ch.request('loadModel', { source: portable(source), options }, { onProgress }, signal).done;
     const m = new WorkerModel(this.#ch, handle, info);
     m.fallbackReason = fallbackReason;
     m.onFallback = onFallback;
@@ -102,8 +107,8 @@ export class WorkerModel {
   #call(method, ...args) {
     return this.#ch.request('call', { handle: this.#h, method, args }).done;
   }
-  loadAdapter(name, source, { onProgress, ...options } = {}) {
-    return this.#ch.request('loadAdapter', { handle: this.#h, name, source: portable(source), options }, { onProgress }).done;
+  loadAdapter(name, source, { onProgress, signal, ...options } = {}) {
+    return this.#ch.request('loadAdapter', { handle: this.#h, name, source: portable(source), options }, { onProgress }, signal).done;
   }
   unloadAdapter(name) {
     return this.#call('unloadAdapter', name);
@@ -145,9 +150,7 @@ export class WorkerModel {
   get chat() {
     const create = async (params, { signal } = {}) => {
       if (params?.stream) return this.#stream('chat', { params }, 1, signal).streams[0];
-      const { id, done } = this.#ch.request('chat', { handle: this.#h, params });
-      signal?.addEventListener('abort', () => this.#ch.request('abort', { target: id }));
-      return done;
+      return this.#ch.request('chat', { handle: this.#h, params }, {}, signal).done;
     };
     return { completions: { create }, fetch: chatFetch(create) };
   }
@@ -166,17 +169,16 @@ export class WorkerModel {
     const queues = Array.from({ length: rows }, () => []);
     const wake = Array.from({ length: rows }, () => null);
     let finished = false, error;
-    const { id, done } = this.#ch.request(op, { handle: this.#h, ...args }, {
+    const { done } = this.#ch.request(op, { handle: this.#h, ...args }, {
       onPiece: ({ row, text }) => {
         queues[row].push(text);
         wake[row]?.();
       },
-    });
+    }, signal);
     const result = done.then(
       (r) => ((finished = true), wake.forEach((w) => w?.()), r),
       (e) => ((finished = true), (error = e), wake.forEach((w) => w?.()), undefined),
     );
-    signal?.addEventListener('abort', () => this.#ch.request('abort', { target: id }));
     const iterate = async function* (row) {
       for (;;) {
         if (queues[row].length) yield queues[row].shift();

@@ -4,11 +4,22 @@ import { LoraRuntime } from './index.js';
 
 let rt;
 const models = new Map();
-const gens = new Map(); // request id → AbortController
+const aborts = new Map(); // request id → AbortController (loads and generations)
 let nextModel = 1;
 
 function reply(msg, transfer = []) {
   self.postMessage(msg, transfer);
+}
+
+/** Runs `task(signal)` under request `id`, which the client's "abort" can cancel. */
+async function abortable(id, task) {
+  const ctl = new AbortController();
+  aborts.set(id, ctl);
+  try {
+    return await task(ctl.signal);
+  } finally {
+    aborts.delete(id);
+  }
 }
 
 function fail(id, e) {
@@ -25,12 +36,12 @@ const handlers = {
     const handle = nextModel++;
     // A later move to the CPU (GPU lost) is announced to the client's WorkerModel.
     const onFallback = ({ reason }) => models.has(handle) && reply({ fallback: { handle, reason, info: models.get(handle).info } });
-    const model = await rt.loadModel(source, { ...options, onFallback, onProgress: (p) => reply({ id, progress: p }) });
+    const model = await abortable(id, (signal) => rt.loadModel(source, { ...options, signal, onFallback, onProgress: (p) => reply({ id, progress: p }) }));
     models.set(handle, model);
     return { handle, info: model.info, fallbackReason: model.fallbackReason };
   },
   async loadAdapter({ handle, name, source, options }, id) {
-    return models.get(handle).loadAdapter(name, source, { ...options, onProgress: (p) => reply({ id, progress: p }) });
+    return abortable(id, (signal) => models.get(handle).loadAdapter(name, source, { ...options, signal, onProgress: (p) => reply({ id, progress: p }) }));
   },
   call({ handle, method, args }) {
     const m = models.get(handle);
@@ -39,49 +50,37 @@ const handlers = {
     }
     return m[method](...args);
   },
-  async generate({ handle, input, options }, id) {
-    const ctl = new AbortController();
-    gens.set(id, ctl);
-    try {
-      const g = models.get(handle).generate(input, { ...options, signal: ctl.signal });
+  generate({ handle, input, options }, id) {
+    return abortable(id, async (signal) => {
+      const g = models.get(handle).generate(input, { ...options, signal });
       for await (const text of g) reply({ id, piece: { row: 0, text } });
-      return { rows: [{ tokens: g.tokens, finishReason: g.finishReason, cachedTokens: g.cachedTokens }] };
-    } finally {
-      gens.delete(id);
-    }
+      return { rows: [{ tokens: g.tokens, finishReason: g.finishReason, cachedTokens: g.cachedTokens, usage: g.usage }] };
+    });
   },
-  async generateBatch({ handle, items, options }, id) {
-    const ctl = new AbortController();
-    gens.set(id, ctl);
-    try {
-      const b = models.get(handle).generateBatch(items, { ...options, signal: ctl.signal });
+  generateBatch({ handle, items, options }, id) {
+    return abortable(id, async (signal) => {
+      const b = models.get(handle).generateBatch(items, { ...options, signal });
       await Promise.all(b.streams.map(async (s, row) => {
         for await (const text of s) reply({ id, piece: { row, text } });
       }));
-      return { rows: items.map((_, i) => ({ tokens: b.tokens(i), finishReason: b.finishReason(i), cachedTokens: b.cachedTokens(i) })) };
-    } finally {
-      gens.delete(id);
-    }
+      return { rows: items.map((_, i) => ({ tokens: b.tokens(i), finishReason: b.finishReason(i), cachedTokens: b.cachedTokens(i), usage: b.usage(i) })) };
+    });
   },
   /** OpenAI-style chat: the completion, or its chunks one message each. */
-  async chat({ handle, params }, id) {
-    const ctl = new AbortController();
-    gens.set(id, ctl);
-    try {
-      const r = await models.get(handle).chat.completions.create(params, { signal: ctl.signal });
+  chat({ handle, params }, id) {
+    return abortable(id, async (signal) => {
+      const r = await models.get(handle).chat.completions.create(params, { signal });
       if (!params?.stream) return r;
       for await (const chunk of r) reply({ id, piece: { row: 0, text: chunk } });
       return null;
-    } finally {
-      gens.delete(id);
-    }
+    });
   },
   loseDeviceForTesting() {
     rt.loseDeviceForTesting();
     return true;
   },
   abort({ target }) {
-    gens.get(target)?.abort();
+    aborts.get(target)?.abort();
     return true;
   },
 };

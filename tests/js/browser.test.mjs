@@ -193,6 +193,9 @@ test('lorafuse/worker in Chromium: same text and tokens as the main thread, type
     assert.equal(r.texts.length, 2);
     assert.deepEqual(r.runtime, ['f32', 'f32'], "the worker's runtime options and what runs");
     assert.ok(r.chat[0].length > 0 && r.chat.every((t) => t === r.chat[0]), JSON.stringify(r.chat));
+    assert.equal(r.aborted, 'AbortError');
+    assert.deepEqual(r.stages, ['download', 'parse', 'ready']);
+    assert.ok(r.usage.completionTokens === r.workerTokens.length && r.usage.timeToFirstTokenMs > 0, JSON.stringify(r.usage));
   } finally {
     await browser.close();
   }

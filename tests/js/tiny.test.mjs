@@ -26,6 +26,7 @@ test('an HF folder given as {files}, with progress; a truncated shard is a Forma
   assert.equal(model.info.architecture, 'qwen2');
   assert.equal(model.info.quantization, 'bf16');
   assert.equal(seen.at(-1).loaded, seen.at(-1).total);
+  assert.deepEqual([...new Set(seen.map((p) => p.stage))], ['download', 'parse', 'ready']);
   assert.deepEqual(new Set(seen.map((p) => p.file)), new Set(Object.keys(files)));
   const cut = { ...files, 'model.safetensors': files['model.safetensors'].subarray(0, 5000) };
   const e = await rt.loadModel({ files: cut }).then(() => null, (e) => e);

@@ -19,6 +19,7 @@ async function main(): Promise<void> {
   const texts: string[] = await batch.texts();
   const turn2 = model.generate([...msgs, { role: 'assistant', content: texts[0] }, { role: 'user', content: 'More?' }], { promptCache: true });
   console.log(await turn2.text(), turn2.cachedTokens, batch.cachedTokens(0), model.promptCacheStats().bytes);
+  console.log(turn2.usage.prefillTokensPerS, batch.usage(0).completionTokens);
   model.setPromptCacheBudget(64 << 20);
   model.clearPromptCache();
   const logits: Float32Array = await model.forward(model.tokenize('Hello'), { adapters: [{ name: 'pirate', weight: 0.5 }] });
@@ -35,9 +36,16 @@ async function main(): Promise<void> {
   }
   const w = await LoraWorker.create({ subgroups: false });
   console.log(w.subgroups);
-  const wm = await w.loadModel('/models/model.gguf');
-  const ws = wm.generate('Hi', { maxTokens: 4 });
-  console.log(await ws.text(), (await ws.result)?.cachedTokens, (await wm.promptCacheStats()).entries);
+  const ctl = new AbortController();
+  const wm = await w.loadModel('/models/model.gguf', { signal: ctl.signal, onProgress: (p) => console.log(p.stage, p.loaded) });
+  const arch: 'llama' | 'qwen2' | 'mistral' = wm.info.architecture;
+  const info = await wm.loadAdapter('pirate', '/adapters/pirate/', { signal: ctl.signal });
+  const ws = wm.generate(msgs, { adapter: 'pirate', maxTokens: 4, temperature: 0.5 });
+  const done = await ws.result;
+  console.log(arch, info.rank, await ws.text(), done?.cachedTokens, done?.usage.decodeTokensPerS, (await wm.promptCacheStats()).entries);
+  const wb = wm.generateBatch([{ prompt: 'Hi', adapter: 'pirate' }, { prompt: msgs }], { maxTokens: 2 });
+  console.log((await wb.result)?.rows.map((r) => r.usage.timeToFirstTokenMs));
+
   w.dispose();
 }
 void main();
