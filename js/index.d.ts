@@ -311,6 +311,16 @@ export class LoraRuntime {
   static create(options?: { backend?: BackendChoice; adapterPrecision?: 'f32' | 'f16' | 'i16'; prefillMath?: 'f32' | 'f16'; subgroups?: boolean }): Promise<LoraRuntime>;
   /** Deletes a Cache API cache filled through the `cache` load option. */
   static clearCache(name: string): Promise<boolean>;
+  /**
+   * Whether loading `source` (a file URL, or a folder URL ending in "/": its config and
+   * weights, every shard its index names) with this `cache` would download nothing. False
+   * where there is no Cache API (Node, pages that are not secure contexts).
+   */
+  static isCached(source: string | URL, options: { cache: string }): Promise<boolean>;
+  /** Removes `source` (a file, or everything under a folder URL) from `cache`; resolves to the entries removed. */
+  static deleteCached(source: string | URL, options: { cache: string }): Promise<number>;
+  /** What `cache` holds: each URL with its bytes, and their sum. */
+  static cacheUsage(cache: string): Promise<{ entries: Array<{ url: string; bytes: number }>; bytes: number }>;
   /** Bytes of wasm memory in use (it only grows: the peak so far). */
   static wasmMemoryBytes(): number;
   /** Loads a model (GGUF file or Hugging Face folder), streaming it into place. */

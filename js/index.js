@@ -2,7 +2,7 @@
 // file system in Node), so callers never run an init function.
 import { nodeBuiltin } from './node.js';
 import init, { Runtime, ModelLoader, wasmMemoryBytes } from './wasm/lorafuse.js';
-import { openSources } from './sources.js';
+import { cacheUsage, deleteCached, isCached, openSources } from './sources.js';
 import { chatFetch, createChatCompletion } from './openai.js';
 import { AbortError, BackendError, ConfigError, LoraError, ShapeError, AdapterError, call, callAsync } from './errors.js';
 export { LoraError, ShapeError, AdapterError, ConfigError, BackendError, FormatError, UnsupportedError, LimitError, AbortError } from './errors.js';
@@ -53,6 +53,24 @@ export class LoraRuntime {
   /** Deletes a Cache API cache filled through the `cache` option of loadModel/loadAdapter. */
   static async clearCache(name) {
     return typeof caches !== 'undefined' ? caches.delete(name) : false;
+  }
+
+  /**
+   * Whether loadModel/loadAdapter of `source` (a file URL, or a folder URL ending in "/")
+   * with this `cache` would download nothing.
+   */
+  static async isCached(source, { cache } = {}) {
+    return isCached(source, cache);
+  }
+
+  /** Removes `source` (a file, or all of a folder) from `cache`; resolves to the entries removed. */
+  static async deleteCached(source, { cache } = {}) {
+    return deleteCached(source, cache);
+  }
+
+  /** What `cache` holds: {entries: [{url, bytes}], bytes}. */
+  static async cacheUsage(cache) {
+    return cacheUsage(cache);
   }
 
   /** Bytes of wasm memory in use (it only grows: this is the peak so far). */

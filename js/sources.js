@@ -143,3 +143,62 @@ export async function openSources(source, { signal, fileName, adapter = false, c
     (typeof source === 'string' || source instanceof URL ? baseName(source) : source?.name ?? (source?.url ? baseName(source.url) : 'model.gguf'));
   return [await openOne(source, name, signal, cache)];
 }
+
+/** The Cache API cache named `cache`, or undefined where there is none (Node, insecure pages). */
+async function openCache(cache) {
+  if (typeof caches === 'undefined' || !cache) return undefined;
+  return caches.open(String(cache));
+}
+
+/** Bytes of a cached response: its Content-Length, else its body's size. */
+async function responseBytes(res) {
+  const n = Number(res.headers.get('content-length'));
+  return Number.isFinite(n) && n > 0 && (res.headers.get('content-encoding') ?? 'identity') === 'identity' ? n : (await res.blob()).size;
+}
+
+/** What `cache` holds: every URL with its bytes, and their sum. */
+export async function cacheUsage(cache) {
+  const store = await openCache(cache);
+  const entries = [];
+  for (const req of store ? await store.keys() : []) entries.push({ url: req.url, bytes: await responseBytes(await store.match(req)) });
+  return { entries, bytes: entries.reduce((a, e) => a + e.bytes, 0) };
+}
+
+/**
+ * Whether loading `source` (a file URL, or a folder URL ending in "/") would be served by
+ * `cache` without a download: the file, or a folder's weights (adapter_model.safetensors,
+ * model.safetensors, or every shard its cached index names) with its config.
+ */
+export async function isCached(source, cache) {
+  const store = await openCache(cache);
+  if (!store) return false;
+  const url = resolveUrl(source);
+  const has = async (u) => !!(await store.match(u.href));
+  if (!url.pathname.endsWith('/')) return has(url);
+  const at = (n) => new URL(n, url);
+  if (await has(at('adapter_model.safetensors'))) return has(at('adapter_config.json'));
+  if (!(await has(at('config.json')))) return false;
+  if (await has(at('model.safetensors'))) return true;
+  const index = await store.match(at('model.safetensors.index.json').href);
+  if (!index) return false;
+  let shards;
+  try {
+    shards = [...new Set(Object.values((await index.json()).weight_map ?? {}))];
+  } catch {
+    return false;
+  }
+  return shards.length > 0 && shards.every((s) => typeof s === 'string' && SHARD_NAME.test(s)) && (await Promise.all(shards.map((s) => has(at(s))))).every(Boolean);
+}
+
+/** Deletes `source`'s entries from `cache` (a file, or everything under a folder URL); resolves to how many. */
+export async function deleteCached(source, cache) {
+  const store = await openCache(cache);
+  if (!store) return 0;
+  const url = resolveUrl(source).href;
+  const folder = url.endsWith('/');
+  let n = 0;
+  for (const req of await store.keys()) {
+    if (folder ? req.url.startsWith(url) : req.url === url) n += (await store.delete(req)) ? 1 : 0;
+  }
+  return n;
+}

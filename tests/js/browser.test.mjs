@@ -200,3 +200,22 @@ test('lorafuse/worker in Chromium: same text and tokens as the main thread, type
     await browser.close();
   }
 });
+
+test('cache management in Chromium: isCached for files and folders, usage in bytes, deletion', { timeout: 120_000 }, async () => {
+  const browser = await launch({ webgpu: false });
+  try {
+    const { page } = await open(browser, `${url}/tests/js/page.html`);
+    const r = await page.evaluate(() => window.cacheCheck());
+    assert.deepEqual(r.before, [false, false]);
+    assert.deepEqual(r.after, [true, true, true, false], 'the file, the sharded folder and the adapter are cached; another folder is not');
+    // Every entry's bytes are the file's.
+    for (const e of r.usage.entries) assert.equal(e.bytes, r.sizes[e.url], e.url);
+    assert.equal(r.usage.bytes, Object.values(r.sizes).reduce((a, b) => a + b, 0));
+    assert.ok(r.usage.entries.some((e) => e.url.endsWith('llama-q4_0.gguf')) && r.usage.entries.some((e) => e.url.endsWith('.safetensors.index.json')));
+    assert.equal(r.partial, false, 'a folder missing a shard is not cached');
+    assert.ok(r.removed[0] >= 3 && r.removed[1] === 1, JSON.stringify(r.removed));
+    assert.ok(r.left.every((u) => u.includes('/adapters/qv-r4/')), JSON.stringify(r.left));
+  } finally {
+    await browser.close();
+  }
+});

@@ -34,6 +34,9 @@ async function main(): Promise<void> {
   } catch (e) {
     if (e instanceof ShapeError) console.log(e.message);
   }
+  if (!(await LoraRuntime.isCached('/models/model.gguf', { cache: 'models' }))) console.log('will download');
+  const used: number = (await LoraRuntime.cacheUsage('models')).bytes;
+  console.log(used, await LoraRuntime.deleteCached('/adapters/pirate/', { cache: 'models' }));
   const w = await LoraWorker.create({ subgroups: false });
   console.log(w.subgroups);
   const ctl = new AbortController();
