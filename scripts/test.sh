@@ -19,8 +19,8 @@ start=$SECONDS
 step() { printf '\n== [%dm%02ds] %s\n' $(((SECONDS - start) / 60)) $(((SECONDS - start) % 60)) "$*" >&2; }
 step "native: cargo test (CPU + wgpu)"
 cargo test --tests --features dev
-step "wasm32 in Node: SIMD128 kernels, crafted headers"
-cargo test --target wasm32-unknown-unknown --test op_wasm --test hostile
+step "wasm32 in Node: SIMD128 kernels, crafted headers, fuzz corpora"
+cargo test --target wasm32-unknown-unknown --features dev --test op_wasm --test hostile --test fuzz_replay
 step "build the npm package"
 bash scripts/build.sh
 step "JS API: Node, headless Chromium (WebGPU + CPU), packed tarball"

@@ -3,4 +3,5 @@
 
 pub mod bench;
 pub mod export;
+pub mod fuzz;
 pub mod gpu_profile;
