@@ -7,7 +7,7 @@ use crate::cpu::CpuBackend;
 use crate::gpu::GpuBackend;
 use crate::backend::factors::FactorFormat;
 use crate::error::{Error, Result};
-use crate::model::adapters::{peft_from_files, AdapterChoice};
+use crate::model::adapters::{adapter_from_files, AdapterChoice};
 use crate::tokenizer::chat::Message;
 use crate::generate::{GenerateOptions, Generator, Sequence};
 use crate::model::llama::Logits;
@@ -262,9 +262,10 @@ impl JsModel {
             })
             .collect();
         with_model!(&self.inner, m => {
-            let mut m = m.try_borrow_mut().map_err(|_| busy())?;
-            let a = peft_from_files(&files, &m.llama.cfg).map_err(|e| js_err(Error::new(e.kind, format!("adapter {name:?}: {}", e.message))))?;
-            let info = m.add_adapter_in(name, a, replace, format).map_err(js_err)?;
+            // Parsed without holding the model (generation steps go on meanwhile).
+            let cfg = m.try_borrow().map_err(|_| busy())?.llama.cfg.clone();
+            let a = adapter_from_files(files, &cfg).map_err(|e| js_err(Error::new(e.kind, format!("adapter {name:?}: {}", e.message))))?;
+            let info = m.try_borrow_mut().map_err(|_| busy())?.add_adapter_in(name, a, replace, format).map_err(js_err)?;
             Ok(serde_wasm_bindgen::to_value(&info)?)
         })
     }

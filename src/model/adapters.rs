@@ -125,7 +125,9 @@ impl<B: ModelOps> Model<B> {
             }
         };
         let mut bytes = 0;
-        for m in &a.modules {
+        let AdapterFile { modules, r, alpha, dora, targets } = a;
+        // Each module's factors are freed once stored.
+        for m in modules {
             let r = self.llama.linear_mut(m.target).and_then(|(g, i)| {
                 g.add_adapter(i, id, &m.a, &m.b, m.rank, m.scale, m.magnitude.as_deref(), format)?;
                 Ok(g.adapter_bytes_of(i, id))
@@ -142,7 +144,7 @@ impl<B: ModelOps> Model<B> {
             added.push(m.target);
         }
         self.adapters.next_id += 1;
-        let info = AdapterInfo { name: name.into(), rank: a.r, alpha: a.alpha, scale: 1.0, targets: a.targets, bytes, dora: a.dora, rounding_error, precision: format.name() };
+        let info = AdapterInfo { name: name.into(), rank: r, alpha, scale: 1.0, targets, bytes, dora, rounding_error, precision: format.name() };
         if let Some(old) = self.adapters.by_name.insert(name.into(), Entry { id, info: info.clone(), targets: added }) {
             self.drop_slots(&old);
         }
@@ -185,6 +187,13 @@ impl<B: ModelOps> Model<B> {
 /// An adapter from its files, for a model with config `cfg`: a PEFT folder
 /// (`adapter_config.json`, `adapter_model.safetensors`) or one GGUF LoRA file.
 pub fn peft_from_files(files: &[(String, Vec<u8>)], cfg: &crate::formats::config::Config) -> Result<AdapterFile> {
+    adapter_from_files(files.to_vec(), cfg)
+}
+
+/// `peft_from_files`, taking the files: the safetensors bytes are dropped once routed into
+/// tensors, and each tensor once widened to f32, so a load holds the file about once at a
+/// time (wasm memory never shrinks: every transient copy is kept for good).
+pub fn adapter_from_files(mut files: Vec<(String, Vec<u8>)>, cfg: &crate::formats::config::Config) -> Result<AdapterFile> {
     let base = |n: &str| n.rsplit('/').next().unwrap_or(n).to_string();
     if let Some((n, bytes)) = files.iter().find(|(n, _)| n.ends_with(".gguf")) {
         return crate::lora::gguf_lora::from_gguf(&base(n), bytes, cfg);
@@ -194,10 +203,12 @@ pub fn peft_from_files(files: &[(String, Vec<u8>)], cfg: &crate::formats::config
         return Err(Error::unsupported("adapter_model.bin (pickle) is not read; save the adapter with safe_serialization"));
     }
     let (_, config) = find("adapter_config.json").ok_or_else(|| Error::format("adapter_config.json is missing"))?;
-    let (_, weights) = find("adapter_model.safetensors").ok_or_else(|| Error::format("adapter_model.safetensors is missing"))?;
-    let config = std::str::from_utf8(config).map_err(|_| Error::format("adapter_config.json is not UTF-8"))?;
+    let config = std::str::from_utf8(config).map_err(|_| Error::format("adapter_config.json is not UTF-8"))?.to_string();
+    let at = files.iter().position(|(n, _)| base(n) == "adapter_model.safetensors").ok_or_else(|| Error::format("adapter_model.safetensors is missing"))?;
+    let weights = std::mem::take(&mut files[at].1);
     let mut s = crate::formats::safetensors::SafetensorsStream::sized("adapter_model.safetensors", Some(weights.len() as u64));
-    s.push(weights)?;
+    s.push(&weights)?;
+    drop((weights, files));
     let tensors = s.finish()?.into_iter().map(|(k, (t, b))| (k, crate::formats::tensors::RawTensor::from_safetensors(t, b))).collect();
-    AdapterFile::parse(config, tensors, cfg)
+    AdapterFile::parse(&config, tensors, cfg)
 }
