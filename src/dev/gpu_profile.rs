@@ -3,7 +3,9 @@
 //! bytes, host time), and the per-kernel table of a profiled step (GPU timestamps).
 
 use crate::gpu::profile::Timed;
-use crate::gpu::{Context, GpuStats};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::gpu::Context;
+use crate::gpu::GpuStats;
 use std::collections::BTreeMap;
 
 /// Best GB/s (bytes read plus bytes written) of a device-side copy of `mib` MiB: the memory
