@@ -3,42 +3,14 @@
 // adapters vs the same adapter; switching cost; loading a ~10 MB PEFT adapter.
 import * as api from '../pkg-dev/index.js';
 import { best } from './measure.mjs';
+import { peftAdapter as randomAdapter, SMOLLM2 } from '../tests/js/random-adapter.mjs';
+
+/** A random all-linear PEFT adapter for SmolLM2 as {files}, seeded. */
+const peftAdapter = (r, seed) => randomAdapter(r, seed, SMOLLM2);
 import { benchReadCeiling } from '../pkg-dev/wasm/lorafuse.js';
 
 const MODEL = new URL('../.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf', import.meta.url);
-const L = 30, D = 576, F = 1536, KV = 192;
-const MODULES = { q_proj: [D, D], k_proj: [KV, D], v_proj: [KV, D], o_proj: [D, D], gate_proj: [F, D], up_proj: [F, D], down_proj: [D, F] };
-const PATH = { q_proj: 'self_attn', k_proj: 'self_attn', v_proj: 'self_attn', o_proj: 'self_attn', gate_proj: 'mlp', up_proj: 'mlp', down_proj: 'mlp' };
-
-/** A random all-linear PEFT adapter as {files}, seeded. */
-function peftAdapter(r, seed) {
-  let s = seed >>> 0;
-  const rnd = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5) * 0.02;
-  const header = {};
-  const parts = [];
-  let off = 0;
-  for (let i = 0; i < L; i++) {
-    for (const [m, [out, inp]] of Object.entries(MODULES)) {
-      for (const [part, shape] of [['lora_A', [r, inp]], ['lora_B', [out, r]]]) {
-        const data = Float32Array.from({ length: shape[0] * shape[1] }, rnd);
-        header[`base_model.model.model.layers.${i}.${PATH[m]}.${m}.${part}.weight`] = { dtype: 'F32', shape, data_offsets: [off, off + data.byteLength] };
-        parts.push(data);
-        off += data.byteLength;
-      }
-    }
-  }
-  let h = new TextEncoder().encode(JSON.stringify(header));
-  const pad = (8 - ((8 + h.length) % 8)) % 8;
-  h = new TextEncoder().encode(JSON.stringify(header) + ' '.repeat(pad));
-  const st = new Uint8Array(8 + h.length + off);
-  new DataView(st.buffer).setBigUint64(0, BigInt(h.length), true);
-  st.set(h, 8);
-  let at = 8 + h.length;
-  for (const p of parts) (st.set(new Uint8Array(p.buffer), at), (at += p.byteLength));
-  const cfg = { peft_type: 'LORA', r, lora_alpha: 2 * r, target_modules: Object.keys(MODULES), bias: 'none' };
-  return { files: { 'adapter_config.json': new TextEncoder().encode(JSON.stringify(cfg)), 'adapter_model.safetensors': st } };
-}
-
+const { L, D, F, KV, MODULES } = SMOLLM2;
 const now = () => performance.now();
 
 // The model on two runtimes, one per adapterPrecision (how adapter factors are stored):

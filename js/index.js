@@ -4,7 +4,7 @@ import { nodeBuiltin } from './node.js';
 import init, { Runtime, ModelLoader, wasmMemoryBytes } from './wasm/lorafuse.js';
 import { cacheUsage, deleteCached, isCached, openSources } from './sources.js';
 import { chatFetch, createChatCompletion } from './openai.js';
-import { AbortError, BackendError, ConfigError, LoraError, ShapeError, AdapterError, call, callAsync } from './errors.js';
+import { AbortError, BackendError, ConfigError, LoraError, ShapeError, AdapterError, UnsupportedError, call, callAsync } from './errors.js';
 export { LoraError, ShapeError, AdapterError, ConfigError, BackendError, FormatError, UnsupportedError, LimitError, AbortError } from './errors.js';
 
 let loading;
@@ -196,26 +196,48 @@ async function streamModel(rt, source, { onProgress, signal, fileName, int8Activ
   }
 }
 
-/** An adapter's files as [[name, bytes]], read from any source. */
-async function readAdapter(name, source, { signal, onProgress, cache }) {
-  const files = await callAsync(() => openSources(source, { signal, adapter: true, cache }));
-  const total = files.every((f) => f.total !== undefined) ? files.reduce((a, f) => a + f.total, 0) : undefined;
-  const pairs = [];
-  let loaded = 0;
-  for (const f of files) {
-    const parts = [];
-    for await (const chunk of f.chunks) {
-      if (signal?.aborted) throw new AbortError(`loading adapter ${name} was aborted`);
-      parts.push(chunk);
-      loaded += chunk.length;
-      onProgress?.({ stage: 'download', loaded, total, file: f.name });
-    }
-    const bytes = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-    let at = 0;
-    for (const p of parts) (bytes.set(p, at), (at += p.length));
-    pairs.push([f.name, bytes]);
+/**
+ * An adapter's files streamed into a ModelLoader (no whole-file copy in wasm memory): a PEFT
+ * folder's adapter_config.json and adapter_model.safetensors, or a GGUF LoRA file; other
+ * files given with them are skipped. The caller hands the loader to Model#loadAdapter.
+ */
+async function streamAdapter(name, source, { signal, onProgress, cache }) {
+  const all = await callAsync(() => openSources(source, { signal, adapter: true, cache }));
+  const files = all.filter((f) => /\.(json|safetensors|gguf)$/.test(f.name));
+  if (all.some((f) => f.name.endsWith('.bin')) && !files.some((f) => !f.name.endsWith('.json'))) {
+    throw new UnsupportedError(`adapter ${name}: adapter_model.bin (pickle) is not read; save the adapter with safe_serialization`);
   }
-  return pairs;
+  const total = files.every((f) => f.total !== undefined) ? files.reduce((a, f) => a + f.total, 0) : undefined;
+  const loader = new ModelLoader();
+  let loaded = 0;
+  try {
+    for (const f of files) {
+      call(() => loader.begin(f.name, f.total));
+      for await (const chunk of f.chunks) {
+        if (signal?.aborted) throw new AbortError(`loading adapter ${name} was aborted`);
+        call(() => loader.push(chunk));
+        loaded += chunk.length;
+        onProgress?.({ stage: 'download', loaded, total, file: f.name });
+      }
+    }
+    return loader;
+  } catch (e) {
+    try {
+      loader.free();
+    } catch {}
+    throw e;
+  }
+}
+
+/** Adds the adapter streamed into `loader` to wasm model `m`, and frees the loader. */
+function addStreamed(m, name, loader, replace, precision) {
+  try {
+    return call(() => m.loadAdapter(name, loader, replace, precision));
+  } finally {
+    try {
+      loader.free();
+    } catch {}
+  }
 }
 
 /**
@@ -276,8 +298,7 @@ export class Model {
       try {
         m = await this.#reload();
         for (const [name, { source, cache, precision }] of this.#adapterSources) {
-          const pairs = await readAdapter(name, source, { cache });
-          call(() => m.loadAdapter(name, pairs, true, precision));
+          addStreamed(m, name, await streamAdapter(name, source, { cache }), true, precision);
         }
         for (const [name, s] of this.#scales) call(() => m.setAdapterScale(name, s));
       } catch (err) {
@@ -334,8 +355,8 @@ export class Model {
    */
   async loadAdapter(name, source, { replace = false, signal, onProgress, cache, precision = 'auto' } = {}) {
     if (typeof name !== 'string' || !name) throw new AdapterError('adapter names must be non-empty strings');
-    const pairs = await readAdapter(name, source, { signal, onProgress, cache });
-    const info = call(() => this.#live().loadAdapter(name, pairs, !!replace, String(precision)));
+    const loader = await streamAdapter(name, source, { signal, onProgress, cache });
+    const info = addStreamed(this.#live(), name, loader, !!replace, String(precision));
     if (this.#reload) this.#adapterSources.set(name, { source, cache, precision: String(precision) });
     this.#scales.delete(name);
     return info;

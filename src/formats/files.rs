@@ -76,7 +76,9 @@ impl Loader {
         }
     }
 
-    pub fn finish(self) -> Result<ModelFiles> {
+    /// What arrived: the GGUF file, or the JSON files and the safetensors' tensors (which
+    /// may be none).
+    pub fn into_files(self) -> Result<ModelFiles> {
         let received = self.received;
         let mut json = BTreeMap::new();
         let mut gguf = None;
@@ -101,9 +103,15 @@ impl Loader {
                 tensors.insert(k, RawTensor::from_safetensors(t, b));
             }
         }
-        if tensors.is_empty() {
+        Ok(ModelFiles::Hf { json, tensors, bytes: received })
+    }
+
+    /// A model's files: `into_files`, with weights.
+    pub fn finish(self) -> Result<ModelFiles> {
+        let files = self.into_files()?;
+        if matches!(&files, ModelFiles::Hf { tensors, .. } if tensors.is_empty()) {
             return Err(Error::format("no model weights: give a .gguf file, or model.safetensors with config.json and tokenizer.json"));
         }
-        Ok(ModelFiles::Hf { json, tensors, bytes: received })
+        Ok(files)
     }
 }

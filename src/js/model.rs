@@ -7,7 +7,7 @@ use crate::cpu::CpuBackend;
 use crate::gpu::GpuBackend;
 use crate::backend::factors::FactorFormat;
 use crate::error::{Error, Result};
-use crate::model::adapters::{adapter_from_files, AdapterChoice};
+use crate::model::adapters::{adapter_from_loader, AdapterChoice};
 use crate::tokenizer::chat::Message;
 use crate::generate::{GenerateOptions, Generator, Sequence};
 use crate::model::llama::Logits;
@@ -242,29 +242,22 @@ impl JsModel {
         wasm_bindgen_futures::future_to_promise(async move { with_model!(m, m => forward(m, ids, opts).await) })
     }
 
-    /// Adds a PEFT adapter from its files (`[[name, bytes], ...]`); returns its info.
-    /// `precision`: "auto" (the runtime's format; int16 gives way to f32 for an adapter it
-    /// would round coarsely), or "f32" / "f16" / "i16" for this adapter (f16 is int16 on the
-    /// CPU).
+    /// Adds an adapter from the files streamed into `loader` (a PEFT folder's
+    /// adapter_config.json and adapter_model.safetensors, or a GGUF LoRA file; the loader is
+    /// used up); returns its info. `precision`: "auto" (the runtime's format; int16 gives way
+    /// to f32 for an adapter it would round coarsely), or "f32" / "f16" / "i16" for this
+    /// adapter (f16 is int16 on the CPU).
     #[wasm_bindgen(js_name = loadAdapter)]
-    pub fn load_adapter(&self, name: &str, files: js_sys::Array, replace: bool, precision: &str) -> std::result::Result<JsValue, JsValue> {
+    pub fn load_adapter(&self, name: &str, loader: &mut ModelLoader, replace: bool, precision: &str) -> std::result::Result<JsValue, JsValue> {
         let format = match precision {
             "auto" => None,
             p => Some(FactorFormat::parse(p).ok_or_else(|| js_err(Error::config(format!("unknown precision {p:?} (expected \"auto\", \"f32\", \"f16\" or \"i16\")"))))?),
         };
-        let files: Vec<(String, Vec<u8>)> = files
-            .iter()
-            .map(|pair| {
-                let pair: js_sys::Array = pair.unchecked_into();
-                let n = pair.get(0).as_string().unwrap_or_default();
-                let b = pair.get(1).dyn_into::<js_sys::Uint8Array>().map(|a| a.to_vec()).unwrap_or_default();
-                (n, b)
-            })
-            .collect();
+        let l = loader.loader.take().ok_or_else(|| js_err(Error::config("this loader has finished or failed")))?;
         with_model!(&self.inner, m => {
             // Parsed without holding the model (generation steps go on meanwhile).
             let cfg = m.try_borrow().map_err(|_| busy())?.llama.cfg.clone();
-            let a = adapter_from_files(files, &cfg).map_err(|e| js_err(Error::new(e.kind, format!("adapter {name:?}: {}", e.message))))?;
+            let a = adapter_from_loader(l, &cfg).map_err(|e| js_err(Error::new(e.kind, format!("adapter {name:?}: {}", e.message))))?;
             let info = m.try_borrow_mut().map_err(|_| busy())?.add_adapter_in(name, a, replace, format).map_err(js_err)?;
             Ok(serde_wasm_bindgen::to_value(&info)?)
         })

@@ -25,6 +25,11 @@ fn proj(name: &str) -> Option<Proj> {
 pub fn from_gguf(file: &str, bytes: &[u8], cfg: &Config) -> Result<AdapterFile> {
     let mut s = GgufStream::sized(file, Some(bytes.len() as u64));
     s.push(bytes)?;
+    from_stream(file, s, cfg)
+}
+
+/// `from_gguf` on a file that was streamed in.
+pub fn from_stream(file: &str, s: GgufStream, cfg: &Config) -> Result<AdapterFile> {
     let (h, map) = s.finish()?;
     let meta = |k: &str| h.meta.get(k);
     let ty = meta("general.type").and_then(Meta::as_str).unwrap_or("model");

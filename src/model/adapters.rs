@@ -185,30 +185,33 @@ impl<B: ModelOps> Model<B> {
 }
 
 /// An adapter from its files, for a model with config `cfg`: a PEFT folder
-/// (`adapter_config.json`, `adapter_model.safetensors`) or one GGUF LoRA file.
+/// (`adapter_config.json`, `adapter_model.safetensors`) or one GGUF LoRA file; other files
+/// are skipped. The same path as a streamed load (`adapter_from_loader`).
 pub fn peft_from_files(files: &[(String, Vec<u8>)], cfg: &crate::formats::config::Config) -> Result<AdapterFile> {
-    adapter_from_files(files.to_vec(), cfg)
-}
-
-/// `peft_from_files`, taking the files: the safetensors bytes are dropped once routed into
-/// tensors, and each tensor once widened to f32, so a load holds the file about once at a
-/// time (wasm memory never shrinks: every transient copy is kept for good).
-pub fn adapter_from_files(mut files: Vec<(String, Vec<u8>)>, cfg: &crate::formats::config::Config) -> Result<AdapterFile> {
-    let base = |n: &str| n.rsplit('/').next().unwrap_or(n).to_string();
-    if let Some((n, bytes)) = files.iter().find(|(n, _)| n.ends_with(".gguf")) {
-        return crate::lora::gguf_lora::from_gguf(&base(n), bytes, cfg);
-    }
-    let find = |want: &str| files.iter().find(|(n, _)| base(n) == want);
-    if files.iter().any(|(n, _)| base(n) == "adapter_model.bin") && find("adapter_model.safetensors").is_none() {
+    let wanted = |n: &str| [".json", ".safetensors", ".gguf"].iter().any(|e| n.ends_with(e));
+    if files.iter().any(|(n, _)| n.ends_with("adapter_model.bin")) && !files.iter().any(|(n, _)| wanted(n) && !n.ends_with(".json")) {
         return Err(Error::unsupported("adapter_model.bin (pickle) is not read; save the adapter with safe_serialization"));
     }
-    let (_, config) = find("adapter_config.json").ok_or_else(|| Error::format("adapter_config.json is missing"))?;
-    let config = std::str::from_utf8(config).map_err(|_| Error::format("adapter_config.json is not UTF-8"))?.to_string();
-    let at = files.iter().position(|(n, _)| base(n) == "adapter_model.safetensors").ok_or_else(|| Error::format("adapter_model.safetensors is missing"))?;
-    let weights = std::mem::take(&mut files[at].1);
-    let mut s = crate::formats::safetensors::SafetensorsStream::sized("adapter_model.safetensors", Some(weights.len() as u64));
-    s.push(&weights)?;
-    drop((weights, files));
-    let tensors = s.finish()?.into_iter().map(|(k, (t, b))| (k, crate::formats::tensors::RawTensor::from_safetensors(t, b))).collect();
-    AdapterFile::parse(&config, tensors, cfg)
+    let mut l = crate::formats::files::Loader::new();
+    for (n, b) in files.iter().filter(|(n, _)| wanted(n)) {
+        l.begin_sized(n, Some(b.len() as u64))?;
+        l.push(b)?;
+    }
+    adapter_from_loader(l, cfg)
+}
+
+/// An adapter from files streamed into a `Loader` (no whole-file copy is held): a PEFT
+/// folder's adapter_config.json and adapter_model.safetensors, or one GGUF LoRA file.
+pub fn adapter_from_loader(l: crate::formats::files::Loader, cfg: &crate::formats::config::Config) -> Result<AdapterFile> {
+    use crate::formats::files::ModelFiles;
+    match l.into_files()? {
+        ModelFiles::Gguf(name, s) => crate::lora::gguf_lora::from_stream(&name, s, cfg),
+        ModelFiles::Hf { json, tensors, .. } => {
+            let config = json.get("adapter_config.json").ok_or_else(|| Error::format("adapter_config.json is missing"))?;
+            if tensors.is_empty() {
+                return Err(Error::format("adapter_model.safetensors is missing"));
+            }
+            AdapterFile::parse(config, tensors, cfg)
+        }
+    }
 }

@@ -4,6 +4,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as api from '../../pkg/index.js';
+import { peftAdapter, SMOLLM2 } from './random-adapter.mjs';
 
 const MODEL = new URL('../../.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf', import.meta.url);
 const REF = JSON.parse(readFileSync(new URL('../fixtures/smollm2/reference.json', import.meta.url)));
@@ -13,6 +14,17 @@ const bytes = readFileSync(MODEL);
 const rt = await api.LoraRuntime.create({ backend: 'cpu' });
 let progress = [];
 const model = await rt.loadModel(new Uint8Array(bytes), { fileName: 'smollm2.gguf', onProgress: (p) => progress.push(p) });
+
+test('loading an adapter grows wasm memory by at most what it holds + 16 MiB (its files stream into place)', async () => {
+  // First in this file: the heap then has little free space that would hide a copy.
+  const a = peftAdapter(16, 3, SMOLLM2); // all-linear r16: 18.7 MiB of f32
+  const before = api.LoraRuntime.wasmMemoryBytes();
+  const info = await model.loadAdapter('mem', a);
+  const grew = api.LoraRuntime.wasmMemoryBytes() - before;
+  console.log(`# adapter file ${(a.files['adapter_model.safetensors'].length / 2 ** 20).toFixed(1)} MiB, held ${(info.bytes / 2 ** 20).toFixed(1)} MiB, wasm memory grew ${(grew / 2 ** 20).toFixed(1)} MiB`);
+  assert.ok(grew <= info.bytes + 16 * 2 ** 20, `grew ${grew} for ${info.bytes} held`);
+  model.unloadAdapter('mem');
+});
 
 test('loads with progress and reports what it is', () => {
   assert.equal(progress.at(-1).loaded, bytes.length);
