@@ -589,6 +589,10 @@ export class Generation {
       }
       this.#finishReason = g.finishReason(0);
     } finally {
+      // Stopped early (break, abort, an error): the prompt's cache still serves the next one.
+      try {
+        g.release();
+      } catch {}
       g.free();
     }
   }

@@ -96,10 +96,15 @@ impl<B: ModelOps> Sequence<B> {
         self.cached
     }
 
-    /// Once finished, hands this sequence's KV cache to `cache` for later prompts that start
-    /// with its tokens (unless its adapters changed while it ran).
+    /// Ends this sequence (if it was not finished: "abort") and hands its KV cache to `cache`
+    /// for later prompts that start with its tokens (unless its adapters changed while it
+    /// ran).
     pub fn retire(&mut self, model: &Llama<B>, cache: &mut PrefixCache<B>) {
-        if !self.done || self.stack != self.kv_stack {
+        if !self.done {
+            self.done = true;
+            self.finish_reason = Some("abort");
+        }
+        if self.stack != self.kv_stack {
             return;
         }
         let session = std::mem::replace(&mut self.session, model.session());
@@ -214,7 +219,7 @@ pub struct Generator<B: ModelOps> {
 impl<B: ModelOps> Generator<B> {
     /// Hands every finished sequence's KV cache to `cache` (`Sequence::retire`).
     pub fn retire_finished(&mut self, model: &Llama<B>, cache: &mut PrefixCache<B>) {
-        for s in &mut self.seqs {
+        for s in self.seqs.iter_mut().filter(|s| s.done) {
             s.retire(model, cache);
         }
     }

@@ -404,6 +404,17 @@ impl<B: ModelOps> GenState<B> {
         Ok(GenState { model: model.clone(), gen: Rc::new(RefCell::new(Generator { seqs })), choices: self.choices.clone(), keep: self.keep })
     }
 
+    /// Ends every sequence, leaving their KV caches to the prefix cache (a generation stopped
+    /// early still serves its prompt to the next one); nothing while a step runs.
+    fn release(&self) {
+        if let (Ok(mut g), Ok(m), true) = (self.gen.try_borrow_mut(), self.model.try_borrow(), self.keep) {
+            let mut cache = m.prefixes.borrow_mut();
+            for s in &mut g.seqs {
+                s.retire(&m.llama, &mut cache);
+            }
+        }
+    }
+
     /// The sequences, unless a step (which holds them across a GPU readback) is running.
     fn seqs(&self) -> std::result::Result<std::cell::Ref<'_, Generator<B>>, JsValue> {
         self.gen.try_borrow().map_err(|_| js_err(Error::config("a generation step is running; await it first")))
@@ -475,6 +486,12 @@ impl JsGenerator {
     pub fn migrate(&self, model: &JsModel) -> std::result::Result<JsGenerator, JsValue> {
         let inner = with_gen!(&self.inner, g => with_model!(&model.inner, m => AnyGen::from(g.migrate(m)?)));
         Ok(JsGenerator { inner })
+    }
+
+    /// Ends the generation (unfinished sequences: "abort"), leaving its KV caches for later
+    /// prompts; call before `free` when stopping early.
+    pub fn release(&self) {
+        with_gen!(&self.inner, g => g.release());
     }
 
     pub fn next(&self) -> js_sys::Promise {

@@ -94,3 +94,14 @@ test('a prompt that starts with an earlier generation reuses its KV cache: the s
   assert.throws(() => model.generate('x', { promptCash: false }), api.ConfigError);
   model.dispose();
 });
+
+test('a generation stopped early still leaves its prompt\'s KV cache', async () => {
+  const model = await rt.loadModel(new URL('llama-hf/', BASE).href);
+  const g = model.generate('Once upon a time', { maxTokens: 50, ignoreEos: true });
+  for await (const piece of g) if (piece) break;
+  assert.equal(model.promptCacheStats().entries, 1);
+  const next = model.generate('Once upon a time there was', { maxTokens: 2, ignoreEos: true });
+  await next.text();
+  assert.ok(next.cachedTokens > 0, `${next.cachedTokens} cached`);
+  model.dispose();
+});
