@@ -167,19 +167,9 @@ export class LoraRuntime {
 /** Streams a model's files into a loader; builds it on runtime `rt`'s backend. */
 async function streamModel(rt, source, { onProgress, signal, fileName, int8Activations, cache }) {
   const files = await callAsync(() => openSources(source, { signal, fileName, cache }));
-  const total = files.every((f) => f.total !== undefined) ? files.reduce((a, f) => a + f.total, 0) : undefined;
   const loader = new ModelLoader();
-  let loaded = 0;
   try {
-    for (const f of files) {
-      call(() => loader.begin(f.name, f.total));
-      for await (const chunk of f.chunks) {
-        if (signal?.aborted) throw new AbortError(`loading ${f.name} was aborted`);
-        call(() => loader.push(chunk));
-        loaded += chunk.length;
-        onProgress?.({ stage: 'download', loaded, total, file: f.name });
-      }
-    }
+    const { loaded, total } = await feed(loader, files, { signal, onProgress });
     if (signal?.aborted) throw new AbortError('loading the model was aborted');
     // Every byte is in: the model is assembled (on WebGPU, its weights copied to the GPU).
     const last = files.at(-1)?.name;
@@ -188,12 +178,35 @@ async function streamModel(rt, source, { onProgress, signal, fileName, int8Activ
     onProgress?.({ stage: 'ready', loaded, total, file: last });
     return m;
   } finally {
-    // After a failure inside the module the loader may be unusable; its error is the one to
-    // report, not this clean-up's.
-    try {
-      loader.free();
-    } catch {}
+    freeQuietly(loader);
   }
+}
+
+/**
+ * Pushes every file's chunks into a ModelLoader as they arrive ("download" progress over
+ * all files); resolves to the bytes pushed and their announced total. `what` names the load
+ * in an abort's message (default: the file).
+ */
+async function feed(loader, files, { signal, onProgress, what }) {
+  const total = files.every((f) => f.total !== undefined) ? files.reduce((a, f) => a + f.total, 0) : undefined;
+  let loaded = 0;
+  for (const f of files) {
+    call(() => loader.begin(f.name, f.total));
+    for await (const chunk of f.chunks) {
+      if (signal?.aborted) throw new AbortError(`loading ${what ?? f.name} was aborted`);
+      call(() => loader.push(chunk));
+      loaded += chunk.length;
+      onProgress?.({ stage: 'download', loaded, total, file: f.name });
+    }
+  }
+  return { loaded, total };
+}
+
+/** After a failure inside the module a loader may be unusable: its error is the one to report, not this clean-up's. */
+function freeQuietly(loader) {
+  try {
+    loader.free();
+  } catch {}
 }
 
 /**
@@ -207,24 +220,12 @@ async function streamAdapter(name, source, { signal, onProgress, cache }) {
   if (all.some((f) => f.name.endsWith('.bin')) && !files.some((f) => !f.name.endsWith('.json'))) {
     throw new UnsupportedError(`adapter ${name}: adapter_model.bin (pickle) is not read; save the adapter with safe_serialization`);
   }
-  const total = files.every((f) => f.total !== undefined) ? files.reduce((a, f) => a + f.total, 0) : undefined;
   const loader = new ModelLoader();
-  let loaded = 0;
   try {
-    for (const f of files) {
-      call(() => loader.begin(f.name, f.total));
-      for await (const chunk of f.chunks) {
-        if (signal?.aborted) throw new AbortError(`loading adapter ${name} was aborted`);
-        call(() => loader.push(chunk));
-        loaded += chunk.length;
-        onProgress?.({ stage: 'download', loaded, total, file: f.name });
-      }
-    }
+    await feed(loader, files, { signal, onProgress, what: `adapter ${name}` });
     return loader;
   } catch (e) {
-    try {
-      loader.free();
-    } catch {}
+    freeQuietly(loader);
     throw e;
   }
 }
@@ -234,9 +235,7 @@ function addStreamed(m, name, loader, replace, precision) {
   try {
     return call(() => m.loadAdapter(name, loader, replace, precision));
   } finally {
-    try {
-      loader.free();
-    } catch {}
+    freeQuietly(loader);
   }
 }
 
