@@ -4,6 +4,7 @@
 //! out in valid UTF-8 pieces; stop tokens and stop strings are honoured (a stop string is never
 //! emitted, even in part).
 
+pub mod json;
 pub mod prefix;
 pub mod sample;
 
