@@ -146,8 +146,25 @@ export interface GenerateOptions extends AdapterSelection {
    * one's cache for later prompts. Default true. Logits are those of a full prefill.
    */
   promptCache?: boolean;
+  /**
+   * Structured output: the text is one JSON document, any object (`json_object`) or a value
+   * valid under a JSON Schema (`json_schema`), enforced on every token (a mask before
+   * sampling), ending when the document closes. Schemas: type, properties (written in their
+   * order), required, additionalProperties (without properties), items, min/maxItems,
+   * min/maxLength, minimum/maximum and their exclusive forms, enum, const, anyOf, oneOf
+   * (alternatives of distinct types), allOf of one, local $ref (recursion included);
+   * other keywords (pattern, format, ...) are refused with an UnsupportedError.
+   */
+  responseFormat?: ResponseFormat;
   signal?: AbortSignal;
 }
+
+/** OpenAI's `response_format` (a `schema` beside `type` is read too, object or JSON text). */
+export type ResponseFormat =
+  | { type: 'text' }
+  | { type: 'json_object'; schema?: Record<string, unknown> | string }
+  | { type: 'json_schema'; json_schema: { name?: string; schema: Record<string, unknown> | boolean; strict?: boolean | null } }
+  | { type: 'json_schema'; schema: Record<string, unknown> | string };
 
 /** Token counts and speed of one generation (of one row, in a batch). */
 export interface GenerationUsage {
@@ -262,8 +279,9 @@ export class Model {
    * OpenAI-style chat completions: the request and response shapes of the openai package
    * (ChatCompletionCreateParams, ChatCompletion, ChatCompletionChunk). `model` picks an
    * adapter by name ("base" or the model's name: none); `adapters` stacks several.
-   * Unsupported for now: logprobs, frequency/presence penalties, response_format other than
-   * text, tools (UnsupportedError).
+   * `response_format` json_object / json_schema constrains every choice (see
+   * GenerateOptions.responseFormat). Unsupported for now: logprobs, frequency/presence
+   * penalties, tools (UnsupportedError).
    */
   readonly chat: {
     completions: {
@@ -398,7 +416,8 @@ export interface ChatCompletionCreateParams {
   n?: number | null;
   logprobs?: boolean | null;
   top_logprobs?: number | null;
-  response_format?: { type: 'text' } | { type: 'json_object' } | { type: 'json_schema'; json_schema: { name: string; schema?: Record<string, unknown> } };
+  /** json_schema needs its `schema` (a ConfigError without). */
+  response_format?: { type: 'text' } | { type: 'json_object' } | { type: 'json_schema'; json_schema: { name: string; description?: string; schema?: Record<string, unknown>; strict?: boolean | null } };
   frequency_penalty?: number | null;
   presence_penalty?: number | null;
   user?: string;

@@ -264,7 +264,7 @@ const breathe =
       : () => new Promise((r) => setTimeout(r, 0));
 
 const ADAPTER_OPTIONS = ['adapter', 'adapters'];
-const GENERATE_OPTIONS = [...ADAPTER_OPTIONS, 'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'repeatLastN', 'seed', 'stop', 'stopTokens', 'ignoreEos', 'promptCache'];
+const GENERATE_OPTIONS = [...ADAPTER_OPTIONS, 'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'repeatLastN', 'seed', 'stop', 'stopTokens', 'ignoreEos', 'promptCache', 'responseFormat'];
 
 /** A loaded language model. */
 export class Model {

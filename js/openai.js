@@ -44,7 +44,7 @@ function translate(model, p) {
   if (p.logprobs || p.top_logprobs) unsupported('logprobs');
   if (p.frequency_penalty || p.presence_penalty) unsupported('frequency_penalty and presence_penalty (repetition_penalty is)');
   const format = p.response_format?.type ?? 'text';
-  if (format !== 'text') unsupported(`response_format ${JSON.stringify(format)}`);
+  if (!['text', 'json_object', 'json_schema'].includes(format)) unsupported(`response_format ${JSON.stringify(format)}`);
   const n = p.n ?? 1;
   if (!Number.isInteger(n) || n < 1 || n > MAX_N) throw new ConfigError(`n must be an integer from 1 to ${MAX_N}`);
   const opts = {
@@ -53,6 +53,7 @@ function translate(model, p) {
     topP: p.top_p ?? 1,
     maxTokens: p.max_completion_tokens ?? p.max_tokens ?? model.info.contextLength,
   };
+  if (format !== 'text') opts.responseFormat = p.response_format;
   if (p.seed != null) opts.seed = p.seed;
   if (p.stop != null) opts.stop = Array.isArray(p.stop) ? p.stop : [p.stop];
   if (p.top_k != null) opts.topK = p.top_k;

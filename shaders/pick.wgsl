@@ -34,6 +34,7 @@ struct Draw {
 @group(0) @binding(3) var<uniform> p: PickParams;
 
 const UNDECIDED: u32 = 0xffffffffu;
+const MASKED: f32 = -1e30;
 
 var<private> base: u32;
 var<private> l0: f32;
@@ -67,6 +68,11 @@ fn pick_row(row: u32) -> u32 {
     var n = p.k;
     if (d.top_k > 0u) {
         n = min(n, d.top_k);
+    }
+    // Candidates a constraint refused (mask.wgsl's MASKED, best-first so at the end) are
+    // never picked, as the sampler drops them.
+    while (n > 1u && logit(n - 1u) <= MASKED) {
+        n -= 1u;
     }
     let partial = d.partial != 0u;
     if (partial) {

@@ -24,6 +24,7 @@ fn kernels() -> Vec<Kernel> {
         Kernel::AttentionMerge,
         Kernel::AttentionPrefill,
         Kernel::Penalize,
+        Kernel::Mask,
         Kernel::TopK,
         Kernel::Pick,
         Kernel::DoraGain(f),

@@ -257,6 +257,8 @@ fn top_k_on_the_gpu_matches_the_cpu() {
                 penalized: (0..20).map(|_| rng.below(vocab) as u32).collect::<std::collections::BTreeSet<_>>().into_iter().collect(),
                 inv_temp: [0.0, 1.0 / 0.7, 1.5][r],
                 draw: None,
+                // Structured output's mask on the last row: a random half of the vocabulary.
+                allowed: (r == 2).then(|| (0..vocab.div_ceil(32)).map(|_| rng.below(1 << 16) as u32 * 0x10001).collect()),
             })
             .collect();
         for &k in ks {
@@ -269,6 +271,9 @@ fn top_k_on_the_gpu_matches_the_cpu() {
             let (pc, pg) = (pollster::block_on(CpuBackend::default().read(&tc)).unwrap(), pollster::block_on(g.read(&tg)).unwrap());
             assert_eq!(pc, pg, "penalized logits");
             assert_ne!(&pc, logits, "the penalty was applied");
+            let bits = asks[2].allowed.as_ref().unwrap();
+            let masked = (0..vocab).filter(|&t| bits[t / 32] >> (t % 32) & 1 == 0).collect::<Vec<_>>();
+            assert!(masked.len() > vocab / 4 && masked.iter().all(|&t| pc[2 * vocab + t] == lorafuse::backend::select::MASKED), "the mask was applied");
             assert_eq!(gpu.len(), rows);
             for (r, (sc, sg)) in cpu.iter().zip(&gpu).enumerate() {
                 match (sc.mass, sg.mass) {
@@ -458,7 +463,7 @@ fn generation_on_the_gpu_matches_the_cpu() {
     let base = files(&dir().join("llama-hf"));
     let (mg, mc) = (load(&g, &base).unwrap(), load(&CpuBackend::default(), &base).unwrap());
     fn run<B: ModelOps>(m: &Model<B>, sample: &SampleOptions) -> Vec<u32> {
-        let opts = GenerateOptions { max_tokens: 12, sample: sample.clone(), stop_strings: vec![], stop_tokens: vec![], ignore_eos: true };
+        let opts = GenerateOptions { max_tokens: 12, sample: sample.clone(), stop_strings: vec![], stop_tokens: vec![], ignore_eos: true, format: None };
         let mut gen = Generator { seqs: vec![Sequence::new(&m.llama, prompt(), opts, vec![]).unwrap()] };
         while !gen.seqs[0].done {
             pollster::block_on(gen.step(&m.llama, &m.tokenizer)).unwrap();

@@ -364,7 +364,7 @@ fn sampling_from_the_selection_matches_whole_rows() {
         SampleOptions { temperature: 0.8, top_p: 0.95, seed: 6, ..Default::default() },
         SampleOptions { temperature: 1.0, min_p: 0.05, repetition_penalty: 1.2, seed: 7, ..Default::default() },
     ] {
-        let opts = GenerateOptions { max_tokens: steps, sample: sample.clone(), stop_strings: vec![], stop_tokens: vec![], ignore_eos: true };
+        let opts = GenerateOptions { max_tokens: steps, sample: sample.clone(), stop_strings: vec![], stop_tokens: vec![], ignore_eos: true, format: None };
         let mut gen = Generator { seqs: vec![Sequence::new(&m.llama, prompt.clone(), opts, vec![]).unwrap()] };
         while !gen.seqs[0].done {
             pollster::block_on(gen.step(&m.llama, &m.tokenizer)).unwrap();

@@ -3,6 +3,8 @@
 //! can be sure of it, the sampler's pick itself (`Draw`). The sampler (`generate::sample`)
 //! asks for these and decides the rest.
 
+use std::rc::Rc;
+
 /// One row's request to `ModelOps::top_k`.
 #[derive(Clone, Debug)]
 pub struct SelectRow {
@@ -15,12 +17,15 @@ pub struct SelectRow {
     pub inv_temp: f32,
     /// The sampler's next pick, for a backend that picks from its selection itself.
     pub draw: Option<Draw>,
+    /// A bitset over the vocabulary of the tokens that may be picked (structured output):
+    /// the others' logits become `MASKED` after the penalty, before the selection.
+    pub allowed: Option<Rc<[u32]>>,
 }
 
 impl SelectRow {
     /// No penalty, no mass, no draw: plain selection (greedy, top-k).
     pub fn plain() -> SelectRow {
-        SelectRow { penalty: 1.0, penalized: vec![], inv_temp: 0.0, draw: None }
+        SelectRow { penalty: 1.0, penalized: vec![], inv_temp: 0.0, draw: None, allowed: None }
     }
 }
 
@@ -69,6 +74,20 @@ pub struct Draw {
     pub top_p: f32,
     pub min_p: f32,
     pub uniform: f64,
+}
+
+/// The logit of a token a constraint refuses: finite (WGSL need not handle infinities), so
+/// far below any real logit that its probability is 0 at any temperature. Samplers drop
+/// candidates at or below it (mask.wgsl and pick.wgsl use the same value).
+pub const MASKED: f32 = -1e30;
+
+/// Sets every logit whose token is not in `allowed` (a bitset) to `MASKED`.
+pub fn mask(logits: &mut [f32], allowed: &[u32]) {
+    for (i, l) in logits.iter_mut().enumerate() {
+        if allowed.get(i / 32).is_none_or(|w| w >> (i % 32) & 1 == 0) {
+            *l = MASKED;
+        }
+    }
 }
 
 /// The repetition penalty (CTRL's): positive logits divided by it, negative ones multiplied.

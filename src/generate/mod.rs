@@ -10,11 +10,13 @@ pub mod sample;
 
 use crate::backend::ops::{self, ModelOps};
 use crate::backend::routing::Mix;
-use crate::backend::select::{Choice, SelectRow};
+use crate::backend::select::{mask, penalize, Choice, SelectRow};
 use crate::error::{Error, Result};
 use crate::model::llama::{Llama, Logits, Session};
 use crate::tokenizer::Tokenizer;
+use json::{JsonFormat, JsonState};
 use prefix::PrefixCache;
+use std::rc::Rc;
 use sample::{SampleOptions, Sampler};
 
 #[derive(Clone, Debug, Default)]
@@ -26,6 +28,8 @@ pub struct GenerateOptions {
     pub stop_tokens: Vec<u32>,
     /// Keep going past end-of-sequence (benchmarks).
     pub ignore_eos: bool,
+    /// Structured output: the text is a JSON document of this format (json/).
+    pub format: Option<Rc<JsonFormat>>,
 }
 
 /// One sequence being generated.
@@ -51,6 +55,8 @@ pub struct Sequence<B: ModelOps> {
     pub finish_reason: Option<&'static str>,
     /// Steps whose pick needed the whole row of logits (the selection could not decide).
     pub whole_rows: usize,
+    /// Where the text stands in its JSON format, under structured output.
+    json: Option<JsonState>,
 }
 
 impl<B: ModelOps> Sequence<B> {
@@ -68,6 +74,7 @@ impl<B: ModelOps> Sequence<B> {
         Ok(Sequence {
             session: model.session(),
             sampler: Sampler::new(opts.sample.clone())?,
+            json: opts.format.clone().map(JsonState::new),
             prompt_len: prompt.len(),
             history: prompt,
             opts,
@@ -130,6 +137,7 @@ impl<B: ModelOps> Sequence<B> {
             done: self.done,
             finish_reason: self.finish_reason,
             whole_rows: self.whole_rows,
+            json: self.json,
         }
     }
 
@@ -155,17 +163,39 @@ impl<B: ModelOps> Sequence<B> {
         }
     }
 
+    /// The tokens structured output allows next (None: any), stop tokens included once the
+    /// document may end; the document closes within the tokens left (max_tokens, context).
+    fn allowed(&self, tok: &Tokenizer, context: usize) -> Option<Rc<[u32]>> {
+        let json = self.json.as_ref()?;
+        let stops: Vec<u32> = self.opts.stop_tokens.iter().copied().chain(tok.eos.filter(|_| !self.opts.ignore_eos)).collect();
+        let left = self.prompt_len.saturating_add(self.opts.max_tokens).min(context) - self.history.len();
+        Some(json.mask(&stops, Some(left)))
+    }
+
     /// Takes the sampled token; returns the text it can hand out now.
-    fn accept(&mut self, next: u32, tok: &Tokenizer) -> Option<String> {
+    fn accept(&mut self, next: u32, tok: &Tokenizer) -> Result<Option<String>> {
         self.history.push(next);
         self.pending = Some(next);
         if (Some(next) == tok.eos && !self.opts.ignore_eos) || self.opts.stop_tokens.contains(&next) {
-            return self.finish("stop");
+            return Ok(self.finish("stop"));
         }
-        if !tok.is_special(next) {
-            self.held.extend(tok.token_bytes(next));
+        let bytes = if tok.is_special(next) { Vec::new() } else { tok.token_bytes(next) };
+        if let Some(json) = &mut self.json {
+            json.advance(&bytes)?;
         }
-        // A stop string anywhere in what is held: emit what precedes it, then stop.
+        self.held.extend(bytes);
+        let out = self.stop_or_release();
+        // A closed document ends the text (nothing valid may follow it).
+        if !self.done && self.json.as_ref().is_some_and(JsonState::closed) {
+            let rest = self.finish("stop").unwrap_or_default();
+            return Ok(Some(out.unwrap_or_default() + &rest));
+        }
+        Ok(out)
+    }
+
+    /// Stops at a stop string in what is held (emitting what precedes it), or hands out
+    /// what can be.
+    fn stop_or_release(&mut self) -> Option<String> {
         let text = String::from_utf8_lossy(&self.held).into_owned();
         if let Some(at) = self.opts.stop_strings.iter().filter_map(|s| text.find(s.as_str())).min() {
             self.held.clear();
@@ -269,11 +299,16 @@ impl<B: ModelOps> Generator<B> {
         // of read their selection; rows that cannot decide from it, and top-k above
         // MAX_TOP_K, read every logit.
         let vocab = model.cfg.vocab;
+        let allowed: Vec<Option<Rc<[u32]>>> = active.iter().map(|&i| self.seqs[i].allowed(tok, model.cfg.context)).collect();
         let k = active.iter().map(|&i| self.seqs[i].sampler.candidates_needed()).max().unwrap_or(1);
         let next: Vec<u32> = match k {
             k if k <= MAX_TOP_K => {
                 let k = k.min(vocab);
-                let asks: Vec<SelectRow> = active.iter().map(|&i| self.seqs[i].sampler.select_row(&self.seqs[i].history, k, vocab)).collect();
+                let asks: Vec<SelectRow> = active
+                    .iter()
+                    .zip(&allowed)
+                    .map(|(&i, a)| SelectRow { allowed: a.clone(), ..self.seqs[i].sampler.select_row(&self.seqs[i].history, k, vocab) })
+                    .collect();
                 let choices = ops::top_k(model.backend(), &mut t, k, &asks).await?;
                 let picks: Vec<Option<u32>> = active
                     .iter()
@@ -308,17 +343,23 @@ impl<B: ModelOps> Generator<B> {
                 let mut logits = model.backend().read(&t).await?;
                 active
                     .iter()
+                    .zip(&allowed)
                     .zip(logits.chunks_exact_mut(vocab))
-                    .map(|(&i, row)| {
+                    .map(|((&i, a), row)| {
                         let s = &mut self.seqs[i];
                         s.whole_rows += 1;
-                        s.sampler.sample(row, &s.history)
+                        let penalized = s.sampler.penalized(&s.history);
+                        penalize(row, s.sampler.penalty(), &penalized);
+                        if let Some(bits) = a {
+                            mask(row, bits);
+                        }
+                        s.sampler.pick_all(row)
                     })
                     .collect()
             }
         };
         for (&i, t) in active.iter().zip(next) {
-            out[i] = self.seqs[i].accept(t, tok);
+            out[i] = self.seqs[i].accept(t, tok)?;
         }
         Ok(out)
     }

@@ -1,7 +1,7 @@
 //! Choosing the next token from logits: repetition penalty, temperature, top-k, top-p,
 //! min-p, reproducible by seed. Temperature 0 is greedy.
 
-use crate::backend::select::{best_first, penalize, Draw, SelectRow, PICK_MARGIN};
+use crate::backend::select::{best_first, penalize, Draw, SelectRow, MASKED, PICK_MARGIN};
 use crate::error::{Error, Result};
 
 /// Candidates selected when sampling without top-k (temperature, top-p, min-p): enough to
@@ -78,7 +78,7 @@ impl Sampler {
     pub fn select_row(&self, history: &[u32], k: usize, vocab: usize) -> SelectRow {
         // All k = vocab candidates need no mass: they are the whole row.
         let inv_temp = if self.needs_mass() && k < vocab { 1.0 / self.temperature() } else { 0.0 };
-        SelectRow { penalty: self.penalty(), penalized: self.penalized(history), inv_temp, draw: Some(self.draw()) }
+        SelectRow { penalty: self.penalty(), penalized: self.penalized(history), inv_temp, draw: Some(self.draw()), allowed: None }
     }
 
     /// This sampler's next pick, for a backend to make (`Draw`).
@@ -156,6 +156,10 @@ impl Sampler {
         // The order of the logits themselves (dividing them by the temperature first could
         // merge two neighbours and reorder them): the order backends select in.
         cand.sort_unstable_by(best_first);
+        // Tokens a constraint refused (probability 0) are never picked, not even by rounding.
+        if let Some(n) = cand.iter().position(|c| c.1 <= MASKED).filter(|&n| n > 0) {
+            cand.truncate(n);
+        }
         if o.top_k > 0 {
             cand.truncate(o.top_k);
         }

@@ -131,6 +131,14 @@ gpu_structs! {
         pub pad2: u32,
     }
 
+    /// Structured output's token mask (`mask.wgsl`).
+    pub struct MaskParams {
+        pub n: u32,
+        pub vocab: u32,
+        pub words: u32,
+        pub pad: u32,
+    }
+
     /// Top-k selection (`top_k.wgsl`).
     pub struct TopKParams {
         pub vocab: u32,

@@ -4,7 +4,7 @@
 //! leaves the GPU.
 
 use super::encoder::Dispatch;
-use super::layout::{Draw, EmbedParams, PenalizeParams, PickParams, TopKParams};
+use super::layout::{Draw, EmbedParams, MaskParams, PenalizeParams, PickParams, TopKParams};
 use super::pipelines::{Epi, Kernel, Norm};
 use super::{GpuBackend, GpuTensor, GpuWeight, Inner};
 use crate::backend::ops::{Attend, ModelOps};
@@ -99,6 +99,21 @@ impl ModelOps for GpuBackend {
             let e = self.upload(bytemuck::cast_slice(&entries));
             let params = PenalizeParams { n: n as u32, ..Default::default() };
             g.dispatch(Dispatch { kernel: Kernel::Penalize, bufs: &[logits.bind(), (&e.buf, e.id)], params: bytemuck::bytes_of(&params), grid: g.grid_1d(n), bytes: (n * 16) as u64 })?;
+        }
+        // Structured output: refused tokens' logits to MASKED (every bit set in rows without).
+        if asks.iter().any(|a| a.allowed.is_some()) {
+            let words = vocab.div_ceil(32);
+            let mut bits = vec![u32::MAX; rows * words];
+            for (row, a) in asks.iter().enumerate() {
+                if let Some(b) = &a.allowed {
+                    bits[row * words..(row + 1) * words].copy_from_slice(&b[..words]);
+                }
+            }
+            let bits = self.upload(bytemuck::cast_slice(&bits));
+            let n = rows * vocab;
+            let params = MaskParams { n: n as u32, vocab: vocab as u32, words: words as u32, pad: 0 };
+            g.dispatch(Dispatch { kernel: Kernel::Mask, bufs: &[logits.bind(), (&bits.buf, bits.id)], params: bytemuck::bytes_of(&params), grid: g.grid_1d(n), bytes: (n * 4 + rows * words * 4) as u64 })?;
+            drop(bits);
         }
         // Per row k pairs, then (0, mass) when some row wants it.
         let need_mass = asks.iter().any(|a| a.inv_temp > 0.0) as usize;

@@ -41,6 +41,7 @@ shaders! {
     ATTENTION_MERGE = "attention_merge.wgsl";
     ATTENTION_PREFILL = "attention_prefill.wgsl";
     PENALIZE = "penalize.wgsl";
+    MASK = "mask.wgsl";
     TOP_K = "top_k.wgsl";
     PICK = "pick.wgsl";
     DORA_GAIN = "dora_gain.wgsl";
@@ -110,6 +111,7 @@ pub enum Kernel {
     AttentionMerge,
     AttentionPrefill,
     Penalize,
+    Mask,
     TopK,
     Pick,
     DoraGain(WeightFormat),
@@ -135,6 +137,7 @@ impl Kernel {
             Kernel::AttentionMerge => [ATTENTION_IO, ATTENTION_MERGE].join("\n"),
             Kernel::AttentionPrefill => [ATTENTION_IO, ATTENTION_PREFILL].join("\n"),
             Kernel::Penalize => PENALIZE.to_string(),
+            Kernel::Mask => MASK.to_string(),
             Kernel::TopK => TOP_K.to_string(),
             Kernel::Pick => PICK.to_string(),
             Kernel::DoraGain(f) => [&weights_snippet(f), ARENA, &reduce, DORA_GAIN].join("\n"),

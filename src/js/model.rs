@@ -148,6 +148,28 @@ struct GenOpts {
     ignore_eos: bool,
     /// Reuse (and keep) KV caches of earlier prompts with the same start: on unless false.
     prompt_cache: Option<bool>,
+    /// Structured output, as OpenAI's `response_format`: `{type: "text"}`,
+    /// `{type: "json_object"}` or `{type: "json_schema", json_schema: {schema}}` (`schema`
+    /// beside `type` is read too).
+    response_format: Option<serde_json::Value>,
+}
+
+/// The JSON schema a `responseFormat` asks for: None for text, Some(None) for any object.
+fn json_schema(f: &Option<serde_json::Value>) -> Result<Option<Option<serde_json::Value>>> {
+    let Some(f) = f else { return Ok(None) };
+    let bad = || Error::config(format!("responseFormat must be {{type: \"text\" | \"json_object\" | \"json_schema\", json_schema: {{schema}}}}, got {f}"));
+    let schema = f.get("json_schema").and_then(|j| j.get("schema")).or_else(|| f.get("schema")).cloned();
+    // A schema given as JSON text (WebLLM passes strings).
+    let schema = match schema {
+        Some(serde_json::Value::String(s)) => Some(serde_json::from_str(&s).map_err(|e| Error::config(format!("responseFormat schema is not JSON: {e}")))?),
+        s => s,
+    };
+    match f.get("type").and_then(|t| t.as_str()) {
+        Some("text") => Ok(None),
+        Some("json_object") => Ok(Some(schema)),
+        Some("json_schema") => schema.map(|s| Some(Some(s))).ok_or_else(bad),
+        _ => Err(bad()),
+    }
 }
 
 /// What the GPU has done so far (`gpuStats()`; null on the CPU).
@@ -345,7 +367,12 @@ fn start<B: ModelOps>(model: &Shared<B>, seqs: Vec<(Vec<u32>, AdapterChoice)>, o
         if !(seed.is_finite() && seed >= 0.0) {
             return Err(js_err(Error::config(format!("seed {seed} must be a non-negative number"))));
         }
+        let format = match json_schema(&o.response_format).map_err(js_err)? {
+            Some(schema) => Some(m.json_format(schema.as_ref()).map_err(js_err)?),
+            None => None,
+        };
         let opts = GenerateOptions {
+            format,
             max_tokens: o.max_tokens.unwrap_or(256),
             sample: SampleOptions {
                 temperature: o.temperature.unwrap_or(d.temperature),

@@ -10,6 +10,7 @@ use crate::formats::config::Config;
 use crate::formats::files::ModelFiles;
 use crate::formats::gguf::{GgufStream, Meta};
 use crate::formats::tensors::{ModelTensors, RawTensor};
+use crate::generate::json::{JsonFormat, JsonFormats};
 use crate::generate::prefix::PrefixCache;
 use crate::tokenizer::chat::ChatTemplate;
 use crate::tokenizer::Tokenizer;
@@ -51,6 +52,8 @@ pub struct Model<B: ModelOps> {
     pub adapters: adapters::Adapters,
     /// KV caches of finished generations, for prompts that start the same way.
     pub prefixes: std::cell::RefCell<PrefixCache<B>>,
+    /// Structured output's compiled formats and vocabulary trie (built at first use).
+    pub json: std::cell::RefCell<JsonFormats>,
 }
 
 impl<B: ModelOps> Model<B> {
@@ -150,7 +153,13 @@ impl<B: ModelOps> Model<B> {
             backend: backend.kind().js_name(),
             device: backend.describe(),
         };
-        Ok(Model { llama, tokenizer, template, info, stop_tokens, adapters: Default::default(), prefixes: Default::default() })
+        Ok(Model { llama, tokenizer, template, info, stop_tokens, adapters: Default::default(), prefixes: Default::default(), json: Default::default() })
+    }
+
+    /// Structured output's format for `schema` (None: any JSON object) over this model's
+    /// vocabulary, compiled once per schema (a few kept).
+    pub fn json_format(&self, schema: Option<&serde_json::Value>) -> Result<std::rc::Rc<JsonFormat>> {
+        self.json.borrow_mut().get(&self.tokenizer, schema)
     }
 
     /// Prompt ids: the model's BOS first when its tokenizer asks for one.

@@ -58,7 +58,8 @@ test('n choices are a batch; model names an adapter or the base; unsupported req
   assert.equal(stacked.choices[0].message.content, await model.generate(messages, { ...greedy, adapters: [{ name: 'qv', weight: 0.5 }] }).text());
   await assert.rejects(model.chat.completions.create({ model: 'nope', messages }), api.AdapterError);
   await assert.rejects(model.chat.completions.create({ messages, logprobs: true }), api.UnsupportedError);
-  await assert.rejects(model.chat.completions.create({ messages, response_format: { type: 'json_object' } }), api.UnsupportedError);
+  await assert.rejects(model.chat.completions.create({ messages, response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'string', format: 'email' } } } }), api.UnsupportedError);
+  await assert.rejects(model.chat.completions.create({ messages, response_format: { type: 'grammar' } }), api.UnsupportedError);
   await assert.rejects(model.chat.completions.create({ messages, tools: [] }), api.ConfigError);
   await assert.rejects(model.chat.completions.create({ messages: [{ role: 'tool', content: 'x' }] }), api.UnsupportedError);
   await assert.rejects(model.chat.completions.create({ messages, n: 0 }), api.ConfigError);

@@ -57,6 +57,13 @@ impl LitSet {
 pub struct Grammar {
     pub nodes: Vec<Node>,
     pub root: NodeId,
+    /// Fewest bytes a value of each node takes (the shortest way to close a document).
+    pub min_len: Vec<u32>,
+}
+
+/// Bytes of property `p`'s key literal (quotes included).
+pub fn key_len(keys: &LitSet, p: u32) -> u32 {
+    keys.lits.iter().find(|l| l.1 == p).map_or(0, |l| l.0.len() as u32)
 }
 
 /// How deep schemas may nest (their text, not the JSON they generate).
@@ -69,28 +76,40 @@ impl Grammar {
     pub fn from_schema(schema: &Value) -> Result<Grammar> {
         let mut c = Compiler { doc: schema, nodes: Vec::new(), refs: HashMap::new(), any: None };
         let root = c.node(schema, 0)?;
-        let g = Grammar { nodes: c.nodes, root };
+        let mut g = Grammar { nodes: c.nodes, root, min_len: vec![] };
         g.check()?;
         Ok(g)
     }
 
-    /// Refuses grammars the matcher could not finish or would loop in: a node every value
-    /// of which is infinite (a required property or minimum item that contains itself), and
-    /// anyOf alternatives that lead back to themselves without a byte between.
-    fn check(&self) -> Result<()> {
-        let mut fin = vec![false; self.nodes.len()];
+    /// Measures each node's shortest value, and refuses grammars the matcher could not finish
+    /// or would loop in: a node every value of which is infinite (a required property or
+    /// minimum item that contains itself), and anyOf alternatives that lead back to
+    /// themselves without a byte between.
+    fn check(&mut self) -> Result<()> {
+        // Fewest bytes of a value of each node (u32::MAX: none is finite), to a fixpoint.
+        let mut min = vec![u32::MAX; self.nodes.len()];
         loop {
             let mut changed = false;
             for (i, n) in self.nodes.iter().enumerate() {
-                let f = match n {
-                    Node::Literals(_) | Node::Str { .. } | Node::Number { .. } => true,
-                    Node::Array { items, min, .. } => *min == 0 || fin[*items as usize],
-                    Node::Object { props, .. } => props.iter().all(|p| !p.1 || fin[p.0 as usize]),
-                    Node::AnyOf(alts) => alts.iter().any(|&a| fin[a as usize]),
-                    Node::Pending => false,
+                let m = |j: NodeId| min[j as usize];
+                let v = match n {
+                    Node::Literals(s) => s.lits.iter().map(|l| l.0.len() as u32).min().unwrap_or(u32::MAX),
+                    Node::Str { min, .. } => min.saturating_add(2),
+                    Node::Number { integer, min, max } => super::number::Spec { integer: *integer, min: *min, max: *max }.min_len(),
+                    Node::Array { items, min, .. } => match *min {
+                        0 => 2,
+                        n => m(*items).saturating_mul(n).saturating_add(n + 1),
+                    },
+                    Node::Object { props, keys, .. } => {
+                        // Braces, members, commas between them.
+                        let req = props.iter().enumerate().filter(|p| p.1 .1);
+                        req.fold(1u32, |acc, (k, p)| acc.saturating_add(key_len(keys, k as u32) + 2).saturating_add(m(p.0))).max(2)
+                    }
+                    Node::AnyOf(alts) => alts.iter().map(|&a| m(a)).min().unwrap_or(u32::MAX),
+                    Node::Pending => u32::MAX,
                 };
-                if f && !fin[i] {
-                    fin[i] = true;
+                if v < min[i] {
+                    min[i] = v;
                     changed = true;
                 }
             }
@@ -98,6 +117,8 @@ impl Grammar {
                 break;
             }
         }
+        let fin: Vec<bool> = min.iter().map(|&m| m < u32::MAX).collect();
+        self.min_len = min;
         if fin.iter().any(|f| !f) {
             return Err(unsupported("a schema with no finite value (a required property or item that contains itself)"));
         }
@@ -124,6 +145,19 @@ impl Grammar {
     /// Any JSON object (OpenAI's `json_object` mode).
     pub fn any_object() -> Grammar {
         Grammar::from_schema(&serde_json::json!({"type": "object", "additionalProperties": true})).expect("a fixed schema")
+    }
+
+    /// Whether every document closes by itself (an object, array or string at the root):
+    /// otherwise (a number) a stop token must end it, one token more.
+    pub fn closes_itself(&self) -> bool {
+        fn closes(g: &Grammar, n: NodeId, depth: usize) -> bool {
+            match g.node(n) {
+                Node::Object { .. } | Node::Array { .. } | Node::Str { .. } => true,
+                Node::AnyOf(alts) => depth < 64 && alts.iter().all(|&a| closes(g, a, depth + 1)),
+                _ => false,
+            }
+        }
+        closes(self, self.root, 0)
     }
 
     pub fn node(&self, id: NodeId) -> &Node {

@@ -5,7 +5,7 @@
 //! (numbers, strings, arrays and objects always can), so a token is allowed exactly when
 //! feeding its bytes leaves some stack alive.
 
-use super::grammar::{Grammar, LitSet, Node, NodeId, MAX_WS};
+use super::grammar::{key_len, Grammar, LitSet, Node, NodeId, MAX_WS};
 use super::number::{Num, Spec};
 
 /// A completed key that is not a declared property (`additionalProperties`).
@@ -365,4 +365,89 @@ pub fn dedup(v: &mut Vec<Stack>) {
 /// Characters a string frame of `node` with `chars` so far may still take.
 pub fn str_room(g: &Grammar, node: NodeId, chars: u32) -> u32 {
     str_limits(g, node).1.saturating_sub(chars)
+}
+
+/// Fewest bytes that complete the document from stack `st`: what each open frame still
+/// needs (a string's closing quote and missing characters, an object's required properties
+/// not yet written and its brace, ...). Exact for what lies on the stack, an upper bound
+/// where a key in progress may belong to several properties.
+pub fn dist(g: &Grammar, st: &Stack) -> u32 {
+    let min = |n: NodeId| g.min_len[n as usize];
+    let mut total = 0u32;
+    for (i, f) in st.iter().enumerate() {
+        let d = match *f {
+            Frame::Doc { .. } => 0,
+            Frame::Value { node, .. } => min(node),
+            Frame::Lit { node, lo, hi, pos, tags } => {
+                let set = lits(g, node);
+                (lo..hi).filter(|&i| in_tags(set, i, tags)).map(|i| set.lits[i as usize].0.len() as u32 - pos).min().unwrap_or(0)
+            }
+            Frame::Str { node, chars, esc, need, .. } => {
+                let (lo, _) = str_limits(g, node);
+                // An escape in progress finishes a character not counted yet.
+                let (esc, chars) = match esc {
+                    Esc::None => (0, chars),
+                    Esc::Slash => (1, chars + 1),
+                    Esc::Hex { n, .. } => (4 - n as u32, chars + 1),
+                };
+                lo.saturating_sub(chars) + esc + need as u32 + 1
+            }
+            Frame::Num { node, n } => n.min_extra(&spec(g, node)),
+            Frame::Obj { node, next, phase, .. } => {
+                let Node::Object { props, keys, additional } = g.node(node) else { unreachable!("an object frame over a non-object") };
+                // Required members from property `k` on, each after a comma, then the brace.
+                let members = |k: u32| -> u32 {
+                    let req = props.iter().enumerate().skip(k as usize).filter(|p| p.1 .1);
+                    req.fold(1u32, |acc, (j, p)| acc.saturating_add(key_len(keys, j as u32) + 2).saturating_add(min(p.0)))
+                };
+                let value = |p: u32| if p == FREE_KEY { additional.map_or(1, min) } else { min(props[p as usize].0) };
+                let after = |p: u32| if p == FREE_KEY { members(next) } else { members(p + 1) };
+                match phase {
+                    // No comma before the first member.
+                    ObjPhase::Open => members(next).saturating_sub((props[next as usize..].iter().any(|p| p.1)) as u32),
+                    // The key on top may still become several properties': the cheapest way on
+                    // (the rest of its key, the colon, its value, the members after it).
+                    ObjPhase::Key => {
+                        let on = |key_left: u32, p: u32| (key_left + 1).saturating_add(value(p)).saturating_add(after(p));
+                        return total.saturating_add(match st.get(i + 1) {
+                            Some(&Frame::Lit { lo, hi, pos, tags, .. }) => {
+                                (lo..hi).filter(|&j| in_tags(keys, j, tags)).map(|j| on(keys.lits[j as usize].0.len() as u32 - pos, keys.lits[j as usize].1)).min().unwrap_or(u32::MAX)
+                            }
+                            Some(Frame::Str { .. }) => on(dist(g, &st[i + 1..].to_vec()), FREE_KEY),
+                            _ => unreachable!("an object in its key phase without a key on top"),
+                        });
+                    }
+                    ObjPhase::Colon(p) => 1u32.saturating_add(value(p)).saturating_add(after(p)),
+                    ObjPhase::Value(p) => after(p),
+                    ObjPhase::After => members(next),
+                    ObjPhase::Comma => {
+                        if props[next as usize..].iter().any(|p| p.1) {
+                            members(next) - 1
+                        } else {
+                            // A comma was written: some member must follow.
+                            let declared = (next..props.len() as u32).map(|j| key_len(keys, j) + 1 + min(props[j as usize].0)).min();
+                            let free = additional.map(|a| 3 + min(a));
+                            declared.into_iter().chain(free).min().unwrap_or(0) + 1
+                        }
+                    }
+                }
+            }
+            Frame::Arr { node, count, phase, .. } => {
+                let Node::Array { items, min: lo, .. } = *g.node(node) else { unreachable!("an array frame over a non-array") };
+                let item = min(items);
+                let left = |done: u32| lo.saturating_sub(done);
+                match phase {
+                    ArrPhase::Open => match left(count) {
+                        0 => 1,
+                        r => r.saturating_mul(item + 1),
+                    },
+                    ArrPhase::After => 1 + left(count).saturating_mul(item + 1),
+                    ArrPhase::Comma => left(count).max(1).saturating_mul(item + 1),
+                    ArrPhase::Value => 1 + left(count + 1).saturating_mul(item + 1),
+                }
+            }
+        };
+        total = total.saturating_add(d);
+    }
+    total
 }

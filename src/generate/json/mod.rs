@@ -26,7 +26,9 @@ const MEMO: usize = 1024;
 pub struct JsonFormat {
     grammar: Grammar,
     vocab: Rc<Vocab>,
-    memo: RefCell<HashMap<Vec<Stack>, Rc<[u32]>>>,
+    /// Per state: its mask, and the most bytes from the document's end an allowed token
+    /// leaves it.
+    memo: RefCell<HashMap<Vec<Stack>, (Rc<[u32]>, u32)>>,
 }
 
 impl std::fmt::Debug for JsonFormat {
@@ -40,20 +42,21 @@ impl JsonFormat {
         JsonFormat { grammar, vocab, memo: Default::default() }
     }
 
-    /// The tokens allowed after `state`, without the stop tokens (remembered).
-    fn allowed(&self, state: &[Stack]) -> Rc<[u32]> {
+    /// The tokens allowed after `state`, without the stop tokens, and the most bytes from
+    /// the document's end any of them leaves it (remembered).
+    fn allowed(&self, state: &[Stack]) -> (Rc<[u32]>, u32) {
         if let Some(m) = self.memo.borrow().get(state) {
             return m.clone();
         }
         let mut bits = vec![0u32; self.vocab.words];
-        self.vocab.allowed(&self.grammar, state, &mut bits);
-        let bits: Rc<[u32]> = bits.into();
+        let far = self.vocab.allowed(&self.grammar, state, None, &mut bits);
+        let entry = (Rc::<[u32]>::from(bits), far);
         let mut memo = self.memo.borrow_mut();
         if memo.len() >= MEMO {
             memo.clear();
         }
-        memo.insert(state.to_vec(), bits.clone());
-        bits
+        memo.insert(state.to_vec(), entry.clone());
+        entry
     }
 }
 
@@ -71,9 +74,18 @@ impl JsonState {
     }
 
     /// A bitset over the vocabulary of the tokens that may come next: those that keep the
-    /// text a prefix of some valid document, and `stops` once the document may end.
-    pub fn mask(&self, stops: &[u32]) -> Rc<[u32]> {
-        let bits = self.format.allowed(&self.stacks);
+    /// text a prefix of some valid document, and `stops` once the document may end. With
+    /// `tokens` left (this one included), only tokens after which the document can still be
+    /// closed in time: every byte has a token, so a document `d` bytes from its end closes
+    /// in `d` tokens, and a token is allowed when it leaves at most `tokens - 1` bytes.
+    pub fn mask(&self, stops: &[u32], tokens: Option<usize>) -> Rc<[u32]> {
+        let (mut bits, far) = self.format.allowed(&self.stacks);
+        let eos = !self.format.grammar.closes_itself() as usize;
+        if let Some(limit) = tokens.map(|t| t.saturating_sub(1 + eos).min(u32::MAX as usize) as u32).filter(|&l| far > l) {
+            let mut b = vec![0u32; self.format.vocab.words];
+            self.format.vocab.allowed(&self.format.grammar, &self.stacks, Some(limit), &mut b);
+            bits = b.into();
+        }
         if !self.can_end() {
             return bits;
         }

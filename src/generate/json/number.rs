@@ -37,6 +37,16 @@ pub struct Spec {
     pub max: Option<Bound>,
 }
 
+impl Spec {
+    /// Bytes of the shortest number this allows.
+    pub fn min_len(&self) -> u32 {
+        Num::start().min_extra(self)
+    }
+}
+
+/// Bytes a number prefix may try while looking for its shortest completion.
+const SEARCH: &[u8] = b"-0123456789.";
+
 /// Exponent digits at most.
 const MAX_EXP: u8 = 2;
 
@@ -84,6 +94,31 @@ impl Num {
             n.int = 1;
         }
         (!bounded || n.viable(s)).then_some(n)
+    }
+
+    /// Fewest bytes that make this a complete number within bounds (a breadth-first search
+    /// over the bytes a number may take, exponents aside; a bound the search cannot reach
+    /// answers with the most a number may take).
+    pub fn min_extra(&self, s: &Spec) -> u32 {
+        let mut frontier = vec![*self];
+        for d in 0..=(2 * MAX_DIGITS as u32 + 2) {
+            if frontier.iter().any(|n| n.complete(s)) {
+                return d;
+            }
+            let mut next: Vec<Num> = frontier.iter().flat_map(|n| SEARCH.iter().filter_map(|&b| n.feed(s, b))).collect();
+            if next.is_empty() {
+                break;
+            }
+            // Kept small: the smallest and the largest magnitudes (where bounds are reached
+            // first). Dropping states can only make the answer longer, never too short.
+            next.sort_unstable_by_key(|n| (n.m, n.frac, n.neg, n.int));
+            next.dedup();
+            if next.len() > 256 {
+                next.drain(128..next.len() - 128);
+            }
+            frontier = next;
+        }
+        2 * MAX_DIGITS as u32 + 2
     }
 
     /// Whether the number may end here (a complete number within bounds).

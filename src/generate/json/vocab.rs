@@ -6,7 +6,7 @@
 //! walking it.
 
 use super::grammar::Grammar;
-use super::matcher::{feed_all, Esc, Frame, Stack};
+use super::matcher::{dist, feed_all, str_room, Esc, Frame, Stack};
 use crate::tokenizer::Tokenizer;
 
 struct TrieNode {
@@ -84,9 +84,11 @@ impl Vocab {
         }
     }
 
-    /// Sets the bit of every token whose bytes some stack of `state` accepts.
-    pub fn allowed(&self, g: &Grammar, state: &[Stack], bits: &mut [u32]) {
-        self.walk(g, 0, state, bits);
+    /// Sets the bit of every token whose bytes some stack of `state` accepts, and, with a
+    /// `limit`, leave the document at most `limit` bytes from its end (`matcher::dist`).
+    /// Returns the most bytes from the end any allowed token leaves it.
+    pub fn allowed(&self, g: &Grammar, state: &[Stack], limit: Option<u32>, bits: &mut [u32]) -> u32 {
+        self.walk(g, 0, state, limit.unwrap_or(u32::MAX), bits)
     }
 
     fn set(&self, bits: &mut [u32], range: (u32, u32)) {
@@ -95,30 +97,42 @@ impl Vocab {
         }
     }
 
-    fn walk(&self, g: &Grammar, at: usize, state: &[Stack], bits: &mut [u32]) {
+    fn walk(&self, g: &Grammar, at: usize, state: &[Stack], limit: u32, bits: &mut [u32]) -> u32 {
+        let dist = |s: &[Stack]| s.iter().map(|s| dist(g, s)).min().unwrap_or(u32::MAX);
         // Room for plain text: the most characters a string on top of some stack can take.
+        // Plain text never moves the end further away.
         let room = state
             .iter()
             .filter_map(|s| match s.last() {
-                Some(&Frame::Str { node, chars, esc: Esc::None, need: 0, .. }) => Some(super::matcher::str_room(g, node, chars)),
+                Some(&Frame::Str { node, chars, esc: Esc::None, need: 0, .. }) => Some(str_room(g, node, chars)),
                 _ => None,
             })
-            .max();
+            .max()
+            .filter(|_| dist(state) <= limit);
+        let mut far = 0;
         let (k0, k1) = self.nodes[at].kids;
         for k in k0..k1 {
             let kid = &self.nodes[k as usize];
-            if room.is_some_and(|r| kid.plain <= r) {
+            if kid.plain != u32::MAX && room.is_some_and(|r| kid.plain <= r) {
                 self.set(bits, kid.sub);
+                far = far.max(dist(state));
                 continue;
             }
             let next = feed_all(g, state, &[kid.byte]);
             if next.is_empty() {
                 continue;
             }
-            self.set(bits, kid.here);
+            if kid.here.0 < kid.here.1 {
+                let d = dist(&next);
+                if d <= limit {
+                    self.set(bits, kid.here);
+                    far = far.max(d);
+                }
+            }
             if kid.kids.0 < kid.kids.1 {
-                self.walk(g, k as usize, &next, bits);
+                far = far.max(self.walk(g, k as usize, &next, limit, bits));
             }
         }
+        far
     }
 }
