@@ -201,6 +201,33 @@ test('lorafuse/worker in Chromium: same text and tokens as the main thread, type
   }
 });
 
+test('structured output in Chromium: JSON under a schema on WebGPU (mask.wgsl) as on the CPU', { timeout: 300_000 }, async () => {
+  const schema = {
+    type: 'object',
+    properties: { name: { type: 'string', maxLength: 12 }, age: { type: 'integer', minimum: 0, maximum: 99 }, pets: { type: 'array', items: { enum: ['cat', 'dog'] }, maxItems: 2 } },
+    required: ['name', 'age', 'pets'],
+  };
+  const browser = await launch({ webgpu: true });
+  try {
+    const { page } = await open(browser, `${url}/tests/js/page.html`);
+    const r = await page.evaluate((s) => window.jsonCheck(s), schema);
+    assert.deepEqual([r.webgpu.backend, r.cpu.backend], ['webgpu', 'cpu']);
+    for (const b of ['webgpu', 'cpu']) {
+      for (const text of [r[b].greedy, ...r[b].sampled]) {
+        const v = JSON.parse(text);
+        assert.ok(typeof v.name === 'string' && v.name.length <= 12 && Number.isInteger(v.age) && v.age >= 0 && v.age <= 99, text);
+        assert.ok(Array.isArray(v.pets) && v.pets.length <= 2 && v.pets.every((p) => p === 'cat' || p === 'dog') && Object.keys(v).length === 3, text);
+      }
+      assert.equal(typeof JSON.parse(r[b].object), 'object', r[b].object);
+      assert.deepEqual(r[b].reasons, ['stop', 'stop', 'stop']);
+    }
+    assert.equal(r.webgpu.greedy, r.cpu.greedy);
+    assert.equal(r.webgpu.object, r.cpu.object);
+  } finally {
+    await browser.close();
+  }
+});
+
 test('cache management in Chromium: isCached for files and folders, usage in bytes, deletion', { timeout: 120_000 }, async () => {
   const browser = await launch({ webgpu: false });
   try {
