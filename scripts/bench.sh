@@ -21,5 +21,6 @@ node bench/wasm.mjs | tee bench/out/wasm.md
 node bench/model.mjs | tee bench/out/model.md
 node bench/adapters.mjs | tee bench/out/adapters.md
 node bench/chat.mjs | tee bench/out/chat.md
+node bench/structured.mjs | tee bench/out/structured.md
 cargo bench --features dev --bench linear -- "$@" | tee bench/out/native.md
 cargo bench --features dev --bench model | tee bench/out/model-native.md
