@@ -17,6 +17,9 @@ async function main(): Promise<void> {
   for await (const piece of model.generate(msgs, opts)) console.log(piece);
   const batch = model.generateBatch([{ prompt: msgs }, { prompt: 'Hello', adapter: 'pirate' }], { maxTokens: 8 });
   const texts: string[] = await batch.texts();
+  const json: string = await model.generate(msgs, { responseFormat: { type: 'json_schema', json_schema: { name: 'p', schema: { type: 'object' } } } }).text();
+  await model.generate(msgs, { responseFormat: { type: 'json_object' } }).text();
+  console.log(json);
   const turn2 = model.generate([...msgs, { role: 'assistant', content: texts[0] }, { role: 'user', content: 'More?' }], { promptCache: true });
   console.log(await turn2.text(), turn2.cachedTokens, batch.cachedTokens(0), model.promptCacheStats().bytes);
   console.log(turn2.usage.prefillTokensPerS, batch.usage(0).completionTokens);
