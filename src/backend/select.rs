@@ -27,6 +27,14 @@ impl SelectRow {
     pub fn plain() -> SelectRow {
         SelectRow { penalty: 1.0, penalized: vec![], inv_temp: 0.0, draw: None, allowed: None }
     }
+
+    /// This row's penalty, then its mask, in place: what a backend does before selecting.
+    pub fn apply(&self, logits: &mut [f32]) {
+        penalize(logits, self.penalty, &self.penalized);
+        if let Some(bits) = &self.allowed {
+            mask(logits, bits);
+        }
+    }
 }
 
 /// A row's answer from `ModelOps::top_k`: the token its draw picks (the backend was sure
@@ -81,10 +89,20 @@ pub struct Draw {
 /// candidates at or below it (mask.wgsl and pick.wgsl use the same value).
 pub const MASKED: f32 = -1e30;
 
+/// Whether token `t` is in a bitset over the vocabulary (bit `t % 32` of word `t / 32`).
+pub fn has(bits: &[u32], t: usize) -> bool {
+    bits.get(t / 32).is_some_and(|w| w >> (t % 32) & 1 == 1)
+}
+
+/// Adds token `t` to a bitset over the vocabulary.
+pub fn insert(bits: &mut [u32], t: usize) {
+    bits[t / 32] |= 1 << (t % 32);
+}
+
 /// Sets every logit whose token is not in `allowed` (a bitset) to `MASKED`.
 pub fn mask(logits: &mut [f32], allowed: &[u32]) {
     for (i, l) in logits.iter_mut().enumerate() {
-        if allowed.get(i / 32).is_none_or(|w| w >> (i % 32) & 1 == 0) {
+        if !has(allowed, i) {
             *l = MASKED;
         }
     }

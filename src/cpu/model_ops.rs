@@ -3,7 +3,7 @@
 
 use super::{ops, CpuBackend, CpuTensor};
 use crate::backend::ops::{Attend, ModelOps};
-use crate::backend::select::{mask, penalize, top_k, Choice, SelectRow, Selection};
+use crate::backend::select::{top_k, Choice, SelectRow, Selection};
 use crate::error::Result;
 use crate::formats::weights::HostWeight;
 
@@ -79,10 +79,7 @@ impl ModelOps for CpuBackend {
             .chunks_mut(logits.cols)
             .zip(asks)
             .map(|(row, a)| {
-                penalize(row, a.penalty, &a.penalized);
-                if let Some(bits) = &a.allowed {
-                    mask(row, bits);
-                }
+                a.apply(row);
                 let cands = top_k(row, k);
                 let max = cands[0].1;
                 let mass = (a.inv_temp > 0.0).then(|| row.iter().map(|&l| (((l - max) * a.inv_temp) as f64).exp()).sum());

@@ -10,7 +10,7 @@ pub mod sample;
 
 use crate::backend::ops::{self, ModelOps};
 use crate::backend::routing::Mix;
-use crate::backend::select::{mask, penalize, Choice, SelectRow};
+use crate::backend::select::{Choice, SelectRow};
 use crate::error::{Error, Result};
 use crate::model::llama::{Llama, Logits, Session};
 use crate::tokenizer::Tokenizer;
@@ -167,16 +167,21 @@ impl<B: ModelOps> Sequence<B> {
     /// document may end; the document closes within the tokens left (max_tokens, context).
     fn allowed(&self, tok: &Tokenizer, context: usize) -> Option<Rc<[u32]>> {
         let json = self.json.as_ref()?;
-        let stops: Vec<u32> = self.opts.stop_tokens.iter().copied().chain(tok.eos.filter(|_| !self.opts.ignore_eos)).collect();
+        let stops: Vec<u32> = self.stops(tok).collect();
         let left = self.prompt_len.saturating_add(self.opts.max_tokens).min(context) - self.history.len();
         Some(json.mask(&stops, Some(left)))
+    }
+
+    /// The tokens that end this sequence: its stop tokens, and EOS unless ignored.
+    fn stops<'a>(&'a self, tok: &Tokenizer) -> impl Iterator<Item = u32> + 'a {
+        self.opts.stop_tokens.iter().copied().chain(tok.eos.filter(|_| !self.opts.ignore_eos))
     }
 
     /// Takes the sampled token; returns the text it can hand out now.
     fn accept(&mut self, next: u32, tok: &Tokenizer) -> Result<Option<String>> {
         self.history.push(next);
         self.pending = Some(next);
-        if (Some(next) == tok.eos && !self.opts.ignore_eos) || self.opts.stop_tokens.contains(&next) {
+        if self.stops(tok).any(|t| t == next) {
             return Ok(self.finish("stop"));
         }
         let bytes = if tok.is_special(next) { Vec::new() } else { tok.token_bytes(next) };
@@ -299,16 +304,16 @@ impl<B: ModelOps> Generator<B> {
         // of read their selection; rows that cannot decide from it, and top-k above
         // MAX_TOP_K, read every logit.
         let vocab = model.cfg.vocab;
-        let allowed: Vec<Option<Rc<[u32]>>> = active.iter().map(|&i| self.seqs[i].allowed(tok, model.cfg.context)).collect();
-        let k = active.iter().map(|&i| self.seqs[i].sampler.candidates_needed()).max().unwrap_or(1);
+        let k = active.iter().map(|&i| self.seqs[i].sampler.candidates_needed()).max().unwrap_or(1).min(vocab);
+        let asks: Vec<SelectRow> = active
+            .iter()
+            .map(|&i| {
+                let s = &self.seqs[i];
+                SelectRow { allowed: s.allowed(tok, model.cfg.context), ..s.sampler.select_row(&s.history, k, vocab) }
+            })
+            .collect();
         let next: Vec<u32> = match k {
             k if k <= MAX_TOP_K => {
-                let k = k.min(vocab);
-                let asks: Vec<SelectRow> = active
-                    .iter()
-                    .zip(&allowed)
-                    .map(|(&i, a)| SelectRow { allowed: a.clone(), ..self.seqs[i].sampler.select_row(&self.seqs[i].history, k, vocab) })
-                    .collect();
                 let choices = ops::top_k(model.backend(), &mut t, k, &asks).await?;
                 let picks: Vec<Option<u32>> = active
                     .iter()
@@ -327,7 +332,7 @@ impl<B: ModelOps> Generator<B> {
                 if picks.iter().all(Option::is_some) {
                     picks.into_iter().flatten().collect()
                 } else {
-                    // The logits were penalized in place by top_k.
+                    // The logits were penalized and masked in place by top_k.
                     let logits = model.backend().read(&t).await?;
                     let rows = active.iter().zip(picks).zip(logits.chunks_exact(vocab));
                     rows.map(|((&i, p), row)| {
@@ -343,16 +348,12 @@ impl<B: ModelOps> Generator<B> {
                 let mut logits = model.backend().read(&t).await?;
                 active
                     .iter()
-                    .zip(&allowed)
+                    .zip(&asks)
                     .zip(logits.chunks_exact_mut(vocab))
                     .map(|((&i, a), row)| {
                         let s = &mut self.seqs[i];
                         s.whole_rows += 1;
-                        let penalized = s.sampler.penalized(&s.history);
-                        penalize(row, s.sampler.penalty(), &penalized);
-                        if let Some(bits) = a {
-                            mask(row, bits);
-                        }
+                        a.apply(row);
                         s.sampler.pick_all(row)
                     })
                     .collect()

@@ -183,10 +183,10 @@ pub fn feed(g: &Grammar, mut st: Stack, b: u8, out: &mut Vec<Stack>) {
             // The shortest literal of a range sorts first: only it can end here.
             let ends = lo < hi && set.lits[lo as usize].0.len() == pos as usize && in_tags(set, lo, tags);
             let (a, z) = narrow(set, lo, hi, pos, b);
-            let alive: Vec<u32> = (a..z).filter(|&i| in_tags(set, i, tags)).collect();
-            if let Some(&first) = alive.first() {
+            let mut alive = (a..z).filter(|&i| in_tags(set, i, tags));
+            if let Some(first) = alive.next() {
                 let pos = pos + 1;
-                let done = alive.len() == 1 && set.lits[first as usize].0.len() == pos as usize;
+                let done = alive.next().is_none() && set.lits[first as usize].0.len() == pos as usize;
                 if done {
                     // Nothing longer can follow: finished now, not at the next byte.
                     out.push(complete(st.clone(), set.lits[first as usize].1));
@@ -371,7 +371,7 @@ pub fn str_room(g: &Grammar, node: NodeId, chars: u32) -> u32 {
 /// needs (a string's closing quote and missing characters, an object's required properties
 /// not yet written and its brace, ...). Exact for what lies on the stack, an upper bound
 /// where a key in progress may belong to several properties.
-pub fn dist(g: &Grammar, st: &Stack) -> u32 {
+pub fn dist(g: &Grammar, st: &[Frame]) -> u32 {
     let min = |n: NodeId| g.min_len[n as usize];
     let mut total = 0u32;
     for (i, f) in st.iter().enumerate() {
@@ -413,7 +413,7 @@ pub fn dist(g: &Grammar, st: &Stack) -> u32 {
                             Some(&Frame::Lit { lo, hi, pos, tags, .. }) => {
                                 (lo..hi).filter(|&j| in_tags(keys, j, tags)).map(|j| on(keys.lits[j as usize].0.len() as u32 - pos, keys.lits[j as usize].1)).min().unwrap_or(u32::MAX)
                             }
-                            Some(Frame::Str { .. }) => on(dist(g, &st[i + 1..].to_vec()), FREE_KEY),
+                            Some(Frame::Str { .. }) => on(dist(g, &st[i + 1..]), FREE_KEY),
                             _ => unreachable!("an object in its key phase without a key on top"),
                         });
                     }

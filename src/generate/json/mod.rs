@@ -11,6 +11,7 @@ mod matcher;
 mod number;
 mod vocab;
 
+use crate::backend::select::insert;
 use crate::error::{Error, Result};
 use grammar::Grammar;
 use matcher::Stack;
@@ -92,7 +93,7 @@ impl JsonState {
         let mut bits = bits.to_vec();
         let n = bits.len() * 32;
         for &t in stops.iter().filter(|&&t| (t as usize) < n) {
-            bits[t as usize / 32] |= 1 << (t % 32);
+            insert(&mut bits, t as usize);
         }
         bits.into()
     }

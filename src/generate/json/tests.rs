@@ -2,6 +2,7 @@
 //! serde_json (an independent parser), and the trie walk against feeding every token.
 
 use super::grammar::Grammar;
+use crate::backend::select::has;
 use super::matcher::{can_end, feed_all, start};
 use super::vocab::Vocab;
 use super::{JsonFormat, JsonState};
@@ -240,7 +241,7 @@ fn trie_walk_equals_feeding_each_token() {
                     .map(|t| t.1)
                     .collect();
                 let from_mask: Vec<u32> = (0..n + 4)
-                    .filter(|&t| mask[t as usize / 32] >> (t % 32) & 1 == 1)
+                    .filter(|&t| has(&mask, t as usize))
                     .collect();
                 assert_eq!(from_mask, allowed);
                 checked += 1;
@@ -268,7 +269,7 @@ fn an_open_string_refuses_its_quote() {
     let g = Grammar::from_schema(&json!({"type": "object", "properties": {"note": {"type": "string", "minLength": 2}}, "required": ["note"]})).unwrap();
     let mut st = JsonState::new(Rc::new(JsonFormat::new(g, vocab)));
     st.advance(br#"{"note":""#).unwrap();
-    let on = |m: &[u32], t: u32| m[t as usize / 32] >> (t % 32) & 1 == 1;
+    let on = |m: &[u32], t: u32| has(m, t as usize);
     let m = st.mask(&[], None);
     assert!(on(&m, b'a' as u32) && on(&m, 201) && !on(&m, b'"' as u32) && !on(&m, 200));
     st.advance(b"ab").unwrap();
@@ -332,7 +333,7 @@ fn documents_close_within_their_budget() {
                     );
                     let mask = st.mask(&[EOS], Some(budget - used));
                     let allowed: Vec<u32> = (0..256)
-                        .filter(|&t| mask[t as usize / 32] >> (t % 32) & 1 == 1)
+                        .filter(|&t| has(&mask, t as usize))
                         .collect();
                     seed = seed
                         .wrapping_mul(6364136223846793005)

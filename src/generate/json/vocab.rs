@@ -7,6 +7,7 @@
 
 use super::grammar::Grammar;
 use super::matcher::{dist, feed_all, str_room, Esc, Frame, Stack};
+use crate::backend::select::insert;
 use crate::tokenizer::Tokenizer;
 
 struct TrieNode {
@@ -93,12 +94,13 @@ impl Vocab {
 
     fn set(&self, bits: &mut [u32], range: (u32, u32)) {
         for &id in &self.ids[range.0 as usize..range.1 as usize] {
-            bits[id as usize / 32] |= 1 << (id % 32);
+            insert(bits, id as usize);
         }
     }
 
     fn walk(&self, g: &Grammar, at: usize, state: &[Stack], limit: u32, bits: &mut [u32]) -> u32 {
         let dist = |s: &[Stack]| s.iter().map(|s| dist(g, s)).min().unwrap_or(u32::MAX);
+        let here = dist(state);
         // Room for plain text: the most characters a string on top of some stack can take.
         // Plain text never moves the end further away.
         let room = state
@@ -108,14 +110,14 @@ impl Vocab {
                 _ => None,
             })
             .max()
-            .filter(|_| dist(state) <= limit);
+            .filter(|_| here <= limit);
         let mut far = 0;
         let (k0, k1) = self.nodes[at].kids;
         for k in k0..k1 {
             let kid = &self.nodes[k as usize];
             if kid.plain != u32::MAX && room.is_some_and(|r| kid.plain <= r) {
                 self.set(bits, kid.sub);
-                far = far.max(dist(state));
+                far = far.max(here);
                 continue;
             }
             let next = feed_all(g, state, &[kid.byte]);
