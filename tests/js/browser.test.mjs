@@ -8,13 +8,22 @@ import { launch, open } from './browser.mjs';
 const { server, url } = await serve('.');
 test.after(() => server.close());
 
+/** Runs `body(page)` on the test page in a fresh Chromium (`webgpu`: with SwiftShader's adapter). */
+async function onPage(webgpu, body) {
+  const browser = await launch({ webgpu });
+  try {
+    const { page } = await open(browser, `${url}/tests/js/page.html`);
+    return await body(page);
+  } finally {
+    await browser.close();
+  }
+}
+
 // WebGPU with subgroup reductions where the adapter offers them (SwiftShader does, with
 // 4-wide subgroups), and with the workgroup-memory fallback.
 for (const [backend, subgroups] of [['webgpu', true], ['webgpu', false], ['cpu', true]]) {
   test(`fused LoRA linear in Chromium on ${backend}${subgroups ? '' : ' without subgroups'}`, { timeout: 600_000 }, async () => {
-    const browser = await launch({ webgpu: true });
-    try {
-      const { page } = await open(browser, `${url}/tests/js/page.html`);
+    await onPage(true, async (page) => {
       const r = await page.evaluate(([b, s]) => window.suite(b, { subgroups: s }), [backend, subgroups]);
       console.log(`# ${backend}: ${r.info.device}: subgroups ${r.info.subgroups} (offered: ${r.info.offered}): ${r.checks} checks in ${r.ms.toFixed(0)} ms`);
       assert.equal(r.info.backend, backend);
@@ -25,42 +34,30 @@ for (const [backend, subgroups] of [['webgpu', true], ['webgpu', false], ['cpu',
       assert.equal(r.info.prefillMath, 'f32', 'f16 prefill math falls back to f32 without shader-f16');
       assert.deepEqual(r.failures, []);
       assert.ok(r.checks >= 40, `${r.checks} checks`);
-    } finally {
-      await browser.close();
-    }
+    });
   });
 }
 
 test('auto picks WebGPU when Chromium offers an adapter', async () => {
-  const browser = await launch({ webgpu: true });
-  try {
-    const { page } = await open(browser, `${url}/tests/js/page.html`);
+  await onPage(true, async (page) => {
     const { info } = await page.evaluate(() => window.suite('auto'));
     assert.equal(info.backend, 'webgpu');
     assert.equal(info.fallbackReason, null);
-  } finally {
-    await browser.close();
-  }
+  });
 });
 
 test('auto falls back to the CPU when WebGPU is off', async () => {
-  const browser = await launch({ webgpu: false });
-  try {
-    const { page } = await open(browser, `${url}/tests/js/page.html`);
+  await onPage(false, async (page) => {
     const { info } = await page.evaluate(() => window.suite('auto'));
     assert.equal(info.backend, 'cpu');
     assert.ok(info.fallbackReason, 'a reason is given');
     const err = await page.evaluate(() => window.suite('webgpu').then(() => null, (e) => e.name));
     assert.equal(err, 'BackendError');
-  } finally {
-    await browser.close();
-  }
+  });
 });
 
 test('models in Chromium: 22 tiny fixtures (GGUF and HF folders) on WebGPU and CPU, and SmolLM2', { timeout: 600_000 }, async () => {
-  const browser = await launch({ webgpu: true });
-  try {
-    const { page } = await open(browser, `${url}/tests/js/page.html`);
+  await onPage(true, async (page) => {
     // The whole model on WebGPU (SwiftShader) and on the CPU path, against PyTorch.
     for (const backend of ['webgpu', 'cpu']) {
       const tiny = await page.evaluate((b) => window.tinyModels(b), backend);
@@ -73,15 +70,11 @@ test('models in Chromium: 22 tiny fixtures (GGUF and HF folders) on WebGPU and C
     assert.deepEqual(smol.tokens, smol.want);
     assert.equal(smol.progress, 1);
     assert.ok(smol.events > 3);
-  } finally {
-    await browser.close();
-  }
+  });
 });
 
 test('PEFT adapters in Chromium match PEFT', { timeout: 300_000 }, async () => {
-  const browser = await launch({ webgpu: true });
-  try {
-    const { page } = await open(browser, `${url}/tests/js/page.html`);
+  await onPage(true, async (page) => {
     const held = {};
     // The default stores factors exactly (f32: PEFT to 1e-4). 16-bit factors, opt-in: int16
     // codes with per-rank scales on both backends, f16 on WebGPU only (asking the CPU for f16
@@ -142,15 +135,11 @@ test('PEFT adapters in Chromium match PEFT', { timeout: 300_000 }, async () => {
     assert.match(bad, /^ConfigError: unknown adapterPrecision "f8"/);
     const badSubgroups = await page.evaluate(() => window.tryCreate({ subgroups: 'no' }));
     assert.match(badSubgroups, /^ConfigError: subgroups must be true or false, got "no"/);
-  } finally {
-    await browser.close();
-  }
+  });
 });
 
 test('WebGPU device lost mid-generation: the model moves to the CPU and the generation finishes', { timeout: 120_000 }, async () => {
-  const browser = await launch({ webgpu: true });
-  try {
-    const { page } = await open(browser, `${url}/tests/js/page.html`);
+  await onPage(true, async (page) => {
     const r = await page.evaluate(() => window.deviceLoss());
     assert.equal(r.before, 'webgpu');
     assert.equal(r.after, 'cpu');
@@ -161,30 +150,22 @@ test('WebGPU device lost mid-generation: the model moves to the CPU and the gene
     assert.deepEqual(r.got, r.want, 'the same 12 tokens as a CPU-only run');
     assert.ok(r.sameLogits, 'after the move, forward is the CPU path with the adapter at its scale');
     assert.deepEqual(r.precisions, [['half f16', 'qv f32'], ['half i16', 'qv f32']], 'adapters keep their precision on the CPU (f16 as int16)');
-  } finally {
-    await browser.close();
-  }
+  });
 });
 
 test('lorafuse/worker: device lost mid-generation, the worker moves the model to the CPU and says so', { timeout: 120_000 }, async () => {
-  const browser = await launch({ webgpu: true });
-  try {
-    const { page } = await open(browser, `${url}/tests/js/page.html`);
+  await onPage(true, async (page) => {
     const r = await page.evaluate(() => window.workerDeviceLoss());
     assert.deepEqual([r.before, r.after], ['webgpu', 'cpu']);
     assert.equal(r.fallbacks.length, 1);
     assert.equal(r.reason, r.fallbacks[0]);
     assert.deepEqual(r.got, r.want);
     assert.equal(r.subgroups, true, "the worker's runtime reduces with subgroups (SwiftShader offers them)");
-  } finally {
-    await browser.close();
-  }
+  });
 });
 
 test('lorafuse/worker in Chromium: same text and tokens as the main thread, typed errors, batches', { timeout: 120_000 }, async () => {
-  const browser = await launch({ webgpu: false });
-  try {
-    const { page } = await open(browser, `${url}/tests/js/page.html`);
+  await onPage(false, async (page) => {
     const r = await page.evaluate(() => window.workerCheck());
     assert.equal(r.workerText, r.text);
     assert.deepEqual(r.workerTokens, r.tokens);
@@ -196,9 +177,7 @@ test('lorafuse/worker in Chromium: same text and tokens as the main thread, type
     assert.equal(r.aborted, 'AbortError');
     assert.deepEqual(r.stages, ['download', 'parse', 'ready']);
     assert.ok(r.usage.completionTokens === r.workerTokens.length && r.usage.timeToFirstTokenMs > 0, JSON.stringify(r.usage));
-  } finally {
-    await browser.close();
-  }
+  });
 });
 
 test('structured output in Chromium: JSON under a schema on WebGPU (mask.wgsl) as on the CPU', { timeout: 300_000 }, async () => {
@@ -207,9 +186,7 @@ test('structured output in Chromium: JSON under a schema on WebGPU (mask.wgsl) a
     properties: { name: { type: 'string', maxLength: 12 }, age: { type: 'integer', minimum: 0, maximum: 99 }, pets: { type: 'array', items: { enum: ['cat', 'dog'] }, maxItems: 2 } },
     required: ['name', 'age', 'pets'],
   };
-  const browser = await launch({ webgpu: true });
-  try {
-    const { page } = await open(browser, `${url}/tests/js/page.html`);
+  await onPage(true, async (page) => {
     const r = await page.evaluate((s) => window.jsonCheck(s), schema);
     assert.deepEqual([r.webgpu.backend, r.cpu.backend], ['webgpu', 'cpu']);
     for (const b of ['webgpu', 'cpu']) {
@@ -223,15 +200,11 @@ test('structured output in Chromium: JSON under a schema on WebGPU (mask.wgsl) a
     }
     assert.equal(r.webgpu.greedy, r.cpu.greedy);
     assert.equal(r.webgpu.object, r.cpu.object);
-  } finally {
-    await browser.close();
-  }
+  });
 });
 
 test('cache management in Chromium: isCached for files and folders, usage in bytes, deletion', { timeout: 120_000 }, async () => {
-  const browser = await launch({ webgpu: false });
-  try {
-    const { page } = await open(browser, `${url}/tests/js/page.html`);
+  await onPage(false, async (page) => {
     const r = await page.evaluate(() => window.cacheCheck());
     assert.deepEqual(r.before, [false, false]);
     assert.deepEqual(r.after, [true, true, true, false], 'the file, the sharded folder and the adapter are cached; another folder is not');
@@ -242,7 +215,5 @@ test('cache management in Chromium: isCached for files and folders, usage in byt
     assert.equal(r.partial, false, 'a folder missing a shard is not cached');
     assert.ok(r.removed[0] >= 3 && r.removed[1] === 1, JSON.stringify(r.removed));
     assert.ok(r.left.every((u) => u.includes('/adapters/qv-r4/')), JSON.stringify(r.left));
-  } finally {
-    await browser.close();
-  }
+  });
 });
