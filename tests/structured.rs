@@ -52,7 +52,7 @@ fn smollm2_answers_fit_their_schemas() {
     for (schema, seeds) in [(Some(&schema), 0..3u64), (None, 3..4)] {
         let format = m.json_format(schema).unwrap();
         let opts = |seed| GenerateOptions {
-            max_tokens: 120,
+            max_tokens: 64,
             sample: SampleOptions { temperature: 0.8, seed, ..Default::default() },
             stop_tokens: stops.clone(),
             format: Some(format.clone()),
