@@ -42,7 +42,7 @@ fn run_with<B: ModelOps>(m: &Model<B>, mix: &Mix, prompt: usize, decode: usize) 
     let mut s = m.llama.session();
     let t0 = Instant::now();
     let t = m.llama.forward(&mut s, &ids, Logits::Last, mix).unwrap();
-    let greedy = Sampler::new(SampleOptions::default()).unwrap().select_row(&[], 1, m.info.vocab_size);
+    let greedy = Sampler::new(SampleOptions::default()).unwrap().select_row(&[], 0, 1, m.info.vocab_size);
     let pick = |mut t| match pollster::block_on(lorafuse::backend::ops::top_k(b, &mut t, 1, std::slice::from_ref(&greedy))).unwrap().remove(0) {
         Choice::Token(t) => t,
         Choice::Select(s) => s.cands[0].0,
@@ -237,7 +237,7 @@ fn sampling_rows(bytes: &[u8]) {
     for (name, sample) in samplers {
         // A selection: k (token, logit) pairs, plus the mass without top-k.
         let cand = 8 * if sample.top_k > 0 { sample.top_k as u64 } else { P_CANDIDATES as u64 + 1 };
-        let opts = GenerateOptions { max_tokens: 24, sample, stop_strings: vec![], stop_tokens: vec![], ignore_eos: true };
+        let opts = GenerateOptions { max_tokens: 24, sample, ignore_eos: true, ..Default::default() };
         let mut gen = Generator { seqs: vec![Sequence::new(&m.llama, prompt.clone(), opts, vec![]).unwrap()] };
         let before = g.context().stats.get().read_bytes;
         while !gen.seqs[0].done {
@@ -269,7 +269,7 @@ fn gpu_steps(bytes: &[u8]) {
     println!("Counts per step ({layers} layers; a decode step after a 64-token prompt, greedy pick included):\n");
     println!("| step {COUNTS_HEADER}\n|---|---|---|---|---|---|---|---|");
     let ids: Vec<u32> = (0..PROMPT as u32).map(|i| 100 + i * 37 % 4000).collect();
-    let greedy = Sampler::new(SampleOptions::default()).unwrap().select_row(&[], 1, m.info.vocab_size);
+    let greedy = Sampler::new(SampleOptions::default()).unwrap().select_row(&[], 0, 1, m.info.vocab_size);
     // One step; returns the host's recording time (forward and the pick's dispatches, before
     // the read submits).
     let host = std::cell::Cell::new(0f64);

@@ -1,5 +1,6 @@
-// The repetition penalty in place: entries are (logit index, penalty bits); positive logits
-// are divided by the penalty, others multiplied (one entry per distinct token and row).
+// The penalties in place (`Penalty` in select.rs): entries are (logit index, scale bits,
+// minus bits); positive logits are divided by the scale, others multiplied, then minus is
+// subtracted (one entry per penalized token and row).
 
 struct PenalizeParams {
     n: u32,
@@ -18,8 +19,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (i >= p.n) {
         return;
     }
-    let at = entries[2u * i];
-    let penalty = bitcast<f32>(entries[2u * i + 1u]);
+    let at = entries[3u * i];
+    let scale = bitcast<f32>(entries[3u * i + 1u]);
+    let minus = bitcast<f32>(entries[3u * i + 2u]);
     let l = logits[at];
-    logits[at] = select(l * penalty, l / penalty, l > 0.0);
+    logits[at] = select(l * scale, l / scale, l > 0.0) - minus;
 }

@@ -13,13 +13,13 @@
 struct TopKParams {
     vocab: u32,
     k: u32,
-    need_mass: u32, // some row has inv_t > 0
-    pad1: u32,
+    need_mass: u32, // the pair after the k: some row has inv_t > 0 or wants its log-sum-exp
+    need_lse: u32,  // the pair's first word: Σ exp(l − max) at temperature 1
 }
 
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
 @group(0) @binding(1) var<storage, read> inv_t: array<f32>;      // per row; 0: no mass
-@group(0) @binding(2) var<storage, read_write> out: array<u32>;  // per row k × (token, bits of logit), then (0, bits of mass) if need_mass
+@group(0) @binding(2) var<storage, read_write> out: array<u32>;  // per row k × (token, bits of logit), then (bits of Σ exp(l − max) or 0, bits of mass) if need_mass
 @group(0) @binding(3) var<uniform> p: TopKParams;
 
 const WG: u32 = 256u;
@@ -35,6 +35,7 @@ var<workgroup> cand_k: array<u32, 256>;
 var<workgroup> cand_i: array<u32, 256>;
 var<workgroup> chosen: vec3<u32>;  // radix digit, ties still needed, keys with that prefix
 var<workgroup> mass: array<f32, 256>;
+var<workgroup> mass1: array<f32, 256>;
 
 // f32 → u32 whose unsigned order is the f32 total order (-NaN < -inf < ... < -0 < +0 < ... < NaN).
 fn key(v: f32) -> u32 {
@@ -220,19 +221,26 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let mx = bitcast<f32>(out[row_out + 1u]);  // the first pick: the row's max
         let it = inv_t[row];
         var s = 0.0;
+        var s1 = 0.0;
         for (var t = l; t < p.vocab; t += WG) {
-            s += exp((logits[base + t] - mx) * it);
+            let d = logits[base + t] - mx;
+            s += exp(d * it);
+            if (p.need_lse != 0u) {
+                s1 += exp(d);
+            }
         }
         mass[l] = s;
+        mass1[l] = s1;
         workgroupBarrier();
         for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
             if (l < stride) {
                 mass[l] += mass[l + stride];
+                mass1[l] += mass1[l + stride];
             }
             workgroupBarrier();
         }
         if (l == 0u) {
-            out[row_out + p.k * 2u] = 0u;
+            out[row_out + p.k * 2u] = bitcast<u32>(mass1[0]);
             out[row_out + p.k * 2u + 1u] = bitcast<u32>(mass[0]);
         }
     }

@@ -10,7 +10,7 @@ use lorafuse::model::adapters::{peft_from_files, AdapterChoice};
 use lorafuse::model::llama::Logits;
 use lorafuse::formats::files::Loader;
 use lorafuse::backend::ops::ModelOps;
-use lorafuse::backend::select::{Choice, SelectRow};
+use lorafuse::backend::select::{Choice, Penalty, SelectRow};
 use lorafuse::model::Model;
 use lorafuse::{CpuBackend, ErrorKind, GpuOptions, Mix};
 use std::path::{Path, PathBuf};
@@ -253,9 +253,15 @@ fn top_k_on_the_gpu_matches_the_cpu() {
     for (logits, ks) in [(&scattered, &[1, 5, 40, 256, 300][..]), (&rounded, &[3, 5, 64, 200][..])] {
         let asks: Vec<SelectRow> = (0..rows)
             .map(|r| SelectRow {
-                penalty: 1.0 + 0.3 * r as f32,
-                penalized: (0..20).map(|_| rng.below(vocab) as u32).collect::<std::collections::BTreeSet<_>>().into_iter().collect(),
+                // Repetition (scale) and frequency/presence (minus) penalties on distinct tokens.
+                penalties: (0..20)
+                    .map(|_| rng.below(vocab) as u32)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .map(|token| Penalty { token, scale: 1.0 + 0.3 * r as f32, minus: [0.0, 0.5, -0.7][r] * rng.below(4) as f32 })
+                    .collect(),
                 inv_temp: [0.0, 1.0 / 0.7, 1.5][r],
+                lse: r != 1,
                 draw: None,
                 // Structured output's mask on the last row: a random half of the vocabulary.
                 allowed: (r == 2).then(|| (0..vocab.div_ceil(32)).map(|_| rng.below(1 << 16) as u32 * 0x10001).collect()),
@@ -280,6 +286,11 @@ fn top_k_on_the_gpu_matches_the_cpu() {
                     (None, None) => assert_eq!(asks[r].inv_temp, 0.0),
                     (Some(a), Some(b)) => assert!((a - b).abs() <= 1e-5 * a, "row {r} mass: {a} vs {b}"),
                     other => panic!("row {r}: masses {other:?}"),
+                }
+                match (sc.lse, sg.lse) {
+                    (None, None) => assert!(!asks[r].lse),
+                    (Some(a), Some(b)) => assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "row {r} log-sum-exp: {a} vs {b}"),
+                    other => panic!("row {r}: log-sum-exps {other:?}"),
                 }
                 let (c, gp) = (&sc.cands, &sg.cands);
                 assert_eq!(c.len(), k);
@@ -362,7 +373,7 @@ fn picks_on_the_gpu_are_the_samplers() {
             let (mut gpu_s, mut whole): (Vec<_>, Vec<_>) = (0..row_opts.len()).map(|i| (make(i), make(i))).unzip();
             let k = gpu_s.iter().map(Sampler::candidates_needed).max().unwrap().min(vocab);
             for step in 0..40 {
-                let asks: Vec<SelectRow> = gpu_s.iter().map(|s| s.select_row(&[], k, vocab)).collect();
+                let asks: Vec<SelectRow> = gpu_s.iter().map(|s| s.select_row(&[], 0, k, vocab)).collect();
                 let batch: Vec<f32> = std::iter::repeat_n(logits.iter().copied(), asks.len()).flatten().collect();
                 let mut t = g.tensor(&batch, asks.len(), vocab).unwrap();
                 let choices = pollster::block_on(lorafuse::backend::ops::top_k(&g, &mut t, k, &asks)).unwrap();
@@ -457,18 +468,21 @@ fn picks_near_a_boundary_are_left_to_the_sampler() {
 /// path's tokens, greedy and sampled (seeded top-k, top-p, temperature, repetition penalty).
 #[test]
 fn generation_on_the_gpu_matches_the_cpu() {
-    use lorafuse::generate::{GenerateOptions, Generator, Sequence};
+    use lorafuse::generate::{logprobs::TokenLogprob, GenerateOptions, Generator, Sequence};
     use lorafuse::generate::sample::{SampleOptions, P_CANDIDATES};
     let Some(g) = common::gpu(GpuOptions::default()) else { return };
     let base = files(&dir().join("llama-hf"));
     let (mg, mc) = (load(&g, &base).unwrap(), load(&CpuBackend::default(), &base).unwrap());
-    fn run<B: ModelOps>(m: &Model<B>, sample: &SampleOptions) -> Vec<u32> {
-        let opts = GenerateOptions { max_tokens: 12, sample: sample.clone(), stop_strings: vec![], stop_tokens: vec![], ignore_eos: true, format: None };
+    fn run_with<B: ModelOps>(m: &Model<B>, sample: &SampleOptions, logprobs: Option<usize>) -> (Vec<u32>, Vec<TokenLogprob>) {
+        let opts = GenerateOptions { max_tokens: 12, sample: sample.clone(), ignore_eos: true, logprobs, ..Default::default() };
         let mut gen = Generator { seqs: vec![Sequence::new(&m.llama, prompt(), opts, vec![]).unwrap()] };
         while !gen.seqs[0].done {
             pollster::block_on(gen.step(&m.llama, &m.tokenizer)).unwrap();
         }
-        gen.seqs[0].tokens().to_vec()
+        (gen.seqs[0].tokens().to_vec(), std::mem::take(&mut gen.seqs[0].logprobs))
+    }
+    fn run<B: ModelOps>(m: &Model<B>, s: &SampleOptions) -> Vec<u32> {
+        run_with(m, s, None).0
     }
     // Every pipeline was compiled at load, none at the first token.
     let compiled = g.pipelines_compiled();
@@ -481,10 +495,25 @@ fn generation_on_the_gpu_matches_the_cpu() {
     let min_p = SampleOptions { temperature: 1.1, min_p: 0.1, seed: 5, ..SampleOptions::default() };
     let flat = SampleOptions { temperature: 3.0, top_p: 0.95, seed: 9, ..SampleOptions::default() };
     let temp = SampleOptions { temperature: 0.6, seed: 2, ..SampleOptions::default() };
-    for s in [&greedy, &sampled, &top_p, &min_p, &flat, &temp] {
-        let (a, b) = (run(&mg, s), run(&mc, s));
+    let penalties = SampleOptions { temperature: 0.7, frequency_penalty: 1.5, presence_penalty: 0.6, seed: 4, ..SampleOptions::default() };
+    for s in [&greedy, &sampled, &top_p, &min_p, &flat, &temp, &penalties] {
+        let (a, b) = (run_with(&mg, s, None).0, run_with(&mc, s, None).0);
         assert_eq!(a.len(), 12);
         assert_eq!(a, b, "{s:?}");
+    }
+    // Log-probabilities: the GPU's (its selection and f32 row sum) equal the CPU's (f64)
+    // within 1e-4, and recording them changes no token.
+    for (s, n) in [(&greedy, 0), (&sampled, 5), (&temp, 20)] {
+        let ((tg, lg), (tc, lc)) = (run_with(&mg, s, Some(n)), run_with(&mc, s, Some(n)));
+        assert_eq!((&tg, &tc), (&run(&mc, s), &run(&mc, s)), "{s:?}");
+        assert_eq!(lg.len(), 12);
+        for (a, b) in lg.iter().zip(&lc) {
+            assert_eq!((a.token, a.top.len()), (b.token, n));
+            assert!(a.top.iter().map(|t| t.0).eq(b.top.iter().map(|t| t.0)), "{s:?}: alternatives");
+            for (x, y) in std::iter::once(&(a.token, a.logprob)).chain(&a.top).zip(std::iter::once(&(b.token, b.logprob)).chain(&b.top)) {
+                assert!((x.1 - y.1).abs() <= 1e-4, "{s:?}: token {} logprob {} vs {}", x.0, x.1, y.1);
+            }
+        }
     }
     assert_eq!(g.pipelines_compiled(), compiled, "pipelines compiled after load");
     // Bytes read back per step: one token (u32), not the vocabulary nor the candidates.

@@ -350,6 +350,37 @@ fn sixteen_bit_adapters_on_smollm2_stay_close_to_peft() {
 /// Sampling over the whole vocabulary (plain temperature, top-p, min-p) decides most steps
 /// of a real model from the best P_CANDIDATES logits and the row's mass, and gives exactly the tokens
 /// of the same sampler reading every logit of every row.
+/// Log-probabilities of the first generated token and its 20 alternatives equal PyTorch's
+/// log-softmax of the prompt's last logits (in f64 from the fixture): the selection's
+/// log-sum-exp is the whole row's.
+#[test]
+fn logprobs_match_pytorch_log_softmax() {
+    use lorafuse::generate::{GenerateOptions, Generator, Sequence};
+    let Some(bytes) = model_bytes() else { return };
+    let m = with_peft_adapters(&CpuBackend::default(), &bytes);
+    let r = reference();
+    let vocab = m.info.vocab_size;
+    let last = &r.logits[r.logits.len() - vocab..];
+    let max = last.iter().copied().fold(f32::MIN, f32::max) as f64;
+    let lse = max + last.iter().map(|&l| (l as f64 - max).exp()).sum::<f64>().ln();
+    let mut order: Vec<usize> = (0..vocab).collect();
+    order.sort_by(|&a, &b| last[b].total_cmp(&last[a]));
+    let opts = GenerateOptions { max_tokens: 1, logprobs: Some(20), ignore_eos: true, ..Default::default() };
+    let mut g = Generator { seqs: vec![Sequence::new(&m.llama, r.prompt_ids.clone(), opts, vec![]).unwrap()] };
+    pollster::block_on(g.step(&m.llama, &m.tokenizer)).unwrap();
+    let lp = &g.seqs[0].logprobs;
+    assert_eq!(lp.len(), 1);
+    assert_eq!(lp[0].token as usize, order[0]);
+    assert_eq!(lp[0].top.iter().map(|t| t.0 as usize).collect::<Vec<_>>(), order[..20]);
+    let mut worst = 0f64;
+    for &(t, got) in std::iter::once(&(lp[0].token, lp[0].logprob)).chain(&lp[0].top) {
+        let want = last[t as usize] as f64 - lse;
+        worst = worst.max((got as f64 - want).abs());
+    }
+    eprintln!("logprobs: worst difference from PyTorch {worst:.2e} (best {:.3})", lp[0].logprob);
+    assert!(worst < 1e-4, "{worst}");
+}
+
 #[test]
 fn sampling_from_the_selection_matches_whole_rows() {
     use lorafuse::generate::{GenerateOptions, Generator, Sequence};
@@ -364,7 +395,7 @@ fn sampling_from_the_selection_matches_whole_rows() {
         SampleOptions { temperature: 0.8, top_p: 0.95, seed: 6, ..Default::default() },
         SampleOptions { temperature: 1.0, min_p: 0.05, repetition_penalty: 1.2, seed: 7, ..Default::default() },
     ] {
-        let opts = GenerateOptions { max_tokens: steps, sample: sample.clone(), stop_strings: vec![], stop_tokens: vec![], ignore_eos: true, format: None };
+        let opts = GenerateOptions { max_tokens: steps, sample: sample.clone(), ignore_eos: true, ..Default::default() };
         let mut gen = Generator { seqs: vec![Sequence::new(&m.llama, prompt.clone(), opts, vec![]).unwrap()] };
         while !gen.seqs[0].done {
             pollster::block_on(gen.step(&m.llama, &m.tokenizer)).unwrap();
@@ -374,7 +405,7 @@ fn sampling_from_the_selection_matches_whole_rows() {
         let (mut history, mut input, mut want) = (prompt.clone(), prompt.clone(), vec![]);
         while want.len() < steps {
             let mut row = read(&m, m.llama.forward(&mut s, &input, Logits::Last, &Mix::Base).unwrap());
-            let t = sampler.sample(&mut row, &history);
+            let t = sampler.sample(&mut row, &history, prompt.len());
             (history.push(t), want.push(t), input = vec![t]);
         }
         assert_eq!(gen.seqs[0].tokens(), want, "{sample:?}");

@@ -8,9 +8,8 @@ use std::rc::Rc;
 /// One row's request to `ModelOps::top_k`.
 #[derive(Clone, Debug)]
 pub struct SelectRow {
-    /// The repetition penalty (1: off) and the distinct tokens it applies to.
-    pub penalty: f32,
-    pub penalized: Vec<u32>,
+    /// The penalties on tokens already seen, at most one per distinct token.
+    pub penalties: Vec<Penalty>,
     /// When > 0, also the row's mass `Σ exp((l − max)·inv_temp)` over every token, which
     /// lets sampling without top-k (temperature, top-p, min-p) decide from the best
     /// candidates alone.
@@ -20,17 +19,35 @@ pub struct SelectRow {
     /// A bitset over the vocabulary of the tokens that may be picked (structured output):
     /// the others' logits become `MASKED` after the penalty, before the selection.
     pub allowed: Option<Rc<[u32]>>,
+    /// Also the row's log-sum-exp at temperature 1 (`Selection::lse`), for log-probabilities.
+    pub lse: bool,
+}
+
+/// A penalty on one token's logit: the repetition penalty's `scale` (CTRL's: a positive
+/// logit divided by it, a negative one multiplied; 1: none), then `minus` subtracted
+/// (OpenAI's frequency and presence penalties: count × frequency + presence).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Penalty {
+    pub token: u32,
+    pub scale: f32,
+    pub minus: f32,
+}
+
+impl Penalty {
+    pub fn apply(&self, l: f32) -> f32 {
+        (if l > 0.0 { l / self.scale } else { l * self.scale }) - self.minus
+    }
 }
 
 impl SelectRow {
     /// No penalty, no mass, no draw: plain selection (greedy, top-k).
     pub fn plain() -> SelectRow {
-        SelectRow { penalty: 1.0, penalized: vec![], inv_temp: 0.0, draw: None, allowed: None }
+        SelectRow { penalties: vec![], inv_temp: 0.0, draw: None, allowed: None, lse: false }
     }
 
     /// This row's penalty, then its mask, in place: what a backend does before selecting.
     pub fn apply(&self, logits: &mut [f32]) {
-        penalize(logits, self.penalty, &self.penalized);
+        penalize(logits, &self.penalties);
         if let Some(bits) = &self.allowed {
             mask(logits, bits);
         }
@@ -55,11 +72,13 @@ impl Choice {
     }
 }
 
-/// A row's selection: the best pairs, best first, and the mass when it was asked for.
+/// A row's selection: the best pairs, best first, the mass when it was asked for, and the
+/// log-sum-exp of the row's (penalized, masked) logits when asked for (`SelectRow::lse`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Selection {
     pub cands: Vec<(u32, f32)>,
     pub mass: Option<f64>,
+    pub lse: Option<f64>,
 }
 
 /// How close (relative) a draw may come to a candidate boundary and still be decided from
@@ -108,13 +127,19 @@ pub fn mask(logits: &mut [f32], allowed: &[u32]) {
     }
 }
 
-/// The repetition penalty (CTRL's): positive logits divided by it, negative ones multiplied.
-pub fn penalize(logits: &mut [f32], penalty: f32, tokens: &[u32]) {
-    for &t in tokens {
-        if let Some(l) = logits.get_mut(t as usize) {
-            *l = if *l > 0.0 { *l / penalty } else { *l * penalty };
+/// Applies each penalty to its token's logit.
+pub fn penalize(logits: &mut [f32], penalties: &[Penalty]) {
+    for p in penalties {
+        if let Some(l) = logits.get_mut(p.token as usize) {
+            *l = p.apply(*l);
         }
     }
+}
+
+/// `ln Σ exp(l)` over a row, in f64 from its max (a row of MASKED logits only: MASKED).
+pub fn lse(row: &[f32]) -> f64 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    max + row.iter().map(|&l| (l as f64 - max).exp()).sum::<f64>().ln()
 }
 
 /// The candidates' order everywhere (the GPU's top_k.wgsl too): higher logit first, ties

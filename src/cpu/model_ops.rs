@@ -3,7 +3,7 @@
 
 use super::{ops, CpuBackend, CpuTensor};
 use crate::backend::ops::{Attend, ModelOps};
-use crate::backend::select::{top_k, Choice, SelectRow, Selection};
+use crate::backend::select::{self, top_k, Choice, SelectRow, Selection};
 use crate::error::Result;
 use crate::formats::weights::HostWeight;
 
@@ -83,7 +83,8 @@ impl ModelOps for CpuBackend {
                 let cands = top_k(row, k);
                 let max = cands[0].1;
                 let mass = (a.inv_temp > 0.0).then(|| row.iter().map(|&l| (((l - max) * a.inv_temp) as f64).exp()).sum());
-                Choice::Select(Selection { cands, mass })
+                let lse = a.lse.then(|| select::lse(row));
+                Choice::Select(Selection { cands, mass, lse })
             })
             .collect())
     }

@@ -5,16 +5,18 @@
 //! emitted, even in part).
 
 pub mod json;
+pub mod logprobs;
 pub mod prefix;
 pub mod sample;
 
 use crate::backend::ops::{self, ModelOps};
 use crate::backend::routing::Mix;
-use crate::backend::select::{Choice, SelectRow};
+use crate::backend::select::{Choice, SelectRow, Selection};
 use crate::error::{Error, Result};
 use crate::model::llama::{Llama, Logits, Session};
 use crate::tokenizer::Tokenizer;
 use json::{JsonFormat, JsonState};
+use logprobs::{TokenLogprob, MAX_TOP_LOGPROBS};
 use prefix::PrefixCache;
 use std::rc::Rc;
 use sample::{SampleOptions, Sampler};
@@ -30,6 +32,9 @@ pub struct GenerateOptions {
     pub ignore_eos: bool,
     /// Structured output: the text is a JSON document of this format (json/).
     pub format: Option<Rc<JsonFormat>>,
+    /// Record each generated token's log-probability and this many alternatives (at most
+    /// `MAX_TOP_LOGPROBS`).
+    pub logprobs: Option<usize>,
 }
 
 /// One sequence being generated.
@@ -57,12 +62,17 @@ pub struct Sequence<B: ModelOps> {
     pub whole_rows: usize,
     /// Where the text stands in its JSON format, under structured output.
     json: Option<JsonState>,
+    /// Per generated token but a final stop token, when `GenerateOptions::logprobs`.
+    pub logprobs: Vec<TokenLogprob>,
 }
 
 impl<B: ModelOps> Sequence<B> {
     pub fn new(model: &Llama<B>, prompt: Vec<u32>, opts: GenerateOptions, stack: Vec<(usize, f32)>) -> Result<Self> {
         if prompt.is_empty() {
             return Err(Error::shape("the prompt is empty"));
+        }
+        if opts.logprobs.is_some_and(|n| n > MAX_TOP_LOGPROBS) {
+            return Err(Error::config(format!("topLogprobs must be at most {MAX_TOP_LOGPROBS}")));
         }
         if prompt.len() >= model.cfg.context {
             return Err(Error::limit(format!(
@@ -86,6 +96,7 @@ impl<B: ModelOps> Sequence<B> {
             done: false,
             finish_reason: None,
             whole_rows: 0,
+            logprobs: Vec::new(),
         })
     }
 
@@ -138,6 +149,7 @@ impl<B: ModelOps> Sequence<B> {
             finish_reason: self.finish_reason,
             whole_rows: self.whole_rows,
             json: self.json,
+            logprobs: self.logprobs,
         }
     }
 
@@ -154,6 +166,12 @@ impl<B: ModelOps> Sequence<B> {
             return self.finish("context");
         }
         None
+    }
+
+    /// How many candidates this sequence's step selects: its sampler's, and at least its
+    /// log-probability alternatives.
+    fn candidates_needed(&self) -> usize {
+        self.sampler.candidates_needed().max(self.opts.logprobs.unwrap_or(0))
     }
 
     fn input(&self) -> Vec<u32> {
@@ -304,26 +322,39 @@ impl<B: ModelOps> Generator<B> {
         // of read their selection; rows that cannot decide from it, and top-k above
         // MAX_TOP_K, read every logit.
         let vocab = model.cfg.vocab;
-        let k = active.iter().map(|&i| self.seqs[i].sampler.candidates_needed()).max().unwrap_or(1).min(vocab);
+        // Rows recording log-probabilities select at least their alternatives, with the
+        // row's log-sum-exp, and pick on the CPU from their selection (which they keep).
+        let k = active.iter().map(|&i| self.seqs[i].candidates_needed()).max().unwrap_or(1).min(vocab);
         let asks: Vec<SelectRow> = active
             .iter()
             .map(|&i| {
                 let s = &self.seqs[i];
-                SelectRow { allowed: s.allowed(tok, model.cfg.context), ..s.sampler.select_row(&s.history, k, vocab) }
+                let row = s.sampler.select_row(&s.history, s.prompt_len, k, vocab);
+                let lse = s.opts.logprobs.is_some();
+                SelectRow { allowed: s.allowed(tok, model.cfg.context), lse, draw: row.draw.filter(|_| !lse), ..row }
             })
             .collect();
+        let mut kept: Vec<Option<Selection>> = vec![None; active.len()];
+        // The whole rows of logits (penalized and masked), where they were read.
+        let mut whole: Option<Vec<f32>> = None;
         let next: Vec<u32> = match k {
             k if k <= MAX_TOP_K => {
                 let choices = ops::top_k(model.backend(), &mut t, k, &asks).await?;
                 let picks: Vec<Option<u32>> = active
                     .iter()
                     .zip(choices)
-                    .map(|(&i, c)| {
+                    .zip(asks.iter().zip(&mut kept))
+                    .map(|((&i, c), (a, keep))| {
                         let s = &mut self.seqs[i].sampler;
                         match c {
                             Choice::Token(t) => {
                                 s.drawn();
                                 Some(t)
+                            }
+                            Choice::Select(sel) if a.lse => {
+                                let p = s.pick(sel.cands.clone(), sel.mass);
+                                *keep = Some(sel);
+                                p
                             }
                             Choice::Select(sel) => s.pick(sel.cands, sel.mass),
                         }
@@ -333,7 +364,7 @@ impl<B: ModelOps> Generator<B> {
                     picks.into_iter().flatten().collect()
                 } else {
                     // The logits were penalized and masked in place by top_k.
-                    let logits = model.backend().read(&t).await?;
+                    let logits = whole.insert(model.backend().read(&t).await?);
                     let rows = active.iter().zip(picks).zip(logits.chunks_exact(vocab));
                     rows.map(|((&i, p), row)| {
                         p.unwrap_or_else(|| {
@@ -345,7 +376,7 @@ impl<B: ModelOps> Generator<B> {
                 }
             }
             _ => {
-                let mut logits = model.backend().read(&t).await?;
+                let logits = whole.insert(model.backend().read(&t).await?);
                 active
                     .iter()
                     .zip(&asks)
@@ -359,8 +390,14 @@ impl<B: ModelOps> Generator<B> {
                     .collect()
             }
         };
-        for (&i, t) in active.iter().zip(next) {
-            out[i] = self.seqs[i].accept(t, tok)?;
+        for (r, (&i, t)) in active.iter().zip(next).enumerate() {
+            let s = &mut self.seqs[i];
+            // A final stop token is not part of the text: no log-probability (as OpenAI).
+            if let Some(n) = s.opts.logprobs.filter(|_| !s.stops(tok).any(|x| x == t)) {
+                let row = whole.as_deref().map(|w| &w[r * vocab..(r + 1) * vocab]);
+                s.logprobs.push(TokenLogprob::of(t, n, kept[r].as_ref(), row)?);
+            }
+            out[i] = s.accept(t, tok)?;
         }
         Ok(out)
     }

@@ -1,7 +1,7 @@
 //! Choosing the next token from logits: repetition penalty, temperature, top-k, top-p,
 //! min-p, reproducible by seed. Temperature 0 is greedy.
 
-use crate::backend::select::{best_first, penalize, Draw, SelectRow, MASKED, PICK_MARGIN};
+use crate::backend::select::{best_first, penalize, Draw, Penalty, SelectRow, MASKED, PICK_MARGIN};
 use crate::error::{Error, Result};
 
 /// Candidates selected when sampling without top-k (temperature, top-p, min-p): enough to
@@ -21,12 +21,16 @@ pub struct SampleOptions {
     pub repetition_penalty: f32,
     /// How many recent tokens the penalty looks at.
     pub repeat_last_n: usize,
+    /// OpenAI's: subtracted from a generated token's logit per time it was generated so far,
+    /// and once if it was generated at all (-2..2; 0: off; the prompt does not count).
+    pub frequency_penalty: f32,
+    pub presence_penalty: f32,
     pub seed: u64,
 }
 
 impl Default for SampleOptions {
     fn default() -> Self {
-        SampleOptions { temperature: 0.0, top_k: 0, top_p: 1.0, min_p: 0.0, repetition_penalty: 1.0, repeat_last_n: 64, seed: 0 }
+        SampleOptions { temperature: 0.0, top_k: 0, top_p: 1.0, min_p: 0.0, repetition_penalty: 1.0, repeat_last_n: 64, frequency_penalty: 0.0, presence_penalty: 0.0, seed: 0 }
     }
 }
 
@@ -38,13 +42,15 @@ impl SampleOptions {
             && self.top_p > 0.0
             && (0.0..=1.0).contains(&self.min_p)
             && self.repetition_penalty.is_finite()
-            && self.repetition_penalty > 0.0;
+            && self.repetition_penalty > 0.0
+            && (-2.0..=2.0).contains(&self.frequency_penalty)
+            && (-2.0..=2.0).contains(&self.presence_penalty);
         if ok {
             Ok(())
         } else {
             Err(Error::config(format!(
-                "sampling options out of range: temperature {} (>= 0), topP {} (0..1], minP {} [0..1], repetitionPenalty {} (> 0)",
-                self.temperature, self.top_p, self.min_p, self.repetition_penalty
+                "sampling options out of range: temperature {} (>= 0), topP {} (0..1], minP {} [0..1], repetitionPenalty {} (> 0), frequencyPenalty {} and presencePenalty {} [-2..2]",
+                self.temperature, self.top_p, self.min_p, self.repetition_penalty, self.frequency_penalty, self.presence_penalty
             )))
         }
     }
@@ -73,12 +79,12 @@ impl Sampler {
     }
 
     /// What this sampler asks of `ModelOps::top_k` for a step selecting `k` of `vocab`
-    /// logits: its repetition penalty over `history`, the row's mass when `k` candidates are
-    /// not all it may pick from, and its draw.
-    pub fn select_row(&self, history: &[u32], k: usize, vocab: usize) -> SelectRow {
+    /// logits: its penalties over `history` (whose first `prompt_len` tokens are the
+    /// prompt), the row's mass when `k` candidates are not all it may pick from, and its draw.
+    pub fn select_row(&self, history: &[u32], prompt_len: usize, k: usize, vocab: usize) -> SelectRow {
         // All k = vocab candidates need no mass: they are the whole row.
         let inv_temp = if self.needs_mass() && k < vocab { 1.0 / self.temperature() } else { 0.0 };
-        SelectRow { penalty: self.penalty(), penalized: self.penalized(history), inv_temp, draw: Some(self.draw()), allowed: None }
+        SelectRow { penalties: self.penalties(history, prompt_len), inv_temp, draw: Some(self.draw()), allowed: None, lse: false }
     }
 
     /// This sampler's next pick, for a backend to make (`Draw`).
@@ -95,17 +101,29 @@ impl Sampler {
         }
     }
 
-    pub fn penalty(&self) -> f32 {
-        self.opts.repetition_penalty
-    }
-
-    /// The distinct recent tokens whose logits the repetition penalty scales.
-    pub fn penalized(&self, history: &[u32]) -> Vec<u32> {
-        if self.opts.repetition_penalty == 1.0 {
-            return vec![];
+    /// One penalty per distinct token the penalties touch: the repetition penalty on the
+    /// last `repeat_last_n` tokens of `history` (prompt included), the frequency and presence
+    /// penalties on those generated (after the first `prompt_len`).
+    pub fn penalties(&self, history: &[u32], prompt_len: usize) -> Vec<Penalty> {
+        let o = &self.opts;
+        // One entry per token (their order does not matter).
+        let mut by: std::collections::BTreeMap<u32, Penalty> = std::collections::BTreeMap::new();
+        let none = |t| Penalty { token: t, scale: 1.0, minus: 0.0 };
+        if o.repetition_penalty != 1.0 {
+            for &t in &history[history.len().saturating_sub(o.repeat_last_n)..] {
+                by.entry(t).or_insert_with(|| none(t)).scale = o.repetition_penalty;
+            }
         }
-        let mut seen = std::collections::HashSet::new();
-        history[history.len().saturating_sub(self.opts.repeat_last_n)..].iter().copied().filter(|&t| seen.insert(t)).collect()
+        if o.frequency_penalty != 0.0 || o.presence_penalty != 0.0 {
+            let mut counts = std::collections::BTreeMap::new();
+            for &t in &history[prompt_len.min(history.len())..] {
+                *counts.entry(t).or_insert(0u32) += 1;
+            }
+            for (t, n) in counts {
+                by.entry(t).or_insert_with(|| none(t)).minus = n as f32 * o.frequency_penalty + o.presence_penalty;
+            }
+        }
+        by.into_values().collect()
     }
 
     /// How many of the best (token, logit) pairs usually decide this sampler's pick: 1 when
@@ -129,9 +147,9 @@ impl Sampler {
         self.opts.temperature
     }
 
-    /// Picks a token; `history` is every token so far (prompt included).
-    pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> u32 {
-        penalize(logits, self.opts.repetition_penalty, &self.penalized(history));
+    /// Picks a token; `history` is every token so far, its first `prompt_len` the prompt.
+    pub fn sample(&mut self, logits: &mut [f32], history: &[u32], prompt_len: usize) -> u32 {
+        penalize(logits, &self.penalties(history, prompt_len));
         self.pick_all(logits)
     }
 
@@ -238,12 +256,12 @@ mod tests {
     fn greedy_seeded_and_filtered() {
         let logits = vec![0.1, 2.0, 1.9, -1.0, 0.5];
         let mut s = Sampler::new(SampleOptions::default()).unwrap();
-        assert_eq!(s.sample(&mut logits.clone(), &[]), 1);
+        assert_eq!(s.sample(&mut logits.clone(), &[], 0), 1);
         // Same seed, same draws; top_k = 2 only ever yields tokens 1 and 2.
         let opts = SampleOptions { temperature: 1.0, top_k: 2, seed: 7, ..Default::default() };
         let draw = |o: &SampleOptions| {
             let mut s = Sampler::new(o.clone()).unwrap();
-            (0..200).map(|_| s.sample(&mut logits.clone(), &[])).collect::<Vec<_>>()
+            (0..200).map(|_| s.sample(&mut logits.clone(), &[], 0)).collect::<Vec<_>>()
         };
         let a = draw(&opts);
         assert_eq!(a, draw(&opts));
@@ -253,8 +271,41 @@ mod tests {
         assert!(draw(&SampleOptions { top_k: 0, min_p: 0.95, ..opts.clone() }).iter().all(|&t| t == 1));
         // A strong penalty on token 1 hands greedy to token 2.
         let mut s = Sampler::new(SampleOptions { repetition_penalty: 2.0, ..Default::default() }).unwrap();
-        assert_eq!(s.sample(&mut logits.clone(), &[1]), 2);
+        assert_eq!(s.sample(&mut logits.clone(), &[1], 0), 2);
         assert!(Sampler::new(SampleOptions { temperature: f32::NAN, ..Default::default() }).is_err());
+    }
+
+    /// The three penalties on random logits, checked against OpenAI's and CTRL's formulas
+    /// written out per token: the repetition penalty over the last n tokens (prompt
+    /// included), then count × frequency + presence for tokens generated (prompt excluded).
+    #[test]
+    fn penalties_follow_their_formulas() {
+        let mut seed = 3u64;
+        let mut next = |n: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let vocab = 37;
+        let logits: Vec<f32> = (0..vocab).map(|_| next(2000) as f32 / 100.0 - 10.0).collect();
+        let history: Vec<u32> = (0..60).map(|_| next(vocab as u64) as u32).collect();
+        for (rep, last_n, freq, pres, prompt_len) in [(1.3, 16, 0.0, 0.0, 20), (1.0, 64, 0.7, 0.0, 20), (1.0, 64, 0.0, -1.5, 45), (1.7, 9, 1.1, 0.4, 50), (1.2, 200, -0.3, 2.0, 0)] {
+            let o = SampleOptions { repetition_penalty: rep, repeat_last_n: last_n, frequency_penalty: freq, presence_penalty: pres, ..Default::default() };
+            let mut got = logits.clone();
+            crate::backend::select::penalize(&mut got, &Sampler::new(o).unwrap().penalties(&history, prompt_len));
+            for t in 0..vocab as u32 {
+                let mut want = logits[t as usize];
+                if history[history.len().saturating_sub(last_n)..].contains(&t) {
+                    want = if want > 0.0 { want / rep } else { want * rep };
+                }
+                let count = history[prompt_len..].iter().filter(|&&h| h == t).count();
+                if count > 0 {
+                    want -= count as f32 * freq + pres;
+                }
+                assert_eq!(got[t as usize], want, "token {t}, {rep} {last_n} {freq} {pres} {prompt_len}");
+            }
+        }
+        let bad = SampleOptions { frequency_penalty: 2.5, ..Default::default() };
+        assert!(Sampler::new(bad).is_err());
     }
 
     /// Top-p/min-p and plain temperature sampling from the best P_CANDIDATES and the row's

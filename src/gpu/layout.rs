@@ -143,9 +143,10 @@ gpu_structs! {
     pub struct TopKParams {
         pub vocab: u32,
         pub k: u32,
-        /// Some row has inv_t > 0.
+        /// The (Σ exp(l − max), mass) pair after the k: some row has inv_t > 0 or needs_lse.
         pub need_mass: u32,
-        pub pad1: u32,
+        /// Some row wants its log-sum-exp (`SelectRow::lse`): the pair's first word.
+        pub need_lse: u32,
     }
 
     /// The pick from a selection (`pick.wgsl`).

@@ -87,18 +87,18 @@ impl ModelOps for GpuBackend {
     async fn select(&self, logits: &mut GpuTensor, k: usize, asks: &[SelectRow]) -> Result<Vec<Choice>> {
         let (rows, vocab) = (logits.rows, logits.cols);
         let g = &self.0;
-        // The repetition penalty in place: one (logit index, penalty) entry per distinct token.
+        // The penalties in place: one (logit index, scale, minus) entry per penalized token.
         let mut entries = Vec::new();
         for (row, a) in asks.iter().enumerate() {
-            for &t in a.penalized.iter().filter(|&&t| (t as usize) < vocab) {
-                entries.extend([(row * vocab) as u32 + t, a.penalty.to_bits()]);
+            for p in a.penalties.iter().filter(|p| (p.token as usize) < vocab) {
+                entries.extend([(row * vocab) as u32 + p.token, p.scale.to_bits(), p.minus.to_bits()]);
             }
         }
         if !entries.is_empty() {
-            let n = entries.len() / 2;
+            let n = entries.len() / 3;
             let e = self.upload(bytemuck::cast_slice(&entries));
             let params = PenalizeParams { n: n as u32, ..Default::default() };
-            g.dispatch(Dispatch { kernel: Kernel::Penalize, bufs: &[logits.bind(), (&e.buf, e.id)], params: bytemuck::bytes_of(&params), grid: g.grid_1d(n), bytes: (n * 16) as u64 })?;
+            g.dispatch(Dispatch { kernel: Kernel::Penalize, bufs: &[logits.bind(), (&e.buf, e.id)], params: bytemuck::bytes_of(&params), grid: g.grid_1d(n), bytes: (n * 20) as u64 })?;
         }
         // Structured output: refused tokens' logits to MASKED (every bit set in rows without).
         if asks.iter().any(|a| a.allowed.is_some()) {
@@ -115,13 +115,14 @@ impl ModelOps for GpuBackend {
             g.dispatch(Dispatch { kernel: Kernel::Mask, bufs: &[logits.bind(), (&bits.buf, bits.id)], params: bytemuck::bytes_of(&params), grid: g.grid_1d(n), bytes: (n * 4 + rows * words * 4) as u64 })?;
             drop(bits);
         }
-        // Per row k pairs, then (0, mass) when some row wants it.
-        let need_mass = asks.iter().any(|a| a.inv_temp > 0.0) as usize;
+        // Per row k pairs, then (Σ exp(l − max), mass) when some row wants either.
+        let need_lse = asks.iter().any(|a| a.lse);
+        let need_mass = (need_lse || asks.iter().any(|a| a.inv_temp > 0.0)) as usize;
         let width = 2 * (k + need_mass);
         let out = self.empty(rows, width)?;
         let inv_t: Vec<f32> = asks.iter().map(|a| a.inv_temp).collect();
         let inv_t = self.upload(bytemuck::cast_slice(&inv_t));
-        let params = TopKParams { vocab: vocab as u32, k: k as u32, need_mass: need_mass as u32, pad1: 0 };
+        let params = TopKParams { vocab: vocab as u32, k: k as u32, need_mass: need_mass as u32, need_lse: need_lse as u32 };
         let bytes = (rows * vocab * 4) as u64 * if k <= 4 { k as u64 } else { 5 };
         g.dispatch(Dispatch { kernel: Kernel::TopK, bufs: &[logits.bind(), (&inv_t.buf, inv_t.id), out.bind()], params: bytemuck::bytes_of(&params), grid: [rows, 1, 1], bytes })?;
         drop(inv_t); // reusable after the submit
@@ -154,6 +155,8 @@ impl ModelOps for GpuBackend {
                     Choice::Select(Selection {
                         cands: r[..2 * k].chunks_exact(2).map(|c| (c[0].to_bits(), c[1])).collect(),
                         mass: (a.inv_temp > 0.0).then(|| r[2 * k + 1] as f64),
+                        // The row's max is its first candidate's logit.
+                        lse: a.lse.then(|| r[1] as f64 + (r[2 * k] as f64).ln()),
                     })
                 })
             })
