@@ -133,6 +133,16 @@ export interface GenerateOptions extends AdapterSelection {
   minP?: number;
   repetitionPenalty?: number;
   repeatLastN?: number;
+  /**
+   * OpenAI's (-2..2, default 0): subtracted from a token's logit per time it was generated
+   * so far, and once if it was generated at all (the prompt does not count).
+   */
+  frequencyPenalty?: number;
+  presencePenalty?: number;
+  /** Record each generated token's log-probability (`Generation.logprobs`). */
+  logprobs?: boolean;
+  /** With logprobs: the most likely alternatives per token, 0..20. */
+  topLogprobs?: number;
   /** Sampling is reproducible by seed. */
   seed?: number;
   /** Text that ends generation; it is never emitted. */
@@ -220,6 +230,25 @@ export class Generation implements AsyncIterable<string> {
   readonly cachedTokens: number;
   /** Counts and speed (complete once finished). */
   readonly usage: GenerationUsage;
+  /**
+   * With the logprobs option, per generated token (a final stop token aside): the softmax of
+   * the logits after the penalties and the responseFormat mask, before temperature, top-k,
+   * top-p and min-p; grows as the text streams.
+   */
+  readonly logprobs: TokenLogprob[];
+}
+
+/** OpenAI's TopLogprob: a token's text, natural-log probability and UTF-8 bytes. */
+export interface TopLogprob {
+  token: string;
+  logprob: number;
+  bytes: number[] | null;
+}
+
+/** OpenAI's ChatCompletionTokenLogprob. */
+export interface TokenLogprob extends TopLogprob {
+  /** Best first; tokens responseFormat refused are left out. */
+  top_logprobs: TopLogprob[];
 }
 
 /** Several prompts generated together; streams[i] is row i's text. */
@@ -231,6 +260,8 @@ export class BatchGeneration {
   finishReason(i: number): 'stop' | 'length' | 'context' | undefined;
   cachedTokens(i: number): number;
   usage(i: number): GenerationUsage;
+  /** Row i's token log-probabilities so far (with the logprobs option). */
+  logprobs(i: number): TokenLogprob[];
 }
 
 export class Model {
@@ -280,8 +311,8 @@ export class Model {
    * (ChatCompletionCreateParams, ChatCompletion, ChatCompletionChunk). `model` picks an
    * adapter by name ("base" or the model's name: none); `adapters` stacks several.
    * `response_format` json_object / json_schema constrains every choice (see
-   * GenerateOptions.responseFormat). Unsupported for now: logprobs, frequency/presence
-   * penalties, tools (UnsupportedError).
+   * GenerateOptions.responseFormat); logprobs as Generation.logprobs. Unsupported: tools
+   * (UnsupportedError).
    */
   readonly chat: {
     completions: {
@@ -429,6 +460,12 @@ export interface ChatCompletionCreateParams {
   repetition_penalty?: number;
 }
 
+/** OpenAI's ChatCompletion.Choice.Logprobs. */
+export interface ChoiceLogprobs {
+  content: TokenLogprob[] | null;
+  refusal: null;
+}
+
 /** OpenAI's CompletionUsage, plus `extra`: time to first token and rates. */
 export interface CompletionUsage {
   prompt_tokens: number;
@@ -447,7 +484,8 @@ export interface ChatCompletion {
   choices: Array<{
     index: number;
     message: { role: 'assistant'; content: string; refusal: null };
-    logprobs: null;
+    /** With logprobs: true. */
+    logprobs: ChoiceLogprobs | null;
     finish_reason: 'stop' | 'length';
   }>;
   usage: CompletionUsage;
@@ -462,7 +500,8 @@ export interface ChatCompletionChunk {
   choices: Array<{
     index: number;
     delta: { role?: 'assistant'; content?: string };
-    logprobs?: null;
+    /** With logprobs: true, those of the tokens since the previous chunk. */
+    logprobs?: ChoiceLogprobs | null;
     finish_reason: 'stop' | 'length' | null;
   }>;
   /** With stream_options.include_usage: null, then on the last chunk (no choices) the usage. */

@@ -264,7 +264,7 @@ const breathe =
       : () => new Promise((r) => setTimeout(r, 0));
 
 const ADAPTER_OPTIONS = ['adapter', 'adapters'];
-const GENERATE_OPTIONS = [...ADAPTER_OPTIONS, 'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'repeatLastN', 'seed', 'stop', 'stopTokens', 'ignoreEos', 'promptCache', 'responseFormat'];
+const GENERATE_OPTIONS = [...ADAPTER_OPTIONS, 'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'repeatLastN', 'seed', 'stop', 'stopTokens', 'ignoreEos', 'promptCache', 'responseFormat', 'frequencyPenalty', 'presencePenalty', 'logprobs', 'topLogprobs'];
 
 /** A loaded language model. */
 export class Model {
@@ -418,7 +418,7 @@ export class Model {
     const prompt = typeof input === 'string' ? input : this.applyChatTemplate(input);
     const ids = m.encodePrompt(prompt);
     const g = call(() => m.generate(ids, opts));
-    return new Generation(g, signal, this, ids.length);
+    return new Generation(g, signal, this, ids.length, opts.logprobs);
   }
   /**
    * Several prompts at once, each with its own adapter (or none), stepped together: one
@@ -478,6 +478,10 @@ export class BatchGeneration {
   finishReason(i) {
     return this.#g && call(() => this.#g.finishReason(i));
   }
+  /** Row i's token log-probabilities so far, with the `logprobs` option (`Generation.logprobs`). */
+  logprobs(i) {
+    return this.#g ? call(() => this.#g.logprobs(i, 0)) : [];
+  }
   /** Row i's prompt tokens served from the prefix cache (not run again). */
   cachedTokens(i) {
     return this.#g ? call(() => this.#g.cachedTokens(i)) : 0;
@@ -536,15 +540,26 @@ export class Generation {
   #signal;
   #model;
   #tokens = [];
+  #logprobs = [];
+  #wantLogprobs;
   #finishReason;
   #cachedTokens = 0;
   #promptTokens;
   #times = [];
-  constructor(g, signal, model, promptTokens) {
+  constructor(g, signal, model, promptTokens, wantLogprobs) {
     this.#g = g;
     this.#signal = signal;
     this.#model = model;
     this.#promptTokens = promptTokens;
+    this.#wantLogprobs = !!wantLogprobs;
+  }
+  /**
+   * With the `logprobs` option: per generated token (a final stop token aside) OpenAI's
+   * {token, logprob, bytes, top_logprobs}, of the softmax of the logits after the penalties
+   * and the responseFormat mask, before temperature and cuts; grows as the text streams.
+   */
+  get logprobs() {
+    return this.#logprobs;
   }
   /**
    * Token counts and speed: promptTokens, cachedTokens (served by the prefix cache),
@@ -582,6 +597,7 @@ export class Generation {
         const [piece] = await nextStep(g, this.#model, (moved) => (g = moved));
         times[Math.min(times.length, 2)] = performance.now();
         this.#tokens = Array.from(g.tokens(0));
+        if (this.#wantLogprobs) this.#logprobs.push(...g.logprobs(0, this.#logprobs.length));
         if (piece === undefined) break;
         if (piece) yield piece;
         await breathe();

@@ -41,8 +41,7 @@ function translate(model, p) {
   const unsupported = (what) => {
     throw new UnsupportedError(`${what} is not supported`);
   };
-  if (p.logprobs || p.top_logprobs) unsupported('logprobs');
-  if (p.frequency_penalty || p.presence_penalty) unsupported('frequency_penalty and presence_penalty (repetition_penalty is)');
+  if (p.top_logprobs != null && !p.logprobs) throw new ConfigError('top_logprobs needs logprobs: true');
   const format = p.response_format?.type ?? 'text';
   if (!['text', 'json_object', 'json_schema'].includes(format)) unsupported(`response_format ${JSON.stringify(format)}`);
   const n = p.n ?? 1;
@@ -59,6 +58,10 @@ function translate(model, p) {
   if (p.top_k != null) opts.topK = p.top_k;
   if (p.min_p != null) opts.minP = p.min_p;
   if (p.repetition_penalty != null) opts.repetitionPenalty = p.repetition_penalty;
+  if (p.frequency_penalty != null) opts.frequencyPenalty = p.frequency_penalty;
+  if (p.presence_penalty != null) opts.presencePenalty = p.presence_penalty;
+  if (p.logprobs) opts.logprobs = true;
+  if (p.top_logprobs != null) opts.topLogprobs = p.top_logprobs;
   const name = p.model;
   const base = name == null || name === 'base' || name === model.info.name;
   if (p.adapters != null) {
@@ -104,15 +107,28 @@ export async function createChatCompletion(model, params, { signal } = {}) {
   const { messages, opts, n, modelName } = translate(model, params);
   const head = { id: newId(), created: Math.floor(Date.now() / 1000), model: modelName, system_fingerprint: `lorafuse-${model.info.backend}` };
   const rows = n === 1 ? [model.generate(messages, { ...opts, signal })] : null;
-  const batch = rows ? null : model.generateBatch(Array.from({ length: n }, () => ({ prompt: messages })), { ...opts, signal });
+  // A batch takes the adapters per item.
+  const { adapter, adapters, ...shared } = opts;
+  const item = { prompt: messages, ...(adapter != null ? { adapter } : {}), ...(adapters != null ? { adapters } : {}) };
+  const batch = rows ? null : model.generateBatch(Array.from({ length: n }, () => item), { ...shared, signal });
   const rowUsage = (i) => (rows ? rows[0].usage : batch.usage(i));
   const finish = (i) => FINISH[rows ? rows[0].finishReason : batch.finishReason(i)] ?? 'stop';
+  // Log-probabilities per row: each chunk carries those of the tokens since the last one.
+  const rowLogprobs = (i) => (rows ? rows[0].logprobs : batch.logprobs(i));
+  const sent = new Array(n).fill(0);
+  const logprobs = (i, rest = false) => {
+    if (!opts.logprobs) return null;
+    const all = rowLogprobs(i);
+    const content = all.slice(sent[i]);
+    sent[i] = all.length;
+    return content.length || !rest ? { content, refusal: null } : null;
+  };
   if (!params.stream) {
     const texts = rows ? [await rows[0].text()] : await batch.texts();
     return {
       ...head,
       object: 'chat.completion',
-      choices: texts.map((content, index) => ({ index, message: { role: 'assistant', content, refusal: null }, logprobs: null, finish_reason: finish(index) })),
+      choices: texts.map((content, index) => ({ index, message: { role: 'assistant', content, refusal: null }, logprobs: logprobs(index), finish_reason: finish(index) })),
       usage: usage(sum(texts.map((_, i) => rowUsage(i)))),
     };
   }
@@ -124,9 +140,9 @@ export async function createChatCompletion(model, params, { signal } = {}) {
       for (let index = 0; index < n; index++) yield chunk([{ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]);
       // Rows' pieces as they come (a batch steps all rows together).
       for await (const [index, piece] of merge(streams)) {
-        yield chunk([{ index, delta: { content: piece }, logprobs: null, finish_reason: null }]);
+        yield chunk([{ index, delta: { content: piece }, logprobs: logprobs(index), finish_reason: null }]);
       }
-      for (let index = 0; index < n; index++) yield chunk([{ index, delta: {}, logprobs: null, finish_reason: finish(index) }]);
+      for (let index = 0; index < n; index++) yield chunk([{ index, delta: {}, logprobs: logprobs(index, true), finish_reason: finish(index) }]);
       if (includeUsage) yield chunk([], { usage: usage(sum(streams.map((_, i) => rowUsage(i)))) });
     },
   };

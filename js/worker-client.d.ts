@@ -1,6 +1,6 @@
 import type {
   AdapterSelection, BackendChoice, BackendName, ChatCompletion, ChatCompletionChunk, ChatCompletionCreateParams, ChatMessage, GenerateOptions,
-  GenerationUsage, GpuStats, LoadProgress, ModelAdapterInfo, ModelInfo, Prompt, PromptCacheStats,
+  GenerationUsage, GpuStats, LoadProgress, ModelAdapterInfo, ModelInfo, Prompt, PromptCacheStats, TokenLogprob,
 } from './index.js';
 
 /** As LoadProgress: stage "download", then "parse" (CPU) or "upload" (WebGPU), then "ready". */
@@ -12,6 +12,8 @@ export interface WorkerRowResult {
   finishReason?: 'stop' | 'length' | 'context';
   cachedTokens: number;
   usage: GenerationUsage;
+  /** With the logprobs option (Generation.logprobs). */
+  logprobs: TokenLogprob[];
 }
 
 /** The runtime in a Web Worker: the same calls as LoraRuntime, all asynchronous. */

@@ -54,7 +54,7 @@ const handlers = {
     return abortable(id, async (signal) => {
       const g = models.get(handle).generate(input, { ...options, signal });
       for await (const text of g) reply({ id, piece: { row: 0, text } });
-      return { rows: [{ tokens: g.tokens, finishReason: g.finishReason, cachedTokens: g.cachedTokens, usage: g.usage }] };
+      return { rows: [{ tokens: g.tokens, finishReason: g.finishReason, cachedTokens: g.cachedTokens, usage: g.usage, logprobs: g.logprobs }] };
     });
   },
   generateBatch({ handle, items, options }, id) {
@@ -63,7 +63,7 @@ const handlers = {
       await Promise.all(b.streams.map(async (s, row) => {
         for await (const text of s) reply({ id, piece: { row, text } });
       }));
-      return { rows: items.map((_, i) => ({ tokens: b.tokens(i), finishReason: b.finishReason(i), cachedTokens: b.cachedTokens(i), usage: b.usage(i) })) };
+      return { rows: items.map((_, i) => ({ tokens: b.tokens(i), finishReason: b.finishReason(i), cachedTokens: b.cachedTokens(i), usage: b.usage(i), logprobs: b.logprobs(i) })) };
     });
   },
   /** OpenAI-style chat: the completion, or its chunks one message each. */

@@ -148,6 +148,12 @@ struct GenOpts {
     ignore_eos: bool,
     /// Reuse (and keep) KV caches of earlier prompts with the same start: on unless false.
     prompt_cache: Option<bool>,
+    /// OpenAI's, on generated tokens (-2..2).
+    frequency_penalty: Option<f32>,
+    presence_penalty: Option<f32>,
+    /// Record log-probabilities of generated tokens, with `top_logprobs` alternatives each.
+    logprobs: bool,
+    top_logprobs: Option<usize>,
     /// Structured output, as OpenAI's `response_format`: `{type: "text"}`,
     /// `{type: "json_object"}` or `{type: "json_schema", json_schema: {schema}}` (`schema`
     /// beside `type` is read too).
@@ -170,6 +176,17 @@ fn json_schema(f: &Option<serde_json::Value>) -> Result<Option<Option<serde_json
         Some("json_schema") => schema.map(|s| Some(Some(s))).ok_or_else(bad),
         _ => Err(bad()),
     }
+}
+
+/// A token's log-probability as OpenAI's ChatCompletionTokenLogprob (and, without
+/// `top_logprobs`, its TopLogprob).
+#[derive(serde::Serialize)]
+struct LogprobJs {
+    token: String,
+    logprob: f32,
+    bytes: Vec<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_logprobs: Option<Vec<LogprobJs>>,
 }
 
 /// What the GPU has done so far (`gpuStats()`; null on the CPU).
@@ -371,8 +388,13 @@ fn start<B: ModelOps>(model: &Shared<B>, seqs: Vec<(Vec<u32>, AdapterChoice)>, o
             Some(schema) => Some(m.json_format(schema.as_ref()).map_err(js_err)?),
             None => None,
         };
+        let logprobs = match (o.logprobs, o.top_logprobs) {
+            (false, Some(_)) => return Err(js_err(Error::config("topLogprobs needs logprobs: true"))),
+            (on, n) => on.then_some(n.unwrap_or(0)),
+        };
         let opts = GenerateOptions {
             format,
+            logprobs,
             max_tokens: o.max_tokens.unwrap_or(256),
             sample: SampleOptions {
                 temperature: o.temperature.unwrap_or(d.temperature),
@@ -381,6 +403,8 @@ fn start<B: ModelOps>(model: &Shared<B>, seqs: Vec<(Vec<u32>, AdapterChoice)>, o
                 min_p: o.min_p.unwrap_or(d.min_p),
                 repetition_penalty: o.repetition_penalty.unwrap_or(d.repetition_penalty),
                 repeat_last_n: o.repeat_last_n.unwrap_or(d.repeat_last_n),
+                frequency_penalty: o.frequency_penalty.unwrap_or(d.frequency_penalty),
+                presence_penalty: o.presence_penalty.unwrap_or(d.presence_penalty),
                 seed: seed as u64,
             },
             stop_strings: o.stop.into_iter().filter(|s| !s.is_empty()).collect(),
@@ -445,6 +469,26 @@ impl<B: ModelOps> GenState<B> {
     /// The sequences, unless a step (which holds them across a GPU readback) is running.
     fn seqs(&self) -> std::result::Result<std::cell::Ref<'_, Generator<B>>, JsValue> {
         self.gen.try_borrow().map_err(|_| js_err(Error::config("a generation step is running; await it first")))
+    }
+
+    /// Sequence `i`'s log-probabilities from its `from`-th generated token on, as OpenAI's
+    /// ChatCompletionTokenLogprob objects.
+    fn logprobs(&self, i: usize, from: usize) -> std::result::Result<JsValue, JsValue> {
+        let g = self.seqs()?;
+        let m = self.model.try_borrow().map_err(|_| busy())?;
+        let tok = &m.tokenizer;
+        let one = |t: u32, logprob: f32| {
+            let bytes = tok.token_bytes(t);
+            LogprobJs { token: String::from_utf8_lossy(&bytes).into_owned(), logprob, bytes, top_logprobs: None }
+        };
+        let out: Vec<LogprobJs> = g
+            .seqs
+            .get(i)
+            .map_or(&[][..], |s| s.logprobs.get(from..).unwrap_or(&[]))
+            .iter()
+            .map(|l| LogprobJs { top_logprobs: Some(l.top.iter().map(|&(t, p)| one(t, p)).collect()), ..one(l.token, l.logprob) })
+            .collect();
+        Ok(serde_wasm_bindgen::to_value(&out)?)
     }
 
     async fn step(self) -> std::result::Result<JsValue, JsValue> {
@@ -535,6 +579,12 @@ impl JsGenerator {
     #[wasm_bindgen(js_name = cachedTokens)]
     pub fn cached_tokens(&self, i: usize) -> std::result::Result<usize, JsValue> {
         with_gen!(&self.inner, g => Ok(g.seqs()?.seqs.get(i).map_or(0, |s| s.cached_tokens())))
+    }
+
+    /// Sequence `i`'s token log-probabilities from its `from`-th generated token on (with
+    /// the `logprobs` option; OpenAI's ChatCompletionTokenLogprob objects).
+    pub fn logprobs(&self, i: usize, from: usize) -> std::result::Result<JsValue, JsValue> {
+        with_gen!(&self.inner, g => g.logprobs(i, from))
     }
 
     /// Whether sequence `i` has finished.

@@ -19,6 +19,8 @@ async function main(): Promise<void> {
   const texts: string[] = await batch.texts();
   const json: string = await model.generate(msgs, { responseFormat: { type: 'json_schema', json_schema: { name: 'p', schema: { type: 'object' } } } }).text();
   await model.generate(msgs, { responseFormat: { type: 'json_object' } }).text();
+  const g = model.generate(msgs, { logprobs: true, topLogprobs: 5, frequencyPenalty: 0.4, presencePenalty: -0.2 });
+  for await (const piece of g) console.log(piece, g.logprobs.at(-1)?.top_logprobs.map((t) => [t.token, Math.exp(t.logprob)]));
   console.log(json);
   const turn2 = model.generate([...msgs, { role: 'assistant', content: texts[0] }, { role: 'user', content: 'More?' }], { promptCache: true });
   console.log(await turn2.text(), turn2.cachedTokens, batch.cachedTokens(0), model.promptCacheStats().bytes);

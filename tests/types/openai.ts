@@ -13,6 +13,9 @@ async function chat(): Promise<void> {
   };
   const ours = await model.chat.completions.create(params);
   const c: OpenAI.Chat.ChatCompletion = ours;
+  const lp: OpenAI.Chat.ChatCompletionTokenLogprob[] | null | undefined = c.choices[0].logprobs?.content;
+  const withLogprobs: OpenAI.Chat.ChatCompletionCreateParamsNonStreaming = { ...params, logprobs: true, top_logprobs: 3, frequency_penalty: 0.5, presence_penalty: 0.2 };
+  console.log(lp?.[0]?.top_logprobs[0]?.bytes, (await model.chat.completions.create(withLogprobs)).choices[0].logprobs?.content?.[0].logprob);
   const usage: OpenAI.CompletionUsage | undefined = c.usage;
   console.log(c.choices[0].message.content, usage?.prompt_tokens_details?.cached_tokens, ours.usage.extra.decode_tokens_per_s);
   const streaming: OpenAI.Chat.ChatCompletionCreateParamsStreaming = { ...params, n: 1, stream: true, stream_options: { include_usage: true } };
