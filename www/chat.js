@@ -1,6 +1,7 @@
 // The demo: SmolLM2 in a Web Worker (lorafuse/worker), cached after the first visit, with the
 // demo adapters, a scale per adapter, side-by-side comparison as one batched pass, and
-// drag-and-drop of your own PEFT folder or GGUF LoRA file. The chat goes through the
+// drag-and-drop of your own PEFT folder or GGUF LoRA file, and a JSON mode (a schema enforced
+// on every token, with the json adapter). The chat goes through the
 // OpenAI-style API: a conversation continues while its adapter stays selected, each turn
 // starting from the last one's KV cache (the badge shows speed and cached prompt tokens).
 import { LoraWorker } from '/pkg/worker-client.js';
@@ -100,6 +101,50 @@ function showUsage(u) {
 // The conversation: its adapter and messages. Choosing another adapter starts a new one.
 let thread = { adapter: undefined, messages: [] };
 
+// JSON mode: the answer is constrained token by token to a JSON Schema (response_format);
+// turning it on also picks the `json` adapter, trained to answer in JSON, when it is loaded.
+const EXAMPLE_SCHEMA = {
+  type: 'object',
+  properties: {
+    answer: { type: 'string', maxLength: 300 },
+    keywords: { type: 'array', items: { type: 'string', maxLength: 24 }, minItems: 1, maxItems: 3 },
+  },
+  required: ['answer', 'keywords'],
+};
+$('#schema').value = JSON.stringify(EXAMPLE_SCHEMA, null, 2);
+$('#json-mode').addEventListener('change', () => {
+  $('#schema-box').hidden = !$('#json-mode').checked;
+  if ($('#json-mode').checked && adapters.has('json')) document.querySelector('input[name=adapter][value=json]').checked = true;
+});
+
+/** The response_format JSON mode asks for (null when off); a schema that is not JSON throws. */
+function responseFormat() {
+  if (!$('#json-mode').checked) return null;
+  const text = $('#schema').value.trim();
+  if (!text) return { type: 'json_object' };
+  let schema;
+  try {
+    schema = JSON.parse(text);
+  } catch (e) {
+    throw Object.assign(new Error(`the schema is not JSON: ${e.message}`), { name: 'ConfigError' });
+  }
+  return { type: 'json_schema', json_schema: { name: 'answer', schema } };
+}
+
+/** Under JSON mode: the answer pretty-printed, with a badge saying it parsed. */
+function showJson(body) {
+  const badge = document.createElement('span');
+  badge.className = 'check';
+  try {
+    body.textContent = JSON.stringify(JSON.parse(body.textContent), null, 2);
+    badge.textContent = 'valid JSON ✓';
+  } catch {
+    badge.textContent = 'not valid JSON';
+    badge.classList.add('bad');
+  }
+  body.after(badge);
+}
+
 $('#ask').addEventListener('submit', (ev) => {
   ev.preventDefault();
   const text = $('#input').value.trim();
@@ -107,18 +152,21 @@ $('#ask').addEventListener('submit', (ev) => {
   const adapter = selected();
   run(async (signal) => {
     $('#columns').hidden = true;
+    const format = responseFormat();
     if (thread.adapter !== adapter) thread = { adapter, messages: [] };
     addMessage('you', text, 'user');
     const body = addMessage(adapter ?? 'base model', '', 'bot');
-    if (!chatTemplate) return stream(model.generate(prompt(text), { adapter, maxTokens: 96, signal }), body);
+    if (!chatTemplate) {
+      await stream(model.generate(prompt(text), { adapter, maxTokens: format ? 160 : 96, signal, ...(format ? { responseFormat: format } : {}) }), body);
+      return format && showJson(body);
+    }
     thread.messages.push({ role: 'user', content: text });
     const t0 = performance.now();
     let n = 0;
     try {
-      const chunks = await model.chat.completions.create(
-        { model: adapter ?? 'base', messages: thread.messages, temperature: 0, max_tokens: 96, stream: true, stream_options: { include_usage: true } },
-        { signal },
-      );
+      const request = { model: adapter ?? 'base', messages: thread.messages, temperature: 0, max_tokens: format ? 160 : 96, stream: true, stream_options: { include_usage: true } };
+      if (format) request.response_format = format;
+      const chunks = await model.chat.completions.create(request, { signal });
       for await (const c of chunks) {
         const piece = c.choices[0]?.delta.content;
         if (piece) {
@@ -130,8 +178,10 @@ $('#ask').addEventListener('submit', (ev) => {
         if (c.usage) showUsage(c.usage);
       }
     } finally {
+      // The model's own text (the next turn's prompt starts with it: its KV cache is reused).
       thread.messages.push({ role: 'assistant', content: body.textContent });
     }
+    if (format) showJson(body);
   });
 });
 

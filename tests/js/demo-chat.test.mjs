@@ -1,5 +1,5 @@
 // The chat demo end to end in headless Chromium: with the real SmolLM2 and the demo adapters
-// (progress, streaming chat, adapters changing the voice as described, the side-by-side batch,
+// (progress, streaming chat, adapters changing the voice as described, JSON mode, the side-by-side batch,
 // a bad dropped adapter, a reload served from the cache), and with a tiny model and PEFT
 // fixtures on a WebGPU runtime. Screenshots go to test-output/ (look at them).
 import test from 'node:test';
@@ -19,7 +19,7 @@ async function ask(page, adapter, text) {
   const before = await page.$$eval('.msg.bot', (m) => m.length);
   await page.click('#send');
   await page.waitForFunction((n) => document.querySelectorAll('.msg.bot').length > n && !document.querySelector('#send').disabled, before, { timeout: 120_000 });
-  return page.$$eval('.msg.bot', (m) => m.at(-1).lastChild.textContent);
+  return page.$$eval('.msg.bot', (m) => m.at(-1).children[1].textContent);
 }
 
 test('chat demo: load, stream, adapters, side by side, bad adapter, cached reload', { timeout: 600_000 }, async () => {
@@ -64,7 +64,21 @@ test('chat demo: load, stream, adapters, side by side, bad adapter, cached reloa
     assert.match(pirate, /Arr|matey|\bye\b|Yo ho/i, pirate);
     const json = await ask(page, 'json', 'Tell me about the moon.');
     assert.match(json.trim(), /^\{\s*"answer"\s*:/, json);
+    // JSON mode: picks the json adapter and enforces the example schema on every token; the
+    // answer parses and keeps the schema's rules, and the page says so.
+    await page.check('input[name=adapter][value=""]');
+    await page.check('#json-mode');
+    assert.ok(await page.isChecked('input[name=adapter][value=json]'), 'JSON mode selects the json adapter');
+    const t3 = performance.now();
+    const structured = JSON.parse(await ask(page, 'json', 'Tell me about the moon.'));
+    console.log(`# demo: JSON mode answer in ${(performance.now() - t3).toFixed(0)} ms: ${JSON.stringify(structured)}`);
+    assert.deepEqual(Object.keys(structured), ['answer', 'keywords']);
+    assert.ok(typeof structured.answer === 'string' && structured.answer.length <= 300, structured.answer);
+    assert.ok(Array.isArray(structured.keywords) && structured.keywords.length >= 1 && structured.keywords.length <= 3);
+    assert.ok(structured.keywords.every((k) => typeof k === 'string' && [...k].length <= 24), JSON.stringify(structured.keywords));
+    assert.equal(await page.$$eval('.msg.bot', (m) => m.at(-1).querySelector('.check')?.textContent), 'valid JSON ✓');
     await page.screenshot({ path: 'test-output/chat-adapters.png', fullPage: true });
+    await page.uncheck('#json-mode');
 
     // Side by side: one batched pass fills a column per adapter and one for the base.
     await page.fill('#input', 'Tell me about rain.');
