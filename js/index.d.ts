@@ -81,8 +81,8 @@ export interface LoadModelOptions {
   fileName?: string;
   /** Opt-in: int8 activations for Q8_0/Q4_0/Q4_1 weights (faster, less exact). */
   int8Activations?: boolean;
-  /** Keep fetched files in this Cache API cache; a later load reads them from there. */
-  cache?: string;
+  /** Keep fetched files in this cache; a later load reads them from there. */
+  cache?: CacheOption;
   /**
    * WebGPU only (default true): when the GPU fails, reload the model and its adapters on the
    * CPU from their sources and continue running generations there.
@@ -116,6 +116,20 @@ export interface ModelInfo {
 export interface ChatMessage {
   role: string;
   content: string;
+}
+
+/**
+ * Where fetched files are kept: a cache name, stored in the Origin Private File System where
+ * the browser can write it from a stream (written to disk as the file streams in, read back
+ * from disk: nothing held in memory to be cached), else in the Cache API; or {name, storage}
+ * to choose. Nothing is cached where neither exists (Node, insecure pages).
+ */
+export type CacheOption = string | { name: string; storage?: 'auto' | 'opfs' | 'cache-api' };
+
+/** What a cache holds: each URL with its bytes, and their sum. */
+export interface CacheUsage {
+  entries: Array<{ url: string; bytes: number }>;
+  bytes: number;
 }
 
 /** Which adapters a request uses: one (null = the base model) or a weighted stack. */
@@ -285,7 +299,7 @@ export class Model {
       replace?: boolean;
       signal?: AbortSignal;
       onProgress?: (p: LoadProgress) => void;
-      cache?: string;
+      cache?: CacheOption;
       /**
        * How this adapter's factors are stored. "auto" (default): the runtime's
        * adapterPrecision, except that int16 gives way to f32 for an adapter whose int16
@@ -358,18 +372,21 @@ export class LoraRuntime {
    * The `subgroups` getter says which runs.
    */
   static create(options?: { backend?: BackendChoice; adapterPrecision?: 'f32' | 'f16' | 'i16'; prefillMath?: 'f32' | 'f16'; subgroups?: boolean }): Promise<LoraRuntime>;
-  /** Deletes a Cache API cache filled through the `cache` load option. */
-  static clearCache(name: string): Promise<boolean>;
+  /**
+   * Deletes a cache filled through the `cache` load option (a plain name: in both storages);
+   * resolves to whether there was one.
+   */
+  static clearCache(cache: CacheOption): Promise<boolean>;
   /**
    * Whether loading `source` (a file URL, or a folder URL ending in "/": its config and
    * weights, every shard its index names) with this `cache` would download nothing. False
-   * where there is no Cache API (Node, pages that are not secure contexts).
+   * where the storage is missing (Node, pages that are not secure contexts).
    */
-  static isCached(source: string | URL, options: { cache: string }): Promise<boolean>;
+  static isCached(source: string | URL, options: { cache: CacheOption }): Promise<boolean>;
   /** Removes `source` (a file, or everything under a folder URL) from `cache`; resolves to the entries removed. */
-  static deleteCached(source: string | URL, options: { cache: string }): Promise<number>;
+  static deleteCached(source: string | URL, options: { cache: CacheOption }): Promise<number>;
   /** What `cache` holds: each URL with its bytes, and their sum. */
-  static cacheUsage(cache: string): Promise<{ entries: Array<{ url: string; bytes: number }>; bytes: number }>;
+  static cacheUsage(cache: CacheOption): Promise<CacheUsage>;
   /** Bytes of wasm memory in use (it only grows: the peak so far). */
   static wasmMemoryBytes(): number;
   /** Loads a model (GGUF file or Hugging Face folder), streaming it into place. */

@@ -3,6 +3,7 @@
 import { nodeBuiltin } from './node.js';
 import init, { Runtime, ModelLoader, wasmMemoryBytes } from './wasm/lorafuse.js';
 import { cacheUsage, deleteCached, isCached, openSources } from './sources.js';
+import { clearStore } from './cache.js';
 import { chatFetch, createChatCompletion } from './openai.js';
 import { AbortError, BackendError, ConfigError, LoraError, ShapeError, AdapterError, UnsupportedError, call, callAsync } from './errors.js';
 export { LoraError, ShapeError, AdapterError, ConfigError, BackendError, FormatError, UnsupportedError, LimitError, AbortError } from './errors.js';
@@ -50,9 +51,9 @@ export class LoraRuntime {
     return new LoraRuntime(await callAsync(() => Runtime.create(String(backend), String(adapterPrecision), String(prefillMath), subgroups)));
   }
 
-  /** Deletes a Cache API cache filled through the `cache` option of loadModel/loadAdapter. */
-  static async clearCache(name) {
-    return typeof caches !== 'undefined' ? caches.delete(name) : false;
+  /** Deletes a cache filled through the `cache` option of loadModel/loadAdapter (js/cache.js). */
+  static async clearCache(cache) {
+    return clearStore(cache);
   }
 
   /**

@@ -4,6 +4,7 @@
 // Uint8Array chunks, so it streams into place instead of being copied whole into wasm.
 import { nodeBuiltin } from './node.js';
 import { ConfigError, FormatError } from './errors.js';
+import { openStore } from './cache.js';
 
 const CHUNK = 4 << 20;
 const HF_FILES = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json'];
@@ -18,13 +19,16 @@ async function* slices(bytes) {
 
 async function* readStream(stream) {
   const reader = stream.getReader();
+  let done = false;
   try {
     for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      yield value;
+      const r = await reader.read();
+      if ((done = r.done)) return;
+      yield r.value;
     }
   } finally {
+    // Stopped early (an abort, a refused file): the download stops too.
+    if (!done) await reader.cancel().catch(() => {});
     reader.releaseLock();
   }
 }
@@ -48,15 +52,11 @@ function resolveUrl(source) {
   return new URL(source, globalThis.location?.href ?? `file://${globalThis.process?.cwd?.() ?? ''}/`);
 }
 
-/** Fetches through the Cache API when `cache` names one (a reload then costs no download). */
+/** Fetches through the store `cache` names (cache.js): a reload then costs no download. */
 async function cachedFetch(url, signal, cache) {
-  if (!cache || typeof caches === 'undefined') return fetch(url, { signal });
-  const store = await caches.open(cache);
-  const hit = await store.match(url);
-  if (hit) return hit;
-  const res = await fetch(url, { signal });
-  if (res.ok) await store.put(url, res.clone()).catch(() => {}); // a full disk only costs the cache
-  return res;
+  const store = await openStore(cache);
+  if (!store) return fetch(url, { signal });
+  return (await store.get(url.href)) ?? store.save(url.href, await fetch(url, { signal }));
 }
 
 async function fetchFile(url, name, signal, cache) {
@@ -144,23 +144,10 @@ export async function openSources(source, { signal, fileName, adapter = false, c
   return [await openOne(source, name, signal, cache)];
 }
 
-/** The Cache API cache named `cache`, or undefined where there is none (Node, insecure pages). */
-async function openCache(cache) {
-  if (typeof caches === 'undefined' || !cache) return undefined;
-  return caches.open(String(cache));
-}
-
-/** Bytes of a cached response: its Content-Length, else its body's size. */
-async function responseBytes(res) {
-  const n = Number(res.headers.get('content-length'));
-  return Number.isFinite(n) && n > 0 && (res.headers.get('content-encoding') ?? 'identity') === 'identity' ? n : (await res.blob()).size;
-}
-
 /** What `cache` holds: every URL with its bytes, and their sum. */
 export async function cacheUsage(cache) {
-  const store = await openCache(cache);
-  const entries = [];
-  for (const req of store ? await store.keys() : []) entries.push({ url: req.url, bytes: await responseBytes(await store.match(req)) });
+  const store = await openStore(cache);
+  const entries = store ? await store.list() : [];
   return { entries, bytes: entries.reduce((a, e) => a + e.bytes, 0) };
 }
 
@@ -170,16 +157,16 @@ export async function cacheUsage(cache) {
  * model.safetensors, or every shard its cached index names) with its config.
  */
 export async function isCached(source, cache) {
-  const store = await openCache(cache);
+  const store = await openStore(cache);
   if (!store) return false;
   const url = resolveUrl(source);
-  const has = async (u) => !!(await store.match(u.href));
+  const has = (u) => store.has(u.href);
   if (!url.pathname.endsWith('/')) return has(url);
   const at = (n) => new URL(n, url);
   if (await has(at('adapter_model.safetensors'))) return has(at('adapter_config.json'));
   if (!(await has(at('config.json')))) return false;
   if (await has(at('model.safetensors'))) return true;
-  const index = await store.match(at('model.safetensors.index.json').href);
+  const index = await store.get(at('model.safetensors.index.json').href);
   if (!index) return false;
   let shards;
   try {
@@ -192,13 +179,13 @@ export async function isCached(source, cache) {
 
 /** Deletes `source`'s entries from `cache` (a file, or everything under a folder URL); resolves to how many. */
 export async function deleteCached(source, cache) {
-  const store = await openCache(cache);
+  const store = await openStore(cache);
   if (!store) return 0;
   const url = resolveUrl(source).href;
   const folder = url.endsWith('/');
   let n = 0;
-  for (const req of await store.keys()) {
-    if (folder ? req.url.startsWith(url) : req.url === url) n += (await store.delete(req)) ? 1 : 0;
+  for (const e of await store.list()) {
+    if (folder ? e.url.startsWith(url) : e.url === url) n += (await store.remove(e.url)) ? 1 : 0;
   }
   return n;
 }

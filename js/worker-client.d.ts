@@ -1,6 +1,6 @@
 import type {
   AdapterSelection, BackendChoice, BackendName, ChatCompletion, ChatCompletionChunk, ChatCompletionCreateParams, ChatMessage, GenerateOptions,
-  GenerationUsage, GpuStats, LoadProgress, ModelAdapterInfo, ModelInfo, Prompt, PromptCacheStats, TokenLogprob,
+  CacheOption, CacheUsage, GenerationUsage, GpuStats, LoadProgress, ModelAdapterInfo, ModelInfo, Prompt, PromptCacheStats, TokenLogprob,
 } from './index.js';
 
 /** As LoadProgress: stage "download", then "parse" (CPU) or "upload" (WebGPU), then "ready". */
@@ -20,6 +20,11 @@ export interface WorkerRowResult {
 export class LoraWorker {
   private constructor();
   static create(options?: { backend?: BackendChoice; adapterPrecision?: 'f32' | 'f16' | 'i16'; prefillMath?: 'f32' | 'f16'; subgroups?: boolean; worker?: Worker }): Promise<LoraWorker>;
+  /** As LoraRuntime's: the caches are the origin's, shared with the worker. */
+  static clearCache(cache: CacheOption): Promise<boolean>;
+  static isCached(source: string | URL, options: { cache: CacheOption }): Promise<boolean>;
+  static deleteCached(source: string | URL, options: { cache: CacheOption }): Promise<number>;
+  static cacheUsage(cache: CacheOption): Promise<CacheUsage>;
   readonly backend: BackendName;
   readonly device: string;
   readonly adapterPrecision: 'f32' | 'f16' | 'i16';
@@ -35,7 +40,7 @@ export class LoraWorker {
       signal?: AbortSignal;
       fileName?: string;
       int8Activations?: boolean;
-      cache?: string;
+      cache?: CacheOption;
       /** WebGPU: move to the CPU when the GPU fails (default true). */
       fallback?: boolean;
       onFallback?: (info: { reason: string }) => void;
@@ -61,7 +66,7 @@ export class WorkerModel {
   loadAdapter(
     name: string,
     source: unknown,
-    options?: { replace?: boolean; precision?: 'auto' | 'f32' | 'f16' | 'i16'; onProgress?: (p: WorkerProgress) => void; signal?: AbortSignal; cache?: string },
+    options?: { replace?: boolean; precision?: 'auto' | 'f32' | 'f16' | 'i16'; onProgress?: (p: WorkerProgress) => void; signal?: AbortSignal; cache?: CacheOption },
   ): Promise<ModelAdapterInfo>;
   unloadAdapter(name: string): Promise<void>;
   setAdapterScale(name: string, scale: number): Promise<void>;

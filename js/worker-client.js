@@ -2,6 +2,8 @@
 // page never freezes while a model loads or generates. Errors arrive as the same classes.
 import { AbortError, LoraError, ShapeError, AdapterError, ConfigError, BackendError, FormatError, UnsupportedError, LimitError } from './errors.js';
 import { chatFetch } from './openai.js';
+import { clearStore } from './cache.js';
+import { cacheUsage, deleteCached, isCached } from './sources.js';
 
 const KINDS = { LoraError, ShapeError, AdapterError, ConfigError, BackendError, FormatError, UnsupportedError, LimitError, AbortError };
 
@@ -69,6 +71,19 @@ export class LoraWorker {
     const lw = new LoraWorker(ch, info);
     lw.#models = models;
     return lw;
+  }
+  /** Cache management as LoraRuntime's, here: the caches are the origin's, shared with the worker. */
+  static clearCache(cache) {
+    return clearStore(cache);
+  }
+  static isCached(source, { cache } = {}) {
+    return isCached(source, cache);
+  }
+  static deleteCached(source, { cache } = {}) {
+    return deleteCached(source, cache);
+  }
+  static cacheUsage(cache) {
+    return cacheUsage(cache);
   }
   #models;
   /** As LoraRuntime#loadModel; `onFallback({reason})` runs here when the model moves to the CPU. */

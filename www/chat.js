@@ -209,7 +209,7 @@ $('#compare').addEventListener('click', () => {
 $('#stop').addEventListener('click', () => running?.abort());
 
 $('#clear-cache').addEventListener('click', async () => {
-  await caches.delete(CACHE);
+  await LoraWorker.clearCache(CACHE);
   $('#clear-cache').textContent = 'cache cleared';
 });
 

@@ -203,17 +203,22 @@ test('structured output in Chromium: JSON under a schema on WebGPU (mask.wgsl) a
   });
 });
 
-test('cache management in Chromium: isCached for files and folders, usage in bytes, deletion', { timeout: 120_000 }, async () => {
-  await onPage(false, async (page) => {
-    const r = await page.evaluate(() => window.cacheCheck());
-    assert.deepEqual(r.before, [false, false]);
-    assert.deepEqual(r.after, [true, true, true, false], 'the file, the sharded folder and the adapter are cached; another folder is not');
-    // Every entry's bytes are the file's.
-    for (const e of r.usage.entries) assert.equal(e.bytes, r.sizes[e.url], e.url);
-    assert.equal(r.usage.bytes, Object.values(r.sizes).reduce((a, b) => a + b, 0));
-    assert.ok(r.usage.entries.some((e) => e.url.endsWith('llama-q4_0.gguf')) && r.usage.entries.some((e) => e.url.endsWith('.safetensors.index.json')));
-    assert.equal(r.partial, false, 'a folder missing a shard is not cached');
-    assert.ok(r.removed[0] >= 3 && r.removed[1] === 1, JSON.stringify(r.removed));
-    assert.ok(r.left.every((u) => u.includes('/adapters/qv-r4/')), JSON.stringify(r.left));
+for (const storage of ['opfs', 'cache-api']) {
+  test(`cache management in Chromium (${storage}): isCached for files and folders, usage in bytes, deletion, a cut download`, { timeout: 120_000 }, async () => {
+    await onPage(false, async (page) => {
+      const r = await page.evaluate((s) => window.cacheCheck(s), storage);
+      assert.deepEqual(r.before, [false, false]);
+      assert.deepEqual(r.after, [true, true, true, false], 'the file, the sharded folder and the adapter are cached; another folder is not');
+      // Every entry's bytes are the file's.
+      for (const e of r.usage.entries) assert.equal(e.bytes, r.sizes[e.url], e.url);
+      assert.equal(r.usage.bytes, Object.values(r.sizes).reduce((a, b) => a + b, 0));
+      assert.ok(r.usage.entries.some((e) => e.url.endsWith('llama-q4_0.gguf')) && r.usage.entries.some((e) => e.url.endsWith('.safetensors.index.json')));
+      assert.deepEqual([r.fetched, r.same], [[], true], 'a second load reads the cache, not the network');
+      assert.deepEqual([r.cut, r.afterCut], ['AbortError', false], 'an aborted download leaves no entry');
+      assert.equal(r.partial, false, 'a folder missing a shard is not cached');
+      assert.ok(r.removed[0] >= 3 && r.removed[1] === 1, JSON.stringify(r.removed));
+      assert.ok(r.left.every((u) => u.includes('/adapters/qv-r4/')), JSON.stringify(r.left));
+      assert.deepEqual(r.cleared, [true, 0]);
+    });
   });
-});
+}

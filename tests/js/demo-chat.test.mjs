@@ -121,6 +121,10 @@ test('chat demo: load, stream, adapters, side by side, bad adapter, cached reloa
     await page.waitForSelector('body[data-ready=true]', { timeout: 180_000 });
     console.log(`# demo: reload ready in ${(performance.now() - t2).toFixed(0)} ms (from the cache)`);
     assert.equal(requests.filter((r) => r === MODEL_PATH).length, before, 'no second download of the model');
+    // Kept in the Origin Private File System (Chromium can write it from a stream), whole.
+    const opfs = await page.evaluate(async () => (await import('/pkg/worker-client.js')).LoraWorker.cacheUsage({ name: 'lorafuse-demo', storage: 'opfs' }));
+    const kept = opfs.entries.find((e) => e.url.endsWith('SmolLM2-135M-Instruct.Q4_1.gguf'));
+    assert.ok(kept && kept.bytes > 90e6 && opfs.entries.length >= 7, JSON.stringify(opfs.entries.map((e) => [e.url.split('/').slice(-2).join('/'), e.bytes])));
     await page.setViewportSize({ width: 390, height: 844 });
     await page.screenshot({ path: 'test-output/chat-phone.png', fullPage: true });
     assert.deepEqual(errors, []);
