@@ -2,27 +2,8 @@
 // of 32 weights, each an f16 scale d (Q4_1: then an f16 min m) and the quants. Blocks are
 // 34 / 18 / 20 bytes, so reads are byte-addressed into the word array; Q4_1's blocks are
 // whole words, the others' halves (a u32 of quants may straddle two words: two loads and a
-// funnel shift). The composing code prepends `const BLOCK_BYTES`, `const QUANT: u32`
-// (0: Q8_0, 1: Q4_0, 2: Q4_1).
-@group(0) @binding(0) var<storage, read> w: array<u32>;
-
-fn byte_at(b: u32) -> u32 {
-    return (w[b >> 2u] >> ((b & 3u) * 8u)) & 0xffu;
-}
-
-fn half_at(b: u32) -> f32 {
-    return unpack2x16float(w[b >> 2u] >> ((b & 2u) * 8u)).x;
-}
-
-// The four bytes at byte offset b (b even), as one little-endian word.
-fn u32_at(b: u32) -> u32 {
-    let lo = w[b >> 2u];
-    if ((b & 3u) == 0u) {
-        return lo;
-    }
-    return (lo >> 16u) | (w[(b >> 2u) + 1u] << 16u);
-}
-
+// funnel shift; weights_bytes.wgsl). The composing code prepends `const BLOCK_BYTES`,
+// `const QUANT: u32` (0: Q8_0, 1: Q4_0, 2: Q4_1) and weights_bytes.wgsl.
 fn w_at(o: u32, k: u32, cols: u32) -> f32 {
     let base = (o * (cols / 32u) + k / 32u) * BLOCK_BYTES;
     let j = k % 32u;
@@ -37,16 +18,6 @@ fn w_at(o: u32, k: u32, cols: u32) -> f32 {
         return d * (f32(q) - 8.0);
     }
     return d * f32(q) + half_at(base + 2u);
-}
-
-// Four signed bytes of a word, widened.
-fn i8x4(q: u32) -> vec4<f32> {
-    return vec4<f32>(vec4<i32>(vec4<u32>(q << 24u, q << 16u, q << 8u, q)) >> vec4<u32>(24u));
-}
-
-// Four nibbles of a word (those at `shift` in each byte).
-fn nib4(q: u32, shift: u32) -> vec4<f32> {
-    return vec4<f32>((vec4<u32>(q, q >> 8u, q >> 16u, q >> 24u) >> vec4<u32>(shift)) & vec4<u32>(0xfu));
 }
 
 // Four weights k..k+3 (k % 4 == 0): one block, its scale (and min) read once, and one

@@ -34,15 +34,16 @@ fn table(rng: &mut Rng, format: WeightFormat, rows: usize, cols: usize) -> HostW
         WeightFormat::F16 => WeightData::F16(vals.iter().map(|&v| half(v)).collect()),
         WeightFormat::BF16 => WeightData::BF16(vals.iter().map(|&v| half::bf16::from_f32(v).to_bits()).collect()),
         f => {
+            // Random bits, then finite f16 scales (and mins) where the format keeps them.
             let (n, bytes) = f.block();
             let mut out = Vec::new();
             for _ in 0..rows * cols / n {
-                out.extend(half(0.01 + rng.uniform().abs() * 0.1).to_le_bytes());
-                if f == WeightFormat::Q4_1 {
-                    out.extend(half(rng.uniform() * 0.5).to_le_bytes());
+                let mut b: Vec<u8> = (0..bytes).map(|_| rng.below(256) as u8).collect();
+                for (j, &at) in f.halves().iter().enumerate() {
+                    let v = if j == 0 { 0.01 + rng.uniform().abs() * 0.1 } else { rng.uniform() * 0.5 };
+                    b[at..at + 2].copy_from_slice(&half(v / (n / 32) as f32).to_le_bytes());
                 }
-                let head = if f == WeightFormat::Q4_1 { 4 } else { 2 };
-                out.extend((head..bytes).map(|_| rng.below(256) as u8));
+                out.extend(b);
             }
             WeightData::Blocks(f, out)
         }
@@ -74,7 +75,11 @@ fn ops<B: ModelOps>(b: &B, seed: u64) -> Vec<(String, Vec<f32>)> {
     let mut out = Vec::new();
     // Embedding gather, every format, ids spread over a table split into several chunks.
     for f in WeightFormat::ALL {
-        let cols = if matches!(f, WeightFormat::F32 | WeightFormat::F16 | WeightFormat::BF16) { 77 } else { 96 };
+        let cols = match f.block().0 {
+            1 => 77,
+            32 => 96,
+            per => 2 * per,
+        };
         let w = b.weight(table(&mut Rng::new(seed + 1), f, 2001, cols)).unwrap();
         let ids: Vec<u32> = (0..13).map(|_| rng.below(2001) as u32).chain([0, 2000]).collect();
         out.push((format!("embed {f:?}"), read(b, &ops::embed(b, &w, &ids).unwrap())));
@@ -92,6 +97,11 @@ fn ops<B: ModelOps>(b: &B, seed: u64) -> Vec<(String, Vec<f32>)> {
         (5, 96, &[F32, F32, F32], &[300, 100, 100]),
         (3, 128, &[F32, F32, F32], &[300, 100, 100]),
         (4, 64, &[Q4_0, F16, Q8_0], &[33, 17, 17]),
+        (1, 256, &[Q4_K, Q4_K, Q4_K], &[48, 16, 16]),
+        (3, 512, &[Q6_K, Q5_0, Q5_K], &[33, 17, 17]),
+        (2, 256, &[Q2_K, Q3_K, IQ4_NL], &[21, 9, 9]),
+        (18, 256, &[Q5_1, Q5_1, Q5_1], &[40, 8, 8]),
+        (19, 256, &[Q6_K, Q6_K, Q6_K], &[33, 17, 17]),
         (17, 96, &[Q4_1, Q4_1, Q4_1], &[48, 16, 16]),
         (20, 40, &[BF16, BF16, BF16], &[37, 11, 11]),
         (21, 96, &[F32, F32, F32], &[300, 100, 100]),
@@ -99,7 +109,7 @@ fn ops<B: ModelOps>(b: &B, seed: u64) -> Vec<(String, Vec<f32>)> {
         let label = format!("{n}x{inp} {formats:?} {outs:?}");
         let qkv = group(b, &mut rng, formats, outs, inp);
         let gate_up = group(b, &mut rng, &formats[..2], &[outs[0], outs[0]], inp);
-        let down_format = if outs[0] % 32 == 0 { formats[0] } else { F16 };
+        let down_format = if outs[0] % formats[0].block().0 == 0 { formats[0] } else { F16 };
         let down = group(b, &mut rng, &[down_format], &[inp], outs[0]);
         let x = b.tensor(&rng.vec(n * inp, 2.0), n, inp).unwrap();
         let gain = b.tensor(&rng.vec(inp, 1.0), 1, inp).unwrap();

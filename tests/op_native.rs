@@ -62,7 +62,20 @@ fn cpu_block_formats_match_f64_reference() {
     for (i, case) in quant_cases().iter().enumerate() {
         checks += pollster::block_on(check_case(&CpuBackend, case, i as u64)).unwrap();
     }
-    assert!(checks >= 100, "{checks} checks");
+    assert!(checks >= 300, "{checks} checks");
+}
+
+/// Every block format's WGSL decode (weights_quant.wgsl, weights_grouped.wgsl) in the
+/// decode (matvec) and prefill (matmul) kernels against the f64 reference on the weights
+/// as the scalar decoder reads them.
+#[test]
+fn gpu_block_formats_match_f64_reference() {
+    let Some(g) = gpu(GpuOptions::default()) else { return };
+    let mut checks = 0;
+    for (i, case) in quant_cases().iter().enumerate() {
+        checks += pollster::block_on(check_case(&g, case, i as u64)).unwrap();
+    }
+    assert!(checks >= 300, "{checks} checks");
 }
 
 /// Quantize → decode stays within half a quantization step of the input (the encoder and

@@ -107,16 +107,16 @@ fn bad_files_give_typed_errors_naming_the_tensor() {
     renamed[at..at + 5].copy_from_slice(b"blk.9");
     let e = run(&renamed).unwrap_err();
     assert!(e.message.contains("tensor blk.1.ffn_down.weight is missing"), "{e}");
-    // A tensor in a quant type we do not read (Q4_K): the error names it and the type.
+    // A tensor in a quant type we do not read (IQ4_XS): the error names it and the type.
     let mut k_quant = f32_file.clone();
     let name = b"blk.0.attn_q.weight";
     let at = k_quant.windows(name.len()).position(|w| w == name).unwrap() + name.len();
     // name, then n_dims (u32 = 2), two u64 dims, then the type id.
     assert_eq!(u32::from_le_bytes(k_quant[at..at + 4].try_into().unwrap()), 2);
-    k_quant[at + 20..at + 24].copy_from_slice(&12u32.to_le_bytes());
+    k_quant[at + 20..at + 24].copy_from_slice(&23u32.to_le_bytes());
     let e = run(&k_quant).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Unsupported);
-    assert!(e.message.contains("tensor blk.0.attn_q.weight is Q4_K"), "{e}");
+    assert!(e.message.contains("tensor blk.0.attn_q.weight is IQ4_XS"), "{e}");
     // HF folder whose config disagrees with the weights: the first mismatching tensor and both shapes.
     let hf = dir().join("llama-hf");
     let mut l = Loader::new();

@@ -2,7 +2,8 @@
 //! four weights at a time, widened to f32 in registers. Per-block constants (scales) are
 //! decoded once per block (`Decode::ctx`), not per four weights.
 
-use super::simd::{dot_q4, dot_q8, Bytes16, F32x4, I16x32, I32x4};
+use super::simd::{dot_q4, dot_q8, Bytes16, F32x4, I16x32, I32x4, U32x4};
+use crate::formats::dtype::{self, WeightFormat};
 
 /// A weight format as the CPU kernels see it.
 pub trait Decode {
@@ -16,9 +17,11 @@ pub trait Decode {
     const UNITS: usize;
     /// Rows may end in a partial block (element formats only).
     const TAIL: bool;
-    /// Block formats: `load4` gives raw codes q and the weight is `d·q + m` per block, so
-    /// the kernel applies d and m once per block instead of per weight.
+    /// Block formats: `load4` gives raw codes q and the weight is `d·q + m` per group of
+    /// `GROUP` weights, so the kernel applies d and m once per group instead of per weight.
     const AFFINE: bool = false;
+    /// Weights per (d, m) group: the block, or a K-quant's sub-block.
+    const GROUP: usize = Self::BLOCK;
     /// ... and m is not always zero.
     const HAS_MIN: bool = false;
 
@@ -29,8 +32,8 @@ pub trait Decode {
     /// # Safety
     /// `block` must address a whole block; `sub < BLOCK / 4`.
     unsafe fn load4(ctx: &Self::Ctx, block: *const Self::Unit, sub: usize) -> F32x4;
-    /// (d, m) of a block (affine formats).
-    fn scale(_ctx: &Self::Ctx) -> (f32, f32) {
+    /// (d, m) of group `g` of a block (affine formats).
+    fn scale(_ctx: &Self::Ctx, _g: usize) -> (f32, f32) {
         (1.0, 0.0)
     }
     /// The block's codes dotted with 32 quantized activations (formats with `INT8`).
@@ -122,7 +125,7 @@ macro_rules! nibble_format {
                 F32x4::nibbles(c.2, sub)
             }
             #[inline(always)]
-            fn scale(c: &Q4Block) -> (f32, f32) {
+            fn scale(c: &Q4Block, _: usize) -> (f32, f32) {
                 (c.0, c.1)
             }
             const INT8: bool = true;
@@ -162,7 +165,7 @@ impl Decode for Q8_0 {
         F32x4::load_i8(b.add(2 + 4 * sub))
     }
     #[inline(always)]
-    fn scale(d: &f32) -> (f32, f32) {
+    fn scale(d: &f32, _: usize) -> (f32, f32) {
         (*d, 0.0)
     }
     const INT8: bool = true;
@@ -174,3 +177,99 @@ impl Decode for Q8_0 {
         unreachable!("block formats have no tails")
     }
 }
+
+/// The (d, m) of each of a block's `N` groups, decoded once per block (`dtype::group_scale`).
+#[derive(Clone, Copy)]
+pub struct Groups<const N: usize>([(f32, f32); N]);
+
+/// The other block formats (Q5_0, Q5_1, IQ4_NL and the K-quants): codes assembled from their
+/// bit fields four at a time, scaled per group. `$codes(block, k)` gives weights k..k+4's
+/// codes (k % 4 == 0), as `dtype::code` defines them.
+macro_rules! grouped_format {
+    ($name:ident, $fmt:expr, $groups:expr, $has_min:expr, $codes:expr) => {
+        #[allow(non_camel_case_types)]
+        pub struct $name;
+        impl Decode for $name {
+            type Unit = u8;
+            type Ctx = Groups<$groups>;
+            const BLOCK: usize = $fmt.block().0;
+            const UNITS: usize = $fmt.block().1;
+            const TAIL: bool = false;
+            const AFFINE: bool = true;
+            const HAS_MIN: bool = $has_min;
+            const GROUP: usize = $fmt.group();
+            #[inline(always)]
+            unsafe fn ctx(b: *const u8) -> Groups<$groups> {
+                let block = core::slice::from_raw_parts(b, Self::UNITS);
+                Groups(core::array::from_fn(|g| dtype::group_scale($fmt, block, g)))
+            }
+            #[inline(always)]
+            unsafe fn load4(_: &Groups<$groups>, b: *const u8, sub: usize) -> F32x4 {
+                $codes(b, 4 * sub)
+            }
+            #[inline(always)]
+            fn scale(c: &Groups<$groups>, g: usize) -> (f32, f32) {
+                c.0[g]
+            }
+            unsafe fn at(_: *const u8, _: usize) -> f32 {
+                unreachable!("block formats have no tails")
+            }
+        }
+    };
+}
+
+/// Four nibbles: the low or high halves of the 4 bytes at `p`.
+#[inline(always)]
+unsafe fn nibbles(p: *const u8, high: bool) -> U32x4 {
+    let v = U32x4::load_u8x4(p);
+    if high {
+        v.shr(4)
+    } else {
+        v.and(0xf)
+    }
+}
+
+/// Q5_0/Q5_1: nibbles at `qs`, fifth bits in the u32 at `qh`.
+#[inline(always)]
+unsafe fn q5(b: *const u8, k: usize, qh: usize, qs: usize) -> U32x4 {
+    let bits = u32::from_le_bytes(core::ptr::read_unaligned(b.add(qh) as *const [u8; 4]));
+    nibbles(b.add(qs + k % 16), k >= 16).or(U32x4::splat(bits >> k).bits4(4))
+}
+
+/// Q2_K/Q3_K: the 2-bit codes at `qs` (byte 32h + i, bits 2s: weight 128h + 32s + i).
+#[inline(always)]
+unsafe fn two_bits(b: *const u8, k: usize, qs: usize) -> U32x4 {
+    let r = k % 128;
+    U32x4::load_u8x4(b.add(qs + 32 * (k / 128) + r % 32)).shr(2 * (r / 32) as u32).and(3)
+}
+
+/// Q4_K/Q5_K: group g = k / 32's nibbles (pairs of groups share 32 bytes).
+#[inline(always)]
+unsafe fn k4_nibbles(b: *const u8, k: usize, qs: usize) -> U32x4 {
+    let g = k / 32;
+    nibbles(b.add(qs + 32 * (g / 2) + k % 32), g % 2 == 1)
+}
+
+grouped_format!(Q5_0, WeightFormat::Q5_0, 1, false, |b, k| q5(b, k, 2, 6).minus_to_f32(16));
+grouped_format!(Q5_1, WeightFormat::Q5_1, 1, true, |b, k| q5(b, k, 4, 8).minus_to_f32(0));
+grouped_format!(IQ4_NL, WeightFormat::IQ4_NL, 1, false, |b: *const u8, k: usize| {
+    nibbles(b.add(2 + k % 16), k >= 16).lookup_i8(IQ4_NL_TABLE)
+});
+grouped_format!(Q2_K, WeightFormat::Q2_K, 16, true, |b, k| two_bits(b, k, 16).minus_to_f32(0));
+grouped_format!(Q3_K, WeightFormat::Q3_K, 16, false, |b: *const u8, k: usize| {
+    let high = U32x4::load_u8x4(b.add(k % 32)).shr((k / 32) as u32).and(1);
+    two_bits(b, k, 32).or(high.shl(2)).minus_to_f32(4)
+});
+grouped_format!(Q4_K, WeightFormat::Q4_K, 8, true, |b, k| k4_nibbles(b, k, 16).minus_to_f32(0));
+grouped_format!(Q5_K, WeightFormat::Q5_K, 8, true, |b: *const u8, k: usize| {
+    let high = U32x4::load_u8x4(b.add(16 + k % 32)).shr((k / 32) as u32).and(1);
+    k4_nibbles(b, k, 48).or(high.shl(4)).minus_to_f32(0)
+});
+grouped_format!(Q6_K, WeightFormat::Q6_K, 16, false, |b: *const u8, k: usize| {
+    let (h, r) = (k / 128, k % 128);
+    let high = U32x4::load_u8x4(b.add(128 + 32 * h + r % 32)).shr(2 * (r / 32) as u32).and(3);
+    nibbles(b.add(64 * h + r % 64), r >= 64).or(high.shl(4)).minus_to_f32(32)
+});
+
+/// IQ4_NL's table as one register.
+const IQ4_NL_TABLE: Bytes16 = Bytes16::from_i8(dtype::IQ4_NL_VALUES);

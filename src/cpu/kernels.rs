@@ -58,8 +58,8 @@ impl<const R: usize, const C: usize> Acc<R, C> {
         }
     }
 
-    /// Block formats: `Σ (d·q + m)·x = d·Σ q·x + m·Σ x` per block, so the per-weight work
-    /// is one widening and one multiply-add.
+    /// Block formats: `Σ (d·q + m)·x = d·Σ q·x + m·Σ x` per group (a block, or a K-quant's
+    /// sub-block), so the per-weight work is one widening and one multiply-add.
     ///
     /// # Safety
     /// As `add`, with rows of whole blocks.
@@ -68,28 +68,30 @@ impl<const R: usize, const C: usize> Acc<R, C> {
         for b in 0..blocks {
             let blk: [*const F::Unit; C] = core::array::from_fn(|c| ws[c].add(b * F::UNITS));
             let ctx: [F::Ctx; C] = core::array::from_fn(|c| F::ctx(blk[c]));
-            let mut p = [[F32x4::zero(); C]; R];
-            let mut xsum = [F32x4::zero(); R];
-            for sub in 0..F::BLOCK / 4 {
-                let q: [F32x4; C] = core::array::from_fn(|c| F::load4(&ctx[c], blk[c], sub));
-                let k = b * F::BLOCK + 4 * sub;
-                for r in 0..R {
-                    let xv = F32x4::load(xs[r].add(k));
-                    if F::HAS_MIN {
-                        xsum[r] = xsum[r].add(xv);
-                    }
-                    for c in 0..C {
-                        p[r][c] = xv.mul_add(q[c], p[r][c]);
+            for g in 0..F::BLOCK / F::GROUP {
+                let mut p = [[F32x4::zero(); C]; R];
+                let mut xsum = [F32x4::zero(); R];
+                for sub in g * F::GROUP / 4..(g + 1) * F::GROUP / 4 {
+                    let q: [F32x4; C] = core::array::from_fn(|c| F::load4(&ctx[c], blk[c], sub));
+                    let k = b * F::BLOCK + 4 * sub;
+                    for r in 0..R {
+                        let xv = F32x4::load(xs[r].add(k));
+                        if F::HAS_MIN {
+                            xsum[r] = xsum[r].add(xv);
+                        }
+                        for c in 0..C {
+                            p[r][c] = xv.mul_add(q[c], p[r][c]);
+                        }
                     }
                 }
-            }
-            for c in 0..C {
-                let (d, m) = F::scale(&ctx[c]);
-                let (d, m) = (F32x4::splat(d), F32x4::splat(m));
-                for r in 0..R {
-                    self.v[r][c] = p[r][c].mul_add(d, self.v[r][c]);
-                    if F::HAS_MIN {
-                        self.v[r][c] = xsum[r].mul_add(m, self.v[r][c]);
+                for c in 0..C {
+                    let (d, m) = F::scale(&ctx[c], g);
+                    let (d, m) = (F32x4::splat(d), F32x4::splat(m));
+                    for r in 0..R {
+                        self.v[r][c] = p[r][c].mul_add(d, self.v[r][c]);
+                        if F::HAS_MIN {
+                            self.v[r][c] = xsum[r].mul_add(m, self.v[r][c]);
+                        }
                     }
                 }
             }
@@ -110,7 +112,7 @@ impl<const R: usize, const C: usize> Acc<R, C> {
                 let (dx, sum) = (x.scale[b], x.sum[b]);
                 let q = I16x32::load(x.q.as_ptr().add(b * 32));
                 for c in 0..C {
-                    let (d, m) = F::scale(&ctx[c]);
+                    let (d, m) = F::scale(&ctx[c], 0);
                     let dot = F::dot_int8(&ctx[c], blk[c], &q).to_f32();
                     self.v[r][c] = dot.mul_add(F32x4::splat(d * dx), self.v[r][c]);
                     if F::INT8_MIN {

@@ -61,7 +61,61 @@ mod imp {
         dot4([i16x8_extend_low_i8x16(a), i16x8_extend_high_i8x16(a), i16x8_extend_low_i8x16(b), i16x8_extend_high_i8x16(b)], x)
     }
 
+    /// Four u32 lanes (codes being assembled from bytes and bits).
+    #[derive(Clone, Copy)]
+    pub struct U32x4(v128);
+
+    impl U32x4 {
+        /// Four bytes, one per lane.
+        /// # Safety
+        /// `p..p+4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load_u8x4(p: *const u8) -> Self {
+            U32x4(u32x4_extend_low_u16x8(u16x8_extend_low_u8x16(v128_load32_zero(p as *const u32))))
+        }
+        #[inline(always)]
+        pub fn splat(v: u32) -> Self {
+            U32x4(u32x4_splat(v))
+        }
+        #[inline(always)]
+        pub fn shr(self, n: u32) -> Self {
+            U32x4(u32x4_shr(self.0, n))
+        }
+        #[inline(always)]
+        pub fn shl(self, n: u32) -> Self {
+            U32x4(i32x4_shl(self.0, n))
+        }
+        #[inline(always)]
+        pub fn and(self, m: u32) -> Self {
+            U32x4(v128_and(self.0, u32x4_splat(m)))
+        }
+        /// Lane i: bit i of the lane's value, moved to `1 << at` (a run of 4 bits spread).
+        #[inline(always)]
+        pub fn bits4(self, at: u32) -> Self {
+            let b = v128_and(self.0, u32x4(1, 2, 4, 8));
+            U32x4(i32x4_shl(u32x4_min(b, u32x4_splat(1)), at))
+        }
+        #[inline(always)]
+        pub fn or(self, b: Self) -> Self {
+            U32x4(v128_or(self.0, b.0))
+        }
+        /// The lanes as signed integers minus `v`, to f32.
+        #[inline(always)]
+        pub fn minus_to_f32(self, v: i32) -> F32x4 {
+            F32x4(f32x4_convert_i32x4(i32x4_sub(self.0, i32x4_splat(v))))
+        }
+        /// `table[lane]` (lanes 0..16), sign-extended: a byte-table lookup.
+        #[inline(always)]
+        pub fn lookup_i8(self, table: Bytes16) -> F32x4 {
+            let v = i8x16_swizzle(table.0, self.0);
+            F32x4(f32x4_convert_i32x4(i32x4_shr(i32x4_shl(v, 24), 24)))
+        }
+    }
+
     impl Bytes16 {
+        pub const fn from_i8(t: [i8; 16]) -> Self {
+            Bytes16(i8x16(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15]))
+        }
         /// # Safety
         /// `p..p+16` must be readable.
         #[inline(always)]
@@ -215,7 +269,60 @@ mod imp {
         I32x4(acc)
     }
 
+    #[derive(Clone, Copy)]
+    pub struct U32x4([u32; 4]);
+
+    impl U32x4 {
+        /// # Safety
+        /// `p..p+4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load_u8x4(p: *const u8) -> Self {
+            U32x4(core::ptr::read_unaligned(p as *const [u8; 4]).map(|v| v as u32))
+        }
+        #[inline(always)]
+        pub fn splat(v: u32) -> Self {
+            U32x4([v; 4])
+        }
+        #[inline(always)]
+        pub fn shr(self, n: u32) -> Self {
+            U32x4(self.0.map(|v| v >> n))
+        }
+        #[inline(always)]
+        pub fn shl(self, n: u32) -> Self {
+            U32x4(self.0.map(|v| v << n))
+        }
+        #[inline(always)]
+        pub fn and(self, m: u32) -> Self {
+            U32x4(self.0.map(|v| v & m))
+        }
+        #[inline(always)]
+        pub fn bits4(self, at: u32) -> Self {
+            U32x4(core::array::from_fn(|i| ((self.0[i] >> i) & 1) << at))
+        }
+        #[inline(always)]
+        pub fn or(self, b: Self) -> Self {
+            U32x4(core::array::from_fn(|i| self.0[i] | b.0[i]))
+        }
+        #[inline(always)]
+        pub fn minus_to_f32(self, v: i32) -> F32x4 {
+            F32x4(self.0.map(|x| (x as i32 - v) as f32))
+        }
+        #[inline(always)]
+        pub fn lookup_i8(self, table: Bytes16) -> F32x4 {
+            F32x4(self.0.map(|x| table.0[x as usize & 15] as i8 as f32))
+        }
+    }
+
     impl Bytes16 {
+        pub const fn from_i8(t: [i8; 16]) -> Self {
+            let mut b = [0u8; 16];
+            let mut i = 0;
+            while i < 16 {
+                b[i] = t[i] as u8;
+                i += 1;
+            }
+            Bytes16(b)
+        }
         /// # Safety
         /// `p..p+16` must be readable.
         #[inline(always)]
@@ -310,4 +417,4 @@ mod imp {
     }
 }
 
-pub use imp::{dot_q4, dot_q8, Bytes16, F32x4, I16x32, I32x4};
+pub use imp::{dot_q4, dot_q8, Bytes16, F32x4, I16x32, I32x4, U32x4};

@@ -211,14 +211,22 @@ fn format_of(ty: u32, name: &str, file: &str) -> Result<WeightFormat> {
         1 => WeightFormat::F16,
         2 => WeightFormat::Q4_0,
         3 => WeightFormat::Q4_1,
+        6 => WeightFormat::Q5_0,
+        7 => WeightFormat::Q5_1,
         8 => WeightFormat::Q8_0,
+        10 => WeightFormat::Q2_K,
+        11 => WeightFormat::Q3_K,
+        12 => WeightFormat::Q4_K,
+        13 => WeightFormat::Q5_K,
+        14 => WeightFormat::Q6_K,
+        20 => WeightFormat::IQ4_NL,
         30 => WeightFormat::BF16,
         _ => {
-            const NAMES: [(u32, &str); 8] =
-                [(6, "Q5_0"), (7, "Q5_1"), (10, "Q2_K"), (11, "Q3_K"), (12, "Q4_K"), (13, "Q5_K"), (14, "Q6_K"), (15, "Q8_K")];
+            const NAMES: [(u32, &str); 9] =
+                [(15, "Q8_K"), (16, "IQ2_XXS"), (17, "IQ2_XS"), (18, "IQ3_XXS"), (19, "IQ1_S"), (21, "IQ3_S"), (22, "IQ2_S"), (23, "IQ4_XS"), (29, "IQ1_M")];
             let n = NAMES.iter().find(|(t, _)| *t == ty).map_or(format!("type {ty}"), |(_, n)| n.to_string());
             return Err(Error::unsupported(format!(
-                "{file}: tensor {name} is {n}; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1"
+                "{file}: tensor {name} is {n}; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K"
             )));
         }
     })

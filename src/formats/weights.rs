@@ -67,13 +67,10 @@ impl HostWeight {
             WeightData::F32(v) => check_finite("weight", v)?,
             WeightData::F16(v) => check_halves("weight", v.iter().copied(), 0x7c00)?,
             WeightData::BF16(v) => check_halves("weight", v.iter().copied(), 0x7f80)?,
-            WeightData::Blocks(WeightFormat::Q4_1, v) => {
-                // Scale d and min m, the block's first two halves.
-                let halves = v.chunks_exact(block_bytes).flat_map(|b| [half_at(b, 0), half_at(b, 2)]);
-                check_halves("weight block scales", halves, 0x7c00)?
-            }
             WeightData::Blocks(f, v) if f.block().0 > 1 => {
-                check_halves("weight block scales", v.chunks_exact(block_bytes).map(|b| half_at(b, 0)), 0x7c00)?
+                // The blocks' f16 scales and mins.
+                let halves = v.chunks_exact(block_bytes).flat_map(|b| f.halves().iter().map(move |&i| half_at(b, i)));
+                check_halves("weight block scales", halves, 0x7c00)?
             }
             WeightData::Blocks(f, _) => {
                 return Err(Error::config(format!("{} is not a block format", f.name())));

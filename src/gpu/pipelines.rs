@@ -21,7 +21,9 @@ shaders! {
     WEIGHTS_F32 = "weights_f32.wgsl";
     WEIGHTS_F16 = "weights_f16.wgsl";
     WEIGHTS_BF16 = "weights_bf16.wgsl";
+    WEIGHTS_BYTES = "weights_bytes.wgsl";
     WEIGHTS_QUANT = "weights_quant.wgsl";
+    WEIGHTS_GROUPED = "weights_grouped.wgsl";
     WEIGHTS_W8 = "weights_w8.wgsl";
     K8_RUNS = "k8_runs.wgsl";
     ARENA = "arena.wgsl";
@@ -52,7 +54,12 @@ shaders! {
 
 /// The WGSL decode snippet for a weight format (binding 0, `w_at`, `w_at4`, `k8`/`w8`).
 pub fn weights_snippet(f: WeightFormat) -> String {
-    let quant = |id: u32| format!("const QUANT: u32 = {id}u;\nconst BLOCK_BYTES: u32 = {}u;\n{WEIGHTS_QUANT}", f.block().1);
+    let (per, bytes) = f.block();
+    let quant = |id: u32| format!("const QUANT: u32 = {id}u;\nconst BLOCK_BYTES: u32 = {bytes}u;\n{WEIGHTS_BYTES}\n{WEIGHTS_QUANT}");
+    let grouped = |id: u32| {
+        let consts = format!("const QUANT: u32 = {id}u;\nconst BLOCK_W: u32 = {per}u;\nconst BLOCK_BYTES: u32 = {bytes}u;\nconst GROUP: u32 = {}u;", f.group());
+        [&consts, WEIGHTS_BYTES, WEIGHTS_GROUPED].join("\n")
+    };
     let format = match f {
         WeightFormat::F32 => [WEIGHTS_F32, K8_RUNS].join("\n"),
         WeightFormat::F16 => [WEIGHTS_F16, K8_RUNS].join("\n"),
@@ -60,6 +67,14 @@ pub fn weights_snippet(f: WeightFormat) -> String {
         WeightFormat::Q8_0 => quant(0),
         WeightFormat::Q4_0 => quant(1),
         WeightFormat::Q4_1 => quant(2),
+        WeightFormat::Q5_0 => grouped(3),
+        WeightFormat::Q5_1 => grouped(4),
+        WeightFormat::IQ4_NL => grouped(5),
+        WeightFormat::Q2_K => grouped(6),
+        WeightFormat::Q3_K => grouped(7),
+        WeightFormat::Q4_K => grouped(8),
+        WeightFormat::Q5_K => grouped(9),
+        WeightFormat::Q6_K => grouped(10),
     };
     [WEIGHTS_W8, &format].join("\n")
 }

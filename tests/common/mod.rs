@@ -254,19 +254,34 @@ pub async fn check_case<B: Backend>(backend: &B, case: &Case, seed: u64) -> Resu
     Ok(checks)
 }
 
-/// Block formats (whole blocks of 32 per row) and bf16, on the routing cases.
+/// Block formats (whole blocks per row: of 32, the K-quants' of 256) and bf16, on the
+/// routing cases.
 pub fn quant_cases() -> Vec<Case> {
+    use WeightFormat::*;
     let mut cases = Vec::new();
     let mut seed = 1000;
     for (out, inp) in [(37, 64), (70, 96), (5, 32)] {
         for n in [1, 3, 17] {
-            for format in [WeightFormat::BF16, WeightFormat::Q8_0, WeightFormat::Q4_0, WeightFormat::Q4_1] {
+            for format in [BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL] {
+                seed += 1;
+                cases.push(Case::new(seed, out, inp, n, &[7, 16], format));
+            }
+        }
+    }
+    for (out, inp) in [(37, 256), (6, 512)] {
+        for n in [1, 3, 17] {
+            for format in [Q2_K, Q3_K, Q4_K, Q5_K, Q6_K] {
                 seed += 1;
                 cases.push(Case::new(seed, out, inp, n, &[7, 16], format));
             }
         }
     }
     cases
+}
+
+/// Formats with an int8-activation path.
+pub fn has_int8(f: WeightFormat) -> bool {
+    matches!(f, WeightFormat::Q8_0 | WeightFormat::Q4_0 | WeightFormat::Q4_1)
 }
 
 /// The shapes of the issue: in/out not multiples of 4 or of the tile, n = 1, 3, 17, 64,
@@ -371,7 +386,7 @@ pub fn check_f16_widening() -> Result<usize, String> {
 pub async fn check_int8() -> Result<usize, String> {
     let b = lorafuse::CpuBackend { int8_activations: true, ..lorafuse::CpuBackend };
     let mut n = 0;
-    for (i, case) in quant_cases().iter().enumerate().filter(|(_, c)| c.format != WeightFormat::BF16) {
+    for (i, case) in quant_cases().iter().enumerate().filter(|(_, c)| has_int8(c.format)) {
         let layer = LoraLinear::new(&b, case.host_weight()).map_err(|e| e.to_string())?;
         let y = layer.run(&case.x, case.n, &Mix::Base).await.map_err(|e| e.to_string())?;
         let err = rel_l2(&y, &case.reference(&case.stored_w(), &Mix::Base));
