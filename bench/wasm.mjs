@@ -7,7 +7,10 @@ import init, { benchLinear, benchReadCeiling } from '../pkg-dev/wasm/lorafuse.js
 await init({ module_or_path: await readFile(new URL('../pkg-dev/wasm/lorafuse_bg.wasm', import.meta.url)) });
 
 const SHAPES = [[576, 576], [192, 576], [1536, 576], [576, 1536], [49152, 576]];
-const dtypes = (process.env.BENCH_DTYPES ?? 'f32,f16').split(',');
+// Block formats (q4_1, q4_k, ...) run the shapes whose rows are whole blocks (the K-quants'
+// 256: the 1536-wide down projection, as llama.cpp's quantizer leaves them in SmolLM2).
+const dtypes = (process.env.BENCH_DTYPES ?? 'f32,f16,q4_1,q5_0,q8_0,q4_k,q5_k,q6_k').split(',');
+const blockOf = (dtype) => (/_k$/.test(dtype) ? 256 : /^(q|iq)/.test(dtype) ? 32 : 1);
 const minMs = Number(process.env.BENCH_MIN_MS ?? 300);
 // Weights cycle through this much memory per call sequence, as a real model's 30 layers do.
 const coldMiB = Number(process.env.BENCH_COLD_MIB ?? 256);
@@ -20,6 +23,7 @@ console.log('|---|---|---|---|---|---|---|---|---|---|');
 for (const dtype of dtypes) {
   for (const n of [1, 64]) {
     for (const [out, inp] of SHAPES) {
+      if (inp % blockOf(dtype)) continue;
       const r = benchLinear(out, inp, n, dtype, [16], n === 1 ? coldMiB : 0, minMs, false);
       const flops = (2 * n * out * inp) / (r.base_ms * 1e6);
       const gbps = r.weight_bytes / (r.base_ms * 1e6);

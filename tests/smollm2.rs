@@ -178,6 +178,64 @@ fn hugging_face_folder_matches_pytorch() {
     }
 }
 
+/// llama.cpp's Q4_K_M of SmolLM2 (scripts/make-kquant-model.sh: Q5_0 and Q8_0 where rows of
+/// 576 are not whole 256-blocks, Q4_K and Q6_K elsewhere) on the CPU and the GPU against the
+/// same weights decoded to f32 (the HF export, through the scalar decoder that equals gguf-py
+/// on every format): prompt logits within 1e-4 per position, argmax equal. Opt-in: the file
+/// takes llama.cpp to make (LORAFUSE_REQUIRE_KQUANT=1 makes its absence a failure).
+#[cfg(feature = "dev")]
+#[test]
+fn llama_cpp_q4_k_m_file_matches_its_f32_decoding() {
+    use lorafuse::dev::export::gguf_to_hf;
+    const KQ: &str = "SmolLM2-135M-Instruct.Q4_K_M.gguf";
+    let dir = std::env::var("LORAFUSE_MODEL_DIR").map(PathBuf::from).unwrap_or(root().join(".cache/models"));
+    let bytes = match std::fs::read(dir.join(KQ)) {
+        Ok(b) => b,
+        Err(e) if std::env::var("LORAFUSE_REQUIRE_KQUANT").as_deref() == Ok("1") => panic!("{KQ}: {e}"),
+        Err(_) => return eprintln!("skipping: {KQ} (scripts/make-kquant-model.sh)"),
+    };
+    let load = |files: &[(String, Vec<u8>)], b: &dyn Fn(lorafuse::formats::files::ModelFiles) -> Vec<f32>| {
+        let mut l = Loader::new();
+        for (name, data) in files {
+            l.begin(name).unwrap();
+            for c in data.chunks(3 << 20) {
+                l.push(c).unwrap();
+            }
+        }
+        b(l.finish().unwrap())
+    };
+    let r = reference();
+    fn logits<B: ModelOps>(m: &Model<B>, ids: &[u32]) -> Vec<f32> {
+        let mut s = m.llama.session();
+        let t = m.llama.forward(&mut s, ids, Logits::All, &Mix::Base).unwrap();
+        pollster::block_on(lorafuse::Backend::read(m.llama.backend(), &t)).unwrap()
+    }
+    let gguf = vec![(KQ.to_string(), bytes.clone())];
+    let cpu = load(&gguf, &|f| {
+        let m = Model::load(&CpuBackend, f).unwrap();
+        let q = &m.info.quantization;
+        assert!(["q4_k", "q6_k", "q5_0", "q8_0"].iter().all(|f| q.contains(f)), "formats: {q}");
+        logits(&m, &r.prompt_ids)
+    });
+    let mut s = GgufStream::new(KQ);
+    s.push(&bytes).unwrap();
+    let want = load(&gguf_to_hf(s, KQ, lorafuse::WeightFormat::F32).unwrap(), &|f| logits(&Model::load(&CpuBackend, f).unwrap(), &r.prompt_ids));
+    let mut runs = vec![("cpu", cpu)];
+    if let Some(g) = common::gpu(Default::default()) {
+        runs.push(("gpu", load(&gguf, &|f| logits(&Model::load(&g, f).unwrap(), &r.prompt_ids))));
+    }
+    let vocab = want.len() / r.prompt_ids.len();
+    for (name, got) in runs {
+        let mut worst = 0f64;
+        for (p, (g, w)) in got.chunks(vocab).zip(want.chunks(vocab)).enumerate() {
+            worst = worst.max(rel(g, w));
+            assert_eq!(argmax(g), argmax(w), "{name}: argmax at position {p}");
+        }
+        eprintln!("{KQ} on the {name}: worst relative L2 {worst:.2e} against its f32 decoding");
+        assert!(worst <= 1e-4, "{name}: {worst}");
+    }
+}
+
 /// Relative L2 error of `got` against `want`, over the whole slice.
 fn rel(got: &[f32], want: &[f32]) -> f64 {
     let num: f64 = got.iter().zip(want).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
