@@ -1,6 +1,6 @@
 // npm run bench, part 3: SmolLM2-135M-Instruct Q4_1 end to end on the CPU backend, in Node
 // and in headless Chromium, beside wllama (llama.cpp in wasm) in the same Chromium.
-import { readFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import * as api from '../pkg-dev/index.js';
 import { benchReadCeiling } from '../pkg-dev/wasm/lorafuse.js';
 import { benchLorafuse } from './measure.mjs';
@@ -31,6 +31,9 @@ function table(rows, ceiling, ref) {
 
 // The model first: the ceiling's 256 MiB buffer would otherwise count as peak memory.
 const node = await benchLorafuse(api, MODEL, { prompt: PROMPT, tokens: TOKENS, label: 'lorafuse CPU, Node, Q4_1' });
+// llama.cpp's Q4_K_M of the same model (scripts/make-kquant-model.sh), where it was made.
+const KQ = new URL('../.cache/models/SmolLM2-135M-Instruct.Q4_K_M.gguf', import.meta.url);
+const nodeKq = await access(KQ).then(() => benchLorafuse(api, KQ, { prompt: PROMPT, tokens: TOKENS, label: 'lorafuse CPU, Node, Q4_K_M (llama.cpp)' }), () => null);
 const HF = [['f32', 'smollm2-hf-f32/'], ['f16', 'smollm2-hf-f16/']];
 const nodeHf = [];
 for (const [f, dir] of HF) {
@@ -47,7 +50,7 @@ try {
   const extra = HF.map(([f, dir]) => [`lorafuse CPU, Chromium, HF ${f}`, `/.cache/models/${dir}`]);
   const r = await page.evaluate(([p, n, x]) => window.runBench(p, n, x), [PROMPT, TOKENS, extra]);
   const wl1 = r.rows.find((x) => x.label === 'wllama, 1 thread' && !x.error);
-  table([node, ...nodeHf, ...r.rows], ceiling, wl1);
+  table([node, ...(nodeKq ? [nodeKq] : []), ...nodeHf, ...r.rows], ceiling, wl1);
   const lf = r.rows[0];
   console.log(`\nChromium: peak wasm memory after the Q4_1 model ${MiB(lf.peakWasmBytes)} MiB (file ${MiB(lf.fileBytes)} MiB); cross-origin isolated: ${r.isolated}`);
 } finally {

@@ -5,13 +5,13 @@
 //! base matmul adds the adapters' `T·Bᵀ` in-tile and writes y once.
 
 use super::arena::{CpuArena, Kind};
-use super::decode::{Decode, F32, I16};
+use super::decode::{self, Decode, F32, I16};
 use super::simd::{F32x4, I16x32};
 use crate::backend::routing::{RouteEntry, Routes};
 
 /// Open accumulators of an `R x C` tile: 4-lane partial sums plus scalar tails. More dot
 /// product terms can be added (the LoRA expand does) before `finish` reduces them.
-struct Acc<const R: usize, const C: usize> {
+pub(crate) struct Acc<const R: usize, const C: usize> {
     v: [[F32x4; C]; R],
     s: [[f32; C]; R],
 }
@@ -172,7 +172,7 @@ impl QuantRow {
 }
 
 /// How activation rows reach the tiles: f32 pointers, or int8-quantized rows.
-trait XRow: Copy {
+pub(crate) trait XRow: Copy {
     /// Adds the base matmul's dot products for these rows to `acc`.
     ///
     /// # Safety
@@ -195,30 +195,78 @@ impl XRow for &QuantRow {
 }
 
 /// Receives each `R x C` tile (weight rows `o..o+C`) with its base dot products accumulated.
-trait TileSink<const R: usize> {
+pub(crate) trait TileSink<const R: usize> {
     fn tile<const C: usize>(&mut self, o: usize, acc: Acc<R, C>);
 }
 
-/// Runs the tiles over all `nw` weight rows for 1..=4 input rows: C = 4 for few rows (more
-/// independent accumulators), C = 2 for 3-4 rows (register budget).
-///
-/// # Safety
-/// Each `xs` pointer and each of the `nw` rows of `w` must address `inp` readable elements.
-unsafe fn sweep<F, S, X: XRow>(xs: &[X], w: &[F::Unit], nw: usize, inp: usize, sink: &mut S)
-where
-    F: Decode,
-    S: TileSink<1> + TileSink<2> + TileSink<3> + TileSink<4>,
-{
-    // Block formats keep per-block partial sums too: at most 2 rows x 2 weight rows.
-    match (xs.len(), F::AFFINE) {
-        (4, _) => sweep_rc::<F, S, X, 4, 2>(xs.try_into().unwrap(), w, nw, inp, sink),
-        (3, _) => sweep_rc::<F, S, X, 3, 2>(xs.try_into().unwrap(), w, nw, inp, sink),
-        (2, false) => sweep_rc::<F, S, X, 2, 4>(xs.try_into().unwrap(), w, nw, inp, sink),
-        (2, true) => sweep_rc::<F, S, X, 2, 2>(xs.try_into().unwrap(), w, nw, inp, sink),
-        (1, _) => sweep_rc::<F, S, X, 1, 4>(xs.try_into().unwrap(), w, nw, inp, sink),
-        _ => unreachable!("row blocks hold 1 to 4 rows"),
+/// Every tile width a row block can need.
+pub(crate) trait Sinks: TileSink<1> + TileSink<2> + TileSink<3> + TileSink<4> {}
+impl<S: TileSink<1> + TileSink<2> + TileSink<3> + TileSink<4>> Sinks for S {}
+
+/// The tile shapes a format runs, instantiated per format (each shape is one more copy of
+/// the inner loops in the wasm): element formats take up to 4 input rows at a time (C = 4
+/// weight rows for 1-2 input rows, more independent accumulators; C = 2 for 3-4, register
+/// budget), block formats up to 2 (they keep per-group partial sums too: 2 x 2), and only
+/// formats with an int8 path instantiate it.
+pub(crate) trait Sweep: Decode + Sized {
+    /// Input rows per row block.
+    const STEP: usize;
+
+    /// Runs the tiles over all `nw` weight rows for the row block `xs`.
+    ///
+    /// # Safety
+    /// Each `xs` pointer and each of the `nw` rows of `w` must address `inp` readable elements.
+    unsafe fn sweep<S: Sinks, X: XRow>(xs: &[X], w: &[Self::Unit], nw: usize, inp: usize, sink: &mut S);
+
+    /// `sweep` with int8-quantized activation rows (formats with `INT8`).
+    ///
+    /// # Safety
+    /// As `sweep`.
+    unsafe fn sweep_int8<S: Sinks>(_xs: &[&QuantRow], _w: &[Self::Unit], _nw: usize, _inp: usize, _sink: &mut S) {
+        unreachable!("format without an int8 path")
     }
 }
+
+macro_rules! sweep_elements {
+    ($($f:ident),*) => {$(
+        impl Sweep for decode::$f {
+            const STEP: usize = 4;
+            unsafe fn sweep<S: Sinks, X: XRow>(xs: &[X], w: &[Self::Unit], nw: usize, inp: usize, sink: &mut S) {
+                match xs.len() {
+                    4 => sweep_rc::<Self, S, X, 4, 2>(xs.try_into().unwrap(), w, nw, inp, sink),
+                    3 => sweep_rc::<Self, S, X, 3, 2>(xs.try_into().unwrap(), w, nw, inp, sink),
+                    2 => sweep_rc::<Self, S, X, 2, 4>(xs.try_into().unwrap(), w, nw, inp, sink),
+                    _ => sweep_rc::<Self, S, X, 1, 4>(xs.try_into().unwrap(), w, nw, inp, sink),
+                }
+            }
+        }
+    )*};
+}
+
+/// Block formats: `$int8` says whether the format has an int8 path.
+macro_rules! sweep_blocks {
+    ($($f:ident: $int8:tt),*) => {$(
+        impl Sweep for decode::$f {
+            const STEP: usize = 2;
+            unsafe fn sweep<S: Sinks, X: XRow>(xs: &[X], w: &[Self::Unit], nw: usize, inp: usize, sink: &mut S) {
+                match xs.len() {
+                    2 => sweep_rc::<Self, S, X, 2, 2>(xs.try_into().unwrap(), w, nw, inp, sink),
+                    _ => sweep_rc::<Self, S, X, 1, 4>(xs.try_into().unwrap(), w, nw, inp, sink),
+                }
+            }
+            sweep_blocks!(@int8 $int8);
+        }
+    )*};
+    (@int8 true) => {
+        unsafe fn sweep_int8<S: Sinks>(xs: &[&QuantRow], w: &[Self::Unit], nw: usize, inp: usize, sink: &mut S) {
+            Self::sweep(xs, w, nw, inp, sink)
+        }
+    };
+    (@int8 false) => {};
+}
+
+sweep_elements!(F32, F16, BF16);
+sweep_blocks!(Q8_0: true, Q4_0: true, Q4_1: true, Q5_0: false, Q5_1: false, IQ4_NL: false, Q2_K: false, Q3_K: false, Q4_K: false, Q5_K: false, Q6_K: false);
 
 #[inline(always)]
 unsafe fn sweep_rc<F: Decode, S: TileSink<R>, X: XRow, const R: usize, const C: usize>(
@@ -334,7 +382,7 @@ impl<const R: usize> TileSink<R> for Output<'_> {
 /// `int8`: quantize activations for the base matmul where the format has an int8 path.
 /// Slices must match their shapes.
 #[allow(clippy::too_many_arguments)]
-pub fn lora_linear<F: Decode>(
+pub(crate) fn lora_linear<F: Sweep>(
     x: &[f32],
     n: usize,
     inp: usize,
@@ -350,7 +398,7 @@ pub fn lora_linear<F: Decode>(
     let b = routes.entries.iter().map(|e| arena.at(e.b_off as usize).ptr(out * e.rank as usize)).collect();
     let g = routes.entries.iter().map(|e| if e.dora() { arena.at_f32(e.g_off as usize)[..out].as_ptr() } else { core::ptr::null() }).collect();
     let mut sink = Output { r0: 0, block: [&[]; 4], uniform: false, dora: false, out, entries: &routes.entries, b, g, t, y };
-    let step = if F::AFFINE { 2 } else { 4 };
+    let step = F::STEP;
     let quant: Vec<QuantRow> = if int8 && F::INT8 { x.chunks_exact(inp).take(n).map(QuantRow::new).collect() } else { vec![] };
     for r0 in (0..n).step_by(step) {
         let rows = r0..n.min(r0 + step);
@@ -368,9 +416,9 @@ pub fn lora_linear<F: Decode>(
         // SAFETY: every x row and w row holds `inp` elements (asserted above).
         unsafe {
             if qs.is_empty() {
-                sweep::<F, _, _>(&xs, w, out, inp, &mut sink)
+                F::sweep(&xs, w, out, inp, &mut sink)
             } else {
-                sweep::<F, _, _>(&qs, w, out, inp, &mut sink)
+                F::sweep_int8(&qs, w, out, inp, &mut sink)
             }
         };
     }
