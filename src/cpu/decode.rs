@@ -229,13 +229,6 @@ unsafe fn nibbles(p: *const u8, high: bool) -> U32x4 {
     }
 }
 
-/// Q5_0/Q5_1: nibbles at `qs`, fifth bits in the u32 at `qh`.
-#[inline(always)]
-unsafe fn q5(b: *const u8, k: usize, qh: usize, qs: usize) -> U32x4 {
-    let bits = u32::from_le_bytes(core::ptr::read_unaligned(b.add(qh) as *const [u8; 4]));
-    nibbles(b.add(qs + k % 16), k >= 16).or(U32x4::splat(bits >> k).bits4(4))
-}
-
 /// Q2_K/Q3_K: the 2-bit codes at `qs` (byte 32h + i, bits 2s: weight 128h + 32s + i).
 #[inline(always)]
 unsafe fn two_bits(b: *const u8, k: usize, qs: usize) -> U32x4 {
@@ -250,10 +243,64 @@ unsafe fn k4_nibbles(b: *const u8, k: usize, qs: usize) -> U32x4 {
     nibbles(b.add(qs + 32 * (g / 2) + k % 32), g % 2 == 1)
 }
 
-grouped_format!(Q5_0, WeightFormat::Q5_0, 1, false, |b, k| q5(b, k, 2, 6).minus_to_f32(16));
-grouped_format!(Q5_1, WeightFormat::Q5_1, 1, true, |b, k| q5(b, k, 4, 8).minus_to_f32(0));
-grouped_format!(IQ4_NL, WeightFormat::IQ4_NL, 1, false, |b: *const u8, k: usize| {
-    nibbles(b.add(2 + k % 16), k >= 16).lookup_i8(IQ4_NL_TABLE)
+/// A 32-weight block decoded to 32 byte codes at once (two registers), so that each four
+/// weights are one widening, as Q4's: Q5_0, Q5_1 (nibbles plus fifth bits) and IQ4_NL (its
+/// table looked up). A weight is `d·code + m`.
+#[derive(Clone, Copy)]
+pub struct Codes32(f32, f32, Bytes16, Bytes16);
+
+macro_rules! codes32_format {
+    ($name:ident, $bytes:expr, $has_min:expr, $ctx:expr) => {
+        #[allow(non_camel_case_types)]
+        pub struct $name;
+        impl Decode for $name {
+            type Unit = u8;
+            type Ctx = Codes32;
+            const BLOCK: usize = 32;
+            const UNITS: usize = $bytes;
+            const TAIL: bool = false;
+            const AFFINE: bool = true;
+            const HAS_MIN: bool = $has_min;
+            #[inline(always)]
+            unsafe fn ctx(b: *const u8) -> Codes32 {
+                $ctx(b)
+            }
+            #[inline(always)]
+            unsafe fn load4(c: &Codes32, _: *const u8, sub: usize) -> F32x4 {
+                F32x4::bytes_i8(if sub < 4 { c.2 } else { c.3 }, sub % 4)
+            }
+            #[inline(always)]
+            fn scale(c: &Codes32, _: usize) -> (f32, f32) {
+                (c.0, c.1)
+            }
+            unsafe fn at(_: *const u8, _: usize) -> f32 {
+                unreachable!("block formats have no tails")
+            }
+        }
+    };
+}
+
+/// Q5_0/Q5_1's codes: nibbles at `qs`, fifth bits in the u32 at `qh`.
+#[inline(always)]
+unsafe fn codes5(b: *const u8, qh: usize, qs: usize) -> (Bytes16, Bytes16) {
+    let bits = u32::from_le_bytes(core::ptr::read_unaligned(b.add(qh) as *const [u8; 4]));
+    let q = Bytes16::load(b.add(qs));
+    (Bytes16::codes5(q, bits, false), Bytes16::codes5(q, bits >> 16, true))
+}
+
+// Q5_0: w = d·(q − 16), as d·q − 16d.
+codes32_format!(Q5_0, 22, true, |b: *const u8| {
+    let (lo, hi) = codes5(b, 2, 6);
+    let d = half_at(b);
+    Codes32(d, -16.0 * d, lo, hi)
+});
+codes32_format!(Q5_1, 24, true, |b: *const u8| {
+    let (lo, hi) = codes5(b, 4, 8);
+    Codes32(half_at(b), half_at(b.add(2)), lo, hi)
+});
+codes32_format!(IQ4_NL, 18, false, |b: *const u8| {
+    let q = Bytes16::load(b.add(2));
+    Codes32(half_at(b), 0.0, IQ4_NL_TABLE.lookup(q, false), IQ4_NL_TABLE.lookup(q, true))
 });
 grouped_format!(Q2_K, WeightFormat::Q2_K, 16, true, |b, k| two_bits(b, k, 16).minus_to_f32(0));
 grouped_format!(Q3_K, WeightFormat::Q3_K, 16, false, |b: *const u8, k: usize| {

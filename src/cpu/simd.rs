@@ -74,10 +74,6 @@ mod imp {
             U32x4(u32x4_extend_low_u16x8(u16x8_extend_low_u8x16(v128_load32_zero(p as *const u32))))
         }
         #[inline(always)]
-        pub fn splat(v: u32) -> Self {
-            U32x4(u32x4_splat(v))
-        }
-        #[inline(always)]
         pub fn shr(self, n: u32) -> Self {
             U32x4(u32x4_shr(self.0, n))
         }
@@ -89,12 +85,6 @@ mod imp {
         pub fn and(self, m: u32) -> Self {
             U32x4(v128_and(self.0, u32x4_splat(m)))
         }
-        /// Lane i: bit i of the lane's value, moved to `1 << at` (a run of 4 bits spread).
-        #[inline(always)]
-        pub fn bits4(self, at: u32) -> Self {
-            let b = v128_and(self.0, u32x4(1, 2, 4, 8));
-            U32x4(i32x4_shl(u32x4_min(b, u32x4_splat(1)), at))
-        }
         #[inline(always)]
         pub fn or(self, b: Self) -> Self {
             U32x4(v128_or(self.0, b.0))
@@ -104,17 +94,27 @@ mod imp {
         pub fn minus_to_f32(self, v: i32) -> F32x4 {
             F32x4(f32x4_convert_i32x4(i32x4_sub(self.0, i32x4_splat(v))))
         }
-        /// `table[lane]` (lanes 0..16), sign-extended: a byte-table lookup.
-        #[inline(always)]
-        pub fn lookup_i8(self, table: Bytes16) -> F32x4 {
-            let v = i8x16_swizzle(table.0, self.0);
-            F32x4(f32x4_convert_i32x4(i32x4_shr(i32x4_shl(v, 24), 24)))
-        }
     }
 
     impl Bytes16 {
         pub const fn from_i8(t: [i8; 16]) -> Self {
             Bytes16(i8x16(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15]))
+        }
+        /// Sixteen 5-bit codes: the low (`high = false`) or high nibbles of `qs`, each with
+        /// bit 4 from the matching bit of `bits` (the 16 fifth bits of those weights).
+        #[inline(always)]
+        pub fn codes5(qs: Bytes16, bits: u32, high: bool) -> Self {
+            let n = if high { u8x16_shr(qs.0, 4) } else { v128_and(qs.0, u8x16_splat(0xf)) };
+            // Byte i of the result tests bit i % 8 of byte i / 8 of `bits`.
+            let spread = i8x16_swizzle(u32x4_splat(bits), u8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
+            let set = i8x16_ne(v128_and(spread, u8x16(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128)), u8x16_splat(0));
+            Bytes16(v128_or(n, v128_and(set, u8x16_splat(16))))
+        }
+        /// `table[q & 15]` for each byte of `q` (its low or high nibbles).
+        #[inline(always)]
+        pub fn lookup(self, qs: Bytes16, high: bool) -> Self {
+            let n = if high { u8x16_shr(qs.0, 4) } else { v128_and(qs.0, u8x16_splat(0xf)) };
+            Bytes16(i8x16_swizzle(self.0, n))
         }
         /// # Safety
         /// `p..p+16` must be readable.
@@ -184,6 +184,14 @@ mod imp {
         pub unsafe fn load_i8(p: *const u8) -> Self {
             let v = v128_load32_zero(p as *const u32);
             F32x4(f32x4_convert_i32x4(i32x4_extend_low_i16x8(i16x8_extend_low_i8x16(v))))
+        }
+        /// Bytes `4j .. 4j + 4` of `q`, signed, as floats.
+        #[inline(always)]
+        pub fn bytes_i8(q: Bytes16, j: usize) -> Self {
+            let j = (4 * j) as u8;
+            // Each byte to the top of a u32 lane, then an arithmetic shift: sign-extended.
+            let mask = u8x16(16, 16, 16, j, 16, 16, 16, j + 1, 16, 16, 16, j + 2, 16, 16, 16, j + 3);
+            F32x4(f32x4_convert_i32x4(i32x4_shr(i8x16_swizzle(q.0, mask), 24)))
         }
         /// Bytes `4·(sub % 4) ..+4` of `q` as floats: their low nibbles for `sub < 4`, their
         /// high nibbles otherwise (GGUF's Q4 layout: byte j holds weights j and j + 16).
@@ -280,10 +288,6 @@ mod imp {
             U32x4(core::ptr::read_unaligned(p as *const [u8; 4]).map(|v| v as u32))
         }
         #[inline(always)]
-        pub fn splat(v: u32) -> Self {
-            U32x4([v; 4])
-        }
-        #[inline(always)]
         pub fn shr(self, n: u32) -> Self {
             U32x4(self.0.map(|v| v >> n))
         }
@@ -296,20 +300,12 @@ mod imp {
             U32x4(self.0.map(|v| v & m))
         }
         #[inline(always)]
-        pub fn bits4(self, at: u32) -> Self {
-            U32x4(core::array::from_fn(|i| ((self.0[i] >> i) & 1) << at))
-        }
-        #[inline(always)]
         pub fn or(self, b: Self) -> Self {
             U32x4(core::array::from_fn(|i| self.0[i] | b.0[i]))
         }
         #[inline(always)]
         pub fn minus_to_f32(self, v: i32) -> F32x4 {
             F32x4(self.0.map(|x| (x as i32 - v) as f32))
-        }
-        #[inline(always)]
-        pub fn lookup_i8(self, table: Bytes16) -> F32x4 {
-            F32x4(self.0.map(|x| table.0[x as usize & 15] as i8 as f32))
         }
     }
 
@@ -322,6 +318,17 @@ mod imp {
                 i += 1;
             }
             Bytes16(b)
+        }
+        #[inline(always)]
+        pub fn codes5(qs: Bytes16, bits: u32, high: bool) -> Self {
+            Bytes16(core::array::from_fn(|i| {
+                let n = if high { qs.0[i] >> 4 } else { qs.0[i] & 0xf };
+                n | ((((bits >> i) & 1) as u8) << 4)
+            }))
+        }
+        #[inline(always)]
+        pub fn lookup(self, qs: Bytes16, high: bool) -> Self {
+            Bytes16(core::array::from_fn(|i| self.0[(if high { qs.0[i] >> 4 } else { qs.0[i] & 0xf }) as usize]))
         }
         /// # Safety
         /// `p..p+16` must be readable.
@@ -385,6 +392,10 @@ mod imp {
         pub unsafe fn load_i8(p: *const u8) -> Self {
             let b = core::ptr::read_unaligned(p as *const [i8; 4]);
             F32x4(b.map(|v| v as f32))
+        }
+        #[inline(always)]
+        pub fn bytes_i8(q: Bytes16, j: usize) -> Self {
+            F32x4(core::array::from_fn(|i| q.0[4 * j + i] as i8 as f32))
         }
         #[inline(always)]
         pub fn nibbles(q: Bytes16, sub: usize) -> Self {
