@@ -2,14 +2,14 @@
 //! four weights at a time, widened to f32 in registers. Per-block constants (scales) are
 //! decoded once per block (`Decode::ctx`), not per four weights.
 
-use super::simd::{dot_q4, dot_q8, Bytes16, F32x4, I16x32, I32x4, U32x4};
+use super::simd::{dot_q4, dot_q8, Bytes16, F32x4, I16x32, I32x4};
 use crate::formats::dtype::{self, WeightFormat};
 
 /// A weight format as the CPU kernels see it.
 pub trait Decode {
     /// What the row storage is made of (f32, u16 bit patterns, or bytes).
     type Unit: Copy;
-    /// Per-block constants.
+    /// Per-group constants (a block's, or a K-quant group's: its scale and decoded codes).
     type Ctx: Copy;
     /// Weights per block (a multiple of 4).
     const BLOCK: usize;
@@ -25,15 +25,16 @@ pub trait Decode {
     /// ... and m is not always zero.
     const HAS_MIN: bool = false;
 
+    /// Group `g`'s constants (`g < BLOCK / GROUP`).
     /// # Safety
     /// `block` must address a whole block.
-    unsafe fn ctx(block: *const Self::Unit) -> Self::Ctx;
+    unsafe fn ctx(block: *const Self::Unit, g: usize) -> Self::Ctx;
     /// Weights `4·sub .. 4·sub + 4` of the block.
     /// # Safety
     /// `block` must address a whole block; `sub < BLOCK / 4`.
     unsafe fn load4(ctx: &Self::Ctx, block: *const Self::Unit, sub: usize) -> F32x4;
-    /// (d, m) of group `g` of a block (affine formats).
-    fn scale(_ctx: &Self::Ctx, _g: usize) -> (f32, f32) {
+    /// (d, m) of the group `ctx` is for (affine formats).
+    fn scale(_ctx: &Self::Ctx) -> (f32, f32) {
         (1.0, 0.0)
     }
     /// The block's codes dotted with 32 quantized activations (formats with `INT8`).
@@ -71,7 +72,7 @@ macro_rules! element_format {
             const UNITS: usize = 4;
             const TAIL: bool = true;
             #[inline(always)]
-            unsafe fn ctx(_: *const $unit) {}
+            unsafe fn ctx(_: *const $unit, _: usize) {}
             #[inline(always)]
             unsafe fn load4(_: &(), block: *const $unit, sub: usize) -> F32x4 {
                 $load(block.add(4 * sub))
@@ -116,7 +117,7 @@ macro_rules! nibble_format {
             const AFFINE: bool = true;
             const HAS_MIN: bool = true;
             #[inline(always)]
-            unsafe fn ctx(b: *const u8) -> Q4Block {
+            unsafe fn ctx(b: *const u8, _: usize) -> Q4Block {
                 let (d, m): (f32, f32) = $dm(b);
                 Q4Block(d, m, Bytes16::load(b.add($qs)))
             }
@@ -125,7 +126,7 @@ macro_rules! nibble_format {
                 F32x4::nibbles(c.2, sub)
             }
             #[inline(always)]
-            fn scale(c: &Q4Block, _: usize) -> (f32, f32) {
+            fn scale(c: &Q4Block) -> (f32, f32) {
                 (c.0, c.1)
             }
             const INT8: bool = true;
@@ -157,7 +158,7 @@ impl Decode for Q8_0 {
     const TAIL: bool = false;
     const AFFINE: bool = true;
     #[inline(always)]
-    unsafe fn ctx(b: *const u8) -> f32 {
+    unsafe fn ctx(b: *const u8, _: usize) -> f32 {
         half_at(b)
     }
     #[inline(always)]
@@ -165,7 +166,7 @@ impl Decode for Q8_0 {
         F32x4::load_i8(b.add(2 + 4 * sub))
     }
     #[inline(always)]
-    fn scale(d: &f32, _: usize) -> (f32, f32) {
+    fn scale(d: &f32) -> (f32, f32) {
         (*d, 0.0)
     }
     const INT8: bool = true;
@@ -178,20 +179,20 @@ impl Decode for Q8_0 {
     }
 }
 
-/// The (d, m) of each of a block's `N` groups, decoded once per block (`dtype::group_scale`).
+/// A group of up to 32 weights decoded to byte codes in two registers (weights 0..16 and
+/// 16..32 of the group), so that each four weights are one widening, as Q4's, and its (d, m):
+/// a weight is `d·code + m`. The formats below decode a group at a time from their bit fields
+/// (`dtype::code` is the scalar definition).
 #[derive(Clone, Copy)]
-pub struct Groups<const N: usize>([(f32, f32); N]);
+pub struct Codes32(f32, f32, Bytes16, Bytes16);
 
-/// The other block formats (Q5_0, Q5_1, IQ4_NL and the K-quants): codes assembled from their
-/// bit fields four at a time, scaled per group. `$codes(block, k)` gives weights k..k+4's
-/// codes (k % 4 == 0), as `dtype::code` defines them.
-macro_rules! grouped_format {
-    ($name:ident, $fmt:expr, $groups:expr, $has_min:expr, $codes:expr) => {
+macro_rules! codes_format {
+    ($name:ident, $fmt:expr, $has_min:expr, $ctx:expr) => {
         #[allow(non_camel_case_types)]
         pub struct $name;
         impl Decode for $name {
             type Unit = u8;
-            type Ctx = Groups<$groups>;
+            type Ctx = Codes32;
             const BLOCK: usize = $fmt.block().0;
             const UNITS: usize = $fmt.block().1;
             const TAIL: bool = false;
@@ -199,78 +200,16 @@ macro_rules! grouped_format {
             const HAS_MIN: bool = $has_min;
             const GROUP: usize = $fmt.group();
             #[inline(always)]
-            unsafe fn ctx(b: *const u8) -> Groups<$groups> {
-                let block = core::slice::from_raw_parts(b, Self::UNITS);
-                Groups(core::array::from_fn(|g| dtype::group_scale($fmt, block, g)))
-            }
-            #[inline(always)]
-            unsafe fn load4(_: &Groups<$groups>, b: *const u8, sub: usize) -> F32x4 {
-                $codes(b, 4 * sub)
-            }
-            #[inline(always)]
-            fn scale(c: &Groups<$groups>, g: usize) -> (f32, f32) {
-                c.0[g]
-            }
-            unsafe fn at(_: *const u8, _: usize) -> f32 {
-                unreachable!("block formats have no tails")
-            }
-        }
-    };
-}
-
-/// Four nibbles: the low or high halves of the 4 bytes at `p`.
-#[inline(always)]
-unsafe fn nibbles(p: *const u8, high: bool) -> U32x4 {
-    let v = U32x4::load_u8x4(p);
-    if high {
-        v.shr(4)
-    } else {
-        v.and(0xf)
-    }
-}
-
-/// Q2_K/Q3_K: the 2-bit codes at `qs` (byte 32h + i, bits 2s: weight 128h + 32s + i).
-#[inline(always)]
-unsafe fn two_bits(b: *const u8, k: usize, qs: usize) -> U32x4 {
-    let r = k % 128;
-    U32x4::load_u8x4(b.add(qs + 32 * (k / 128) + r % 32)).shr(2 * (r / 32) as u32).and(3)
-}
-
-/// Q4_K/Q5_K: group g = k / 32's nibbles (pairs of groups share 32 bytes).
-#[inline(always)]
-unsafe fn k4_nibbles(b: *const u8, k: usize, qs: usize) -> U32x4 {
-    let g = k / 32;
-    nibbles(b.add(qs + 32 * (g / 2) + k % 32), g % 2 == 1)
-}
-
-/// A 32-weight block decoded to 32 byte codes at once (two registers), so that each four
-/// weights are one widening, as Q4's: Q5_0, Q5_1 (nibbles plus fifth bits) and IQ4_NL (its
-/// table looked up). A weight is `d·code + m`.
-#[derive(Clone, Copy)]
-pub struct Codes32(f32, f32, Bytes16, Bytes16);
-
-macro_rules! codes32_format {
-    ($name:ident, $bytes:expr, $has_min:expr, $ctx:expr) => {
-        #[allow(non_camel_case_types)]
-        pub struct $name;
-        impl Decode for $name {
-            type Unit = u8;
-            type Ctx = Codes32;
-            const BLOCK: usize = 32;
-            const UNITS: usize = $bytes;
-            const TAIL: bool = false;
-            const AFFINE: bool = true;
-            const HAS_MIN: bool = $has_min;
-            #[inline(always)]
-            unsafe fn ctx(b: *const u8) -> Codes32 {
-                $ctx(b)
+            unsafe fn ctx(b: *const u8, g: usize) -> Codes32 {
+                $ctx(b, g)
             }
             #[inline(always)]
             unsafe fn load4(c: &Codes32, _: *const u8, sub: usize) -> F32x4 {
-                F32x4::bytes_i8(if sub < 4 { c.2 } else { c.3 }, sub % 4)
+                let j = sub % (Self::GROUP / 4);
+                F32x4::bytes_i8(if j < 4 { c.2 } else { c.3 }, j % 4)
             }
             #[inline(always)]
-            fn scale(c: &Codes32, _: usize) -> (f32, f32) {
+            fn scale(c: &Codes32) -> (f32, f32) {
                 (c.0, c.1)
             }
             unsafe fn at(_: *const u8, _: usize) -> f32 {
@@ -288,34 +227,83 @@ unsafe fn codes5(b: *const u8, qh: usize, qs: usize) -> (Bytes16, Bytes16) {
     (Bytes16::codes5(q, bits, false), Bytes16::codes5(q, bits >> 16, true))
 }
 
+/// A K-quant group's (d, m) as `dtype::group_scale` forms it, its f16s read by `half_at`.
+#[inline(always)]
+unsafe fn dm(fmt: WeightFormat, b: *const u8, g: usize) -> (f32, f32) {
+    let bytes = |at: usize, n: usize| core::slice::from_raw_parts(b.add(at), n);
+    match fmt {
+        WeightFormat::Q2_K => {
+            let sc = *b.add(g);
+            (half_at(b.add(80)) * (sc & 0xf) as f32, -(half_at(b.add(82)) * (sc >> 4) as f32))
+        }
+        WeightFormat::Q3_K => (half_at(b.add(108)) * dtype::scale_q3k(bytes(96, 12), g) as f32, 0.0),
+        WeightFormat::Q6_K => (half_at(b.add(208)) * *b.add(192 + g) as i8 as f32, 0.0),
+        _ => {
+            let (sc, m) = dtype::scale_min_k4(bytes(4, 12), g);
+            (half_at(b) * sc as f32, -(half_at(b.add(2)) * m as f32))
+        }
+    }
+}
+
+/// 16 codes `(byte >> shift) & mask` of the 16 bytes at `p`.
+#[inline(always)]
+unsafe fn field(p: *const u8, shift: u32, mask: u8) -> Bytes16 {
+    Bytes16::load(p).shr(shift).and(mask)
+}
+
 // Q5_0: w = d·(q − 16), as d·q − 16d.
-codes32_format!(Q5_0, 22, true, |b: *const u8| {
+codes_format!(Q5_0, WeightFormat::Q5_0, true, |b: *const u8, _| {
     let (lo, hi) = codes5(b, 2, 6);
     let d = half_at(b);
     Codes32(d, -16.0 * d, lo, hi)
 });
-codes32_format!(Q5_1, 24, true, |b: *const u8| {
+codes_format!(Q5_1, WeightFormat::Q5_1, true, |b: *const u8, _| {
     let (lo, hi) = codes5(b, 4, 8);
     Codes32(half_at(b), half_at(b.add(2)), lo, hi)
 });
-codes32_format!(IQ4_NL, 18, false, |b: *const u8| {
+codes_format!(IQ4_NL, WeightFormat::IQ4_NL, false, |b: *const u8, _| {
     let q = Bytes16::load(b.add(2));
     Codes32(half_at(b), 0.0, IQ4_NL_TABLE.lookup(q, false), IQ4_NL_TABLE.lookup(q, true))
 });
-grouped_format!(Q2_K, WeightFormat::Q2_K, 16, true, |b, k| two_bits(b, k, 16).minus_to_f32(0));
-grouped_format!(Q3_K, WeightFormat::Q3_K, 16, false, |b: *const u8, k: usize| {
-    let high = U32x4::load_u8x4(b.add(k % 32)).shr((k / 32) as u32).and(1);
-    two_bits(b, k, 32).or(high.shl(2)).minus_to_f32(4)
+// Q4_K/Q5_K: groups of 32; group g's nibbles are the low (even g) or high halves of the 32
+// bytes at qs + 32·(g / 2); Q5_K's fifth bits are bit g of the 32 bytes at 16.
+codes_format!(Q4_K, WeightFormat::Q4_K, true, |b: *const u8, g: usize| {
+    let (p, s) = (b.add(16 + 32 * (g / 2)), 4 * (g % 2) as u32);
+    let (d, m) = dm(WeightFormat::Q4_K, b, g);
+    Codes32(d, m, field(p, s, 0xf), field(p.add(16), s, 0xf))
 });
-grouped_format!(Q4_K, WeightFormat::Q4_K, 8, true, |b, k| k4_nibbles(b, k, 16).minus_to_f32(0));
-grouped_format!(Q5_K, WeightFormat::Q5_K, 8, true, |b: *const u8, k: usize| {
-    let high = U32x4::load_u8x4(b.add(16 + k % 32)).shr((k / 32) as u32).and(1);
-    k4_nibbles(b, k, 48).or(high.shl(4)).minus_to_f32(0)
+codes_format!(Q5_K, WeightFormat::Q5_K, true, |b: *const u8, g: usize| {
+    let (p, s) = (b.add(48 + 32 * (g / 2)), 4 * (g % 2) as u32);
+    let high = |i: usize| field(b.add(16 + i), g as u32, 1).shl(4);
+    let (d, m) = dm(WeightFormat::Q5_K, b, g);
+    Codes32(d, m, field(p, s, 0xf).or(high(0)), field(p.add(16), s, 0xf).or(high(16)))
 });
-grouped_format!(Q6_K, WeightFormat::Q6_K, 16, false, |b: *const u8, k: usize| {
-    let (h, r) = (k / 128, k % 128);
-    let high = U32x4::load_u8x4(b.add(128 + 32 * h + r % 32)).shr(2 * (r / 32) as u32).and(3);
-    nibbles(b.add(64 * h + r % 64), r >= 64).or(high.shl(4)).minus_to_f32(32)
+// Groups of 16 (weights 16g..16g+16 = 128h + 32s + i for i in one half of a 32-byte run):
+// 2-bit codes at bits 2s of the bytes at qs + 32h + 16·(g % 2).
+#[inline(always)]
+unsafe fn two_bits16(b: *const u8, qs: usize, g: usize) -> Bytes16 {
+    let (h, s) = (g / 8, (g / 2) % 4);
+    field(b.add(qs + 32 * h + 16 * (g % 2)), 2 * s as u32, 3)
+}
+codes_format!(Q2_K, WeightFormat::Q2_K, true, |b: *const u8, g: usize| {
+    let (d, m) = dm(WeightFormat::Q2_K, b, g);
+    Codes32(d, m, two_bits16(b, 16, g), two_bits16(b, 16, g))
+});
+// Q3_K: code = low 2 bits | high bit << 2, minus 4; the high bit of weight k is bit k / 32
+// of hmask[k % 32].
+codes_format!(Q3_K, WeightFormat::Q3_K, false, |b: *const u8, g: usize| {
+    let high = field(b.add(16 * (g % 2)), (g / 2) as u32, 1).shl(2);
+    let q = two_bits16(b, 32, g).or(high).sub(4);
+    Codes32(dm(WeightFormat::Q3_K, b, g).0, 0.0, q, q)
+});
+// Q6_K: code = ql nibble | 2 bits of qh << 4, minus 32. Weight 128h + r: ql byte 64h + r % 64
+// (high nibble for r >= 64), qh byte 32h + r % 32 at bits 2·(r / 32).
+codes_format!(Q6_K, WeightFormat::Q6_K, false, |b: *const u8, g: usize| {
+    let (h, r) = (g / 8, 16 * (g % 8));
+    let lo = field(b.add(64 * h + r % 64), 4 * (r >= 64) as u32, 0xf);
+    let hi = field(b.add(128 + 32 * h + r % 32), 2 * (r / 32) as u32, 3).shl(4);
+    let q = lo.or(hi).sub(32);
+    Codes32(dm(WeightFormat::Q6_K, b, g).0, 0.0, q, q)
 });
 
 /// IQ4_NL's table as one register.

@@ -35,7 +35,7 @@ impl<const R: usize, const C: usize> Acc<R, C> {
         }
         for b in 0..blocks {
             let blk: [*const F::Unit; C] = core::array::from_fn(|c| ws[c].add(b * F::UNITS));
-            let ctx: [F::Ctx; C] = core::array::from_fn(|c| F::ctx(blk[c]));
+            let ctx: [F::Ctx; C] = core::array::from_fn(|c| F::ctx(blk[c], 0));
             for sub in 0..F::BLOCK / 4 {
                 let wv: [F32x4; C] = core::array::from_fn(|c| F::load4(&ctx[c], blk[c], sub));
                 let k = b * F::BLOCK + 4 * sub;
@@ -67,8 +67,8 @@ impl<const R: usize, const C: usize> Acc<R, C> {
     unsafe fn add_affine<F: Decode>(&mut self, xs: &[*const f32; R], ws: &[*const F::Unit; C], blocks: usize) {
         for b in 0..blocks {
             let blk: [*const F::Unit; C] = core::array::from_fn(|c| ws[c].add(b * F::UNITS));
-            let ctx: [F::Ctx; C] = core::array::from_fn(|c| F::ctx(blk[c]));
             for g in 0..F::BLOCK / F::GROUP {
+                let ctx: [F::Ctx; C] = core::array::from_fn(|c| F::ctx(blk[c], g));
                 let mut p = [[F32x4::zero(); C]; R];
                 let mut xsum = [F32x4::zero(); R];
                 for sub in g * F::GROUP / 4..(g + 1) * F::GROUP / 4 {
@@ -85,7 +85,7 @@ impl<const R: usize, const C: usize> Acc<R, C> {
                     }
                 }
                 for c in 0..C {
-                    let (d, m) = F::scale(&ctx[c], g);
+                    let (d, m) = F::scale(&ctx[c]);
                     let (d, m) = (F32x4::splat(d), F32x4::splat(m));
                     for r in 0..R {
                         self.v[r][c] = p[r][c].mul_add(d, self.v[r][c]);
@@ -107,12 +107,12 @@ impl<const R: usize, const C: usize> Acc<R, C> {
     unsafe fn add_int8<F: Decode>(&mut self, xs: &[&QuantRow; R], ws: &[*const F::Unit; C], blocks: usize) {
         for b in 0..blocks {
             let blk: [*const F::Unit; C] = core::array::from_fn(|c| ws[c].add(b * F::UNITS));
-            let ctx: [F::Ctx; C] = core::array::from_fn(|c| F::ctx(blk[c]));
+            let ctx: [F::Ctx; C] = core::array::from_fn(|c| F::ctx(blk[c], 0));
             for (r, x) in xs.iter().enumerate() {
                 let (dx, sum) = (x.scale[b], x.sum[b]);
                 let q = I16x32::load(x.q.as_ptr().add(b * 32));
                 for c in 0..C {
-                    let (d, m) = F::scale(&ctx[c], 0);
+                    let (d, m) = F::scale(&ctx[c]);
                     let dot = F::dot_int8(&ctx[c], blk[c], &q).to_f32();
                     self.v[r][c] = dot.mul_add(F32x4::splat(d * dx), self.v[r][c]);
                     if F::INT8_MIN {

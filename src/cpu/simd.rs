@@ -61,41 +61,6 @@ mod imp {
         dot4([i16x8_extend_low_i8x16(a), i16x8_extend_high_i8x16(a), i16x8_extend_low_i8x16(b), i16x8_extend_high_i8x16(b)], x)
     }
 
-    /// Four u32 lanes (codes being assembled from bytes and bits).
-    #[derive(Clone, Copy)]
-    pub struct U32x4(v128);
-
-    impl U32x4 {
-        /// Four bytes, one per lane.
-        /// # Safety
-        /// `p..p+4` must be readable.
-        #[inline(always)]
-        pub unsafe fn load_u8x4(p: *const u8) -> Self {
-            U32x4(u32x4_extend_low_u16x8(u16x8_extend_low_u8x16(v128_load32_zero(p as *const u32))))
-        }
-        #[inline(always)]
-        pub fn shr(self, n: u32) -> Self {
-            U32x4(u32x4_shr(self.0, n))
-        }
-        #[inline(always)]
-        pub fn shl(self, n: u32) -> Self {
-            U32x4(i32x4_shl(self.0, n))
-        }
-        #[inline(always)]
-        pub fn and(self, m: u32) -> Self {
-            U32x4(v128_and(self.0, u32x4_splat(m)))
-        }
-        #[inline(always)]
-        pub fn or(self, b: Self) -> Self {
-            U32x4(v128_or(self.0, b.0))
-        }
-        /// The lanes as signed integers minus `v`, to f32.
-        #[inline(always)]
-        pub fn minus_to_f32(self, v: i32) -> F32x4 {
-            F32x4(f32x4_convert_i32x4(i32x4_sub(self.0, i32x4_splat(v))))
-        }
-    }
-
     impl Bytes16 {
         pub const fn from_i8(t: [i8; 16]) -> Self {
             Bytes16(i8x16(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15]))
@@ -115,6 +80,27 @@ mod imp {
         pub fn lookup(self, qs: Bytes16, high: bool) -> Self {
             let n = if high { u8x16_shr(qs.0, 4) } else { v128_and(qs.0, u8x16_splat(0xf)) };
             Bytes16(i8x16_swizzle(self.0, n))
+        }
+        #[inline(always)]
+        pub fn shr(self, n: u32) -> Self {
+            Bytes16(u8x16_shr(self.0, n))
+        }
+        #[inline(always)]
+        pub fn shl(self, n: u32) -> Self {
+            Bytes16(i8x16_shl(self.0, n))
+        }
+        #[inline(always)]
+        pub fn and(self, m: u8) -> Self {
+            Bytes16(v128_and(self.0, u8x16_splat(m)))
+        }
+        #[inline(always)]
+        pub fn or(self, b: Self) -> Self {
+            Bytes16(v128_or(self.0, b.0))
+        }
+        /// Bytewise `self − v`, wrapping (codes with an offset become signed bytes).
+        #[inline(always)]
+        pub fn sub(self, v: u8) -> Self {
+            Bytes16(i8x16_sub(self.0, u8x16_splat(v)))
         }
         /// # Safety
         /// `p..p+16` must be readable.
@@ -277,38 +263,6 @@ mod imp {
         I32x4(acc)
     }
 
-    #[derive(Clone, Copy)]
-    pub struct U32x4([u32; 4]);
-
-    impl U32x4 {
-        /// # Safety
-        /// `p..p+4` must be readable.
-        #[inline(always)]
-        pub unsafe fn load_u8x4(p: *const u8) -> Self {
-            U32x4(core::ptr::read_unaligned(p as *const [u8; 4]).map(|v| v as u32))
-        }
-        #[inline(always)]
-        pub fn shr(self, n: u32) -> Self {
-            U32x4(self.0.map(|v| v >> n))
-        }
-        #[inline(always)]
-        pub fn shl(self, n: u32) -> Self {
-            U32x4(self.0.map(|v| v << n))
-        }
-        #[inline(always)]
-        pub fn and(self, m: u32) -> Self {
-            U32x4(self.0.map(|v| v & m))
-        }
-        #[inline(always)]
-        pub fn or(self, b: Self) -> Self {
-            U32x4(core::array::from_fn(|i| self.0[i] | b.0[i]))
-        }
-        #[inline(always)]
-        pub fn minus_to_f32(self, v: i32) -> F32x4 {
-            F32x4(self.0.map(|x| (x as i32 - v) as f32))
-        }
-    }
-
     impl Bytes16 {
         pub const fn from_i8(t: [i8; 16]) -> Self {
             let mut b = [0u8; 16];
@@ -329,6 +283,26 @@ mod imp {
         #[inline(always)]
         pub fn lookup(self, qs: Bytes16, high: bool) -> Self {
             Bytes16(core::array::from_fn(|i| self.0[(if high { qs.0[i] >> 4 } else { qs.0[i] & 0xf }) as usize]))
+        }
+        #[inline(always)]
+        pub fn shr(self, n: u32) -> Self {
+            Bytes16(self.0.map(|v| v >> n))
+        }
+        #[inline(always)]
+        pub fn shl(self, n: u32) -> Self {
+            Bytes16(self.0.map(|v| v << n))
+        }
+        #[inline(always)]
+        pub fn and(self, m: u8) -> Self {
+            Bytes16(self.0.map(|v| v & m))
+        }
+        #[inline(always)]
+        pub fn or(self, b: Self) -> Self {
+            Bytes16(core::array::from_fn(|i| self.0[i] | b.0[i]))
+        }
+        #[inline(always)]
+        pub fn sub(self, v: u8) -> Self {
+            Bytes16(self.0.map(|x| x.wrapping_sub(v)))
         }
         /// # Safety
         /// `p..p+16` must be readable.
@@ -428,4 +402,4 @@ mod imp {
     }
 }
 
-pub use imp::{dot_q4, dot_q8, Bytes16, F32x4, I16x32, I32x4, U32x4};
+pub use imp::{dot_q4, dot_q8, Bytes16, F32x4, I16x32, I32x4};
