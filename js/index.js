@@ -2,8 +2,7 @@
 // file system in Node), so callers never run an init function.
 import { nodeBuiltin } from './node.js';
 import init, { Runtime, ModelLoader, wasmMemoryBytes } from './wasm/lorafuse.js';
-import { cacheUsage, deleteCached, isCached, openSources } from './sources.js';
-import { clearStore } from './cache.js';
+import { cacheCalls, openSources } from './sources.js';
 import { chatFetch, createChatCompletion } from './openai.js';
 import { AbortError, BackendError, ConfigError, LoraError, ShapeError, AdapterError, UnsupportedError, call, callAsync } from './errors.js';
 export { LoraError, ShapeError, AdapterError, ConfigError, BackendError, FormatError, UnsupportedError, LimitError, AbortError } from './errors.js';
@@ -49,29 +48,6 @@ export class LoraRuntime {
     if (typeof subgroups !== 'boolean') throw new ConfigError(`subgroups must be true or false, got ${JSON.stringify(subgroups)}`);
     await loadWasm();
     return new LoraRuntime(await callAsync(() => Runtime.create(String(backend), String(adapterPrecision), String(prefillMath), subgroups)));
-  }
-
-  /** Deletes a cache filled through the `cache` option of loadModel/loadAdapter (js/cache.js). */
-  static async clearCache(cache) {
-    return clearStore(cache);
-  }
-
-  /**
-   * Whether loadModel/loadAdapter of `source` (a file URL, or a folder URL ending in "/")
-   * with this `cache` would download nothing.
-   */
-  static async isCached(source, { cache } = {}) {
-    return isCached(source, cache);
-  }
-
-  /** Removes `source` (a file, or all of a folder) from `cache`; resolves to the entries removed. */
-  static async deleteCached(source, { cache } = {}) {
-    return deleteCached(source, cache);
-  }
-
-  /** What `cache` holds: {entries: [{url, bytes}], bytes}. */
-  static async cacheUsage(cache) {
-    return cacheUsage(cache);
   }
 
   /** Bytes of wasm memory in use (it only grows: this is the peak so far). */
@@ -164,6 +140,8 @@ export class LoraRuntime {
     this.#rt = undefined;
   }
 }
+// clearCache, isCached, deleteCached, cacheUsage (the same statics as LoraWorker's).
+Object.assign(LoraRuntime, cacheCalls);
 
 /** Streams a model's files into a loader; builds it on runtime `rt`'s backend. */
 async function streamModel(rt, source, { onProgress, signal, fileName, int8Activations, cache }) {

@@ -4,7 +4,7 @@
 // Uint8Array chunks, so it streams into place instead of being copied whole into wasm.
 import { nodeBuiltin } from './node.js';
 import { ConfigError, FormatError } from './errors.js';
-import { openStore } from './cache.js';
+import { clearStore, openStore } from './cache.js';
 
 const CHUNK = 4 << 20;
 const HF_FILES = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json'];
@@ -189,3 +189,18 @@ export async function deleteCached(source, cache) {
   }
   return n;
 }
+
+/**
+ * The cache calls LoraRuntime and LoraWorker both offer as statics (the caches belong to the
+ * origin, so the page and its worker see the same ones).
+ */
+export const cacheCalls = {
+  /** Deletes a cache filled through the `cache` option of loadModel/loadAdapter (js/cache.js). */
+  clearCache: async (cache) => clearStore(cache),
+  /** Whether loadModel/loadAdapter of `source` with this `cache` would download nothing. */
+  isCached: async (source, { cache } = {}) => isCached(source, cache),
+  /** Removes `source` (a file, or all of a folder) from `cache`; resolves to the entries removed. */
+  deleteCached: async (source, { cache } = {}) => deleteCached(source, cache),
+  /** What `cache` holds: {entries: [{url, bytes}], bytes}. */
+  cacheUsage: async (cache) => cacheUsage(cache),
+};

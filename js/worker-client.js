@@ -2,8 +2,7 @@
 // page never freezes while a model loads or generates. Errors arrive as the same classes.
 import { AbortError, LoraError, ShapeError, AdapterError, ConfigError, BackendError, FormatError, UnsupportedError, LimitError } from './errors.js';
 import { chatFetch } from './openai.js';
-import { clearStore } from './cache.js';
-import { cacheUsage, deleteCached, isCached } from './sources.js';
+import { cacheCalls } from './sources.js';
 
 const KINDS = { LoraError, ShapeError, AdapterError, ConfigError, BackendError, FormatError, UnsupportedError, LimitError, AbortError };
 
@@ -72,19 +71,6 @@ export class LoraWorker {
     lw.#models = models;
     return lw;
   }
-  /** Cache management as LoraRuntime's, here: the caches are the origin's, shared with the worker. */
-  static clearCache(cache) {
-    return clearStore(cache);
-  }
-  static isCached(source, { cache } = {}) {
-    return isCached(source, cache);
-  }
-  static deleteCached(source, { cache } = {}) {
-    return deleteCached(source, cache);
-  }
-  static cacheUsage(cache) {
-    return cacheUsage(cache);
-  }
   #models;
   /** As LoraRuntime#loadModel; `onFallback({reason})` runs here when the model moves to the CPU. */
   async loadModel(source, { onProgress, onFallback, signal, ...options } = {}) {
@@ -104,6 +90,8 @@ export class LoraWorker {
     this.#ch.terminate();
   }
 }
+// clearCache, isCached, deleteCached, cacheUsage (the same statics as LoraRuntime's).
+Object.assign(LoraWorker, cacheCalls);
 
 export class WorkerModel {
   #ch;

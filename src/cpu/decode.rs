@@ -91,13 +91,10 @@ element_format!(BF16, u16, |p| F32x4::load_bf16(p), |v: u16| f32::from_bits((v a
 // Adapter factors stored as 16-bit integers (their scales are applied outside the dot product).
 element_format!(I16, i16, |p| F32x4::load_i16(p), |v: i16| v as f32);
 
-/// A block scale (finite f16, checked at load) as f32: the SIMD path's bit trick in scalar
-/// form, a few instructions instead of a software conversion.
+/// A block scale (finite f16, checked at load) as f32 (`dtype::finite_half`).
 #[inline(always)]
 unsafe fn half_at(p: *const u8) -> f32 {
-    let h = u16::from_le_bytes([*p, *p.add(1)]) as u32;
-    let mag = f32::from_bits((h & 0x7fff) << 13) * f32::from_bits(0x7780_0000);
-    f32::from_bits(mag.to_bits() | ((h & 0x8000) << 16))
+    dtype::finite_half(u16::from_le_bytes([*p, *p.add(1)]))
 }
 
 /// A Q4 block: d, m and its 16 quant bytes; a weight is `d·q + m`.
@@ -227,22 +224,10 @@ unsafe fn codes5(b: *const u8, qh: usize, qs: usize) -> (Bytes16, Bytes16) {
     (Bytes16::codes5(q, bits, false), Bytes16::codes5(q, bits >> 16, true))
 }
 
-/// A K-quant group's (d, m) as `dtype::group_scale` forms it, its f16s read by `half_at`.
+/// Group g's (d, m) (`dtype::group_scale`, inlined: the format is a constant here).
 #[inline(always)]
 unsafe fn dm(fmt: WeightFormat, b: *const u8, g: usize) -> (f32, f32) {
-    let bytes = |at: usize, n: usize| core::slice::from_raw_parts(b.add(at), n);
-    match fmt {
-        WeightFormat::Q2_K => {
-            let sc = *b.add(g);
-            (half_at(b.add(80)) * (sc & 0xf) as f32, -(half_at(b.add(82)) * (sc >> 4) as f32))
-        }
-        WeightFormat::Q3_K => (half_at(b.add(108)) * dtype::scale_q3k(bytes(96, 12), g) as f32, 0.0),
-        WeightFormat::Q6_K => (half_at(b.add(208)) * *b.add(192 + g) as i8 as f32, 0.0),
-        _ => {
-            let (sc, m) = dtype::scale_min_k4(bytes(4, 12), g);
-            (half_at(b) * sc as f32, -(half_at(b.add(2)) * m as f32))
-        }
-    }
+    dtype::group_scale(fmt, core::slice::from_raw_parts(b, fmt.block().1), g)
 }
 
 /// 16 codes `(byte >> shift) & mask` of the 16 bytes at `p`.
@@ -285,9 +270,11 @@ unsafe fn two_bits16(b: *const u8, qs: usize, g: usize) -> Bytes16 {
     let (h, s) = (g / 8, (g / 2) % 4);
     field(b.add(qs + 32 * h + 16 * (g % 2)), 2 * s as u32, 3)
 }
+// Groups of 16 use the first register only (the second is a copy).
 codes_format!(Q2_K, WeightFormat::Q2_K, true, |b: *const u8, g: usize| {
     let (d, m) = dm(WeightFormat::Q2_K, b, g);
-    Codes32(d, m, two_bits16(b, 16, g), two_bits16(b, 16, g))
+    let q = two_bits16(b, 16, g);
+    Codes32(d, m, q, q)
 });
 // Q3_K: code = low 2 bits | high bit << 2, minus 4; the high bit of weight k is bit k / 32
 // of hmask[k % 32].

@@ -147,10 +147,21 @@ pub fn scale_q3k(s: &[u8], g: usize) -> i32 {
     (lo | (hi << 4)) as i32 - 32
 }
 
-/// Group `g`'s (d, m) of a block: weight = d·code + m. The products are formed as gguf-py
-/// forms them ((d·scale)·q − dmin·min), so decoding matches its values.
+/// A finite f16 (block scales are checked finite at load) as f32, exactly, subnormals
+/// included: the exponent rebased by a multiply, a few instructions where wasm has no f16
+/// conversion (the CPU kernels decode every block's scales with it).
+#[inline(always)]
+pub fn finite_half(bits: u16) -> f32 {
+    let h = bits as u32;
+    let mag = f32::from_bits((h & 0x7fff) << 13) * f32::from_bits(0x7780_0000);
+    f32::from_bits(mag.to_bits() | ((h & 0x8000) << 16))
+}
+
+/// Group `g`'s (d, m) of a block (its scales finite): weight = d·code + m. The products are
+/// formed as gguf-py forms them ((d·scale)·q − dmin·min), so decoding matches its values.
+#[inline(always)]
 pub fn group_scale(fmt: WeightFormat, b: &[u8], g: usize) -> (f32, f32) {
-    let h = |i: usize| half(b, i);
+    let h = |i: usize| finite_half(u16::from_le_bytes([b[i], b[i + 1]]));
     match fmt {
         WeightFormat::F32 | WeightFormat::F16 | WeightFormat::BF16 => (1.0, 0.0),
         WeightFormat::Q8_0 | WeightFormat::Q5_0 | WeightFormat::IQ4_NL => (h(0), 0.0),
