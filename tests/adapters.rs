@@ -79,7 +79,7 @@ fn every_peft_variant_matches_peft() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 8);
+    assert_eq!(checked, 11);
 }
 
 #[test]

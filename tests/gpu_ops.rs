@@ -8,7 +8,7 @@
 mod common;
 use common::Rng;
 use lorafuse::backend::linear::Epilogue;
-use lorafuse::backend::ops::{self, Attend, Heads, ModelOps, Span};
+use lorafuse::backend::ops::{self, Attend, Heads, ModelOps, QkNorm, Span};
 use lorafuse::lora::LoraGroup;
 use lorafuse::{CpuBackend, FactorFormat, GpuOptions, HostWeight, Mix, WeightData, WeightFormat};
 
@@ -137,7 +137,8 @@ fn ops<B: ModelOps>(b: &B, seed: u64) -> Vec<(String, Vec<f32>)> {
     // capacity and past one split chunk (256 positions). 16 rows and more take the tiled
     // prefill kernel (16-row workgroups, the last one partial); head dim 80 gives lanes of 10
     // dims, 36 lanes of 4 or 5, 256 (the largest) K/V tiles of 4 positions and lanes of 32.
-    for (heads, kvh, hd, window, steps) in [
+    // Every other case RMSNorms queries and keys per head first (Qwen3).
+    for (case, (heads, kvh, hd, window, steps)) in [
         (6, 2, 16, None, &[&[11, 3][..], &[1, 1], &[1, 9], &[70, 1], &[20, 1]][..]),
         (6, 2, 16, Some(5), &[&[11][..], &[1], &[9], &[70], &[20]]),
         (2, 1, 80, None, &[&[33, 7][..], &[70, 1], &[1, 1]]),
@@ -147,9 +148,14 @@ fn ops<B: ModelOps>(b: &B, seed: u64) -> Vec<(String, Vec<f32>)> {
         (2, 1, 16, Some(280), &[&[300][..], &[1], &[3]]),
         (3, 3, 36, Some(40), &[&[17][..], &[1], &[50]]),
         (2, 1, 256, None, &[&[20][..], &[1], &[17]]),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let h = Heads { heads, kv_heads: kvh, head_dim: hd, window };
         let inv: Vec<f64> = (0..hd / 2).map(|i| 10000f64.powf(-2.0 * i as f64 / hd as f64)).collect();
+        let gains = [b.tensor(&rng.vec(hd, 1.0), 1, hd).unwrap(), b.tensor(&rng.vec(hd, 1.0), 1, hd).unwrap()];
+        let qk_norm = || (case % 2 == 1).then(|| QkNorm { q: &gains[0], k: &gains[1], eps: 1e-6 });
         let mut kvs: Vec<_> = (0..steps[0].len()).map(|_| b.kv_new(kvh * hd)).collect();
         for step in steps {
             let n: usize = step.iter().sum();
@@ -159,8 +165,8 @@ fn ops<B: ModelOps>(b: &B, seed: u64) -> Vec<(String, Vec<f32>)> {
             }
             let mut qkv = b.tensor(&rng.vec(n * (h.q_width() + 2 * h.kv_width()), 1.0), n, h.q_width() + 2 * h.kv_width()).unwrap();
             let mut a = b.empty(n, h.q_width()).unwrap();
-            b.attend(Attend::new(b, &mut qkv, kvs.iter_mut().collect(), &spans, h, &inv, &mut a).unwrap()).unwrap();
-            out.push((format!("attention hd {hd}, rows {step:?} at {spans:?}, window {window:?}"), read(b, &a)));
+            b.attend(Attend::new(b, &mut qkv, kvs.iter_mut().collect(), &spans, h, &inv, qk_norm(), &mut a).unwrap()).unwrap();
+            out.push((format!("attention hd {hd}, rows {step:?} at {spans:?}, window {window:?}, q/k norm {}", case % 2), read(b, &a)));
         }
         let want: Vec<usize> = (0..kvs.len()).map(|s| steps.iter().map(|st| st[s]).sum()).collect();
         assert_eq!(kvs.iter().map(|kv| b.kv_len(kv)).collect::<Vec<_>>(), want);

@@ -104,7 +104,8 @@ impl Heads {
 }
 
 /// A checked attention over a batch: per sequence (`spans`), its rows' queries, keys and
-/// values side by side in `qkv` (`[n, q_width + 2·kv_width]`), RoPE'd at their positions
+/// values side by side in `qkv` (`[n, q_width + 2·kv_width]`), per-head RMSNorm'd when
+/// `qk_norm` is given, RoPE'd at their positions
 /// (rotate-half pairing, frequencies `inv_freq`; q and k in place), the keys and values
 /// appended to the sequence's cache, and causal attention into `out` (`[n, q_width]`).
 pub struct Attend<'a, B: ModelOps> {
@@ -113,8 +114,17 @@ pub struct Attend<'a, B: ModelOps> {
     pub spans: &'a [Span],
     pub heads: Heads,
     pub inv_freq: &'a [f64],
+    /// Queries and keys RMSNorm'd per head before RoPE (Qwen3).
+    pub qk_norm: Option<QkNorm<'a, B::Tensor>>,
     pub out: &'a mut B::Tensor,
     checked: (),
+}
+
+/// The gains (`[1, head_dim]`) of a per-head RMSNorm of the queries and of the keys.
+pub struct QkNorm<'a, T> {
+    pub q: &'a T,
+    pub k: &'a T,
+    pub eps: f32,
 }
 
 impl<'a, B: ModelOps> Attend<'a, B> {
@@ -125,6 +135,7 @@ impl<'a, B: ModelOps> Attend<'a, B> {
         spans: &'a [Span],
         heads: Heads,
         inv_freq: &'a [f64],
+        qk_norm: Option<QkNorm<'a, B::Tensor>>,
         out: &'a mut B::Tensor,
     ) -> Result<Self> {
         let [n, w] = qkv.shape();
@@ -136,6 +147,11 @@ impl<'a, B: ModelOps> Attend<'a, B> {
         if w != qw + 2 * kvw || out.shape() != [n, qw] {
             return bad(format!("qkv [{n}, {w}] and output {:?} for {heads:?}", out.shape()));
         }
+        if let Some(n) = &qk_norm {
+            if n.q.shape() != [1, hd] || n.k.shape() != [1, hd] {
+                return bad(format!("query/key norm gains {:?} and {:?} for heads of {hd}", n.q.shape(), n.k.shape()));
+            }
+        }
         let mut next = 0;
         for (s, kv) in spans.iter().zip(&caches) {
             if s.row0 != next || s.rows == 0 || b.kv_len(kv) != s.pos0 || b.kv_width(kv) != kvw {
@@ -146,7 +162,7 @@ impl<'a, B: ModelOps> Attend<'a, B> {
         if next != n || caches.len() != spans.len() {
             return bad(format!("{} spans with {} caches cover {next} of {n} rows", spans.len(), caches.len()));
         }
-        Ok(Attend { qkv, caches, spans, heads, inv_freq, out, checked: () })
+        Ok(Attend { qkv, caches, spans, heads, inv_freq, qk_norm, out, checked: () })
     }
 
     /// The cos and sin of every (row, frequency) pair, in f64 then rounded (the GPU reads

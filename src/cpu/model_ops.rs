@@ -55,12 +55,16 @@ impl ModelOps for CpuBackend {
     /// attention of its rows (queries read in place from `qkv`).
     fn attend(&self, op: Attend<'_, Self>) -> Result<()> {
         let cs = op.rope_table();
-        let Attend { qkv, caches, spans, heads: h, out, .. } = op;
+        let Attend { qkv, caches, spans, heads: h, qk_norm, out, .. } = op;
         let (qw, kvw, hd) = (h.q_width(), h.kv_width(), h.head_dim);
         let w = qkv.cols;
         for (s, kv) in spans.iter().zip(caches) {
             for r in s.row0..s.row0 + s.rows {
                 let row = &mut qkv.data[r * w..(r + 1) * w];
+                if let Some(n) = &qk_norm {
+                    ops::rms_norm_in_place(&mut row[..qw], &n.q.data, n.eps);
+                    ops::rms_norm_in_place(&mut row[qw..qw + kvw], &n.k.data, n.eps);
+                }
                 let c = &cs[r * hd / 2..(r + 1) * hd / 2];
                 ops::rope(&mut row[..qw + kvw], hd, c);
                 kv.k.extend_from_slice(&row[qw..qw + kvw]);

@@ -38,12 +38,25 @@ pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
 pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     let d = w.len();
     for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-        let ms = dot(xr, xr) / d as f32;
-        let inv = 1.0 / (ms + eps).sqrt();
+        let inv = inv_rms(xr, eps);
         for ((o, &v), &g) in or.iter_mut().zip(xr).zip(w) {
             *o = g * (v * inv);
         }
     }
+}
+
+/// RMSNorm of each `w.len()`-wide chunk of `x` in place (Qwen3's per-head q/k norm).
+pub fn rms_norm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
+    for xr in x.chunks_exact_mut(w.len()) {
+        let inv = inv_rms(xr, eps);
+        for (v, &g) in xr.iter_mut().zip(w) {
+            *v = g * (*v * inv);
+        }
+    }
+}
+
+fn inv_rms(x: &[f32], eps: f32) -> f32 {
+    1.0 / (dot(x, x) / x.len() as f32 + eps).sqrt()
 }
 
 /// Rotates each head of one row in place, rotate-half (NeoX / Hugging Face) pairing:

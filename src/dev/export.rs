@@ -28,22 +28,39 @@ pub fn gguf_to_hf(stream: GgufStream, file: &str, format: WeightFormat) -> Resul
         tensors.push((name, shape, data));
     };
     let vec1 = |v: &[f32]| HostWeight::new(1, v.len(), crate::formats::weights::WeightData::F32(v.to_vec()));
+    // Phi-3's fused weights, rows one after another.
+    let fuse = |ws: &[&HostWeight]| {
+        let rows: Vec<f32> = ws.iter().flat_map(|w| (0..w.rows).flat_map(|r| w.row_f32(r))).collect();
+        HostWeight::new(rows.len() / ws[0].cols, ws[0].cols, crate::formats::weights::WeightData::F32(rows))
+    };
     put("model.embed_tokens.weight".into(), &t.embed);
     for (i, l) in t.layers.iter().enumerate() {
         let p = |s: &str| format!("model.layers.{i}.{s}");
         put(p("input_layernorm.weight"), &vec1(&l.attn_norm)?);
-        put(p("self_attn.q_proj.weight"), &l.q);
-        put(p("self_attn.k_proj.weight"), &l.k);
-        put(p("self_attn.v_proj.weight"), &l.v);
+        if c.arch.fused() {
+            put(p("self_attn.qkv_proj.weight"), &fuse(&[&l.q, &l.k, &l.v])?);
+        } else {
+            put(p("self_attn.q_proj.weight"), &l.q);
+            put(p("self_attn.k_proj.weight"), &l.k);
+            put(p("self_attn.v_proj.weight"), &l.v);
+        }
         put(p("self_attn.o_proj.weight"), &l.o);
+        if let Some([qn, kn]) = &l.qk_norm {
+            put(p("self_attn.q_norm.weight"), &vec1(qn)?);
+            put(p("self_attn.k_norm.weight"), &vec1(kn)?);
+        }
         if let Some([qb, kb, vb]) = &l.qkv_bias {
             put(p("self_attn.q_proj.bias"), &vec1(qb)?);
             put(p("self_attn.k_proj.bias"), &vec1(kb)?);
             put(p("self_attn.v_proj.bias"), &vec1(vb)?);
         }
         put(p("post_attention_layernorm.weight"), &vec1(&l.ffn_norm)?);
-        put(p("mlp.gate_proj.weight"), &l.gate);
-        put(p("mlp.up_proj.weight"), &l.up);
+        if c.arch.fused() {
+            put(p("mlp.gate_up_proj.weight"), &fuse(&[&l.gate, &l.up])?);
+        } else {
+            put(p("mlp.gate_proj.weight"), &l.gate);
+            put(p("mlp.up_proj.weight"), &l.up);
+        }
         put(p("mlp.down_proj.weight"), &l.down);
     }
     put("model.norm.weight".into(), &vec1(&t.norm)?);
@@ -67,6 +84,8 @@ fn config_json(c: &Config, format: WeightFormat) -> String {
         crate::formats::config::Arch::Llama => ("LlamaForCausalLM", "llama"),
         crate::formats::config::Arch::Qwen2 => ("Qwen2ForCausalLM", "qwen2"),
         crate::formats::config::Arch::Mistral => ("MistralForCausalLM", "mistral"),
+        crate::formats::config::Arch::Qwen3 => ("Qwen3ForCausalLM", "qwen3"),
+        crate::formats::config::Arch::Phi3 => ("Phi3ForCausalLM", "phi3"),
     };
     let mut j = serde_json::json!({
         "architectures": [class], "model_type": ty, "vocab_size": c.vocab, "hidden_size": c.hidden,

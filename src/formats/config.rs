@@ -11,7 +11,11 @@ pub enum Arch {
     Llama,
     /// Llama with biases on q, k and v.
     Qwen2,
+    /// Llama with a per-head RMSNorm of queries and keys before RoPE.
+    Qwen3,
     Mistral,
+    /// Llama with q/k/v and gate/up each stored as one fused weight (split at load).
+    Phi3,
 }
 
 impl Arch {
@@ -19,16 +23,28 @@ impl Arch {
         match self {
             Arch::Llama => "llama",
             Arch::Qwen2 => "qwen2",
+            Arch::Qwen3 => "qwen3",
             Arch::Mistral => "mistral",
+            Arch::Phi3 => "phi3",
         }
+    }
+    /// Queries and keys are RMSNorm'd per head (weights `[head_dim]`) before RoPE.
+    pub fn qk_norm(self) -> bool {
+        self == Arch::Qwen3
+    }
+    /// q/k/v and gate/up come as one weight each (`qkv_proj`, `gate_up_proj`).
+    pub fn fused(self) -> bool {
+        self == Arch::Phi3
     }
     fn parse(s: &str, file: &str) -> Result<Arch> {
         match s.to_ascii_lowercase().as_str() {
             "llama" | "llamaforcausallm" => Ok(Arch::Llama),
             "qwen2" | "qwen2forcausallm" => Ok(Arch::Qwen2),
+            "qwen3" | "qwen3forcausallm" => Ok(Arch::Qwen3),
             "mistral" | "mistralforcausallm" => Ok(Arch::Mistral),
+            "phi3" | "phi3forcausallm" => Ok(Arch::Phi3),
             _ => Err(Error::unsupported(format!(
-                "{file}: architecture {s:?} is not supported (llama, qwen2 and mistral are)"
+                "{file}: architecture {s:?} is not supported (llama, qwen2, qwen3, mistral and phi3 are)"
             ))),
         }
     }
@@ -55,6 +71,9 @@ pub struct Config {
     pub head_dim: usize,
     pub rope_theta: f64,
     pub rope_scaling: Option<Llama3Scaling>,
+    /// Divisors of each RoPE frequency (llama.cpp's `rope_freqs` tensor: Llama 3 scaling
+    /// precomputed), applied after `rope_scaling`.
+    pub rope_freq_factors: Option<Vec<f64>>,
     pub eps: f32,
     pub context: usize,
     /// lm_head shares the token embedding.
@@ -115,6 +134,17 @@ impl Config {
             Some(v) => to_usize(v),
             None => meta.get("tokenizer.ggml.tokens").and_then(Meta::as_array).map_or(0, |t| t.len()),
         };
+        // The head size: key_length where the writer gives it (Qwen3's heads are not
+        // hidden / heads), else the rotary width, which must then be the whole head.
+        let opt = |k: &str| meta.get(&key(k)).and_then(Meta::as_u64).map(to_usize);
+        let rotary = opt("rope.dimension_count");
+        let head_dim = opt("attention.key_length").or(rotary).unwrap_or(hidden / heads.max(1));
+        if rotary.is_some_and(|r| r != head_dim) || opt("attention.value_length").is_some_and(|v| v != head_dim) {
+            return Err(Error::unsupported(format!(
+                "{file}: heads of {head_dim} dims with {rotary:?} rotary dims and values of {:?} (partial RoPE, unequal key/value heads)",
+                opt("attention.value_length")
+            )));
+        }
         let scaling = match meta.get(&key("rope.scaling.type")).and_then(Meta::as_str) {
             Some("llama3") => Some(Llama3Scaling {
                 factor: meta.get(&key("rope.scaling.factor")).and_then(Meta::as_f64).unwrap_or(8.0),
@@ -136,9 +166,10 @@ impl Config {
             layers: usize_of("block_count")?,
             heads,
             kv_heads: meta.get(&key("attention.head_count_kv")).and_then(Meta::as_u64).map_or(heads, to_usize),
-            head_dim: meta.get(&key("rope.dimension_count")).and_then(Meta::as_u64).map_or(hidden / heads.max(1), to_usize),
+            head_dim,
             rope_theta: meta.get(&key("rope.freq_base")).and_then(Meta::as_f64).unwrap_or(10000.0),
             rope_scaling: scaling,
+            rope_freq_factors: None, // a tensor: set by ModelTensors::from_gguf
             eps: meta.get(&key("attention.layer_norm_rms_epsilon")).and_then(Meta::as_f64).unwrap_or(1e-5) as f32,
             context: usize_of("context_length").unwrap_or(2048),
             tied: false, // decided by whether output.weight exists
@@ -156,8 +187,11 @@ impl Config {
         let num = |k: &str| -> Result<usize> {
             j[k].as_u64().map(to_usize).ok_or_else(|| Error::format(format!("{file}: {k} is missing")))
         };
-        if arch == Arch::Llama && j["attention_bias"].as_bool() == Some(true) {
-            return Err(Error::unsupported(format!("{file}: llama with attention_bias")));
+        if matches!(arch, Arch::Llama | Arch::Qwen3) && j["attention_bias"].as_bool() == Some(true) {
+            return Err(Error::unsupported(format!("{file}: {} with attention_bias", arch.name())));
+        }
+        if j["partial_rotary_factor"].as_f64().is_some_and(|f| f != 1.0) {
+            return Err(Error::unsupported(format!("{file}: partial_rotary_factor {} (RoPE over part of each head)", j["partial_rotary_factor"])));
         }
         let (hidden, heads) = (num("hidden_size")?, num("num_attention_heads")?);
         let rope = if j["rope_parameters"].is_object() { &j["rope_parameters"] } else { &j["rope_scaling"] };
@@ -174,8 +208,8 @@ impl Config {
             other => return Err(Error::unsupported(format!("{file}: rope type {other:?}"))),
         };
         let window = match arch {
-            Arch::Mistral => j["sliding_window"].as_u64(),
-            Arch::Qwen2 if j["use_sliding_window"].as_bool() == Some(true) => j["sliding_window"].as_u64(),
+            Arch::Mistral | Arch::Phi3 => j["sliding_window"].as_u64(),
+            Arch::Qwen2 | Arch::Qwen3 if j["use_sliding_window"].as_bool() == Some(true) => j["sliding_window"].as_u64(),
             _ => None,
         };
         Config {
@@ -189,6 +223,7 @@ impl Config {
             head_dim: j["head_dim"].as_u64().map_or(hidden / heads.max(1), to_usize),
             rope_theta: theta,
             rope_scaling,
+            rope_freq_factors: None,
             eps: j["rms_norm_eps"].as_f64().unwrap_or(1e-6) as f32,
             context: j["max_position_embeddings"].as_u64().map_or(2048, to_usize),
             tied: j["tie_word_embeddings"].as_bool().unwrap_or(false),

@@ -15,6 +15,8 @@ pub struct LayerTensors {
     pub o: HostWeight,
     /// Qwen2's q/k/v biases.
     pub qkv_bias: Option<[Vec<f32>; 3]>,
+    /// Qwen3's per-head RMSNorm gains of queries and keys (`[head_dim]` each).
+    pub qk_norm: Option<[Vec<f32>; 2]>,
     pub ffn_norm: Vec<f32>,
     pub gate: HostWeight,
     pub up: HostWeight,
@@ -83,6 +85,11 @@ enum Role {
     QBias,
     KBias,
     VBias,
+    QNorm,
+    KNorm,
+    /// Phi-3's fused q/k/v and gate/up weights.
+    Qkv,
+    GateUp,
     FfnNorm,
     Gate,
     Up,
@@ -102,9 +109,13 @@ fn gguf_name(r: Role, i: usize) -> String {
         Role::QBias => "attn_q.bias",
         Role::KBias => "attn_k.bias",
         Role::VBias => "attn_v.bias",
+        Role::QNorm => "attn_q_norm.weight",
+        Role::KNorm => "attn_k_norm.weight",
+        Role::Qkv => "attn_qkv.weight",
         Role::FfnNorm => "ffn_norm.weight",
         Role::Gate => "ffn_gate.weight",
-        Role::Up => "ffn_up.weight",
+        // llama.cpp names Phi-3's fused gate/up ffn_up (its SwiGLU splits it in halves).
+        Role::Up | Role::GateUp => "ffn_up.weight",
         Role::Down => "ffn_down.weight",
     };
     format!("blk.{i}.{s}")
@@ -123,6 +134,10 @@ fn hf_name(r: Role, i: usize) -> String {
         Role::QBias => "self_attn.q_proj.bias",
         Role::KBias => "self_attn.k_proj.bias",
         Role::VBias => "self_attn.v_proj.bias",
+        Role::QNorm => "self_attn.q_norm.weight",
+        Role::KNorm => "self_attn.k_norm.weight",
+        Role::Qkv => "self_attn.qkv_proj.weight",
+        Role::GateUp => "mlp.gate_up_proj.weight",
         Role::FfnNorm => "post_attention_layernorm.weight",
         Role::Gate => "mlp.gate_proj.weight",
         Role::Up => "mlp.up_proj.weight",
@@ -184,13 +199,24 @@ pub(crate) fn unpermute_heads(w: HostWeight, heads: usize) -> HostWeight {
             }
         }
     }
-    w.permute_rows(&src)
+    w.gather_rows(&src)
 }
 
 impl ModelTensors {
     pub fn from_gguf(header: &Header, map: BTreeMap<String, (TensorInfo, Vec<u8>)>, file: &str) -> Result<Self> {
-        let cfg = Config::from_gguf(&header.meta, file)?;
-        let map = map.into_iter().map(|(k, (t, b))| (k, RawTensor::from_gguf(t, b))).collect();
+        let mut cfg = Config::from_gguf(&header.meta, file)?;
+        let mut map: BTreeMap<String, RawTensor> = map.into_iter().map(|(k, (t, b))| (k, RawTensor::from_gguf(t, b))).collect();
+        // llama.cpp writes Llama 3's RoPE scaling as per-frequency divisors, not metadata.
+        if let Some(t) = map.remove("rope_freqs.weight") {
+            let f = t.to_f32("rope_freqs.weight")?;
+            if f.len() != cfg.head_dim / 2 || f.iter().any(|&x| x <= 0.0) {
+                return Err(Error::shape(format!("{file}: rope_freqs.weight has {} factors (positive, {} expected)", f.len(), cfg.head_dim / 2)));
+            }
+            cfg.rope_freq_factors = Some(f.into_iter().map(f64::from).collect());
+        }
+        if let Some(k) = ["rope_factors_long.weight", "rope_factors_short.weight"].into_iter().find(|k| map.contains_key(*k)) {
+            return Err(Error::unsupported(format!("{file}: {k}: LongRoPE scaling is not supported")));
+        }
         // llama.cpp's converter permutes q/k rows of llama-arch models (Mistral included).
         let permuted = matches!(cfg.arch, Arch::Llama | Arch::Mistral);
         Self::assemble(cfg, Take { file, map, name: gguf_name }, permuted)
@@ -208,7 +234,20 @@ impl ModelTensors {
         let lm_head = if cfg.tied { None } else { Some(t.matrix(Role::Output, 0, cfg.vocab, d)?) };
         let mut layers = Vec::with_capacity(cfg.layers);
         for i in 0..cfg.layers {
-            let (mut q, mut k) = (t.matrix(Role::Q, i, qd, d)?, t.matrix(Role::K, i, kvd, d)?);
+            // Fused weights are split by rows (exact in every format: a row is whole blocks),
+            // so every architecture runs the same fused q/k/v and gate/up kernels.
+            let (mut q, mut k, v) = if cfg.arch.fused() {
+                let w = t.matrix(Role::Qkv, i, qd + 2 * kvd, d)?;
+                (w.slice_rows(0, qd), w.slice_rows(qd, qd + kvd), w.slice_rows(qd + kvd, qd + 2 * kvd))
+            } else {
+                (t.matrix(Role::Q, i, qd, d)?, t.matrix(Role::K, i, kvd, d)?, t.matrix(Role::V, i, kvd, d)?)
+            };
+            let (gate, up) = if cfg.arch.fused() {
+                let w = t.matrix(Role::GateUp, i, 2 * cfg.ffn, d)?;
+                (w.slice_rows(0, cfg.ffn), w.slice_rows(cfg.ffn, 2 * cfg.ffn))
+            } else {
+                (t.matrix(Role::Gate, i, cfg.ffn, d)?, t.matrix(Role::Up, i, cfg.ffn, d)?)
+            };
             if permuted {
                 q = unpermute_heads(q, cfg.heads);
                 k = unpermute_heads(k, cfg.kv_heads);
@@ -218,16 +257,18 @@ impl ModelTensors {
             } else {
                 None
             };
+            let qk_norm = if cfg.arch.qk_norm() { Some([t.vector(Role::QNorm, i, hd)?, t.vector(Role::KNorm, i, hd)?]) } else { None };
             layers.push(LayerTensors {
                 attn_norm: t.vector(Role::AttnNorm, i, d)?,
                 q,
                 k,
-                v: t.matrix(Role::V, i, kvd, d)?,
+                v,
                 o: t.matrix(Role::O, i, d, qd)?,
                 qkv_bias,
+                qk_norm,
                 ffn_norm: t.vector(Role::FfnNorm, i, d)?,
-                gate: t.matrix(Role::Gate, i, cfg.ffn, d)?,
-                up: t.matrix(Role::Up, i, cfg.ffn, d)?,
+                gate,
+                up,
                 down: t.matrix(Role::Down, i, d, cfg.ffn)?,
             });
         }

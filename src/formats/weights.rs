@@ -97,19 +97,25 @@ impl HostWeight {
         self.format().bytes_for(self.rows * self.cols)
     }
 
-    /// The same weight with its rows reordered: row `i` of the result is row `src[i]`.
-    pub fn permute_rows(self, src: &[usize]) -> HostWeight {
+    /// Rows of this weight, in any order: row `i` of the result is row `src[i]` (a
+    /// permutation, or a slice of a fused weight).
+    pub fn gather_rows(&self, src: &[usize]) -> HostWeight {
         fn gather<T: Copy>(v: &[T], unit: usize, src: &[usize]) -> Vec<T> {
             src.iter().flat_map(|&r| v[r * unit..(r + 1) * unit].iter().copied()).collect()
         }
-        let (rows, cols, fmt) = (self.rows, self.cols, self.format());
+        let (cols, fmt) = (self.cols, self.format());
         let data = match &self.data {
             WeightData::F32(v) => WeightData::F32(gather(v, cols, src)),
             WeightData::F16(v) => WeightData::F16(gather(v, cols, src)),
             WeightData::BF16(v) => WeightData::BF16(gather(v, cols, src)),
             WeightData::Blocks(f, v) => WeightData::Blocks(*f, gather(v, fmt.bytes_for(cols), src)),
         };
-        HostWeight { rows, cols, data }
+        HostWeight { rows: src.len(), cols, data }
+    }
+
+    /// Rows `start..end`.
+    pub fn slice_rows(&self, start: usize, end: usize) -> HostWeight {
+        self.gather_rows(&(start..end).collect::<Vec<_>>())
     }
 
     /// One row widened to f32 (scalar reference decode; not the hot path).

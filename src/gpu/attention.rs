@@ -1,4 +1,5 @@
-//! Recording attention, per sequence of the batch: `rope_append.wgsl` (RoPE of the rows'
+//! Recording attention: Qwen3's per-head q/k norm over the whole batch first
+//! (`head_norm.wgsl`), then per sequence of the batch: `rope_append.wgsl` (RoPE of the rows'
 //! queries in place and keys into the cache, values copied there), then causal attention over
 //! the cache: `attention_split.wgsl` for a few rows (decode; split over the context, with
 //! `attention_merge.wgsl` when it took several chunks), `attention_prefill.wgsl` from 16 rows.
@@ -11,6 +12,7 @@ use super::model_ops::GpuKv;
 use super::pipelines::Kernel;
 use super::GpuBackend;
 use crate::backend::ops::Attend;
+use crate::backend::Shaped;
 use crate::error::{Error, Result};
 
 /// Spans of at least this many rows take the tiled kernel (its ROWS rows a workgroup).
@@ -36,8 +38,30 @@ impl GpuBackend {
             *rope = Some((table, buf));
         }
         let cs = &rope.as_ref().expect("uploaded").1;
-        let Attend { qkv, caches, spans, out, .. } = op;
+        let Attend { qkv, caches, spans, qk_norm, out, .. } = op;
         let w = qkv.cols;
+        let params = |rows: usize, row0: usize, pos0: usize, scale: f32, chunks: usize| AttnParams {
+            rows: rows as u32,
+            row0: row0 as u32,
+            pos0: pos0 as u32,
+            heads: h.heads as u32,
+            kv_heads: h.kv_heads as u32,
+            head_dim: hd as u32,
+            window: h.window.unwrap_or(0) as u32,
+            q_stride: w as u32,
+            scale,
+            chunks: chunks as u32,
+            chunk: CHUNK as u32,
+            pad: 0,
+        };
+        if let Some(n) = qk_norm {
+            // Every row of the batch at once, before any span's RoPE.
+            let rows = qkv.shape()[0];
+            let p = params(rows, 0, 0, n.eps, 1);
+            let bufs = [qkv.bind(), n.q.bind(), n.k.bind()];
+            let bytes = (rows * (qw + kvw) * 8 + 2 * hd * 4) as u64;
+            g.dispatch(Dispatch { kernel: Kernel::HeadNorm, bufs: &bufs, params: bytemuck::bytes_of(&p), grid: g.grid_1d(rows * (h.heads + h.kv_heads)), bytes })?;
+        }
         for (s, kv) in spans.iter().zip(caches) {
             let span = s.pos0 + s.rows;
             self.kv_reserve(kv, span)?;
@@ -46,20 +70,7 @@ impl GpuBackend {
             // Positions the last row attends to (the most any row does).
             let seen = h.window.map_or(span, |win| win.min(span));
             let chunks = if s.rows < PREFILL_TILED_ROWS { seen.div_ceil(CHUNK) } else { 1 };
-            let params = AttnParams {
-                rows: s.rows as u32,
-                row0: s.row0 as u32,
-                pos0: s.pos0 as u32,
-                heads: h.heads as u32,
-                kv_heads: h.kv_heads as u32,
-                head_dim: hd as u32,
-                window: h.window.unwrap_or(0) as u32,
-                q_stride: w as u32,
-                scale: 1.0 / (hd as f32).sqrt(),
-                chunks: chunks as u32,
-                chunk: CHUNK as u32,
-                pad: 0,
-            };
+            let params = params(s.rows, s.row0, s.pos0, 1.0 / (hd as f32).sqrt(), chunks);
             let p = bytemuck::bytes_of(&params);
             let (qkv_b, kc, vc, out_b) = (qkv.bind(), (kb, *kid), (vb, *vid), out.bind());
             let new = (s.rows * kvw * 4) as u64;

@@ -39,6 +39,7 @@ shaders! {
     EMBED = "embed.wgsl";
     ATTENTION_IO = "attention_io.wgsl";
     ROPE_APPEND = "rope_append.wgsl";
+    HEAD_NORM = "head_norm.wgsl";
     ATTENTION_SPLIT = "attention_split.wgsl";
     ATTENTION_MERGE = "attention_merge.wgsl";
     ATTENTION_PREFILL = "attention_prefill.wgsl";
@@ -120,6 +121,8 @@ pub enum Kernel {
     Combine(u32),
     Embed(WeightFormat),
     RopeAppend,
+    /// Per-head RMSNorm of queries and keys (Qwen3), before RoPE.
+    HeadNorm,
     /// Decode attention split over the context; `true`: RoPE and the cache append inside (a
     /// span of one row).
     AttentionSplit(bool),
@@ -148,6 +151,7 @@ impl Kernel {
             Kernel::Combine(_) => COMBINE.to_string(),
             Kernel::Embed(f) => [&weights_snippet(f), EMBED].join("\n"),
             Kernel::RopeAppend => [ATTENTION_IO, ROPE_APPEND].join("\n"),
+            Kernel::HeadNorm => [ATTENTION_IO, HEAD_NORM].join("\n"),
             Kernel::AttentionSplit(_) => [&reduce, ATTENTION_IO, ATTENTION_SPLIT].join("\n"),
             Kernel::AttentionMerge => [ATTENTION_IO, ATTENTION_MERGE].join("\n"),
             Kernel::AttentionPrefill => [ATTENTION_IO, ATTENTION_PREFILL].join("\n"),

@@ -9,8 +9,10 @@ use crate::formats::gguf::{GgufStream, Meta};
 use crate::formats::tensors::{unpermute_heads, RawTensor};
 use crate::formats::weights::{HostWeight, WeightData};
 
-fn proj(name: &str) -> Option<Proj> {
+fn proj(name: &str, arch: Arch) -> Option<Proj> {
     Some(match name {
+        // Phi-3's fused gate/up goes by llama.cpp's ffn_up.
+        "ffn_up" if arch.fused() => Proj::GateUp,
         "attn_q" => Proj::Q,
         "attn_k" => Proj::K,
         "attn_v" => Proj::V,
@@ -18,6 +20,7 @@ fn proj(name: &str) -> Option<Proj> {
         "ffn_gate" => Proj::Gate,
         "ffn_up" => Proj::Up,
         "ffn_down" => Proj::Down,
+        "attn_qkv" => Proj::Qkv,
         _ => return None,
     })
 }
@@ -38,8 +41,8 @@ pub fn from_stream(file: &str, s: GgufStream, cfg: &Config) -> Result<AdapterFil
     }
     let arch = meta("general.architecture").and_then(Meta::as_str).unwrap_or("");
     let fits = match cfg.arch {
-        Arch::Qwen2 => arch == "qwen2",
         Arch::Llama | Arch::Mistral => arch == "llama",
+        a => arch == a.name(),
     };
     if !fits {
         return Err(Error::adapter(format!("{file}: an adapter for {arch:?} models, this model is {}", cfg.arch.name())));
@@ -54,7 +57,7 @@ pub fn from_stream(file: &str, s: GgufStream, cfg: &Config) -> Result<AdapterFil
         let kb = format!("{stem}.lora_b");
         let target = match stem.split('.').collect::<Vec<_>>().as_slice() {
             ["output", "weight"] => Target::LmHead,
-            ["blk", i, p, "weight"] => match (i.parse::<usize>(), proj(p)) {
+            ["blk", i, p, "weight"] => match (i.parse::<usize>(), proj(p, cfg.arch)) {
                 (Ok(i), Some(p)) if i < cfg.layers => Target::Layer(i, p),
                 _ => return Err(Error::shape(format!("{file}: tensor {ka} does not belong to any module of this model"))),
             },
@@ -84,7 +87,7 @@ pub fn from_stream(file: &str, s: GgufStream, cfg: &Config) -> Result<AdapterFil
         }
         // llama.cpp: scale = alpha / rank, or 1 when the file gives no alpha.
         let scale = if alpha > 0.0 { (alpha / rank as f64) as f32 } else { 1.0 };
-        modules.push(ModuleLora { target, a, b, rank, scale, magnitude: None });
+        modules.extend(ModuleLora { target, a, b, rank, scale, magnitude: None }.split_fused(cfg));
     }
     if let Some(k) = tensors.keys().next() {
         return Err(Error::format(format!("{file}: tensor {k} is not a LoRA factor")));

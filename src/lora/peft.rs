@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use super::MAX_RANK;
-use crate::formats::config::Config;
+use crate::formats::config::{Arch, Config};
 use crate::formats::to_usize;
 use crate::formats::tensors::RawTensor;
 use std::collections::BTreeMap;
@@ -20,10 +20,21 @@ pub enum Proj {
     Gate,
     Up,
     Down,
+    /// Phi-3's fused q/k/v (`qkv_proj`) and gate/up (`gate_up_proj`): adapter files name
+    /// them; `ModuleLora::split_fused` turns them into their parts.
+    Qkv,
+    GateUp,
 }
 
 impl Proj {
-    pub const ALL: [Proj; 7] = [Proj::Q, Proj::K, Proj::V, Proj::O, Proj::Gate, Proj::Up, Proj::Down];
+    /// The projections a decoder layer of `arch` offers to adapters.
+    pub fn of(arch: Arch) -> &'static [Proj] {
+        if arch.fused() {
+            &[Proj::Qkv, Proj::O, Proj::GateUp, Proj::Down]
+        } else {
+            &[Proj::Q, Proj::K, Proj::V, Proj::O, Proj::Gate, Proj::Up, Proj::Down]
+        }
+    }
     /// Hugging Face module path inside a decoder layer.
     pub fn hf(self) -> &'static str {
         match self {
@@ -34,6 +45,8 @@ impl Proj {
             Proj::Gate => "mlp.gate_proj",
             Proj::Up => "mlp.up_proj",
             Proj::Down => "mlp.down_proj",
+            Proj::Qkv => "self_attn.qkv_proj",
+            Proj::GateUp => "mlp.gate_up_proj",
         }
     }
     /// (out, in) for a config.
@@ -45,6 +58,16 @@ impl Proj {
             Proj::O => (d, q),
             Proj::Gate | Proj::Up => (c.ffn, d),
             Proj::Down => (d, c.ffn),
+            Proj::Qkv => (q + 2 * kv, d),
+            Proj::GateUp => (2 * c.ffn, d),
+        }
+    }
+    /// A fused projection's parts, in the order of its rows.
+    fn parts(self) -> &'static [Proj] {
+        match self {
+            Proj::Qkv => &[Proj::Q, Proj::K, Proj::V],
+            Proj::GateUp => &[Proj::Gate, Proj::Up],
+            _ => &[],
         }
     }
 }
@@ -73,6 +96,36 @@ pub struct ModuleLora {
     pub rank: usize,
     pub scale: f32,
     pub magnitude: Option<Vec<f32>>,
+}
+
+impl ModuleLora {
+    /// A LoRA on a fused weight as one LoRA per part: the same A, B's rows (and a DoRA
+    /// magnitude's) split as the model splits the weight. Exact, DoRA included: each output
+    /// row of `W + s·B·A` and its norm depend on that row alone. Other modules pass through.
+    pub fn split_fused(self, c: &Config) -> Vec<ModuleLora> {
+        let (i, parts) = match self.target {
+            Target::Layer(i, p) if !p.parts().is_empty() => (i, p.parts()),
+            _ => return vec![self],
+        };
+        let mut row0 = 0;
+        parts
+            .iter()
+            .map(|&p| {
+                let rows = p.shape(c).0;
+                let part = |v: &[f32], width: usize| v[row0 * width..(row0 + rows) * width].to_vec();
+                let m = ModuleLora {
+                    target: Target::Layer(i, p),
+                    a: self.a.clone(),
+                    b: part(&self.b, self.rank),
+                    rank: self.rank,
+                    scale: self.scale,
+                    magnitude: self.magnitude.as_deref().map(|g| part(g, 1)),
+                };
+                row0 += rows;
+                m
+            })
+            .collect()
+    }
 }
 
 /// An adapter as read from its files (a PEFT folder, or a GGUF LoRA: `gguf_lora.rs`), its
@@ -228,7 +281,7 @@ impl AdapterFile {
                 .into_iter()
                 .find(|k| tensors.contains_key(k))
         }
-        let mut targets: Vec<Target> = (0..cfg.layers).flat_map(|i| Proj::ALL.map(|p| Target::Layer(i, p))).collect();
+        let mut targets: Vec<Target> = (0..cfg.layers).flat_map(|i| Proj::of(cfg.arch).iter().map(move |&p| Target::Layer(i, p))).collect();
         targets.push(Target::LmHead);
         let mut modules = Vec::new();
         let mut names = Vec::new();
@@ -274,7 +327,7 @@ impl AdapterFile {
                     };
                     let (a, b) = (ta.to_f32(&ka)?, tb.to_f32(&kb)?);
                     names.push(module);
-                    modules.push(ModuleLora { target: t, a, b, rank, scale, magnitude });
+                    modules.extend(ModuleLora { target: t, a, b, rank, scale, magnitude }.split_fused(cfg));
                 }
                 (true, _, _) => return Err(Error::format(format!("adapter: {module} is targeted but its lora_A/lora_B are missing"))),
                 (false, _, _) => {

@@ -1,11 +1,11 @@
-//! The LLaMA-family forward pass (llama, qwen2, mistral), written once over `ModelOps`: per
+//! The LLaMA-family forward pass (llama, qwen2, qwen3, mistral, phi3), written once over `ModelOps`: per
 //! layer one fused linear for q/k/v (RMSNorm in its prologue), attention, one for o (the
 //! residual add in its epilogue), one for gate/up (SiLU·mul in its epilogue) and one for
 //! down. Every projection, lm_head included, sits in a `LoraGroup`, so adapters can target
 //! any of them.
 
 use crate::backend::linear::Epilogue;
-use crate::backend::ops::{self, Attend, Heads, ModelOps, Span};
+use crate::backend::ops::{self, Attend, Heads, ModelOps, QkNorm, Span};
 use crate::backend::routing::Mix;
 use crate::backend::Shaped;
 use crate::error::{Error, Result};
@@ -21,6 +21,8 @@ struct Layer<B: ModelOps> {
     qkv: LoraGroup<B>,
     /// Qwen2's q/k/v biases, side by side.
     qkv_bias: Option<B::Tensor>,
+    /// Qwen3's per-head RMSNorm gains of queries and keys.
+    qk_norm: Option<[B::Tensor; 2]>,
     o: LoraGroup<B>,
     ffn_norm: B::Tensor,
     /// gate, up.
@@ -111,7 +113,7 @@ fn inv_freq(cfg: &Config) -> Vec<f64> {
     let hd = cfg.head_dim as f64;
     (0..cfg.head_dim / 2)
         .map(|i| {
-            let f = 1.0 / cfg.rope_theta.powf(2.0 * i as f64 / hd);
+            let f = 1.0 / cfg.rope_theta.powf(2.0 * i as f64 / hd) / cfg.rope_freq_factors.as_ref().map_or(1.0, |d| d[i]);
             let Some(s) = cfg.rope_scaling else { return f };
             let wavelen = 2.0 * std::f64::consts::PI / f;
             let (low_wl, high_wl) = (s.original_max_position / s.low_freq_factor, s.original_max_position / s.high_freq_factor);
@@ -147,6 +149,7 @@ impl<B: ModelOps> Llama<B> {
                 attn_norm: vec(&l.attn_norm)?,
                 qkv: LoraGroup::new(backend, vec![l.q, l.k, l.v])?,
                 qkv_bias: l.qkv_bias.map(|b| vec(&b.concat())).transpose()?,
+                qk_norm: l.qk_norm.map(|[q, k]| Ok::<_, Error>([vec(&q)?, vec(&k)?])).transpose()?,
                 o: LoraGroup::new(backend, vec![l.o])?,
                 ffn_norm: vec(&l.ffn_norm)?,
                 gate_up: LoraGroup::new(backend, vec![l.gate, l.up])?,
@@ -180,6 +183,7 @@ impl<B: ModelOps> Llama<B> {
                     Proj::Gate => (&mut l.gate_up, 0),
                     Proj::Up => (&mut l.gate_up, 1),
                     Proj::Down => (&mut l.down, 0),
+                    Proj::Qkv | Proj::GateUp => return Err(Error::adapter("a fused projection's adapter must be split (ModuleLora::split_fused)")),
                 })
             }
         }
@@ -224,7 +228,8 @@ impl<B: ModelOps> Llama<B> {
         let mut qkv = b.empty(n, heads.q_width() + 2 * heads.kv_width())?;
         l.qkv.forward(&*x, Some((&l.attn_norm, c.eps)), mix, true, Epilogue::Store { out: &mut qkv, bias: l.qkv_bias.as_ref() })?;
         let mut a = b.empty(n, heads.q_width())?;
-        b.attend(Attend::new(b, &mut qkv, caches, spans, heads, &self.inv_freq, &mut a)?)?;
+        let qk_norm = l.qk_norm.as_ref().map(|[q, k]| QkNorm { q, k, eps: c.eps });
+        b.attend(Attend::new(b, &mut qkv, caches, spans, heads, &self.inv_freq, qk_norm, &mut a)?)?;
         l.o.forward(&a, None, mix, true, Epilogue::Add(x))
     }
 
