@@ -93,7 +93,7 @@ fn tiny_models_match_pytorch_on_the_gpu() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 28, "3 architectures × (6 GGUF formats + HF), plus sharded HF; qwen3 and phi3 × (2 GGUF formats + HF)");
+    assert_eq!(checked, 29, "3 architectures × (6 GGUF formats + HF), sharded HF, llama with rope_freqs; qwen3 and phi3 × (2 GGUF formats + HF)");
 }
 
 /// The PEFT fixture variants: (name, base model files, adapter files, PEFT's logits).

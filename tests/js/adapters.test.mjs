@@ -26,6 +26,21 @@ function maxRel(got, want, V) {
 }
 const expected = (n) => new Float32Array(readFileSync(new URL(`adapters/${n}/expected_logits.f32`, TINY)).buffer.slice(0));
 
+test('PEFT adapters on the other architectures match PEFT (Qwen2/3, Mistral, fused Phi-3 projections)', async () => {
+  const names = Object.keys(AREF).filter((n) => AREF[n].base !== 'llama');
+  assert.ok(names.includes('phi3-fused') && names.includes('qwen3-all-linear'), names.join());
+  for (const n of names) {
+    const model = await rt.loadModel(new URL(`${AREF[n].base}-hf/`, TINY).href);
+    const info = await model.loadAdapter(n, new URL(`adapters/${n}/`, TINY).href);
+    const got = await model.forward(REF.prompt_ids, { adapter: n });
+    const err = maxRel(got, expected(n), model.info.vocabSize);
+    assert.ok(err <= 1e-4, `${n}: ${err}`);
+    // Fused projections are reported by PEFT's module names.
+    if (n.startsWith('phi3')) assert.ok(info.targets.some((t) => t.endsWith('self_attn.qkv_proj')), info.targets.join());
+    model.dispose();
+  }
+});
+
 test('PEFT adapters match PEFT, per request, with swap, scale, stack and unload', async () => {
   assert.equal(rt.adapterPrecision, 'f32');
   const model = await rt.loadModel(new URL('llama-hf/', TINY).href);
