@@ -190,6 +190,7 @@ fn bad_adapters_are_refused_and_change_nothing() {
 fn gguf_lora_adapters_match_peft() {
     let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir().join("adapters/gguf.json")).unwrap()).unwrap();
     let ids = prompt();
+    assert_eq!(r.as_object().unwrap().len(), 5, "llama ×2, qwen2, qwen3, phi3 (fused projections)");
     for (name, e) in r.as_object().unwrap() {
         let mut m = base(e["base"].as_str().unwrap());
         let path = dir().join(e["file"].as_str().unwrap());
