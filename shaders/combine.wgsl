@@ -1,7 +1,7 @@
 // The fused linear's epilogues where one pass cannot finish them (a group split over several
 // weight bindings, or prefill's silu·mul): the weights' results were stored side by side in
 // `y`; MODE 0 adds the bias `y` to every row of `out`, 1 adds `y` to `out`, 2 writes
-// out[r, c] = silu(y[r, c])·y[r, cols + c].
+// out[r, c] = silu(y[r, c])·y[r, cols + c], 3 the same with GELU (act.wgsl's glu).
 
 override MODE: u32 = 0u;
 
@@ -31,8 +31,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         }
         default: {
             let at = (i / p.cols) * p.in_cols + i % p.cols;
-            let g = y[at];
-            out[i] = g / (1.0 + exp(-g)) * y[at + p.cols];
+            out[i] = glu(y[at], y[at + p.cols], MODE == 3u);
         }
     }
 }

@@ -1,5 +1,5 @@
 // The fused linear for decode (n < 16 input rows): out ⟵ epilogue(norm(x)·Wᵀ + adapters).
-// A workgroup computes two group rows (EPILOGUE 2: gate row o and up row end0 + o) for a
+// A workgroup computes two group rows (EPILOGUE 2, 3: gate row o and up row end0 + o) for a
 // block of up to 4 input rows. Its 64 threads stride over the weight rows 8 weights at a time
 // (k8/w8: whole words of quants, dequantized in registers, each weight used for every input
 // row), then over the adapters' ranks: the LoRA term is more terms of the same dot product,
@@ -38,7 +38,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, lane: Lane) {
     var o0 = p.row0 + 2u * unit;
     var o1 = o0 + 1u;
     var live1 = 2u * unit + 1u < p.rows;
-    if (EPILOGUE == 2u) {
+    if (EPILOGUE >= 2u) {
         o0 = p.row0 + unit;
         o1 = p.end0 + o0;
         live1 = true;
@@ -119,7 +119,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, lane: Lane) {
             y0 = dora_out(o0, r, y0);
             y1 = dora_out(o1, r, y1);
         }
-        if (EPILOGUE == 2u) {
+        if (EPILOGUE >= 2u) {
             write_out(o0, r, y0, y1);
         } else {
             write_out(o0, r, y0, 0.0);

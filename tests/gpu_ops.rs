@@ -7,7 +7,7 @@
 
 mod common;
 use common::Rng;
-use lorafuse::backend::linear::Epilogue;
+use lorafuse::backend::linear::{Act, Epilogue};
 use lorafuse::backend::ops::{self, Attend, Heads, ModelOps, QkNorm, Span};
 use lorafuse::lora::LoraGroup;
 use lorafuse::{CpuBackend, FactorFormat, GpuOptions, HostWeight, Mix, WeightData, WeightFormat};
@@ -122,8 +122,10 @@ fn ops<B: ModelOps>(b: &B, seed: u64) -> Vec<(String, Vec<f32>)> {
             qkv.forward(&x, norm, &mix, true, Epilogue::Store { out: &mut y, bias: Some(&bias) }).unwrap();
             out.push((format!("linear {label}, norm {}, store + bias", norm.is_some()), read(b, &y)));
             let mut h = b.empty(n, outs[0]).unwrap();
-            gate_up.forward(&x, norm, &mix, true, Epilogue::SiluMul(&mut h)).unwrap();
-            out.push((format!("linear {label}, norm {}, silu·mul", norm.is_some()), read(b, &h)));
+            for act in [Act::Silu, Act::GeluTanh] {
+                gate_up.forward(&x, norm, &mix, true, Epilogue::Glu(&mut h, act)).unwrap();
+                out.push((format!("linear {label}, norm {}, {act:?}·mul", norm.is_some()), read(b, &h)));
+            }
             let mut res = b.tensor(&rng.vec(n * inp, 1.0), n, inp).unwrap();
             down.forward(&h, None, &mix, true, Epilogue::Add(&mut res)).unwrap();
             out.push((format!("linear {label}, add"), read(b, &res)));

@@ -1,6 +1,6 @@
 //! The fused linear op: `out ⟵ epilogue(norm(x)·Wᵢᵀ + Σ coef·(norm(x)·Aᵀ)·Bᵀ)` for one or
 //! more weights sharing an input (q, k and v; gate and up) and one adapter arena. A norm in
-//! the prologue and an add or SiLU·mul in the epilogue cost no passes of their own: the
+//! the prologue and an add or gated activation in the epilogue cost no passes of their own: the
 //! forward pass of a transformer layer is four of these and one attention.
 
 use super::routing::Routes;
@@ -19,15 +19,24 @@ pub enum Epilogue<'a, T> {
     Store { out: &'a mut T, bias: Option<&'a T> },
     /// `out += y₀` (one part): the residual stream.
     Add(&'a mut T),
-    /// `out = silu(y₀)·y₁` (two parts of one width): a SwiGLU MLP's gate and up.
-    SiluMul(&'a mut T),
+    /// `out = act(y₀)·y₁` (two parts of one width): a gated MLP's gate and up.
+    Glu(&'a mut T, Act),
+}
+
+/// The activation of a gated MLP's gate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Act {
+    /// SwiGLU (Llama, Qwen, Mistral, Phi-3).
+    Silu,
+    /// GeGLU with GELU's tanh form, PyTorch's `gelu(approximate='tanh')` (Gemma).
+    GeluTanh,
 }
 
 impl<T> Epilogue<'_, T> {
     /// The tensor written.
     pub fn target(&self) -> &T {
         match self {
-            Epilogue::Store { out, .. } | Epilogue::Add(out) | Epilogue::SiluMul(out) => out,
+            Epilogue::Store { out, .. } | Epilogue::Add(out) | Epilogue::Glu(out, _) => out,
         }
     }
 }
@@ -77,8 +86,8 @@ impl<'a, B: Backend> Linear<'a, B> {
             Epilogue::Store { .. } => total,
             Epilogue::Add(_) if outs.len() != 1 => return bad(format!("{} weights added to one output", outs.len())),
             Epilogue::Add(_) => total,
-            Epilogue::SiluMul(_) if outs.len() != 2 || outs[0] != outs[1] => return bad(format!("silu·mul of outputs {outs:?}")),
-            Epilogue::SiluMul(_) => outs[0],
+            Epilogue::Glu(..) if outs.len() != 2 || outs[0] != outs[1] => return bad(format!("gated activation of outputs {outs:?}")),
+            Epilogue::Glu(..) => outs[0],
         };
         if epilogue.target().shape() != [n, want] {
             return bad(format!("output {:?}, expected [{n}, {want}]", epilogue.target().shape()));

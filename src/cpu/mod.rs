@@ -186,10 +186,10 @@ impl Backend for CpuBackend {
                 }
             }
             Epilogue::Add(out) => out.data.iter_mut().zip(&ys[0].0).for_each(|(v, y)| *v += y),
-            Epilogue::SiluMul(out) => {
+            Epilogue::Glu(out, act) => {
                 let (gate, up) = (&ys[0].0, &ys[1].0);
                 out.data.copy_from_slice(gate);
-                ops::silu_mul(&mut out.data, up);
+                ops::glu(&mut out.data, up, act);
             }
         }
         Ok(())

@@ -1,6 +1,7 @@
 //! The non-matmul ops of a transformer forward pass on the CPU (f32 activations).
 
 use super::simd::F32x4;
+use crate::backend::linear::Act;
 
 /// Dot product, 8 lanes of independent accumulation.
 #[inline]
@@ -72,10 +73,18 @@ pub fn rope(row: &mut [f32], head_dim: usize, cs: &[[f32; 2]]) {
     }
 }
 
-/// `gate ← silu(gate) · up`.
-pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+/// √(2/π), as PyTorch computes it (in f64, then rounded).
+const GELU_BETA: f32 = (std::f64::consts::SQRT_2 * std::f64::consts::FRAC_2_SQRT_PI * 0.5) as f32;
+
+/// `gate ← act(gate) · up`.
+pub fn glu(gate: &mut [f32], up: &[f32], act: Act) {
     for (g, &u) in gate.iter_mut().zip(up) {
-        *g = *g / (1.0 + (-*g).exp()) * u;
+        let x = *g;
+        *g = match act {
+            Act::Silu => x / (1.0 + (-x).exp()),
+            // PyTorch's formula and constants, in f32 as there.
+            Act::GeluTanh => 0.5 * x * (1.0 + (GELU_BETA * (x + 0.044715 * (x * x * x))).tanh()),
+        } * u;
     }
 }
 

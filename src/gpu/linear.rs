@@ -133,7 +133,7 @@ pub(super) fn encode(g: &Inner, op: Linear<'_, GpuBackend>) -> Result<()> {
     let one_run = parts.windows(2).all(|w| w[0].weight.followed_by(w[1].weight));
     let pieces = first.pieces(0..first.rows);
     let whole = one_run && first.store.chunks.iter().any(|c| c.row0 <= first.row0 && first.row0 + total <= c.row0 + c.rows);
-    let silu = matches!(epilogue, Epilogue::SiluMul(_));
+    let glu = matches!(epilogue, Epilogue::Glu(..));
     let main = |epi: Epi, out: &GpuTensor, chunk: (&wgpu::Buffer, u64), row0: usize, rows: usize, w_row0: usize, fmt| -> Result<()> {
         let out_cols = out.cols as u32;
         let bias_b = match &epilogue {
@@ -141,11 +141,11 @@ pub(super) fn encode(g: &Inner, op: Linear<'_, GpuBackend>) -> Result<()> {
             _ => unused,
         };
         let bufs = [chunk, x_b, (&arena.buf, arena.id), lora_b, out.bind(), gain_b, bias_b, rs_b];
-        let wbytes = first.format.bytes_for(rows * cols) as u64 * if silu && decode { 2 } else { 1 };
+        let wbytes = first.format.bytes_for(rows * cols) as u64 * if glu && decode { 2 } else { 1 };
         let bytes = wbytes + (n * (cols + rows) * 4) as u64 + b_bytes;
         let mut p = LinearParams { rows: rows as u32, row0: row0 as u32, w_row0: w_row0 as u32, out_cols, ..base };
         let (kernel, grid) = if decode {
-            let units = if matches!(epi, Epi::SiluMul) { rows } else { rows.div_ceil(2) };
+            let units = if matches!(epi, Epi::Glu(_)) { rows } else { rows.div_ceil(2) };
             let (wg_x, [gx, gy]) = g.fold(units);
             p.wg_x = wg_x as u32;
             (Kernel::Matvec(fmt, mode, epi), [gx, gy, n.div_ceil(4)])
@@ -154,13 +154,13 @@ pub(super) fn encode(g: &Inner, op: Linear<'_, GpuBackend>) -> Result<()> {
         };
         g.dispatch(Dispatch { kernel, bufs: &bufs, params: bytemuck::bytes_of(&p), grid, bytes })
     };
-    if whole && (decode || !silu) {
+    if whole && (decode || !glu) {
         let piece = &pieces[0];
         let chunk = (&piece.chunk.buf, piece.chunk.id);
         let (epi, rows) = match &epilogue {
             Epilogue::Store { bias, .. } => (Epi::Store { bias: bias.is_some() }, total),
             Epilogue::Add(_) => (Epi::Add, total),
-            Epilogue::SiluMul(_) => (Epi::SiluMul, outs[0]),
+            Epilogue::Glu(_, act) => (Epi::Glu(*act), outs[0]),
         };
         return main(epi, epilogue.target(), chunk, 0, rows, piece.chunk_row, first.format);
     }
@@ -182,7 +182,8 @@ pub(super) fn encode(g: &Inner, op: Linear<'_, GpuBackend>) -> Result<()> {
         (Epilogue::Store { bias: Some(b), .. }, _) => (0, *b),
         (Epilogue::Store { bias: None, .. }, _) => return Ok(()),
         (Epilogue::Add(_), Some(t)) => (1, t),
-        (_, t) => (2, t.as_ref().expect("a scratch")),
+        (Epilogue::Glu(_, act), t) => (Epi::Glu(*act).code(), t.as_ref().expect("a scratch")),
+        (Epilogue::Add(_), None) => unreachable!("an add always has a scratch"),
     };
     let out = epilogue.target();
     let len = out.rows * out.cols;

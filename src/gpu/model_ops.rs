@@ -7,6 +7,7 @@ use super::encoder::Dispatch;
 use super::layout::{Draw, EmbedParams, MaskParams, PenalizeParams, PickParams, TopKParams};
 use super::pipelines::{Epi, Kernel, Norm};
 use super::{GpuBackend, GpuTensor, GpuWeight, Inner};
+use crate::backend::linear::Act;
 use crate::backend::ops::{Attend, ModelOps};
 use crate::backend::select::{Choice, SelectRow, Selection, DRAW_MARGIN};
 use crate::backend::Backend;
@@ -171,7 +172,7 @@ impl ModelOps for GpuBackend {
         kernels.extend([Kernel::Penalize, Kernel::TopK, Kernel::Pick, Kernel::Combine(2)]);
         kernels.extend([Norm::None, Norm::Inline, Norm::Rows].map(Kernel::Shrink));
         for &f in matmul {
-            kernels.extend([(Norm::Inline, Epi::Store { bias: false }), (Norm::None, Epi::Add), (Norm::Inline, Epi::SiluMul)].map(|(n, e)| Kernel::Matvec(f, n, e)));
+            kernels.extend([(Norm::Inline, Epi::Store { bias: false }), (Norm::None, Epi::Add), (Norm::Inline, Epi::Glu(Act::Silu))].map(|(n, e)| Kernel::Matvec(f, n, e)));
             kernels.extend([(Norm::Rows, Epi::Store { bias: false }), (Norm::None, Epi::Add)].map(|(n, e)| Kernel::Matmul(f, n, e)));
         }
         for k in kernels {

@@ -5,6 +5,7 @@
 //! pipeline has no run-time branch on them.
 
 use super::context::ShaderFlags;
+use crate::backend::linear::Act;
 use crate::formats::weights::WeightFormat;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -38,6 +39,7 @@ shaders! {
     COMBINE = "combine.wgsl";
     EMBED = "embed.wgsl";
     ATTENTION_IO = "attention_io.wgsl";
+    ACT = "act.wgsl";
     ROPE_APPEND = "rope_append.wgsl";
     HEAD_NORM = "head_norm.wgsl";
     ATTENTION_SPLIT = "attention_split.wgsl";
@@ -96,15 +98,16 @@ pub enum Norm {
 pub enum Epi {
     Store { bias: bool },
     Add,
-    SiluMul,
+    Glu(Act),
 }
 
 impl Epi {
-    fn code(self) -> u32 {
+    pub fn code(self) -> u32 {
         match self {
             Epi::Store { .. } => 0,
             Epi::Add => 1,
-            Epi::SiluMul => 2,
+            Epi::Glu(Act::Silu) => 2,
+            Epi::Glu(Act::GeluTanh) => 3,
         }
     }
 }
@@ -117,7 +120,7 @@ pub enum Kernel {
     /// Prefill shape: tiled (no silu·mul epilogue: `Combine` does it).
     Matmul(WeightFormat, Norm, Epi),
     RowNorms,
-    /// 0: + bias, 1: + y, 2: silu·mul (`combine.wgsl`).
+    /// 0: + bias, 1: + y, 2: silu·mul, 3: gelu·mul (`combine.wgsl`).
     Combine(u32),
     Embed(WeightFormat),
     RopeAppend,
@@ -139,7 +142,7 @@ impl Kernel {
     /// The kernel's WGSL: its snippets in order, after the `enable` directives it needs.
     pub fn source(self, flags: ShaderFlags) -> String {
         let reduce = [if flags.subgroups { REDUCE_SUBGROUPS } else { REDUCE }, REDUCE_SCALAR].join("\n");
-        let linear = |f: WeightFormat, body: &str| [&weights_snippet(f), ARENA, ROUTES, LINEAR_PARAMS, LINEAR_IO, LINEAR_LORA, body].join("\n");
+        let linear = |f: WeightFormat, body: &str| [&weights_snippet(f), ARENA, ROUTES, LINEAR_PARAMS, ACT, LINEAR_IO, LINEAR_LORA, body].join("\n");
         let body = match self {
             Kernel::Shrink(_) => [ARENA, ROUTES, LINEAR_PARAMS, &reduce, SHRINK].join("\n"),
             Kernel::Matvec(f, ..) => [&linear(f, MATVEC), reduce.as_str()].join("\n"),
@@ -148,7 +151,7 @@ impl Kernel {
                 [tile_t, &linear(f, MATMUL)].join("\n")
             }
             Kernel::RowNorms => [LINEAR_PARAMS, &reduce, RMS].join("\n"),
-            Kernel::Combine(_) => COMBINE.to_string(),
+            Kernel::Combine(_) => [ACT, COMBINE].join("\n"),
             Kernel::Embed(f) => [&weights_snippet(f), EMBED].join("\n"),
             Kernel::RopeAppend => [ATTENTION_IO, ROPE_APPEND].join("\n"),
             Kernel::HeadNorm => [ATTENTION_IO, HEAD_NORM].join("\n"),

@@ -4,7 +4,7 @@
 //! down. Every projection, lm_head included, sits in a `LoraGroup`, so adapters can target
 //! any of them.
 
-use crate::backend::linear::Epilogue;
+use crate::backend::linear::{Act, Epilogue};
 use crate::backend::ops::{self, Attend, Heads, ModelOps, QkNorm, Span};
 use crate::backend::routing::Mix;
 use crate::backend::Shaped;
@@ -236,7 +236,7 @@ impl<B: ModelOps> Llama<B> {
     /// `x += down(silu(gate(norm(x)))·up(norm(x)))`.
     fn mlp(&self, l: &Layer<B>, x: &mut B::Tensor, mix: &Mix) -> Result<()> {
         let mut h = self.backend.empty(x.shape()[0], self.cfg.ffn)?;
-        l.gate_up.forward(&*x, Some((&l.ffn_norm, self.cfg.eps)), mix, true, Epilogue::SiluMul(&mut h))?;
+        l.gate_up.forward(&*x, Some((&l.ffn_norm, self.cfg.eps)), mix, true, Epilogue::Glu(&mut h, Act::Silu))?;
         l.down.forward(&h, None, mix, true, Epilogue::Add(x))
     }
 }
