@@ -87,7 +87,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             for (var k = 0u; k < LANES; k++) {
                 s += part[(r * LANES + k) * TILE + lane];
             }
-            scores[r * TILE + lane] = s;
+            scores[r * TILE + lane] = capped(s, p.softcap);
         }
         workgroupBarrier();
         // The tile's positions this row sees (a contiguous run: causal end, window start).

@@ -93,6 +93,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, lane: Lane) {
                 s += qs[d] * kc[ko + d];
             }
         }
+        s = capped(s, p.softcap);
         sc[t - lo] = s;
         m = max(m, s);
     }

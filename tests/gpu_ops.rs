@@ -8,7 +8,7 @@
 mod common;
 use common::Rng;
 use lorafuse::backend::linear::{Act, Epilogue};
-use lorafuse::backend::ops::{self, Attend, Heads, ModelOps, QkNorm, Span};
+use lorafuse::backend::ops::{self, Attend, Heads, Map, ModelOps, QkNorm, Span};
 use lorafuse::lora::LoraGroup;
 use lorafuse::{CpuBackend, FactorFormat, GpuOptions, HostWeight, Mix, WeightData, WeightFormat};
 
@@ -134,6 +134,19 @@ fn ops<B: ModelOps>(b: &B, seed: u64) -> Vec<(String, Vec<f32>)> {
     // Row gathers.
     let x = b.tensor(&rng.vec(7 * 33, 1.0), 7, 33).unwrap();
     out.push(("gather_rows".into(), read(b, &ops::gather_rows(b, &x, &[6, 0, 3, 3]).unwrap())));
+    // Element-wise maps (values past the cap included), and the normed residual add over
+    // rows of 37 and of 300 (several lanes' strides).
+    for f in [Map::Scale(1.7), Map::Softcap(2.5)] {
+        let mut x = b.tensor(&rng.vec(5 * 37, 8.0), 5, 37).unwrap();
+        ops::map(b, &mut x, f).unwrap();
+        out.push((format!("map {f:?}"), read(b, &x)));
+    }
+    for (n, cols) in [(1, 37), (6, 300)] {
+        let mut x = b.tensor(&rng.vec(n * cols, 1.0), n, cols).unwrap();
+        let (y, gain) = (b.tensor(&rng.vec(n * cols, 3.0), n, cols).unwrap(), b.tensor(&rng.vec(cols, 1.0), 1, cols).unwrap());
+        ops::add_normed(b, &mut x, &y, &gain, 1e-6).unwrap();
+        out.push((format!("add_normed [{n}, {cols}]"), read(b, &x)));
+    }
     // Attention (RoPE, the cache append, causal attention): GQA, with and without a window,
     // a batch of sequences in one call, prefills then decode steps past the cache's first
     // capacity and past one split chunk (256 positions). 16 rows and more take the tiled
@@ -154,7 +167,11 @@ fn ops<B: ModelOps>(b: &B, seed: u64) -> Vec<(String, Vec<f32>)> {
     .into_iter()
     .enumerate()
     {
-        let h = Heads { heads, kv_heads: kvh, head_dim: hd, window };
+        // Every third case with Gemma's score scale and soft-capping instead.
+        let h = match case % 3 {
+            2 => Heads { scale: 0.3, softcap: Some(1.5), ..Heads::new(heads, kvh, hd, window) },
+            _ => Heads::new(heads, kvh, hd, window),
+        };
         let inv: Vec<f64> = (0..hd / 2).map(|i| 10000f64.powf(-2.0 * i as f64 / hd as f64)).collect();
         let gains = [b.tensor(&rng.vec(hd, 1.0), 1, hd).unwrap(), b.tensor(&rng.vec(hd, 1.0), 1, hd).unwrap()];
         let qk_norm = || (case % 2 == 1).then(|| QkNorm { q: &gains[0], k: &gains[1], eps: 1e-6 });
@@ -168,7 +185,7 @@ fn ops<B: ModelOps>(b: &B, seed: u64) -> Vec<(String, Vec<f32>)> {
             let mut qkv = b.tensor(&rng.vec(n * (h.q_width() + 2 * h.kv_width()), 1.0), n, h.q_width() + 2 * h.kv_width()).unwrap();
             let mut a = b.empty(n, h.q_width()).unwrap();
             b.attend(Attend::new(b, &mut qkv, kvs.iter_mut().collect(), &spans, h, &inv, qk_norm(), &mut a).unwrap()).unwrap();
-            out.push((format!("attention hd {hd}, rows {step:?} at {spans:?}, window {window:?}, q/k norm {}", case % 2), read(b, &a)));
+            out.push((format!("attention hd {hd}, rows {step:?} at {spans:?}, window {window:?}, q/k norm {}, {h:?}", case % 2), read(b, &a)));
         }
         let want: Vec<usize> = (0..kvs.len()).map(|s| steps.iter().map(|st| st[s]).sum()).collect();
         assert_eq!(kvs.iter().map(|kv| b.kv_len(kv)).collect::<Vec<_>>(), want);

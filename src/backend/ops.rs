@@ -28,6 +28,10 @@ pub trait ModelOps: Backend {
     fn embed(&self, table: &Self::Weight, ids: &[u32], out: &mut Self::Tensor) -> Result<()>;
     /// `out[i] = x[rows[i]]` (rows checked).
     fn gather_rows(&self, x: &Self::Tensor, rows: &[usize], out: &mut Self::Tensor) -> Result<()>;
+    /// `x ← f(x)` element-wise (checked by `map` below).
+    fn map(&self, x: &mut Self::Tensor, f: Map) -> Result<()>;
+    /// `x += gain·y/RMS(y)` row by row (checked by `add_normed` below).
+    fn add_normed(&self, x: &mut Self::Tensor, y: &Self::Tensor, gain: &Self::Tensor, eps: f32) -> Result<()>;
     /// RoPE, the KV cache append and causal attention (`Attend`).
     fn attend(&self, op: Attend<'_, Self>) -> Result<()>;
     /// Per row of `logits` (arguments checked by `top_k` below): applies the row's repetition
@@ -52,6 +56,33 @@ pub fn embed<B: ModelOps>(b: &B, table: &B::Weight, ids: &[u32]) -> Result<B::Te
     let mut out = b.empty(ids.len(), cols)?;
     b.embed(table, ids, &mut out)?;
     Ok(out)
+}
+
+/// An element-wise map.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Map {
+    /// `x·c` (Gemma's embedding scale).
+    Scale(f32),
+    /// `c·tanh(x/c)`, `c > 0` (Gemma 2's final logits).
+    Softcap(f32),
+}
+
+/// `x ← f(x)` element-wise.
+pub fn map<B: ModelOps>(b: &B, x: &mut B::Tensor, f: Map) -> Result<()> {
+    match f {
+        Map::Scale(c) if c.is_finite() => b.map(x, f),
+        Map::Softcap(c) if c.is_finite() && c > 0.0 => b.map(x, f),
+        _ => Err(Error::config(format!("element-wise {f:?}: the constant must be finite (and a cap positive)"))),
+    }
+}
+
+/// `x += gain·y/RMS(y)` per row: a sublayer's output RMSNorm'd before the residual add.
+pub fn add_normed<B: ModelOps>(b: &B, x: &mut B::Tensor, y: &B::Tensor, gain: &B::Tensor, eps: f32) -> Result<()> {
+    let [n, cols] = x.shape();
+    if y.shape() != [n, cols] || gain.shape() != [1, cols] || !(eps.is_finite() && eps > 0.0) {
+        return Err(Error::shape(format!("normed add: x [{n}, {cols}], y {:?}, gain {:?}, eps {eps}", y.shape(), gain.shape())));
+    }
+    b.add_normed(x, y, gain, eps)
 }
 
 /// Rows `rows` of `x`, in that order, as a new tensor.
@@ -83,16 +114,23 @@ pub struct Span {
 }
 
 /// The attention heads: `heads` query heads over `kv_heads` key/value heads (GQA) of
-/// `head_dim`, attending to the last `window` positions only when set.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// `head_dim`, attending to the last `window` positions only when set; scores are
+/// `scale·q·k`, soft-capped to `c·tanh(s/c)` when `softcap` is set (Gemma 2).
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Heads {
     pub heads: usize,
     pub kv_heads: usize,
     pub head_dim: usize,
     pub window: Option<usize>,
+    pub scale: f32,
+    pub softcap: Option<f32>,
 }
 
 impl Heads {
+    /// Scores scaled by 1/√head_dim, not capped.
+    pub fn new(heads: usize, kv_heads: usize, head_dim: usize, window: Option<usize>) -> Heads {
+        Heads { heads, kv_heads, head_dim, window, scale: 1.0 / (head_dim as f32).sqrt(), softcap: None }
+    }
     /// Columns of the queries (and of the attention's output).
     pub fn q_width(&self) -> usize {
         self.heads * self.head_dim
@@ -141,6 +179,9 @@ impl<'a, B: ModelOps> Attend<'a, B> {
         let [n, w] = qkv.shape();
         let (qw, kvw, hd) = (heads.q_width(), heads.kv_width(), heads.head_dim);
         let bad = |what: String| Err(Error::shape(format!("attention: {what}")));
+        if !(heads.scale.is_finite() && heads.softcap.is_none_or(|c| c.is_finite() && c > 0.0)) {
+            return bad(format!("score scale {} and soft cap {:?}", heads.scale, heads.softcap));
+        }
         if heads.kv_heads == 0 || heads.heads % heads.kv_heads != 0 || hd % 2 != 0 || inv_freq.len() < hd / 2 {
             return bad(format!("{} heads over {} of {hd} dims with {} frequencies", heads.heads, heads.kv_heads, inv_freq.len()));
         }

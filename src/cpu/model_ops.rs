@@ -2,7 +2,7 @@
 //! fronts in `backend::ops`).
 
 use super::{ops, CpuBackend, CpuTensor};
-use crate::backend::ops::{Attend, ModelOps};
+use crate::backend::ops::{Attend, Map, ModelOps};
 use crate::backend::select::{self, top_k, Choice, SelectRow, Selection};
 use crate::error::Result;
 use crate::formats::weights::HostWeight;
@@ -44,6 +44,21 @@ impl ModelOps for CpuBackend {
         Ok(())
     }
 
+    fn map(&self, x: &mut CpuTensor, f: Map) -> Result<()> {
+        match f {
+            Map::Scale(c) => x.data.iter_mut().for_each(|v| *v *= c),
+            Map::Softcap(c) => x.data.iter_mut().for_each(|v| *v = c * (*v / c).tanh()),
+        }
+        Ok(())
+    }
+
+    fn add_normed(&self, x: &mut CpuTensor, y: &CpuTensor, gain: &CpuTensor, eps: f32) -> Result<()> {
+        let mut normed = vec![0.0; y.data.len()];
+        ops::rms_norm(&y.data, &gain.data, eps, &mut normed);
+        x.data.iter_mut().zip(&normed).for_each(|(v, n)| *v += n);
+        Ok(())
+    }
+
     fn gather_rows(&self, x: &CpuTensor, rows: &[usize], out: &mut CpuTensor) -> Result<()> {
         for (o, &r) in out.data.chunks_exact_mut(x.cols).zip(rows) {
             o.copy_from_slice(&x.data[r * x.cols..(r + 1) * x.cols]);
@@ -71,7 +86,7 @@ impl ModelOps for CpuBackend {
                 kv.v.extend_from_slice(&row[qw + kvw..]);
             }
             let o = &mut out.data[s.row0 * qw..(s.row0 + s.rows) * qw];
-            ops::attention(&qkv.data[s.row0 * w..], w, &kv.k, &kv.v, s.rows, s.pos0, h.heads, h.kv_heads, hd, h.window, o);
+            ops::attention(&qkv.data[s.row0 * w..], w, &kv.k, &kv.v, s.rows, s.pos0, &h, o);
         }
         Ok(())
     }

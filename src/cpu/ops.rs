@@ -2,6 +2,7 @@
 
 use super::simd::F32x4;
 use crate::backend::linear::Act;
+use crate::backend::ops::Heads;
 
 /// Dot product, 8 lanes of independent accumulation.
 #[inline]
@@ -90,8 +91,8 @@ pub fn glu(gate: &mut [f32], up: &[f32], act: Act) {
 
 /// Causal attention for `n` new query rows at positions `pos0..pos0+n` (row i of the
 /// queries at `q[i·q_stride..]`), against a cache holding keys/values for positions
-/// `0..pos0+n` (`[pos, kv_heads·hd]` row-major). With a `window`, position i sees positions
-/// `i+1-window ..= i` only.
+/// `0..pos0+n` (`[pos, kv_heads·hd]` row-major), scores as `Heads` says. With a window,
+/// position i sees positions `i+1-window ..= i` only.
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     q: &[f32],
@@ -100,15 +101,12 @@ pub fn attention(
     v_cache: &[f32],
     n: usize,
     pos0: usize,
-    heads: usize,
-    kv_heads: usize,
-    hd: usize,
-    window: Option<usize>,
+    hs: &Heads,
     out: &mut [f32],
 ) {
-    let (qw, kvw) = (heads * hd, kv_heads * hd);
-    let group = heads / kv_heads;
-    let scale = 1.0 / (hd as f32).sqrt();
+    let (heads, hd, window, scale) = (hs.heads, hs.head_dim, hs.window, hs.scale);
+    let (qw, kvw) = (hs.q_width(), hs.kv_width());
+    let group = heads / hs.kv_heads;
     let mut scores = vec![0f32; pos0 + n];
     for i in 0..n {
         let end = pos0 + i + 1;
@@ -120,6 +118,9 @@ pub fn attention(
             let mut max = f32::NEG_INFINITY;
             for (j, s) in sc.iter_mut().enumerate() {
                 *s = dot(qh, &k_cache[(start + j) * kvw + g * hd..][..hd]) * scale;
+                if let Some(c) = hs.softcap {
+                    *s = c * (*s / c).tanh();
+                }
                 max = max.max(*s);
             }
             let mut sum = 0.0;

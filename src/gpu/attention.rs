@@ -52,7 +52,7 @@ impl GpuBackend {
             scale,
             chunks: chunks as u32,
             chunk: CHUNK as u32,
-            pad: 0,
+            softcap: h.softcap.unwrap_or(0.0),
         };
         if let Some(n) = qk_norm {
             // Every row of the batch at once, before any span's RoPE.
@@ -70,7 +70,7 @@ impl GpuBackend {
             // Positions the last row attends to (the most any row does).
             let seen = h.window.map_or(span, |win| win.min(span));
             let chunks = if s.rows < PREFILL_TILED_ROWS { seen.div_ceil(CHUNK) } else { 1 };
-            let params = params(s.rows, s.row0, s.pos0, 1.0 / (hd as f32).sqrt(), chunks);
+            let params = params(s.rows, s.row0, s.pos0, h.scale, chunks);
             let p = bytemuck::bytes_of(&params);
             let (qkv_b, kc, vc, out_b) = (qkv.bind(), (kb, *kid), (vb, *vid), out.bind());
             let new = (s.rows * kvw * 4) as u64;

@@ -91,7 +91,16 @@ gpu_structs! {
         /// Decode: chunks the positions are split into, and positions per chunk.
         pub chunks: u32,
         pub chunk: u32,
-        pub pad: u32,
+        /// Scores soft-capped to softcap·tanh(s/softcap); 0: not capped.
+        pub softcap: f32,
+    }
+
+    /// Element-wise scale or soft-cap (`map.wgsl`).
+    pub struct MapParams {
+        pub len: u32,
+        pub c: f32,
+        pub pad0: u32,
+        pub pad1: u32,
     }
 
     /// Embedding gather (`embed.wgsl`).

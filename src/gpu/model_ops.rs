@@ -4,11 +4,11 @@
 //! leaves the GPU.
 
 use super::encoder::Dispatch;
-use super::layout::{Draw, EmbedParams, MaskParams, PenalizeParams, PickParams, TopKParams};
+use super::layout::{Draw, EmbedParams, LinearParams, MapParams, MaskParams, PenalizeParams, PickParams, TopKParams};
 use super::pipelines::{Epi, Kernel, Norm};
 use super::{GpuBackend, GpuTensor, GpuWeight, Inner};
 use crate::backend::linear::Act;
-use crate::backend::ops::{Attend, ModelOps};
+use crate::backend::ops::{Attend, Map, ModelOps};
 use crate::backend::select::{Choice, SelectRow, Selection, DRAW_MARGIN};
 use crate::backend::Backend;
 use crate::error::Result;
@@ -71,6 +71,25 @@ impl ModelOps for GpuBackend {
             self.0.dispatch(Dispatch { kernel: Kernel::Embed(table.format), bufs: &bufs, params: bytemuck::bytes_of(&params), grid: [cols.div_ceil(64), n, 1], bytes })?;
         }
         Ok(())
+    }
+
+    fn map(&self, x: &mut GpuTensor, f: Map) -> Result<()> {
+        let len = x.rows * x.cols;
+        let (mode, c) = match f {
+            Map::Scale(c) => (0, c),
+            Map::Softcap(c) => (1, c),
+        };
+        let params = MapParams { len: len as u32, c, pad0: 0, pad1: 0 };
+        let g = &self.0;
+        g.dispatch(Dispatch { kernel: Kernel::Map(mode), bufs: &[x.bind()], params: bytemuck::bytes_of(&params), grid: g.grid_1d(len), bytes: (len * 8) as u64 })
+    }
+
+    fn add_normed(&self, x: &mut GpuTensor, y: &GpuTensor, gain: &GpuTensor, eps: f32) -> Result<()> {
+        let g = &self.0;
+        let (wg_x, [gx, gy]) = g.fold(x.rows);
+        let params = LinearParams { n: x.rows as u32, cols: x.cols as u32, eps, wg_x: wg_x as u32, ..Default::default() };
+        let bufs = [x.bind(), y.bind(), gain.bind()];
+        g.dispatch(Dispatch { kernel: Kernel::NormAdd, bufs: &bufs, params: bytemuck::bytes_of(&params), grid: [gx, gy, 1], bytes: (x.rows * x.cols * 12) as u64 })
     }
 
     fn gather_rows(&self, x: &GpuTensor, rows: &[usize], out: &mut GpuTensor) -> Result<()> {

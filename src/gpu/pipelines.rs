@@ -36,6 +36,8 @@ shaders! {
     MATVEC = "matvec.wgsl";
     MATMUL = "matmul.wgsl";
     RMS = "rms.wgsl";
+    NORM_ADD = "norm_add.wgsl";
+    MAP = "map.wgsl";
     COMBINE = "combine.wgsl";
     EMBED = "embed.wgsl";
     ATTENTION_IO = "attention_io.wgsl";
@@ -120,6 +122,10 @@ pub enum Kernel {
     /// Prefill shape: tiled (no silu·mul epilogue: `Combine` does it).
     Matmul(WeightFormat, Norm, Epi),
     RowNorms,
+    /// x += gain·y/RMS(y) per row (`norm_add.wgsl`).
+    NormAdd,
+    /// 0: x *= c, 1: x = c·tanh(x/c) (`map.wgsl`).
+    Map(u32),
     /// 0: + bias, 1: + y, 2: silu·mul, 3: gelu·mul (`combine.wgsl`).
     Combine(u32),
     Embed(WeightFormat),
@@ -151,13 +157,15 @@ impl Kernel {
                 [tile_t, &linear(f, MATMUL)].join("\n")
             }
             Kernel::RowNorms => [LINEAR_PARAMS, &reduce, RMS].join("\n"),
+            Kernel::NormAdd => [LINEAR_PARAMS, &reduce, NORM_ADD].join("\n"),
+            Kernel::Map(_) => [ACT, MAP].join("\n"),
             Kernel::Combine(_) => [ACT, COMBINE].join("\n"),
             Kernel::Embed(f) => [&weights_snippet(f), EMBED].join("\n"),
-            Kernel::RopeAppend => [ATTENTION_IO, ROPE_APPEND].join("\n"),
-            Kernel::HeadNorm => [ATTENTION_IO, HEAD_NORM].join("\n"),
-            Kernel::AttentionSplit(_) => [&reduce, ATTENTION_IO, ATTENTION_SPLIT].join("\n"),
-            Kernel::AttentionMerge => [ATTENTION_IO, ATTENTION_MERGE].join("\n"),
-            Kernel::AttentionPrefill => [ATTENTION_IO, ATTENTION_PREFILL].join("\n"),
+            Kernel::RopeAppend => [ACT, ATTENTION_IO, ROPE_APPEND].join("\n"),
+            Kernel::HeadNorm => [ACT, ATTENTION_IO, HEAD_NORM].join("\n"),
+            Kernel::AttentionSplit(_) => [&reduce, ACT, ATTENTION_IO, ATTENTION_SPLIT].join("\n"),
+            Kernel::AttentionMerge => [ACT, ATTENTION_IO, ATTENTION_MERGE].join("\n"),
+            Kernel::AttentionPrefill => [ACT, ATTENTION_IO, ATTENTION_PREFILL].join("\n"),
             Kernel::Penalize => PENALIZE.to_string(),
             Kernel::Mask => MASK.to_string(),
             Kernel::TopK => TOP_K.to_string(),
@@ -180,7 +188,7 @@ impl Kernel {
             Kernel::Matvec(_, n, e) | Kernel::Matmul(_, n, e) => {
                 vec![("NORM", n as u32 as f64), ("EPILOGUE", e.code() as f64), ("BIAS", matches!(e, Epi::Store { bias: true }) as u32 as f64)]
             }
-            Kernel::Combine(mode) => vec![("MODE", mode as f64)],
+            Kernel::Combine(mode) | Kernel::Map(mode) => vec![("MODE", mode as f64)],
             Kernel::AttentionSplit(fused) => vec![("FUSED", fused as u32 as f64)],
             _ => vec![],
         }

@@ -223,7 +223,7 @@ impl<B: ModelOps> Llama<B> {
     /// `x += o(attention(rope(qkv(norm(x)))))`, the keys and values appended to the caches.
     fn attention(&self, l: &Layer<B>, x: &mut B::Tensor, caches: Vec<&mut B::Kv>, spans: &[Span], mix: &Mix) -> Result<()> {
         let (b, c) = (&self.backend, &self.cfg);
-        let heads = Heads { heads: c.heads, kv_heads: c.kv_heads, head_dim: c.head_dim, window: c.sliding_window };
+        let heads = Heads::new(c.heads, c.kv_heads, c.head_dim, c.sliding_window);
         let n = x.shape()[0];
         let mut qkv = b.empty(n, heads.q_width() + 2 * heads.kv_width())?;
         l.qkv.forward(&*x, Some((&l.attn_norm, c.eps)), mix, true, Epilogue::Store { out: &mut qkv, bias: l.qkv_bias.as_ref() })?;
