@@ -79,7 +79,7 @@ fn every_peft_variant_matches_peft() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 11);
+    assert_eq!(checked, 13);
 }
 
 #[test]

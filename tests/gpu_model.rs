@@ -93,7 +93,7 @@ fn tiny_models_match_pytorch_on_the_gpu() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 29, "3 architectures × (6 GGUF formats + HF), sharded HF, llama with rope_freqs; qwen3 and phi3 × (2 GGUF formats + HF)");
+    assert_eq!(checked, 35, "3 architectures × (6 GGUF formats + HF), sharded HF, llama with rope_freqs; qwen3, phi3, gemma2, gemma3 × (2 GGUF formats + HF)");
 }
 
 /// The PEFT fixture variants: (name, base model files, adapter files, PEFT's logits).
@@ -109,7 +109,7 @@ fn peft_variants() -> Vec<(String, Vec<(String, Vec<u8>)>, Vec<(String, Vec<u8>)
             (name.clone(), base, adapter, f32s(&dir().join("adapters").join(name).join("expected_logits.f32")))
         })
         .collect();
-    assert_eq!(v.len(), 11, "every PEFT variant, DoRA and fused Phi-3 projections included");
+    assert_eq!(v.len(), 13, "every PEFT variant, DoRA and fused Phi-3 projections included");
     v
 }
 

@@ -88,7 +88,7 @@ fn every_arch_and_format_matches_pytorch() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 29, "3 architectures × (6 GGUF formats + HF), sharded HF, llama with rope_freqs; qwen3 and phi3 × (2 GGUF formats + HF)");
+    assert_eq!(checked, 35, "3 architectures × (6 GGUF formats + HF), sharded HF, llama with rope_freqs; qwen3, phi3, gemma2, gemma3 × (2 GGUF formats + HF)");
 }
 
 #[test]

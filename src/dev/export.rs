@@ -21,6 +21,9 @@ pub fn gguf_to_hf(stream: GgufStream, file: &str, format: WeightFormat) -> Resul
     ChatTemplate::new(template, "", "")?;
     let t = ModelTensors::from_gguf(&header, map, file)?;
     let c = &t.cfg;
+    if c.arch.is_gemma() {
+        return Err(Error::unsupported("export of Gemma models (their norms and layer kinds are not written)"));
+    }
     let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
     let mut put = |name: String, w: &HostWeight| {
         let data = (0..w.rows).flat_map(|r| w.row_f32(r)).collect();
@@ -86,6 +89,7 @@ fn config_json(c: &Config, format: WeightFormat) -> String {
         crate::formats::config::Arch::Mistral => ("MistralForCausalLM", "mistral"),
         crate::formats::config::Arch::Qwen3 => ("Qwen3ForCausalLM", "qwen3"),
         crate::formats::config::Arch::Phi3 => ("Phi3ForCausalLM", "phi3"),
+        crate::formats::config::Arch::Gemma2 | crate::formats::config::Arch::Gemma3 => unreachable!("refused by gguf_to_hf"),
     };
     let mut j = serde_json::json!({
         "architectures": [class], "model_type": ty, "vocab_size": c.vocab, "hidden_size": c.hidden,

@@ -15,8 +15,10 @@ pub struct LayerTensors {
     pub o: HostWeight,
     /// Qwen2's q/k/v biases.
     pub qkv_bias: Option<[Vec<f32>; 3]>,
-    /// Qwen3's per-head RMSNorm gains of queries and keys (`[head_dim]` each).
+    /// Qwen3's and Gemma 3's per-head RMSNorm gains of queries and keys (`[head_dim]` each).
     pub qk_norm: Option<[Vec<f32>; 2]>,
+    /// Gemma's norms of the attention's and of the MLP's outputs, before the residual adds.
+    pub post_norms: Option<[Vec<f32>; 2]>,
     pub ffn_norm: Vec<f32>,
     pub gate: HostWeight,
     pub up: HostWeight,
@@ -90,6 +92,9 @@ enum Role {
     /// Phi-3's fused q/k/v and gate/up weights.
     Qkv,
     GateUp,
+    /// Gemma's norms after attention and after the MLP.
+    PostAttnNorm,
+    PostFfnNorm,
     FfnNorm,
     Gate,
     Up,
@@ -112,6 +117,8 @@ fn gguf_name(r: Role, i: usize) -> String {
         Role::QNorm => "attn_q_norm.weight",
         Role::KNorm => "attn_k_norm.weight",
         Role::Qkv => "attn_qkv.weight",
+        Role::PostAttnNorm => "post_attention_norm.weight",
+        Role::PostFfnNorm => "post_ffw_norm.weight",
         Role::FfnNorm => "ffn_norm.weight",
         Role::Gate => "ffn_gate.weight",
         // llama.cpp names Phi-3's fused gate/up ffn_up (its SwiGLU splits it in halves).
@@ -138,12 +145,23 @@ fn hf_name(r: Role, i: usize) -> String {
         Role::KNorm => "self_attn.k_norm.weight",
         Role::Qkv => "self_attn.qkv_proj.weight",
         Role::GateUp => "mlp.gate_up_proj.weight",
+        Role::PostAttnNorm => "post_attention_layernorm.weight",
+        Role::PostFfnNorm => "post_feedforward_layernorm.weight",
         Role::FfnNorm => "post_attention_layernorm.weight",
         Role::Gate => "mlp.gate_proj.weight",
         Role::Up => "mlp.up_proj.weight",
         Role::Down => "mlp.down_proj.weight",
     };
     format!("model.layers.{i}.{s}")
+}
+
+/// Gemma's Hugging Face names: its post_attention_layernorm follows attention, and the norm
+/// before the MLP is pre_feedforward_layernorm.
+fn hf_gemma_name(r: Role, i: usize) -> String {
+    match r {
+        Role::FfnNorm => format!("model.layers.{i}.pre_feedforward_layernorm.weight"),
+        r => hf_name(r, i),
+    }
 }
 
 /// Tensors by name, taken out one by one with their shapes checked.
@@ -219,14 +237,20 @@ impl ModelTensors {
         }
         // llama.cpp's converter permutes q/k rows of llama-arch models (Mistral included).
         let permuted = matches!(cfg.arch, Arch::Llama | Arch::Mistral);
-        Self::assemble(cfg, Take { file, map, name: gguf_name }, permuted)
+        Self::assemble(cfg, Take { file, map, name: gguf_name }, permuted, 0.0)
     }
 
     pub fn from_hf(cfg: Config, map: BTreeMap<String, RawTensor>, file: &str) -> Result<Self> {
-        Self::assemble(cfg, Take { file, map, name: hf_name }, false)
+        // Gemma's RMSNorms multiply by 1 + w (llama.cpp's converter adds the 1 to GGUF files).
+        let (name, shift) = if cfg.arch.is_gemma() { (hf_gemma_name as fn(Role, usize) -> String, 1.0) } else { (hf_name as _, 0.0) };
+        Self::assemble(cfg, Take { file, map, name }, false, shift)
     }
 
-    fn assemble(mut cfg: Config, mut t: Take, permuted: bool) -> Result<Self> {
+    /// `norm_shift` is added to every norm gain.
+    fn assemble(mut cfg: Config, mut t: Take, permuted: bool, norm_shift: f32) -> Result<Self> {
+        let norm = |t: &mut Take, r: Role, i: usize, len: usize| -> Result<Vec<f32>> {
+            Ok(t.vector(r, i, len)?.into_iter().map(|g| g + norm_shift).collect())
+        };
         let (d, hd) = (cfg.hidden, cfg.head_dim);
         let (qd, kvd) = (cfg.heads * hd, cfg.kv_heads * hd);
         let embed = t.matrix(Role::Embed, 0, cfg.vocab, d)?;
@@ -257,22 +281,28 @@ impl ModelTensors {
             } else {
                 None
             };
-            let qk_norm = if cfg.arch.qk_norm() { Some([t.vector(Role::QNorm, i, hd)?, t.vector(Role::KNorm, i, hd)?]) } else { None };
+            let qk_norm = if cfg.arch.qk_norm() { Some([norm(&mut t, Role::QNorm, i, hd)?, norm(&mut t, Role::KNorm, i, hd)?]) } else { None };
+            let post_norms = if cfg.arch.is_gemma() {
+                Some([norm(&mut t, Role::PostAttnNorm, i, d)?, norm(&mut t, Role::PostFfnNorm, i, d)?])
+            } else {
+                None
+            };
             layers.push(LayerTensors {
-                attn_norm: t.vector(Role::AttnNorm, i, d)?,
+                attn_norm: norm(&mut t, Role::AttnNorm, i, d)?,
                 q,
                 k,
                 v,
                 o: t.matrix(Role::O, i, d, qd)?,
                 qkv_bias,
                 qk_norm,
-                ffn_norm: t.vector(Role::FfnNorm, i, d)?,
+                post_norms,
+                ffn_norm: norm(&mut t, Role::FfnNorm, i, d)?,
                 gate,
                 up,
                 down: t.matrix(Role::Down, i, d, cfg.ffn)?,
             });
         }
-        let norm = t.vector(Role::OutputNorm, 0, d)?;
+        let norm = norm(&mut t, Role::OutputNorm, 0, d)?;
         Ok(ModelTensors { cfg, embed, layers, norm, lm_head })
     }
 }

@@ -1,11 +1,11 @@
-//! The LLaMA-family forward pass (llama, qwen2, qwen3, mistral, phi3), written once over `ModelOps`: per
+//! The LLaMA-family forward pass (llama, qwen2, qwen3, mistral, phi3, gemma2, gemma3), written once over `ModelOps`: per
 //! layer one fused linear for q/k/v (RMSNorm in its prologue), attention, one for o (the
 //! residual add in its epilogue), one for gate/up (SiLU·mul in its epilogue) and one for
 //! down. Every projection, lm_head included, sits in a `LoraGroup`, so adapters can target
 //! any of them.
 
 use crate::backend::linear::{Act, Epilogue};
-use crate::backend::ops::{self, Attend, Heads, ModelOps, QkNorm, Span};
+use crate::backend::ops::{self, Attend, Heads, Map, ModelOps, QkNorm, Span};
 use crate::backend::routing::Mix;
 use crate::backend::Shaped;
 use crate::error::{Error, Result};
@@ -21,8 +21,10 @@ struct Layer<B: ModelOps> {
     qkv: LoraGroup<B>,
     /// Qwen2's q/k/v biases, side by side.
     qkv_bias: Option<B::Tensor>,
-    /// Qwen3's per-head RMSNorm gains of queries and keys.
+    /// Qwen3's and Gemma 3's per-head RMSNorm gains of queries and keys.
     qk_norm: Option<[B::Tensor; 2]>,
+    /// Gemma's norms of the attention's and the MLP's outputs.
+    post_norms: Option<[B::Tensor; 2]>,
     o: LoraGroup<B>,
     ffn_norm: B::Tensor,
     /// gate, up.
@@ -38,6 +40,8 @@ pub struct Llama<B: ModelOps> {
     norm: B::Tensor,
     lm_head: LoraGroup<B>,
     inv_freq: Vec<f64>,
+    /// Gemma's sliding-window layers' RoPE frequencies.
+    inv_freq_local: Vec<f64>,
     /// Bytes of all weights as stored.
     pub weight_bytes: usize,
 }
@@ -108,12 +112,17 @@ impl Batch {
     }
 }
 
-/// RoPE inverse frequencies, with Llama 3's scaling when configured.
-fn inv_freq(cfg: &Config) -> Vec<f64> {
+/// RoPE inverse frequencies of the base `theta`, with the configured scalings (`global`: not
+/// on Gemma's sliding-window layers, which have a base of their own and no scaling).
+fn inv_freq(cfg: &Config, theta: f64, global: bool) -> Vec<f64> {
     let hd = cfg.head_dim as f64;
     (0..cfg.head_dim / 2)
         .map(|i| {
-            let f = 1.0 / cfg.rope_theta.powf(2.0 * i as f64 / hd) / cfg.rope_freq_factors.as_ref().map_or(1.0, |d| d[i]);
+            let f = 1.0 / theta.powf(2.0 * i as f64 / hd);
+            if !global {
+                return f;
+            }
+            let f = f / cfg.rope_freq_factors.as_ref().map_or(1.0, |d| d[i]) / cfg.rope_linear.unwrap_or(1.0);
             let Some(s) = cfg.rope_scaling else { return f };
             let wavelen = 2.0 * std::f64::consts::PI / f;
             let (low_wl, high_wl) = (s.original_max_position / s.low_freq_factor, s.original_max_position / s.high_freq_factor);
@@ -150,6 +159,7 @@ impl<B: ModelOps> Llama<B> {
                 qkv: LoraGroup::new(backend, vec![l.q, l.k, l.v])?,
                 qkv_bias: l.qkv_bias.map(|b| vec(&b.concat())).transpose()?,
                 qk_norm: l.qk_norm.map(|[q, k]| Ok::<_, Error>([vec(&q)?, vec(&k)?])).transpose()?,
+                post_norms: l.post_norms.map(|[a, m]| Ok::<_, Error>([vec(&a)?, vec(&m)?])).transpose()?,
                 o: LoraGroup::new(backend, vec![l.o])?,
                 ffn_norm: vec(&l.ffn_norm)?,
                 gate_up: LoraGroup::new(backend, vec![l.gate, l.up])?,
@@ -157,7 +167,9 @@ impl<B: ModelOps> Llama<B> {
             });
         }
         let weight_bytes = embed_bytes + lm_head.weight_bytes() + layers.iter().map(|l| [&l.qkv, &l.o, &l.gate_up, &l.down].map(|g| g.weight_bytes()).iter().sum::<usize>()).sum::<usize>();
-        Ok(Llama { inv_freq: inv_freq(&t.cfg), cfg: t.cfg, backend: backend.clone(), embed, layers, norm: vec(&t.norm)?, lm_head, weight_bytes })
+        let local_theta = t.cfg.gemma.as_ref().map_or(t.cfg.rope_theta, |g| g.local_rope_theta);
+        let (inv_freq, inv_freq_local) = (inv_freq(&t.cfg, t.cfg.rope_theta, true), inv_freq(&t.cfg, local_theta, false));
+        Ok(Llama { inv_freq, inv_freq_local, cfg: t.cfg, backend: backend.clone(), embed, layers, norm: vec(&t.norm)?, lm_head, weight_bytes })
     }
 
     pub fn backend(&self) -> &B {
@@ -205,9 +217,12 @@ impl<B: ModelOps> Llama<B> {
     pub fn forward_batch(&self, seqs: &mut [(&mut Session<B>, &[u32])], logits: Logits, mix: &Mix) -> Result<B::Tensor> {
         let batch = Batch::new(&self.backend, seqs, self.cfg.context)?;
         let mut x = ops::embed(&self.backend, &self.embed, &batch.ids)?;
+        if self.cfg.gemma.is_some() {
+            ops::map(&self.backend, &mut x, Map::Scale((self.cfg.hidden as f64).sqrt() as f32))?;
+        }
         for (i, layer) in self.layers.iter().enumerate() {
             let caches = seqs.iter_mut().map(|(s, _)| &mut s.kv[i]).collect();
-            self.attention(layer, &mut x, caches, &batch.spans, mix)?;
+            self.attention(i, layer, &mut x, caches, &batch.spans, mix)?;
             self.mlp(layer, &mut x, mix)?;
         }
         let (x, mix) = match logits {
@@ -217,26 +232,49 @@ impl<B: ModelOps> Llama<B> {
         };
         let mut out = self.backend.empty(x.shape()[0], self.cfg.vocab)?;
         self.lm_head.forward(&x, Some((&self.norm, self.cfg.eps)), &mix, true, Epilogue::Store { out: &mut out, bias: None })?;
+        if let Some(cap) = self.cfg.gemma.as_ref().and_then(|g| g.final_softcap) {
+            ops::map(&self.backend, &mut out, Map::Softcap(cap))?;
+        }
         Ok(out)
     }
 
-    /// `x += o(attention(rope(qkv(norm(x)))))`, the keys and values appended to the caches.
-    fn attention(&self, l: &Layer<B>, x: &mut B::Tensor, caches: Vec<&mut B::Kv>, spans: &[Span], mix: &Mix) -> Result<()> {
+    /// `x += o(attention(rope(qkv(norm(x)))))` (Gemma: the sum normed before the add), the
+    /// keys and values appended to the caches.
+    fn attention(&self, i: usize, l: &Layer<B>, x: &mut B::Tensor, caches: Vec<&mut B::Kv>, spans: &[Span], mix: &Mix) -> Result<()> {
         let (b, c) = (&self.backend, &self.cfg);
-        let heads = Heads::new(c.heads, c.kv_heads, c.head_dim, c.sliding_window);
+        // Gemma: sliding-window layers with their own RoPE between global ones.
+        let gemma = c.gemma.as_ref();
+        let sliding = gemma.is_none_or(|g| g.sliding[i]);
+        let mut heads = Heads::new(c.heads, c.kv_heads, c.head_dim, if sliding { c.sliding_window } else { None });
+        if let Some(g) = gemma {
+            (heads.scale, heads.softcap) = (g.query_scale as f32, g.attn_softcap);
+        }
+        let inv_freq = if sliding && gemma.is_some() { &self.inv_freq_local } else { &self.inv_freq };
         let n = x.shape()[0];
         let mut qkv = b.empty(n, heads.q_width() + 2 * heads.kv_width())?;
         l.qkv.forward(&*x, Some((&l.attn_norm, c.eps)), mix, true, Epilogue::Store { out: &mut qkv, bias: l.qkv_bias.as_ref() })?;
         let mut a = b.empty(n, heads.q_width())?;
         let qk_norm = l.qk_norm.as_ref().map(|[q, k]| QkNorm { q, k, eps: c.eps });
-        b.attend(Attend::new(b, &mut qkv, caches, spans, heads, &self.inv_freq, qk_norm, &mut a)?)?;
-        l.o.forward(&a, None, mix, true, Epilogue::Add(x))
+        b.attend(Attend::new(b, &mut qkv, caches, spans, heads, inv_freq, qk_norm, &mut a)?)?;
+        self.residual(&l.o, &a, l.post_norms.as_ref().map(|[n, _]| n), x, mix)
     }
 
-    /// `x += down(silu(gate(norm(x)))·up(norm(x)))`.
+    /// `x += down(act(gate(norm(x)))·up(norm(x)))` (SwiGLU, Gemma's GeGLU; Gemma: the sum
+    /// normed before the add).
     fn mlp(&self, l: &Layer<B>, x: &mut B::Tensor, mix: &Mix) -> Result<()> {
         let mut h = self.backend.empty(x.shape()[0], self.cfg.ffn)?;
-        l.gate_up.forward(&*x, Some((&l.ffn_norm, self.cfg.eps)), mix, true, Epilogue::Glu(&mut h, Act::Silu))?;
-        l.down.forward(&h, None, mix, true, Epilogue::Add(x))
+        let act = if self.cfg.gemma.is_some() { Act::GeluTanh } else { Act::Silu };
+        l.gate_up.forward(&*x, Some((&l.ffn_norm, self.cfg.eps)), mix, true, Epilogue::Glu(&mut h, act))?;
+        self.residual(&l.down, &h, l.post_norms.as_ref().map(|[_, n]| n), x, mix)
+    }
+
+    /// `x += group(input)`, in the linear's epilogue; with a post-norm `x += norm(group(input))`.
+    fn residual(&self, group: &LoraGroup<B>, input: &B::Tensor, post_norm: Option<&B::Tensor>, x: &mut B::Tensor, mix: &Mix) -> Result<()> {
+        let Some(gain) = post_norm else {
+            return group.forward(input, None, mix, true, Epilogue::Add(x));
+        };
+        let mut y = self.backend.empty(x.shape()[0], self.cfg.hidden)?;
+        group.forward(input, None, mix, true, Epilogue::Store { out: &mut y, bias: None })?;
+        ops::add_normed(&self.backend, x, &y, gain, self.cfg.eps)
     }
 }

@@ -26,7 +26,7 @@ function maxRel(got, want, V) {
 }
 const expected = (n) => new Float32Array(readFileSync(new URL(`adapters/${n}/expected_logits.f32`, TINY)).buffer.slice(0));
 
-test('PEFT adapters on the other architectures match PEFT (Qwen2/3, Mistral, fused Phi-3 projections)', async () => {
+test('PEFT adapters on the other architectures match PEFT (Qwen2/3, Mistral, fused Phi-3 projections, Gemma 2/3)', async () => {
   const names = Object.keys(AREF).filter((n) => AREF[n].base !== 'llama');
   assert.ok(names.includes('phi3-fused') && names.includes('qwen3-all-linear'), names.join());
   for (const n of names) {

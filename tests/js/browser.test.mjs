@@ -56,14 +56,14 @@ test('auto falls back to the CPU when WebGPU is off', async () => {
   });
 });
 
-test('models in Chromium: 29 tiny fixtures (GGUF and HF folders) on WebGPU and CPU, and SmolLM2', { timeout: 600_000 }, async () => {
+test('models in Chromium: 35 tiny fixtures (GGUF and HF folders) on WebGPU and CPU, and SmolLM2', { timeout: 600_000 }, async () => {
   await onPage(true, async (page) => {
     // The whole model on WebGPU (SwiftShader) and on the CPU path, against PyTorch.
     for (const backend of ['webgpu', 'cpu']) {
       const tiny = await page.evaluate((b) => window.tinyModels(b), backend);
       assert.deepEqual(tiny.failures, [], backend);
       assert.equal(tiny.subgroups, backend === 'webgpu', 'the WebGPU models reduce with subgroups');
-      assert.equal(tiny.checked, 29, backend);
+      assert.equal(tiny.checked, 35, backend);
     }
     const smol = await page.evaluate(() => window.smolLM2());
     console.log(`# SmolLM2 in Chromium: load ${smol.loadMs.toFixed(0)} ms, 32 tokens in ${smol.genMs.toFixed(0)} ms`);

@@ -1,4 +1,4 @@
-// Tiny fixture models in Node: all 29 variants from file URLs (GGUF and HF folders), an HF
+// Tiny fixture models in Node: all 35 variants from file URLs (GGUF and HF folders), an HF
 // folder from {files} and a truncated safetensors shard.
 import test from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +15,7 @@ const rt = await api.LoraRuntime.create({ backend: 'cpu' });
 test('every architecture and format matches PyTorch (Node, CPU)', async () => {
   const { checked, failures } = await checkTinyModels(api, rt, BASE);
   assert.deepEqual(failures, []);
-  assert.equal(checked, 29);
+  assert.equal(checked, 35);
 });
 
 test('an HF folder given as {files}, with progress; a truncated shard is a FormatError', async () => {
