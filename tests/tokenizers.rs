@@ -24,3 +24,26 @@ fn sentencepiece_bpe_matches_the_reference() {
         assert_eq!(tok.decode(&got, true), text, "round trip of {text:?}");
     }
 }
+
+/// Real models' chat templates (Qwen3, Qwen2.5, Gemma 2, Phi-3.5, Llama 3.2) render every
+/// sample conversation exactly as transformers renders them (tests/fixtures/templates, made by
+/// make_fixtures.py chat_templates), and refuse what transformers refuses.
+#[test]
+fn real_chat_templates_render_as_transformers_does() {
+    use lorafuse::tokenizer::chat::{ChatTemplate, Message};
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/templates");
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+    let cases = r.as_array().unwrap();
+    assert_eq!(cases.len(), 20);
+    for c in cases {
+        let name = c["template"].as_str().unwrap();
+        let source = std::fs::read_to_string(dir.join(name)).unwrap();
+        let t = ChatTemplate::new(Some(&source), c["bos"].as_str().unwrap(), c["eos"].as_str().unwrap()).unwrap();
+        let messages: Vec<Message> = serde_json::from_value(c["messages"].clone()).unwrap();
+        let got = t.render(&messages, c["add_generation_prompt"].as_bool().unwrap());
+        match c["text"].as_str() {
+            Some(want) => assert_eq!(got.unwrap_or_else(|e| panic!("{name}: {e}")), want, "{name} {messages:?}"),
+            None => assert!(got.is_err(), "{name} {messages:?}: transformers refuses ({})", c["error"]),
+        }
+    }
+}

@@ -39,7 +39,12 @@ impl ChatTemplate {
     }
 
     fn env(&self) -> Result<minijinja::Environment<'_>> {
+        // As transformers renders templates: blocks trimmed, Python's string and dict
+        // methods (Qwen3's `content.split('</think>')`, `.startswith`, ...).
         let mut env = minijinja::Environment::new();
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.set_fuel(Some(FUEL));
         env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
             Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
