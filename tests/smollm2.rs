@@ -181,8 +181,10 @@ fn hugging_face_folder_matches_pytorch() {
 /// llama.cpp's Q4_K_M of SmolLM2 (scripts/make-kquant-model.sh: Q5_0 and Q8_0 where rows of
 /// 576 are not whole 256-blocks, Q4_K and Q6_K elsewhere) on the CPU and the GPU against the
 /// same weights decoded to f32 (the HF export, through the scalar decoder that equals gguf-py
-/// on every format): prompt logits within 1e-4 per position, argmax equal. Opt-in: the file
-/// takes llama.cpp to make (LORAFUSE_REQUIRE_KQUANT=1 makes its absence a failure).
+/// on every format): prompt logits within 1e-4 per position, argmax equal; and against
+/// PyTorch (transformers loading the file through gguf-py; make_fixtures.py smollm2_kquant):
+/// the last 4 positions within 1e-4, every argmax, 32 greedy tokens. Opt-in: the file takes
+/// llama.cpp to make (LORAFUSE_REQUIRE_KQUANT=1 makes its absence a failure).
 #[cfg(feature = "dev")]
 #[test]
 fn llama_cpp_q4_k_m_file_matches_its_f32_decoding() {
@@ -210,11 +212,21 @@ fn llama_cpp_q4_k_m_file_matches_its_f32_decoding() {
         let t = m.llama.forward(&mut s, ids, Logits::All, &Mix::Base).unwrap();
         pollster::block_on(lorafuse::Backend::read(m.llama.backend(), &t)).unwrap()
     }
+    let fx = root().join("tests/fixtures/smollm2");
+    let torch: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fx.join("q4_k_m.json")).unwrap()).unwrap();
+    let ids = |k: &str| -> Vec<u32> { torch[k].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect() };
+    let torch_last4: Vec<f32> = std::fs::read(fx.join("q4_k_m.last4.f32")).unwrap().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
     let gguf = vec![(KQ.to_string(), bytes.clone())];
     let cpu = load(&gguf, &|f| {
         let m = Model::load(&CpuBackend, f).unwrap();
         let q = &m.info.quantization;
         assert!(["q4_k", "q6_k", "q5_0", "q8_0"].iter().all(|f| q.contains(f)), "formats: {q}");
+        let mut s = m.llama.session();
+        let mut out = vec![argmax(&m.llama.forward(&mut s, &r.prompt_ids, Logits::Last, &Mix::Base).unwrap().data) as u32];
+        while out.len() < 32 {
+            out.push(argmax(&m.llama.forward(&mut s, &[*out.last().unwrap()], Logits::Last, &Mix::Base).unwrap().data) as u32);
+        }
+        assert_eq!(out, ids("greedy_ids"), "greedy tokens vs PyTorch");
         logits(&m, &r.prompt_ids)
     });
     let mut s = GgufStream::new(KQ);
@@ -233,6 +245,12 @@ fn llama_cpp_q4_k_m_file_matches_its_f32_decoding() {
         }
         eprintln!("{KQ} on the {name}: worst relative L2 {worst:.2e} against its f32 decoding");
         assert!(worst <= 1e-4, "{name}: {worst}");
+        let am: Vec<u32> = got.chunks(vocab).map(|g| argmax(g) as u32).collect();
+        assert_eq!(am, ids("argmax"), "{name}: argmax vs PyTorch");
+        let last4 = &got[got.len() - 4 * vocab..];
+        let worst = last4.chunks(vocab).zip(torch_last4.chunks(vocab)).map(|(g, w)| rel(g, w)).fold(0.0, f64::max);
+        eprintln!("{KQ} on the {name}: worst relative L2 {worst:.2e} against PyTorch (last 4 positions)");
+        assert!(worst <= 1e-4, "{name} vs PyTorch: {worst}");
     }
 }
 
