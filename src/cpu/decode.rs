@@ -216,12 +216,13 @@ macro_rules! codes_format {
     };
 }
 
-/// Q5_0/Q5_1's codes: nibbles at `qs`, fifth bits in the u32 at `qh`.
+/// Q5_0/Q5_1's codes: nibbles at `qs`, fifth bits in the u32 at `qh`; `signed`: minus 16.
 #[inline(always)]
-unsafe fn codes5(b: *const u8, qh: usize, qs: usize) -> (Bytes16, Bytes16) {
+unsafe fn codes5(b: *const u8, qh: usize, qs: usize, signed: bool) -> (Bytes16, Bytes16) {
     let bits = u32::from_le_bytes(core::ptr::read_unaligned(b.add(qh) as *const [u8; 4]));
     let q = Bytes16::load(b.add(qs));
-    (Bytes16::codes5(q, bits, false), Bytes16::codes5(q, bits >> 16, true))
+    let f = if signed { Bytes16::codes5_signed } else { Bytes16::codes5 };
+    (f(q, bits, false), f(q, bits >> 16, true))
 }
 
 /// Group g's (d, m) (`dtype::group_scale`, inlined: the format is a constant here).
@@ -236,14 +237,13 @@ unsafe fn field(p: *const u8, shift: u32, mask: u8) -> Bytes16 {
     Bytes16::load(p).shr(shift).and(mask)
 }
 
-// Q5_0: w = d·(q − 16), as d·q − 16d.
-codes_format!(Q5_0, WeightFormat::Q5_0, true, |b: *const u8, _| {
-    let (lo, hi) = codes5(b, 2, 6);
-    let d = half_at(b);
-    Codes32(d, -16.0 * d, lo, hi)
+// Q5_0: w = d·(q − 16), the codes decoded signed (no min term to accumulate).
+codes_format!(Q5_0, WeightFormat::Q5_0, false, |b: *const u8, _| {
+    let (lo, hi) = codes5(b, 2, 6, true);
+    Codes32(half_at(b), 0.0, lo, hi)
 });
 codes_format!(Q5_1, WeightFormat::Q5_1, true, |b: *const u8, _| {
-    let (lo, hi) = codes5(b, 4, 8);
+    let (lo, hi) = codes5(b, 4, 8, false);
     Codes32(half_at(b), half_at(b.add(2)), lo, hi)
 });
 codes_format!(IQ4_NL, WeightFormat::IQ4_NL, false, |b: *const u8, _| {

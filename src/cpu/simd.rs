@@ -75,6 +75,16 @@ mod imp {
             let set = i8x16_ne(v128_and(spread, u8x16(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128)), u8x16_splat(0));
             Bytes16(v128_or(n, v128_and(set, u8x16_splat(16))))
         }
+        /// `codes5` minus 16, as signed bytes: the nibble, with bits 4..8 set where the fifth
+        /// bit is clear (Q5_0's codes, so that the block needs no min term).
+        #[inline(always)]
+        pub fn codes5_signed(qs: Bytes16, bits: u32, high: bool) -> Self {
+            let n = if high { u8x16_shr(qs.0, 4) } else { v128_and(qs.0, u8x16_splat(0xf)) };
+            let m = u8x16(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
+            let spread = i8x16_swizzle(u32x4_splat(bits), u8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
+            let set = i8x16_eq(v128_and(spread, m), m);
+            Bytes16(v128_or(n, v128_andnot(u8x16_splat(0xf0), set)))
+        }
         /// `table[q & 15]` for each byte of `q` (its low or high nibbles).
         #[inline(always)]
         pub fn lookup(self, qs: Bytes16, high: bool) -> Self {
@@ -278,6 +288,13 @@ mod imp {
             Bytes16(core::array::from_fn(|i| {
                 let n = if high { qs.0[i] >> 4 } else { qs.0[i] & 0xf };
                 n | ((((bits >> i) & 1) as u8) << 4)
+            }))
+        }
+        #[inline(always)]
+        pub fn codes5_signed(qs: Bytes16, bits: u32, high: bool) -> Self {
+            Bytes16(core::array::from_fn(|i| {
+                let n = if high { qs.0[i] >> 4 } else { qs.0[i] & 0xf };
+                n | if (bits >> i) & 1 == 1 { 0 } else { 0xf0 }
             }))
         }
         #[inline(always)]
