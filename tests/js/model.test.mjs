@@ -13,7 +13,14 @@ const bytes = readFileSync(MODEL);
 
 const rt = await api.LoraRuntime.create({ backend: 'cpu' });
 let progress = [];
+const memBefore = api.LoraRuntime.wasmMemoryBytes();
 const model = await rt.loadModel(new Uint8Array(bytes), { fileName: 'smollm2.gguf', onProgress: (p) => progress.push(p) });
+const loadGrowth = api.LoraRuntime.wasmMemoryBytes() - memBefore;
+
+test('loading the model grows wasm memory by at most 1.1x its file (tensors stay where they arrived)', () => {
+  console.log(`# SmolLM2 Q4_1: file ${(bytes.length / 2 ** 20).toFixed(1)} MiB, wasm memory grew ${(loadGrowth / 2 ** 20).toFixed(1)} MiB (${(loadGrowth / bytes.length).toFixed(3)}x)`);
+  assert.ok(loadGrowth <= 1.1 * bytes.length, `grew ${loadGrowth} for a file of ${bytes.length}`);
+});
 
 test('loading an adapter grows wasm memory by at most what it holds + 16 MiB (its files stream into place)', async () => {
   // First in this file: the heap then has little free space that would hide a copy.
