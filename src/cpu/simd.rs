@@ -75,16 +75,6 @@ mod imp {
             let set = i8x16_ne(v128_and(spread, u8x16(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128)), u8x16_splat(0));
             Bytes16(v128_or(n, v128_and(set, u8x16_splat(16))))
         }
-        /// `codes5` minus 16, as signed bytes: the nibble, with bits 4..8 set where the fifth
-        /// bit is clear (Q5_0's codes, so that the block needs no min term).
-        #[inline(always)]
-        pub fn codes5_signed(qs: Bytes16, bits: u32, high: bool) -> Self {
-            let n = if high { u8x16_shr(qs.0, 4) } else { v128_and(qs.0, u8x16_splat(0xf)) };
-            let m = u8x16(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
-            let spread = i8x16_swizzle(u32x4_splat(bits), u8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
-            let set = i8x16_eq(v128_and(spread, m), m);
-            Bytes16(v128_or(n, v128_andnot(u8x16_splat(0xf0), set)))
-        }
         /// `table[q & 15]` for each byte of `q` (its low or high nibbles).
         #[inline(always)]
         pub fn lookup(self, qs: Bytes16, high: bool) -> Self {
@@ -106,11 +96,6 @@ mod imp {
         #[inline(always)]
         pub fn or(self, b: Self) -> Self {
             Bytes16(v128_or(self.0, b.0))
-        }
-        /// Bytewise `self − v`, wrapping (codes with an offset become signed bytes).
-        #[inline(always)]
-        pub fn sub(self, v: u8) -> Self {
-            Bytes16(i8x16_sub(self.0, u8x16_splat(v)))
         }
         /// # Safety
         /// `p..p+16` must be readable.
@@ -181,13 +166,13 @@ mod imp {
             let v = v128_load32_zero(p as *const u32);
             F32x4(f32x4_convert_i32x4(i32x4_extend_low_i16x8(i16x8_extend_low_i8x16(v))))
         }
-        /// Bytes `4j .. 4j + 4` of `q`, signed, as floats.
+        /// Bytes `4j .. 4j + 4` of `q`, unsigned, as floats (zero-extended: V8 widens these
+        /// at Q4's speed; sign-extended bytes took ~1.5x as long).
         #[inline(always)]
-        pub fn bytes_i8(q: Bytes16, j: usize) -> Self {
+        pub fn bytes_u8(q: Bytes16, j: usize) -> Self {
             let j = (4 * j) as u8;
-            // Each byte to the top of a u32 lane, then an arithmetic shift: sign-extended.
-            let mask = u8x16(16, 16, 16, j, 16, 16, 16, j + 1, 16, 16, 16, j + 2, 16, 16, 16, j + 3);
-            F32x4(f32x4_convert_i32x4(i32x4_shr(i8x16_swizzle(q.0, mask), 24)))
+            let mask = u8x16(j, 16, 16, 16, j + 1, 16, 16, 16, j + 2, 16, 16, 16, j + 3, 16, 16, 16);
+            F32x4(f32x4_convert_i32x4(i8x16_swizzle(q.0, mask)))
         }
         /// Bytes `4·(sub % 4) ..+4` of `q` as floats: their low nibbles for `sub < 4`, their
         /// high nibbles otherwise (GGUF's Q4 layout: byte j holds weights j and j + 16).
@@ -291,13 +276,6 @@ mod imp {
             }))
         }
         #[inline(always)]
-        pub fn codes5_signed(qs: Bytes16, bits: u32, high: bool) -> Self {
-            Bytes16(core::array::from_fn(|i| {
-                let n = if high { qs.0[i] >> 4 } else { qs.0[i] & 0xf };
-                n | if (bits >> i) & 1 == 1 { 0 } else { 0xf0 }
-            }))
-        }
-        #[inline(always)]
         pub fn lookup(self, qs: Bytes16, high: bool) -> Self {
             Bytes16(core::array::from_fn(|i| self.0[(if high { qs.0[i] >> 4 } else { qs.0[i] & 0xf }) as usize]))
         }
@@ -316,10 +294,6 @@ mod imp {
         #[inline(always)]
         pub fn or(self, b: Self) -> Self {
             Bytes16(core::array::from_fn(|i| self.0[i] | b.0[i]))
-        }
-        #[inline(always)]
-        pub fn sub(self, v: u8) -> Self {
-            Bytes16(self.0.map(|x| x.wrapping_sub(v)))
         }
         /// # Safety
         /// `p..p+16` must be readable.
@@ -385,8 +359,8 @@ mod imp {
             F32x4(b.map(|v| v as f32))
         }
         #[inline(always)]
-        pub fn bytes_i8(q: Bytes16, j: usize) -> Self {
-            F32x4(core::array::from_fn(|i| q.0[4 * j + i] as i8 as f32))
+        pub fn bytes_u8(q: Bytes16, j: usize) -> Self {
+            F32x4(core::array::from_fn(|i| q.0[4 * j + i] as f32))
         }
         #[inline(always)]
         pub fn nibbles(q: Bytes16, sub: usize) -> Self {
