@@ -94,7 +94,7 @@ export interface LoadModelOptions {
 
 export interface ModelInfo {
   name: string;
-  architecture: 'llama' | 'qwen2' | 'mistral';
+  architecture: 'llama' | 'qwen2' | 'qwen3' | 'mistral' | 'phi3' | 'gemma2' | 'gemma3';
   vocabSize: number;
   hiddenSize: number;
   intermediateSize: number;

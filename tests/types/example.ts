@@ -46,7 +46,7 @@ async function main(): Promise<void> {
   console.log(w.subgroups);
   const ctl = new AbortController();
   const wm = await w.loadModel('/models/model.gguf', { signal: ctl.signal, onProgress: (p) => console.log(p.stage, p.loaded) });
-  const arch: 'llama' | 'qwen2' | 'mistral' = wm.info.architecture;
+  const arch: 'llama' | 'qwen2' | 'qwen3' | 'mistral' | 'phi3' | 'gemma2' | 'gemma3' = wm.info.architecture;
   const info = await wm.loadAdapter('pirate', '/adapters/pirate/', { signal: ctl.signal });
   const ws = wm.generate(msgs, { adapter: 'pirate', maxTokens: 4, temperature: 0.5 });
   const done = await ws.result;
