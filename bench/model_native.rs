@@ -70,10 +70,10 @@ fn random_adapter<B: ModelOps>(m: &Model<B>, r: usize, seed: u64) -> AdapterFile
     };
     let cfg = &m.llama.cfg;
     let modules = (0..cfg.layers)
-        .flat_map(|l| Proj::ALL.map(|p| (l, p)))
-        .map(|(l, p)| {
+        .flat_map(|l| Proj::of(cfg.arch).iter().map(move |&p| (l, p)))
+        .flat_map(|(l, p)| {
             let (out, inp) = p.shape(cfg);
-            ModuleLora { target: Target::Layer(l, p), a: rand(r * inp, 0.1), b: rand(out * r, 0.02), rank: r, scale: 2.0, magnitude: None }
+            ModuleLora { target: Target::Layer(l, p), a: rand(r * inp, 0.1), b: rand(out * r, 0.02), rank: r, scale: 2.0, magnitude: None }.split_fused(cfg)
         })
         .collect();
     AdapterFile { modules, r, alpha: 2.0 * r as f64, dora: false, targets: vec!["all-linear".into()] }

@@ -49,7 +49,7 @@ run)
   out="${OUT:-/tmp/lorafuse-device}"
   mkdir -p "$out"
   LORAFUSE_MODEL_HEADER=.devbench/smollm2-header.gguf .devbench/model gpu adapters 2>&1 | tee "$out/model.md"
-  BENCH_COLD_MIB=256 BENCH_MIN_MS=150 .devbench/linear gpu f32,f16,q4_1 large 2>&1 | tee "$out/linear.md"
+  BENCH_COLD_MIB=256 BENCH_MIN_MS=150 .devbench/linear gpu f32,f16,q4_1,q4_k,q6_k large 2>&1 | tee "$out/linear.md"
   PYTHONUNBUFFERED=1 python3 bench/pytorch_anchor.py 2>&1 | tee "$out/pytorch.md" || true
   ;;
 *)
