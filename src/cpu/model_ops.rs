@@ -47,15 +47,13 @@ impl ModelOps for CpuBackend {
     fn map(&self, x: &mut CpuTensor, f: Map) -> Result<()> {
         match f {
             Map::Scale(c) => x.data.iter_mut().for_each(|v| *v *= c),
-            Map::Softcap(c) => x.data.iter_mut().for_each(|v| *v = c * (*v / c).tanh()),
+            Map::Softcap(c) => x.data.iter_mut().for_each(|v| *v = ops::softcap(*v, c)),
         }
         Ok(())
     }
 
     fn add_normed(&self, x: &mut CpuTensor, y: &CpuTensor, gain: &CpuTensor, eps: f32) -> Result<()> {
-        let mut normed = vec![0.0; y.data.len()];
-        ops::rms_norm(&y.data, &gain.data, eps, &mut normed);
-        x.data.iter_mut().zip(&normed).for_each(|(v, n)| *v += n);
+        ops::add_rms_normed(&mut x.data, &y.data, &gain.data, eps);
         Ok(())
     }
 

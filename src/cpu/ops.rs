@@ -57,6 +57,22 @@ pub fn rms_norm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
     }
 }
 
+/// `x += rms_norm(y)` row by row, without a normed copy of `y`.
+pub fn add_rms_normed(x: &mut [f32], y: &[f32], w: &[f32], eps: f32) {
+    let d = w.len();
+    for (xr, yr) in x.chunks_exact_mut(d).zip(y.chunks_exact(d)) {
+        let inv = inv_rms(yr, eps);
+        for ((o, &v), &g) in xr.iter_mut().zip(yr).zip(w) {
+            *o += g * (v * inv);
+        }
+    }
+}
+
+/// Soft-capping, `c·tanh(x/c)` (Gemma 2's scores and logits).
+pub fn softcap(x: f32, c: f32) -> f32 {
+    c * (x / c).tanh()
+}
+
 fn inv_rms(x: &[f32], eps: f32) -> f32 {
     1.0 / (dot(x, x) / x.len() as f32 + eps).sqrt()
 }
@@ -119,7 +135,7 @@ pub fn attention(
             for (j, s) in sc.iter_mut().enumerate() {
                 *s = dot(qh, &k_cache[(start + j) * kvw + g * hd..][..hd]) * scale;
                 if let Some(c) = hs.softcap {
-                    *s = c * (*s / c).tanh();
+                    *s = softcap(*s, c);
                 }
                 max = max.max(*s);
             }

@@ -77,6 +77,12 @@ pub struct Gemma {
     pub local_rope_theta: f64,
 }
 
+/// Gemma's layer kinds with period `n`: every `n`-th layer global, the others sliding (`n` =
+/// 0: all sliding). llama.cpp's `i % n < n − 1` and transformers' `(i + 1) % n != 0` alike.
+fn sliding_every(layers: usize, n: usize) -> Vec<bool> {
+    (0..layers.min(MAX_LAYERS)).map(|i| n == 0 || (i + 1) % n != 0).collect()
+}
+
 /// Llama 3's frequency-dependent RoPE scaling.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Llama3Scaling {
@@ -192,8 +198,8 @@ impl Config {
                 opt("attention.value_length")
             )));
         }
-        let scaling = match meta.get(&key("rope.scaling.type")).and_then(Meta::as_str) {
-            Some("llama3") => Some(Llama3Scaling {
+        let (scaling, rope_linear) = match meta.get(&key("rope.scaling.type")).and_then(Meta::as_str) {
+            Some("llama3") => (Some(Llama3Scaling {
                 factor: meta.get(&key("rope.scaling.factor")).and_then(Meta::as_f64).unwrap_or(8.0),
                 low_freq_factor: meta.get(&key("rope.scaling.low_freq_factor")).and_then(Meta::as_f64).unwrap_or(1.0),
                 high_freq_factor: meta.get(&key("rope.scaling.high_freq_factor")).and_then(Meta::as_f64).unwrap_or(4.0),
@@ -201,13 +207,10 @@ impl Config {
                     .get(&key("rope.scaling.original_context_length"))
                     .and_then(Meta::as_f64)
                     .unwrap_or(8192.0),
-            }),
-            None | Some("none" | "linear") => None,
+            }), None),
+            Some("linear") => (None, meta.get(&key("rope.scaling.factor")).and_then(Meta::as_f64)),
+            None | Some("none") => (None, None),
             Some(other) => return Err(Error::unsupported(format!("{file}: rope scaling {other:?}"))),
-        };
-        let rope_linear = match meta.get(&key("rope.scaling.type")).and_then(Meta::as_str) {
-            Some("linear") => meta.get(&key("rope.scaling.factor")).and_then(Meta::as_f64),
-            _ => None,
         };
         let layers = usize_of("block_count")?;
         let rope_theta = meta.get(&key("rope.freq_base")).and_then(Meta::as_f64).unwrap_or(10000.0);
@@ -221,10 +224,7 @@ impl Config {
             let sliding = match (sliding_window, meta.get(&key("attention.sliding_window_pattern"))) {
                 (None | Some(0), _) => vec![false; layers.min(MAX_LAYERS)],
                 (_, Some(Meta::Array(a))) => a.iter().map(|m| matches!(m, Meta::Bool(true))).collect(),
-                (_, p) => {
-                    let n = p.and_then(Meta::as_u64).map_or(if g2 { 2 } else { 6 }, to_usize);
-                    (0..layers.min(MAX_LAYERS)).map(|i| n == 0 || i % n < n - 1).collect()
-                }
+                (_, p) => sliding_every(layers, p.and_then(Meta::as_u64).map_or(if g2 { 2 } else { 6 }, to_usize)),
             };
             let big = layers == if g2 { 46 } else { 62 };
             let qk = if big { hidden / heads.max(1) } else { head_dim };
@@ -293,15 +293,15 @@ impl Config {
         };
         let theta = j["rope_theta"].as_f64().or(rope["rope_theta"].as_f64()).unwrap_or(10000.0);
         let rope_type = rope["rope_type"].as_str().or(rope["type"].as_str()).unwrap_or("default");
-        let rope_linear = if rope_type == "linear" { Some(rope["factor"].as_f64().unwrap_or(1.0)) } else { None };
-        let rope_scaling = match rope_type {
-            "default" | "linear" => None,
-            "llama3" => Some(Llama3Scaling {
+        let (rope_scaling, rope_linear) = match rope_type {
+            "default" => (None, None),
+            "linear" => (None, Some(rope["factor"].as_f64().unwrap_or(1.0))),
+            "llama3" => (Some(Llama3Scaling {
                 factor: rope["factor"].as_f64().unwrap_or(8.0),
                 low_freq_factor: rope["low_freq_factor"].as_f64().unwrap_or(1.0),
                 high_freq_factor: rope["high_freq_factor"].as_f64().unwrap_or(4.0),
                 original_max_position: rope["original_max_position_embeddings"].as_f64().unwrap_or(8192.0),
-            }),
+            }), None),
             other => return Err(Error::unsupported(format!("{file}: rope type {other:?}"))),
         };
         let window = match arch {
@@ -314,11 +314,8 @@ impl Config {
             // a sliding layer, Gemma 3 puts a global layer after every pattern - 1.
             let sliding = match j["layer_types"].as_array() {
                 Some(kinds) => kinds.iter().map(|k| k.as_str() == Some("sliding_attention")).collect(),
-                None if arch == Arch::Gemma2 => (0..layers.min(MAX_LAYERS)).map(|i| i % 2 == 0).collect(),
-                None => {
-                    let n = j["sliding_window_pattern"].as_u64().map_or(6, to_usize);
-                    (0..layers.min(MAX_LAYERS)).map(|i| n == 0 || (i + 1) % n != 0).collect()
-                }
+                None if arch == Arch::Gemma2 => sliding_every(layers, 2),
+                None => sliding_every(layers, j["sliding_window_pattern"].as_u64().map_or(6, to_usize)),
             };
             let cap = |k: &str| j[k].as_f64().map(|c| c as f32);
             let local = params["sliding_attention"]["rope_theta"].as_f64().or(j["rope_local_base_freq"].as_f64());

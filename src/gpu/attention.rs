@@ -20,6 +20,8 @@ const PREFILL_TILED_ROWS: usize = 16;
 /// The tiled kernel's largest head dim (its lanes hold 1/8 of a query row and of its output),
 /// and the split kernel's (its workgroup memory holds one query).
 const MAX_HEAD_DIM: usize = 256;
+/// RoPE tables kept uploaded (a model's global and sliding layers' tables).
+const ROPE_TABLES: usize = 2;
 /// Positions per chunk of the split kernel (attention_split.wgsl's MAX_CHUNK).
 const CHUNK: usize = 256;
 
@@ -33,11 +35,20 @@ impl GpuBackend {
         }
         let table = op.rope_table();
         let mut rope = g.rope.borrow_mut();
-        if rope.as_ref().is_none_or(|r| r.0 != table) {
-            let buf = self.upload(bytemuck::cast_slice(&table));
-            *rope = Some((table, buf));
-        }
-        let cs = &rope.as_ref().expect("uploaded").1;
+        // The last two tables stay uploaded: Gemma's layers alternate between the sliding
+        // layers' RoPE and the global layers' (one table re-uploaded at every such layer).
+        let at = match rope.iter().position(|r| r.0 == table) {
+            Some(i) => i,
+            None => {
+                if rope.len() == ROPE_TABLES {
+                    rope.remove(0);
+                }
+                let buf = self.upload(bytemuck::cast_slice(&table));
+                rope.push((table, buf));
+                rope.len() - 1
+            }
+        };
+        let cs = &rope[at].1;
         let Attend { qkv, caches, spans, qk_norm, out, .. } = op;
         let w = qkv.cols;
         let params = |rows: usize, row0: usize, pos0: usize, scale: f32, chunks: usize| AttnParams {

@@ -52,8 +52,9 @@ pub(crate) struct Inner {
     unused: (wgpu::Buffer, u64),
     /// Zeros (grown on demand): the route table of a call without adapters, uploaded never.
     zeros: RefCell<(wgpu::Buffer, u64)>,
-    /// The last RoPE table uploaded: every layer of a step attends at the same positions.
-    rope: RefCell<Option<(Vec<[f32; 2]>, PoolBuf)>>,
+    /// The last RoPE tables uploaded (at most `attention::ROPE_TABLES`): every layer of a step
+    /// attends at the same positions, with one table per kind of layer.
+    rope: RefCell<Vec<(Vec<[f32; 2]>, PoolBuf)>>,
     /// Per group (by its arena's id), the last route table uploaded, with room for its T:
     /// decode steps with the same adapters reuse it instead of uploading it again.
     routes: RefCell<std::collections::HashMap<u64, (Vec<u32>, PoolBuf)>>,
