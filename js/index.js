@@ -1,23 +1,39 @@
 // lorafuse public API. Loads the wasm module itself (fetch in browsers and bundlers, the
 // file system in Node), so callers never run an init function.
 import { nodeBuiltin } from './node.js';
-import init, { Runtime, ModelLoader, wasmMemoryBytes } from './wasm/lorafuse.js';
+import { loadThreaded, threadsUnavailable, wantedThreads } from './threads.js';
 import { cacheCalls, openSources } from './sources.js';
 import { chatFetch, createChatCompletion } from './openai.js';
 import { AbortError, BackendError, ConfigError, LoraError, ShapeError, AdapterError, UnsupportedError, call, callAsync } from './errors.js';
 export { LoraError, ShapeError, AdapterError, ConfigError, BackendError, FormatError, UnsupportedError, LimitError, AbortError } from './errors.js';
 
-let loading;
-/** Instantiates the wasm module once per realm. */
-function loadWasm() {
+// The wasm-bindgen glue of the build this realm runs (threads.js), once loaded.
+let wasm, loading, threadsNote;
+/** Instantiates the wasm module once per realm: the threaded build when `threads` > 1 can run. */
+function loadWasm(threads) {
   loading ??= (async () => {
+    const why = threads > 1 ? threadsUnavailable() : undefined;
+    if (threads > 1 && !why) {
+      try {
+        const mt = await loadThreaded(threads);
+        threadsNote = mt.note;
+        wasm = mt.glue;
+        return;
+      } catch (e) {
+        // E.g. a shared memory of this size refused: the single-threaded build still runs.
+        threadsNote = `the threaded build failed to start: ${e?.message ?? e}`;
+      }
+    }
+    threadsNote ??= why;
+    const glue = await import('./wasm/lorafuse.js');
     const url = new URL('./wasm/lorafuse_bg.wasm', import.meta.url);
     if (url.protocol === 'file:') {
       const { readFile } = await nodeBuiltin('fs/promises');
-      await init({ module_or_path: await readFile(url) });
+      await glue.default({ module_or_path: await readFile(url) });
     } else {
-      await init({ module_or_path: url });
+      await glue.default({ module_or_path: url });
     }
+    wasm = glue;
   })();
   return loading;
 }
@@ -44,15 +60,30 @@ export class LoraRuntime {
   }
 
   /** Picks a backend: "auto" (WebGPU when an adapter exists, else CPU), "webgpu" or "cpu". */
-  static async create({ backend = 'auto', adapterPrecision = 'f32', prefillMath = 'f32', subgroups = true } = {}) {
+  static async create({ backend = 'auto', adapterPrecision = 'f32', prefillMath = 'f32', subgroups = true, threads = 'auto' } = {}) {
     if (typeof subgroups !== 'boolean') throw new ConfigError(`subgroups must be true or false, got ${JSON.stringify(subgroups)}`);
-    await loadWasm();
-    return new LoraRuntime(await callAsync(() => Runtime.create(String(backend), String(adapterPrecision), String(prefillMath), subgroups)));
+    const n = await wantedThreads(threads);
+    await loadWasm(n);
+    if (wasm.threadsSupported()) wasm.setThreads(n);
+    return new LoraRuntime(await callAsync(() => wasm.Runtime.create(String(backend), String(adapterPrecision), String(prefillMath), subgroups)));
   }
 
   /** Bytes of wasm memory in use (it only grows: this is the peak so far). */
   static wasmMemoryBytes() {
-    return loading ? wasmMemoryBytes() : 0;
+    return wasm ? wasm.wasmMemoryBytes() : 0;
+  }
+
+  /**
+   * Threads the CPU kernels run on (the calling thread included). A page-wide setting: the
+   * first create() picks the build (threads need a cross-origin isolated page) and starts
+   * the workers; a later create() may lower the count or raise it back up to them.
+   */
+  get threads() {
+    return wasm.poolThreads();
+  }
+  /** Why fewer threads run than were asked for (undefined when as many run). */
+  get threadsNote() {
+    return threadsNote;
   }
 
   /** "webgpu" or "cpu": what actually runs. */
@@ -108,7 +139,7 @@ export class LoraRuntime {
     const reload = fallback && this.backend === 'webgpu'
       ? async () => {
         // 16-bit factors stay 16-bit (the CPU's own format) when a generation moves.
-        const cpu = await callAsync(() => Runtime.create('cpu', this.adapterPrecision, 'f32', false));
+        const cpu = await callAsync(() => wasm.Runtime.create('cpu', this.adapterPrecision, 'f32', false));
         try {
           return await streamModel(cpu, source, opts);
         } finally {
@@ -146,7 +177,7 @@ Object.assign(LoraRuntime, cacheCalls);
 /** Streams a model's files into a loader; builds it on runtime `rt`'s backend. */
 async function streamModel(rt, source, { onProgress, signal, fileName, int8Activations, cache }) {
   const files = await callAsync(() => openSources(source, { signal, fileName, cache }));
-  const loader = new ModelLoader();
+  const loader = new wasm.ModelLoader();
   try {
     const { loaded, total } = await feed(loader, files, { signal, onProgress });
     if (signal?.aborted) throw new AbortError('loading the model was aborted');
@@ -199,7 +230,7 @@ async function streamAdapter(name, source, { signal, onProgress, cache }) {
   if (all.some((f) => f.name.endsWith('.bin')) && !files.some((f) => !f.name.endsWith('.json'))) {
     throw new UnsupportedError(`adapter ${name}: adapter_model.bin (pickle) is not read; save the adapter with safe_serialization`);
   }
-  const loader = new ModelLoader();
+  const loader = new wasm.ModelLoader();
   try {
     await feed(loader, files, { signal, onProgress, what: `adapter ${name}` });
     return loader;

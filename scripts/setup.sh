@@ -29,6 +29,14 @@ if ! rustup target list --installed | grep -q '^wasm32-unknown-unknown$'; then
   rustup target add wasm32-unknown-unknown
 fi
 
+# The threaded wasm build rebuilds std with atomics: a pinned nightly with its source.
+NIGHTLY=$(cat scripts/nightly-toolchain)
+if ! rustup run "$NIGHTLY" rustc --print sysroot >/dev/null 2>&1 || \
+   ! [ -d "$(rustup run "$NIGHTLY" rustc --print sysroot)/lib/rustlib/src/rust/library" ]; then
+  log "rustup toolchain install $NIGHTLY (rust-src)"
+  rustup toolchain install "$NIGHTLY" --profile minimal --component rust-src
+fi
+
 # The CLI must match the crate version exactly (Cargo.toml pins it with '=').
 WB_VER=$(sed -n 's/^wasm-bindgen *= *"=\([0-9.]*\)".*/\1/p' Cargo.toml | head -1)
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WB_VER" ]; then

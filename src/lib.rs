@@ -10,6 +10,9 @@
 //! generation); `js` (the wasm-bindgen surface). `dev` (benchmarks, export) is built only
 //! with the `dev` feature.
 
+// The threaded wasm build (nightly) sleeps and wakes its CPU workers with wasm's wait/notify.
+#![cfg_attr(all(target_arch = "wasm32", target_feature = "atomics"), feature(stdarch_wasm_atomic_wait))]
+
 pub mod error;
 pub mod formats;
 pub mod tokenizer;

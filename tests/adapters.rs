@@ -61,6 +61,8 @@ fn expected(name: &str) -> Vec<f32> {
 
 #[test]
 fn every_peft_variant_matches_peft() {
+    lorafuse::cpu::pool::start_native(2);
+    lorafuse::cpu::pool::set_min_work(0);
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir().join("adapters/reference.json")).unwrap()).unwrap();
     let ids = prompt();
@@ -216,6 +218,8 @@ fn gguf_lora_adapters_match_peft() {
 /// none): the same logits as running each alone, at prefill and at a batched decode step.
 #[test]
 fn batched_sequences_with_per_row_adapters_match_single_runs() {
+    lorafuse::cpu::pool::start_native(2);
+    lorafuse::cpu::pool::set_min_work(0);
     let mut m = base("llama");
     for n in ["qv-r4", "all-linear-r8"] {
         let a = peft_from_files(&files_in(&dir().join("adapters").join(n)), &m.llama.cfg).unwrap();

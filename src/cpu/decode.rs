@@ -8,7 +8,7 @@ use crate::formats::dtype::{self, WeightFormat};
 /// A weight format as the CPU kernels see it.
 pub trait Decode {
     /// What the row storage is made of (f32, u16 bit patterns, or bytes).
-    type Unit: Copy;
+    type Unit: Copy + Sync;
     /// Per-group constants (a block's, or a K-quant group's: its scale and decoded codes).
     type Ctx: Copy;
     /// Weights per block (a multiple of 4).

@@ -6,6 +6,7 @@
 
 use super::arena::{CpuArena, Kind};
 use super::decode::{self, Decode, F32, I16};
+use super::pool;
 use super::simd::{F32x4, I16x32};
 use crate::backend::routing::{RouteEntry, Routes};
 
@@ -297,16 +298,31 @@ unsafe fn sweep_rc<F: Decode, S: TileSink<R>, X: XRow, const R: usize, const C: 
 }
 
 /// Base-matmul tiles: the adapters' `T·Bᵀ` terms go into the same accumulators (B rows are
-/// contiguous in PEFT's `[out, rank]` layout), then y is written once.
+/// contiguous in PEFT's `[out, rank]` layout), then y is written once. One per row block and
+/// range of weight rows (a thread's share).
 struct Output<'a> {
+    /// First weight row of this range: the sweep's row numbers are relative to it.
+    o0: usize,
+    block: &'a RowBlock<'a>,
+    call: &'a Call<'a>,
+}
+
+/// A block of up to 4 input rows with its route entries, resolved once per call.
+struct RowBlock<'a> {
     r0: usize,
-    /// Route entries of each row in the current block.
-    block: [&'a [RouteEntry]; 4],
+    xs: Vec<*const f32>,
+    qs: Vec<&'a QuantRow>,
+    /// Route entries of each row in the block.
+    entries: [&'a [RouteEntry]; 4],
     /// All rows of this block use the same adapters: one pass covers the whole block.
     uniform: bool,
     /// Some entry of this block is DoRA: its gain scales the base term, so base and each
     /// adapter's term are finished separately.
     dora: bool,
+}
+
+/// What every tile of one call reads, and where it writes.
+struct Call<'a> {
     out: usize,
     /// The routes' entries, and per entry its B rows and DoRA gains, resolved in the arena
     /// once per call (entries are found by their position in `entries`).
@@ -314,8 +330,14 @@ struct Output<'a> {
     b: Vec<Factors>,
     g: Vec<*const f32>,
     t: &'a [f32],
-    y: &'a mut [f32],
+    /// y `[n, out]`: threads write disjoint column ranges of it.
+    y: *mut f32,
 }
+
+// SAFETY: the pointers address the caller's inputs (read only) and y, of which each thread
+// writes only its own weight rows' columns; the call outlives every thread's use of it.
+unsafe impl Sync for Call<'_> {}
+unsafe impl Sync for RowBlock<'_> {}
 
 /// An adapter factor's first value and its storage format.
 type Factors = (*const u8, Kind);
@@ -332,14 +354,16 @@ impl<const R: usize> TileSink<R> for Output<'_> {
     fn tile<const C: usize>(&mut self, o: usize, mut acc: Acc<R, C>) {
         // SAFETY (the unsafe blocks below): every route entry's T range and B rows lie
         // inside `t` and its B block (checked when the adapter was added and when the routes
-        // were built).
-        let (t, entries, bs, gs) = (self.t.as_ptr(), self.entries, &self.b, &self.g);
+        // were built); y holds `n · out` values and this tile's rows and columns are its own.
+        let (call, block, o) = (self.call, self.block, self.o0 + o);
+        let (t, entries, bs, gs) = (call.t.as_ptr(), call.entries, &call.b, &call.g);
         let b_of = |e: &RouteEntry| bs[index(entries, e)];
-        if self.dora {
+        let y_row = |r: usize| unsafe { core::slice::from_raw_parts_mut(call.y.add((block.r0 + r) * call.out + o), C) };
+        if block.dora {
             let base = acc.finish();
             for (r, base_r) in base.iter().enumerate() {
                 let mut out = *base_r;
-                for e in self.block[r] {
+                for e in block.entries[r] {
                     let mut one = Acc::<1, C>::new();
                     unsafe { one.add_expand(&[t.add(e.t_off as usize)], b_of(e), o, e.rank as usize) };
                     let [lora] = one.finish();
@@ -353,20 +377,20 @@ impl<const R: usize> TileSink<R> for Output<'_> {
                         };
                     }
                 }
-                self.y[(self.r0 + r) * self.out + o..][..C].copy_from_slice(&out);
+                y_row(r).copy_from_slice(&out);
             }
             return;
         }
-        if self.uniform {
-            for (j, e) in self.block[0].iter().enumerate() {
-                let ts = core::array::from_fn(|r| unsafe { t.add(self.block[r][j].t_off as usize) });
+        if block.uniform {
+            for (j, e) in block.entries[0].iter().enumerate() {
+                let ts = core::array::from_fn(|r| unsafe { t.add(block.entries[r][j].t_off as usize) });
                 // Once per tile and adapter: the usual ranks as constants.
                 let b = b_of(e);
                 unsafe { with_const_rank!(e.rank as usize, |rank| acc.add_expand(&ts, b, o, rank)) };
             }
         } else {
             for r in 0..R {
-                for e in self.block[r] {
+                for e in block.entries[r] {
                     let mut one = Acc::<1, C>::new();
                     unsafe { one.add_expand(&[t.add(e.t_off as usize)], b_of(e), o, e.rank as usize) };
                     let [extra] = one.finish();
@@ -377,7 +401,7 @@ impl<const R: usize> TileSink<R> for Output<'_> {
             }
         }
         for (r, v) in acc.finish().iter().enumerate() {
-            self.y[(self.r0 + r) * self.out + o..][..C].copy_from_slice(v);
+            y_row(r).copy_from_slice(v);
         }
     }
 }
@@ -385,6 +409,11 @@ impl<const R: usize> TileSink<R> for Output<'_> {
 /// `y[n, out] = x[n, inp]·wᵀ + Σ_entries T·Bᵀ` per row, with T from `lora_shrink`.
 /// `int8`: quantize activations for the base matmul where the format has an int8 path.
 /// Slices must match their shapes.
+///
+/// The pool's threads take ranges of weight rows (a few per thread, so a slow thread's
+/// share is picked up by the others); each range runs every row block, so in prefill a
+/// range's weights stay in cache across the blocks. Every output value is computed the same
+/// way whatever the split: results do not depend on the thread count.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn lora_linear<F: Sweep>(
     x: &[f32],
@@ -401,29 +430,41 @@ pub(crate) fn lora_linear<F: Sweep>(
     assert!(x.len() >= n * inp && w.len() >= out * F::row_units(inp) && y.len() >= n * out && routes.n_rows() == n);
     let b = routes.entries.iter().map(|e| arena.at(e.b_off as usize).ptr(out * e.rank as usize)).collect();
     let g = routes.entries.iter().map(|e| if e.dora() { arena.at_f32(e.g_off as usize)[..out].as_ptr() } else { core::ptr::null() }).collect();
-    let mut sink = Output { r0: 0, block: [&[]; 4], uniform: false, dora: false, out, entries: &routes.entries, b, g, t, y };
-    let step = F::STEP;
+    let call = Call { out, entries: &routes.entries, b, g, t, y: y.as_mut_ptr() };
     let quant: Vec<QuantRow> = if int8 && F::INT8 { x.chunks_exact(inp).take(n).map(QuantRow::new).collect() } else { vec![] };
-    for r0 in (0..n).step_by(step) {
-        let rows = r0..n.min(r0 + step);
-        let xs: Vec<*const f32> = rows.clone().map(|r| x[r * inp..].as_ptr()).collect();
-        let qs: Vec<&QuantRow> = if quant.is_empty() { vec![] } else { quant[rows.clone()].iter().collect() };
-        for r in rows.clone() {
-            sink.block[r - r0] = routes.row_entries(r);
-        }
-        let first = sink.block[0];
-        sink.uniform = sink.block[..rows.len()].iter().all(|b| {
-            b.len() == first.len() && b.iter().zip(first).all(|(p, q)| p.b_off == q.b_off && p.rank == q.rank)
-        });
-        sink.dora = sink.block[..rows.len()].iter().any(|b| b.iter().any(RouteEntry::dora));
-        sink.r0 = r0;
-        // SAFETY: every x row and w row holds `inp` elements (asserted above).
-        unsafe {
-            if qs.is_empty() {
-                F::sweep(&xs, w, out, inp, &mut sink)
-            } else {
-                F::sweep_int8(&qs, w, out, inp, &mut sink)
+    let blocks: Vec<RowBlock> = (0..n)
+        .step_by(F::STEP)
+        .map(|r0| {
+            let rows = r0..n.min(r0 + F::STEP);
+            let mut entries: [&[RouteEntry]; 4] = [&[]; 4];
+            for r in rows.clone() {
+                entries[r - r0] = routes.row_entries(r);
             }
-        };
-    }
+            let first = entries[0];
+            let uniform = entries[..rows.len()]
+                .iter()
+                .all(|b| b.len() == first.len() && b.iter().zip(first).all(|(p, q)| p.b_off == q.b_off && p.rank == q.rank));
+            let dora = entries[..rows.len()].iter().any(|b| b.iter().any(RouteEntry::dora));
+            let xs = rows.clone().map(|r| x[r * inp..].as_ptr()).collect();
+            let qs = if quant.is_empty() { vec![] } else { quant[rows].iter().collect() };
+            RowBlock { r0, xs, qs, entries, uniform, dora }
+        })
+        .collect();
+    let ranges: Vec<_> = pool::split(out, pool::parts(n * out * inp), 4).collect();
+    let stride = F::row_units(inp);
+    pool::for_each(ranges.len(), &|p| {
+        let rows = ranges[p].clone();
+        let w = &w[rows.start * stride..];
+        for block in &blocks {
+            let mut sink = Output { o0: rows.start, block, call: &call };
+            // SAFETY: every x row and w row holds `inp` elements (asserted above).
+            unsafe {
+                if block.qs.is_empty() {
+                    F::sweep(&block.xs, w, rows.len(), inp, &mut sink)
+                } else {
+                    F::sweep_int8(&block.qs, w, rows.len(), inp, &mut sink)
+                }
+            };
+        }
+    });
 }

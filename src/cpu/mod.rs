@@ -28,6 +28,7 @@ pub mod decode;
 pub mod kernels;
 pub mod model_ops;
 pub mod ops;
+pub mod pool;
 pub mod shrink;
 pub mod simd;
 

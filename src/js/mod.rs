@@ -11,7 +11,42 @@ use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(start)]
 fn start() {
-    console_error_panic_hook::set_once();
+    // Runs on every thread that instantiates the module: set the hook once. A panic on a
+    // worker thread marks the pool broken first, so the thread waiting for it stops.
+    static SET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !SET.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        std::panic::set_hook(Box::new(|info| {
+            crate::cpu::pool::poison();
+            console_error_panic_hook::hook(info);
+        }));
+    }
+}
+
+/// Whether this build of the module runs CPU worker threads (the threaded build).
+#[wasm_bindgen(js_name = threadsSupported)]
+pub fn threads_supported() -> bool {
+    crate::cpu::pool::SUPPORTED
+}
+
+/// Caps the threads CPU kernels use, the calling thread included (a page-wide setting).
+#[wasm_bindgen(js_name = setThreads)]
+pub fn set_threads(n: usize) {
+    crate::cpu::pool::set_threads(n)
+}
+
+/// Threads CPU kernels use now: the cap, or 1 + the workers that have joined.
+#[wasm_bindgen(js_name = poolThreads)]
+pub fn pool_threads() -> usize {
+    crate::cpu::pool::threads()
+}
+
+/// A worker thread's life (js/thread.js calls it after instantiating the threaded build on
+/// the page's shared memory): joins the CPU pool and never returns.
+#[wasm_bindgen(js_name = workerLoop)]
+pub fn worker_loop() {
+    if crate::cpu::pool::SUPPORTED {
+        crate::cpu::pool::worker_loop()
+    }
 }
 
 /// A JS `Error` whose `name` is the error kind's class name.
