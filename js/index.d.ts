@@ -370,8 +370,14 @@ export class LoraRuntime {
    * subgroups: true (default) lets the WebGPU kernels reduce with subgroup operations where
    * the adapter offers the "subgroups" feature; false keeps workgroup-memory reductions.
    * The `subgroups` getter says which runs.
+   * threads: CPU threads, the calling one included: "auto" (default: the machine's cores, at
+   * most 4) or 1..64. More than 1 needs shared memory: Node, or a cross-origin isolated page
+   * (served with `Cross-Origin-Opener-Policy: same-origin` and
+   * `Cross-Origin-Embedder-Policy: require-corp`); elsewhere the single-threaded build runs
+   * and `threadsNote` says why. Page-wide: the first create() picks the build and starts the
+   * workers; later calls may lower the count (or raise it back up to the workers started).
    */
-  static create(options?: { backend?: BackendChoice; adapterPrecision?: 'f32' | 'f16' | 'i16'; prefillMath?: 'f32' | 'f16'; subgroups?: boolean }): Promise<LoraRuntime>;
+  static create(options?: { backend?: BackendChoice; adapterPrecision?: 'f32' | 'f16' | 'i16'; prefillMath?: 'f32' | 'f16'; subgroups?: boolean; threads?: 'auto' | number }): Promise<LoraRuntime>;
   /**
    * Deletes a cache filled through the `cache` load option (a plain name: in both storages);
    * resolves to whether there was one.
@@ -403,6 +409,10 @@ export class LoraRuntime {
   readonly subgroups: boolean;
   /** Why "auto" fell back to the CPU, when it did. */
   readonly fallbackReason: string | undefined;
+  /** Threads the CPU kernels run on now (page-wide; 1 on the single-threaded build). */
+  readonly threads: number;
+  /** Why fewer threads run than were asked for, when they do. */
+  readonly threadsNote: string | undefined;
   /** Destroys the GPU device as a driver reset would (tests of the CPU fallback). */
   loseDeviceForTesting(): void;
   /**

@@ -2,6 +2,7 @@
 // file system in Node), so callers never run an init function.
 import { nodeBuiltin } from './node.js';
 import { loadThreaded, threadsUnavailable, wantedThreads } from './threads.js';
+import * as single from './wasm/lorafuse.js';
 import { cacheCalls, openSources } from './sources.js';
 import { chatFetch, createChatCompletion } from './openai.js';
 import { AbortError, BackendError, ConfigError, LoraError, ShapeError, AdapterError, UnsupportedError, call, callAsync } from './errors.js';
@@ -25,7 +26,7 @@ function loadWasm(threads) {
       }
     }
     threadsNote ??= why;
-    const glue = await import('./wasm/lorafuse.js');
+    const glue = single;
     const url = new URL('./wasm/lorafuse_bg.wasm', import.meta.url);
     if (url.protocol === 'file:') {
       const { readFile } = await nodeBuiltin('fs/promises');

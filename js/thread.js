@@ -18,6 +18,6 @@ async function run({ module, memory }, reply) {
 if (typeof WorkerGlobalScope !== 'undefined' && globalThis instanceof WorkerGlobalScope) {
   self.onmessage = (e) => run(e.data, (m) => self.postMessage(m));
 } else {
-  const { parentPort, workerData } = await nodeBuiltin('worker_threads');
-  run(workerData, (m) => parentPort.postMessage(m));
+  // No top-level await: bundlers build workers as classic scripts by default.
+  nodeBuiltin('worker_threads').then(({ parentPort, workerData }) => run(workerData, (m) => parentPort.postMessage(m)));
 }

@@ -4,6 +4,10 @@
 // The choice is made once per realm, by the first LoraRuntime.create.
 import { nodeBuiltin } from './node.js';
 import { ConfigError } from './errors.js';
+// Both builds' glue is imported statically (the wasm is fetched only for the one that runs):
+// a dynamic import would make bundlers split the code, which their default worker format
+// (iife) cannot.
+import * as threaded from './wasm-mt/lorafuse.js';
 
 const MAX_THREADS = 64;
 // Past this many, threads mostly wait for memory and burn the page's battery.
@@ -26,10 +30,10 @@ export async function wantedThreads(threads) {
 
 /** Why this realm cannot run the threaded build (undefined when it can). */
 export function threadsUnavailable() {
-  if (typeof SharedArrayBuffer !== 'function') return 'SharedArrayBuffer is not available';
   if (globalThis.crossOriginIsolated === false) {
     return 'the page is not cross-origin isolated (it needs Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)';
   }
+  if (typeof SharedArrayBuffer !== 'function') return 'SharedArrayBuffer is not available';
   return undefined;
 }
 
@@ -79,7 +83,7 @@ async function startThread(module, memory) {
  * the glue module and how many threads run (1 + the workers that started).
  */
 export async function loadThreaded(n) {
-  const glue = await import('./wasm-mt/lorafuse.js');
+  const glue = threaded;
   const module = await compile(new URL('./wasm-mt/lorafuse_bg.wasm', import.meta.url));
   const { memory } = await glue.default({ module_or_path: module });
   const started = await Promise.allSettled(Array.from({ length: n - 1 }, () => startThread(module, memory)));

@@ -19,7 +19,7 @@ export interface WorkerRowResult {
 /** The runtime in a Web Worker: the same calls as LoraRuntime, all asynchronous. */
 export class LoraWorker {
   private constructor();
-  static create(options?: { backend?: BackendChoice; adapterPrecision?: 'f32' | 'f16' | 'i16'; prefillMath?: 'f32' | 'f16'; subgroups?: boolean; worker?: Worker }): Promise<LoraWorker>;
+  static create(options?: { backend?: BackendChoice; adapterPrecision?: 'f32' | 'f16' | 'i16'; prefillMath?: 'f32' | 'f16'; subgroups?: boolean; threads?: 'auto' | number; worker?: Worker }): Promise<LoraWorker>;
   /** As LoraRuntime's: the caches are the origin's, shared with the worker. */
   static clearCache(cache: CacheOption): Promise<boolean>;
   static isCached(source: string | URL, options: { cache: CacheOption }): Promise<boolean>;
@@ -31,6 +31,9 @@ export class LoraWorker {
   readonly prefillMath: 'f32' | 'f16';
   readonly subgroups: boolean;
   readonly fallbackReason?: string;
+  /** CPU threads in the worker (its own pool: the worker starts them). */
+  readonly threads: number;
+  readonly threadsNote?: string;
   /** A URL (string), Blob/File, ArrayBuffer/Uint8Array or {files}; see LoraRuntime#loadModel. */
   loadModel(
     source: unknown,

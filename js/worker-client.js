@@ -60,13 +60,13 @@ export class LoraWorker {
     this.#ch = ch;
     Object.assign(this, info);
   }
-  /** Starts a worker running the runtime: backend "auto" | "webgpu" | "cpu"; adapterPrecision, prefillMath, subgroups as in LoraRuntime.create. */
-  static async create({ backend = 'auto', adapterPrecision = 'f32', prefillMath = 'f32', subgroups = true, worker } = {}) {
+  /** Starts a worker running the runtime: backend "auto" | "webgpu" | "cpu"; adapterPrecision, prefillMath, subgroups, threads as in LoraRuntime.create (the CPU threads are started from that worker). */
+  static async create({ backend = 'auto', adapterPrecision = 'f32', prefillMath = 'f32', subgroups = true, threads = 'auto', worker } = {}) {
     const w = worker ?? new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
     const ch = new Channel(w);
     const models = new Map();
     ch.onFallback = ({ handle, reason, info }) => models.get(handle)?.deref()?._movedToCpu(reason, info);
-    const info = await ch.request('create', { backend, adapterPrecision, prefillMath, subgroups }).done;
+    const info = await ch.request('create', { backend, adapterPrecision, prefillMath, subgroups, threads }).done;
     const lw = new LoraWorker(ch, info);
     lw.#models = models;
     return lw;

@@ -27,10 +27,10 @@ function fail(id, e) {
 }
 
 const handlers = {
-  async create({ backend, adapterPrecision, prefillMath, subgroups }) {
-    rt = await LoraRuntime.create({ backend, adapterPrecision, prefillMath, subgroups });
+  async create({ backend, adapterPrecision, prefillMath, subgroups, threads }) {
+    rt = await LoraRuntime.create({ backend, adapterPrecision, prefillMath, subgroups, threads });
     const { device, fallbackReason } = rt;
-    return { backend: rt.backend, device, fallbackReason, adapterPrecision: rt.adapterPrecision, prefillMath: rt.prefillMath, subgroups: rt.subgroups };
+    return { backend: rt.backend, device, fallbackReason, adapterPrecision: rt.adapterPrecision, prefillMath: rt.prefillMath, subgroups: rt.subgroups, threads: rt.threads, threadsNote: rt.threadsNote };
   },
   async loadModel({ source, options }, id) {
     const handle = nextModel++;

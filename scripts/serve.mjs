@@ -18,8 +18,11 @@ const TYPES = {
   '.ts': 'text/plain; charset=utf-8',
 };
 
-/** Starts serving `root` on 127.0.0.1; resolves to {server, url, requests}. */
-export async function serve(root, port = 0) {
+/**
+ * Starts serving `root` on 127.0.0.1; resolves to {server, url, requests}. `isolate: false`
+ * leaves out COOP/COEP (a page that is not cross-origin isolated: no shared memory).
+ */
+export async function serve(root, port = 0, { isolate = true } = {}) {
   const base = resolve(root);
   const requests = [];
   const server = createServer(async (req, res) => {
@@ -36,8 +39,7 @@ export async function serve(root, port = 0) {
       res.writeHead(200, {
         'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
         'content-length': body.length,
-        'cross-origin-opener-policy': 'same-origin',
-        'cross-origin-embedder-policy': 'require-corp',
+        ...(isolate && { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' }),
         'cache-control': 'no-cache',
       });
       res.end(body);

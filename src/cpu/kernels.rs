@@ -331,11 +331,11 @@ struct Call<'a> {
     g: Vec<*const f32>,
     t: &'a [f32],
     /// y `[n, out]`: threads write disjoint column ranges of it.
-    y: *mut f32,
+    y: pool::Disjoint<f32>,
 }
 
-// SAFETY: the pointers address the caller's inputs (read only) and y, of which each thread
-// writes only its own weight rows' columns; the call outlives every thread's use of it.
+// SAFETY: the pointers address the caller's inputs, read only; the call outlives every
+// thread's use of it.
 unsafe impl Sync for Call<'_> {}
 unsafe impl Sync for RowBlock<'_> {}
 
@@ -358,7 +358,7 @@ impl<const R: usize> TileSink<R> for Output<'_> {
         let (call, block, o) = (self.call, self.block, self.o0 + o);
         let (t, entries, bs, gs) = (call.t.as_ptr(), call.entries, &call.b, &call.g);
         let b_of = |e: &RouteEntry| bs[index(entries, e)];
-        let y_row = |r: usize| unsafe { core::slice::from_raw_parts_mut(call.y.add((block.r0 + r) * call.out + o), C) };
+        let y_row = |r: usize| unsafe { call.y.part((block.r0 + r) * call.out + o, C) };
         if block.dora {
             let base = acc.finish();
             for (r, base_r) in base.iter().enumerate() {
@@ -430,7 +430,7 @@ pub(crate) fn lora_linear<F: Sweep>(
     assert!(x.len() >= n * inp && w.len() >= out * F::row_units(inp) && y.len() >= n * out && routes.n_rows() == n);
     let b = routes.entries.iter().map(|e| arena.at(e.b_off as usize).ptr(out * e.rank as usize)).collect();
     let g = routes.entries.iter().map(|e| if e.dora() { arena.at_f32(e.g_off as usize)[..out].as_ptr() } else { core::ptr::null() }).collect();
-    let call = Call { out, entries: &routes.entries, b, g, t, y: y.as_mut_ptr() };
+    let call = Call { out, entries: &routes.entries, b, g, t, y: pool::Disjoint::new(y) };
     let quant: Vec<QuantRow> = if int8 && F::INT8 { x.chunks_exact(inp).take(n).map(QuantRow::new).collect() } else { vec![] };
     let blocks: Vec<RowBlock> = (0..n)
         .step_by(F::STEP)

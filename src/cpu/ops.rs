@@ -1,5 +1,6 @@
 //! The non-matmul ops of a transformer forward pass on the CPU (f32 activations).
 
+use super::pool;
 use super::simd::F32x4;
 use crate::backend::linear::Act;
 use crate::backend::ops::Heads;
@@ -123,12 +124,17 @@ pub fn attention(
     let (heads, hd, window, scale) = (hs.heads, hs.head_dim, hs.window, hs.scale);
     let (qw, kvw) = (hs.q_width(), hs.kv_width());
     let group = heads / hs.kv_heads;
-    let mut scores = vec![0f32; pos0 + n];
-    for i in 0..n {
-        let end = pos0 + i + 1;
-        let start = window.map_or(0, |w| end.saturating_sub(w));
-        let sc = &mut scores[..end - start];
-        for h in 0..heads {
+    // Threads take ranges of (row, head) pairs; each writes only its pairs' outputs.
+    let work = heads * hd * (n * pos0 + n * (n + 1) / 2);
+    let ranges: Vec<_> = pool::split(n * heads, pool::parts(work), 1).collect();
+    let out = pool::Disjoint::new(&mut out[..n * qw]);
+    pool::for_each(ranges.len(), &|c| {
+        let mut scores = vec![0f32; pos0 + n];
+        for p in ranges[c].clone() {
+            let (i, h) = (p / heads, p % heads);
+            let end = pos0 + i + 1;
+            let start = window.map_or(0, |w| end.saturating_sub(w));
+            let sc = &mut scores[..end - start];
             let g = h / group;
             let qh = &q[i * q_stride + h * hd..][..hd];
             let mut max = f32::NEG_INFINITY;
@@ -144,11 +150,12 @@ pub fn attention(
                 *s = (*s - max).exp();
                 sum += *s;
             }
-            let oh = &mut out[i * qw + h * hd..][..hd];
+            // SAFETY: pair (i, h) is this thread's; its head's outputs lie in `out`.
+            let oh = unsafe { out.part(i * qw + h * hd, hd) };
             oh.fill(0.0);
             for (j, &s) in sc.iter().enumerate() {
                 axpy(oh, s / sum, &v_cache[(start + j) * kvw + g * hd..][..hd]);
             }
         }
-    }
+    });
 }

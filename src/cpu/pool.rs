@@ -226,6 +226,28 @@ pub fn start_native(workers: usize) {
     }
 }
 
+/// An output that the threads of one job write in disjoint parts.
+pub struct Disjoint<T>(*mut T);
+
+// SAFETY: users write only their own parts (see `part`).
+unsafe impl<T: Send> Sync for Disjoint<T> {}
+
+impl<T: Send> Disjoint<T> {
+    pub fn new(v: &mut [T]) -> Self {
+        Disjoint(v.as_mut_ptr())
+    }
+
+    /// `len` values from `off`.
+    ///
+    /// # Safety
+    /// In bounds of the slice given to `new`, which outlives the job, and no other thread
+    /// touches these values meanwhile.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn part(&self, off: usize, len: usize) -> &mut [T] {
+        core::slice::from_raw_parts_mut(self.0.add(off), len)
+    }
+}
+
 /// Splits `0..len` into about `parts` ranges whose bounds are multiples of `align`
 /// (the last range takes what is left).
 pub fn split(len: usize, parts: usize, align: usize) -> impl Iterator<Item = core::ops::Range<usize>> + Clone {

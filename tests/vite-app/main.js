@@ -10,7 +10,7 @@ async function linear(backend) {
   const layer = rt.loraLinear({ weight: Float32Array.of(1, 2, 3, 4, 5, 6), outFeatures: 2, inFeatures: 3 });
   layer.addAdapter('user', { a: [1, 0, -1], b: [2, -1], rank: 1, scale: 0.5 });
   const x = Float32Array.of(0.5, -1, 2);
-  return { backend: rt.backend, base: [...(await layer.run(x, 1))], lora: [...(await layer.run(x, 1, { adapter: 'user' }))] };
+  return { backend: rt.backend, base: [...(await layer.run(x, 1))], lora: [...(await layer.run(x, 1, { adapter: 'user' }))], threads: rt.threads };
 }
 
 async function workerModel(promptIds) {
@@ -28,13 +28,14 @@ async function workerModel(promptIds) {
   const text = await model.generate('Hello', { maxTokens: 4, temperature: 0 }).text();
   await model.dispose();
   rt.dispose();
-  return { logits: [...logits], vocab: model.info.vocabSize, refused, progress: progress.length, text, adapterErrorExported: typeof AdapterError };
+  return { logits: [...logits], vocab: model.info.vocabSize, refused, progress: progress.length, text, adapterErrorExported: typeof AdapterError, threads: rt.threads, threadsNote: rt.threadsNote };
 }
 
 window.runApp = async (promptIds) => ({
   webgpu: await linear('webgpu'),
   cpu: await linear('cpu'),
   worker: await workerModel(promptIds),
+  cores: navigator.hardwareConcurrency,
 });
 window.appReady = true;
 document.getElementById('out').textContent = 'ready';
