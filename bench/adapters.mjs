@@ -7,7 +7,6 @@ import { peftAdapter as randomAdapter, SMOLLM2 } from '../tests/js/random-adapte
 
 /** A random all-linear PEFT adapter for SmolLM2 as {files}, seeded. */
 const peftAdapter = (r, seed) => randomAdapter(r, seed, SMOLLM2);
-import { benchReadCeiling } from '../pkg-dev/wasm/lorafuse.js';
 
 const MODEL = new URL('../.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf', import.meta.url);
 const { L, D, F, KV, MODULES } = SMOLLM2;
@@ -57,7 +56,7 @@ const baseMs = 1000 / base.rate; // a base token's time
 // in this run), over a base token's time, is the other. The physical share is the larger.
 const baseMacs = L * (2 * D * D + 2 * KV * D + 3 * F * D) + 49152 * D;
 const loraMacs = (r) => L * Object.values(MODULES).reduce((a, [o, i]) => a + r * (o + i), 0);
-const ceiling = benchReadCeiling(256, 5); // GB/s: a SIMD sum over 256 MiB
+const ceiling = api.wasmGlue().benchReadCeiling(256, 5); // GB/s: a SIMD sum over 256 MiB
 const byteShare = (r, bytes = 4) => (bytes * loraMacs(r)) / (ceiling * 1e9) / (baseMs / 1000); // read time / base token time
 console.log(`### Adapters on SmolLM2-135M Q4_1, CPU backend, Node ${process.version}, one thread, ${TOK} tokens greedy`);
 console.log(`wasm read ceiling ${ceiling.toFixed(1)} GB/s; one r16 adds ${((4 * loraMacs(16)) / 2 ** 20).toFixed(1)} MiB of f32 factors per token (half that in 16 bits)`);

@@ -14,20 +14,23 @@ export async function best(reps, fn) {
   return t;
 }
 
-export async function benchLorafuse(api, source, { prompt, tokens = 32, reps = 3, label = 'lorafuse', backend = 'cpu' } = {}) {
-  const rt = await api.LoraRuntime.create({ backend });
+export async function benchLorafuse(api, source, { prompt, tokens = 32, reps = 3, label = 'lorafuse', backend = 'cpu', threads = 'auto' } = {}) {
+  const rt = await api.LoraRuntime.create({ backend, threads });
   const t0 = now();
   const model = await rt.loadModel(source);
   const loadMs = now() - t0;
   const promptTokens = model.tokenize(prompt).length;
-  await model.generate(prompt, { maxTokens: 2 }).text(); // warm-up
-  const prefillMs = await best(reps, () => model.generate(prompt, { maxTokens: 1, ignoreEos: true }).text());
-  const allMs = await best(reps, () => model.generate(prompt, { maxTokens: tokens + 1, ignoreEos: true }).text());
+  // No prompt cache: every run prefills the whole prompt (a cached prompt would make the
+  // prefill time that of the last token).
+  const run = (maxTokens) => model.generate(prompt, { maxTokens, ignoreEos: true, promptCache: false }).text();
+  await run(2); // warm-up
+  const prefillMs = await best(reps, () => run(1));
+  const allMs = await best(reps, () => run(tokens + 1));
   const decodeTokS = tokens / ((allMs - prefillMs) / 1000);
   // On WebGPU, per decode token: the counts of a long generation minus a 1-token one's.
   const counted = async (n) => {
     const s0 = model.gpuStats();
-    await model.generate(prompt, { maxTokens: n, ignoreEos: true }).text();
+    await run(n);
     const s1 = model.gpuStats();
     return Object.fromEntries(Object.keys(s1).map((k) => [k, s1[k] - s0[k]]));
   };
@@ -39,7 +42,7 @@ export async function benchLorafuse(api, source, { prompt, tokens = 32, reps = 3
   }
   const out = {
     // Which reduction the WebGPU kernels ran (subgroup operations or workgroup-memory trees).
-    label: rt.backend === 'webgpu' ? `${label}, subgroups ${rt.subgroups ? 'on' : 'off'}` : label,
+    label: rt.backend === 'webgpu' ? `${label}, subgroups ${rt.subgroups ? 'on' : 'off'}` : `${label}, ${rt.threads} thread${rt.threads > 1 ? 's' : ''}`,
     promptTokens,
     loadMs,
     prefillMs,

@@ -2,7 +2,6 @@
 // and in headless Chromium, beside wllama (llama.cpp in wasm) in the same Chromium.
 import { access, readFile } from 'node:fs/promises';
 import * as api from '../pkg-dev/index.js';
-import { benchReadCeiling } from '../pkg-dev/wasm/lorafuse.js';
 import { benchLorafuse } from './measure.mjs';
 import { serve } from '../scripts/serve.mjs';
 import { launch, open } from '../tests/js/browser.mjs';
@@ -30,17 +29,19 @@ function table(rows, ceiling, ref) {
 }
 
 // The model first: the ceiling's 256 MiB buffer would otherwise count as peak memory.
-const node = await benchLorafuse(api, MODEL, { prompt: PROMPT, tokens: TOKENS, label: 'lorafuse CPU, Node, Q4_1' });
+// Two threads first (the first runtime loads the threaded build), then the same capped at one.
+const node2 = await benchLorafuse(api, MODEL, { prompt: PROMPT, tokens: TOKENS, threads: 2, label: 'lorafuse CPU, Node, Q4_1' });
+const node = await benchLorafuse(api, MODEL, { prompt: PROMPT, tokens: TOKENS, threads: 1, label: 'lorafuse CPU, Node, Q4_1' });
 // llama.cpp's Q4_K_M of the same model (scripts/make-kquant-model.sh), where it was made.
 const KQ = new URL('../.cache/models/SmolLM2-135M-Instruct.Q4_K_M.gguf', import.meta.url);
-const nodeKq = await access(KQ).then(() => benchLorafuse(api, KQ, { prompt: PROMPT, tokens: TOKENS, label: 'lorafuse CPU, Node, Q4_K_M (llama.cpp)' }), () => null);
+const nodeKq = await access(KQ).then(() => benchLorafuse(api, KQ, { prompt: PROMPT, tokens: TOKENS, threads: 1, label: 'lorafuse CPU, Node, Q4_K_M (llama.cpp)' }), () => null);
 const HF = [['f32', 'smollm2-hf-f32/'], ['f16', 'smollm2-hf-f16/']];
 const nodeHf = [];
 for (const [f, dir] of HF) {
-  nodeHf.push(await benchLorafuse(api, new URL(`../.cache/models/${dir}`, import.meta.url), { prompt: PROMPT, tokens: TOKENS, label: `lorafuse CPU, Node, HF ${f}` }));
+  nodeHf.push(await benchLorafuse(api, new URL(`../.cache/models/${dir}`, import.meta.url), { prompt: PROMPT, tokens: TOKENS, threads: 1, label: `lorafuse CPU, Node, HF ${f}` }));
 }
-const ceiling = benchReadCeiling(256, 3);
-console.log(`\n### SmolLM2-135M-Instruct ${node.quantization}, greedy, ${TOKENS} tokens, one thread`);
+const ceiling = api.wasmGlue().benchReadCeiling(256, 3);
+console.log(`\n### SmolLM2-135M-Instruct ${node.quantization}, greedy, ${TOKENS} tokens, 1 and 2 threads`);
 console.log(`Node ${process.version}: wasm read ceiling ${ceiling.toFixed(1)} GB/s; peak wasm memory ${MiB(node.peakWasmBytes)} MiB for a ${MiB(node.fileBytes)} MiB file\n`);
 
 const { server, url } = await serve('.');
@@ -50,7 +51,7 @@ try {
   const extra = HF.map(([f, dir]) => [`lorafuse CPU, Chromium, HF ${f}`, `/.cache/models/${dir}`]);
   const r = await page.evaluate(([p, n, x]) => window.runBench(p, n, x), [PROMPT, TOKENS, extra]);
   const wl1 = r.rows.find((x) => x.label === 'wllama, 1 thread' && !x.error);
-  table([node, ...(nodeKq ? [nodeKq] : []), ...nodeHf, ...r.rows], ceiling, wl1);
+  table([node2, node, ...(nodeKq ? [nodeKq] : []), ...nodeHf, ...r.rows], ceiling, wl1);
   const lf = r.rows[0];
   console.log(`\nChromium: peak wasm memory after the Q4_1 model ${MiB(lf.peakWasmBytes)} MiB (file ${MiB(lf.fileBytes)} MiB); cross-origin isolated: ${r.isolated}`);
 } finally {

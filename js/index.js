@@ -39,6 +39,11 @@ function loadWasm(threads) {
   return loading;
 }
 
+/** @internal The loaded build's wasm-bindgen exports (the benchmarks reach the dev-only ones here). */
+export function wasmGlue() {
+  return wasm;
+}
+
 function f32(name, v) {
   if (v instanceof Float32Array) return v;
   if (Array.isArray(v)) return Float32Array.from(v);
