@@ -51,6 +51,34 @@ pub trait Decode {
     /// `row` must address at least `k + 1` units.
     unsafe fn at(row: *const Self::Unit, k: usize) -> f32;
 
+    /// Decodes a row of `cols` weights to f32 (`out.len() == cols`), a group at a time.
+    ///
+    /// # Safety
+    /// `row` must address a whole row of `cols` weights.
+    #[inline(always)]
+    unsafe fn decode_row(row: *const Self::Unit, out: &mut [f32]) {
+        let cols = out.len();
+        let o = out.as_mut_ptr();
+        for b in 0..cols / Self::BLOCK {
+            let blk = row.add(b * Self::UNITS);
+            for g in 0..Self::BLOCK / Self::GROUP {
+                let ctx = Self::ctx(blk, g);
+                let (d, m) = Self::scale(&ctx);
+                let (d, m) = (F32x4::splat(d), F32x4::splat(m));
+                for sub in g * Self::GROUP / 4..(g + 1) * Self::GROUP / 4 {
+                    let v = Self::load4(&ctx, blk, sub);
+                    let v = if Self::AFFINE { v.mul_add(d, m) } else { v };
+                    v.store(o.add(b * Self::BLOCK + 4 * sub));
+                }
+            }
+        }
+        if Self::TAIL {
+            for (k, v) in out.iter_mut().enumerate().skip(cols / Self::BLOCK * Self::BLOCK) {
+                *v = Self::at(row, k);
+            }
+        }
+    }
+
     /// Units a row of `cols` weights takes.
     fn row_units(cols: usize) -> usize {
         if Self::TAIL {

@@ -212,6 +212,8 @@ impl<S: TileSink<1> + TileSink<2> + TileSink<3> + TileSink<4>> Sinks for S {}
 pub(crate) trait Sweep: Decode + Sized {
     /// Input rows per row block.
     const STEP: usize;
+    /// Many input rows read this format's weights decoded to f32 panels (all but f32).
+    const PANELS: bool = true;
 
     /// Runs the tiles over all `nw` weight rows for the row block `xs`.
     ///
@@ -229,9 +231,10 @@ pub(crate) trait Sweep: Decode + Sized {
 }
 
 macro_rules! sweep_elements {
-    ($($f:ident),*) => {$(
+    ($($f:ident: $panels:literal),*) => {$(
         impl Sweep for decode::$f {
             const STEP: usize = 4;
+            const PANELS: bool = $panels;
             unsafe fn sweep<S: Sinks, X: XRow>(xs: &[X], w: &[Self::Unit], nw: usize, inp: usize, sink: &mut S) {
                 match xs.len() {
                     4 => sweep_rc::<Self, S, X, 4, 2>(xs.try_into().unwrap(), w, nw, inp, sink),
@@ -270,7 +273,7 @@ macro_rules! sweep_blocks {
     (@int8 false) => {};
 }
 
-sweep_elements!(F32, F16, BF16);
+sweep_elements!(F32: false, F16: true, BF16: true);
 sweep_blocks!(Q8_0: true 1, Q4_0: true 2, Q4_1: true 2, Q5_0: false 2, Q5_1: false 2, IQ4_NL: false 2, Q2_K: false 2, Q3_K: false 2, Q4_K: false 2, Q5_K: false 2, Q6_K: false 1);
 
 #[inline(always)]
@@ -406,6 +409,13 @@ impl<const R: usize> TileSink<R> for Output<'_> {
     }
 }
 
+/// Input rows from which a non-f32 format's weights are decoded to f32 panels first (the
+/// decode then costs little against the multiply-adds, and the f32 tiles take 4 rows at a
+/// time): prefill and batches. Fewer rows read each weight in registers as it streams past.
+const PANEL_MIN_ROWS: usize = 4;
+/// f32 bytes of one decoded panel (a few weight rows): it stays in cache for every row block.
+const PANEL_BYTES: usize = 64 << 10;
+
 /// `y[n, out] = x[n, inp]·wᵀ + Σ_entries T·Bᵀ` per row, with T from `lora_shrink`.
 /// `int8`: quantize activations for the base matmul where the format has an int8 path.
 /// Slices must match their shapes.
@@ -431,11 +441,14 @@ pub(crate) fn lora_linear<F: Sweep>(
     let b = routes.entries.iter().map(|e| arena.at(e.b_off as usize).ptr(out * e.rank as usize)).collect();
     let g = routes.entries.iter().map(|e| if e.dora() { arena.at_f32(e.g_off as usize)[..out].as_ptr() } else { core::ptr::null() }).collect();
     let call = Call { out, entries: &routes.entries, b, g, t, y: pool::Disjoint::new(y) };
-    let quant: Vec<QuantRow> = if int8 && F::INT8 { x.chunks_exact(inp).take(n).map(QuantRow::new).collect() } else { vec![] };
+    let int8 = int8 && F::INT8;
+    let panels = F::PANELS && !int8 && n >= PANEL_MIN_ROWS;
+    let quant: Vec<QuantRow> = if int8 { x.chunks_exact(inp).take(n).map(QuantRow::new).collect() } else { vec![] };
+    let step = if panels { F32::STEP } else { F::STEP };
     let blocks: Vec<RowBlock> = (0..n)
-        .step_by(F::STEP)
+        .step_by(step)
         .map(|r0| {
-            let rows = r0..n.min(r0 + F::STEP);
+            let rows = r0..n.min(r0 + step);
             let mut entries: [&[RouteEntry]; 4] = [&[]; 4];
             for r in rows.clone() {
                 entries[r - r0] = routes.row_entries(r);
@@ -452,8 +465,26 @@ pub(crate) fn lora_linear<F: Sweep>(
         .collect();
     let ranges: Vec<_> = pool::split(out, pool::parts(n * out * inp), 4).collect();
     let stride = F::row_units(inp);
+    // Rows of one f32 panel (a multiple of 4, the tiles' widest).
+    let panel_rows = (PANEL_BYTES / (4 * inp)).max(4) / 4 * 4;
     pool::for_each(ranges.len(), &|p| {
         let rows = ranges[p].clone();
+        if panels {
+            let mut panel = vec![0f32; panel_rows.min(rows.len()) * inp];
+            for start in rows.clone().step_by(panel_rows) {
+                let len = panel_rows.min(rows.end - start);
+                for (i, dst) in panel.chunks_exact_mut(inp).take(len).enumerate() {
+                    // SAFETY: row `start + i` < out lies in `w` (asserted above).
+                    unsafe { F::decode_row(w.as_ptr().add((start + i) * stride), dst) };
+                }
+                for block in &blocks {
+                    let mut sink = Output { o0: start, block, call: &call };
+                    // SAFETY: the x rows hold `inp` floats, the panel `len` rows of `inp`.
+                    unsafe { F32::sweep(&block.xs, &panel, len, inp, &mut sink) };
+                }
+            }
+            return;
+        }
         let w = &w[rows.start * stride..];
         for block in &blocks {
             let mut sink = Output { o0: rows.start, block, call: &call };

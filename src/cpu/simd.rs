@@ -120,6 +120,12 @@ mod imp {
         pub unsafe fn load(p: *const f32) -> Self {
             F32x4(v128_load(p as *const v128))
         }
+        /// # Safety
+        /// `p..p+4` must be writable.
+        #[inline(always)]
+        pub unsafe fn store(self, p: *mut f32) {
+            v128_store(p as *mut v128, self.0)
+        }
         /// Four finite IEEE half floats (bit patterns) widened to f32, exactly. Inf and NaN
         /// are not handled: weights holding them are rejected at load (`HostWeight::new`).
         /// # Safety
@@ -317,6 +323,12 @@ mod imp {
         #[inline(always)]
         pub unsafe fn load(p: *const f32) -> Self {
             F32x4(core::ptr::read_unaligned(p as *const [f32; 4]))
+        }
+        /// # Safety
+        /// `p..p+4` must be writable.
+        #[inline(always)]
+        pub unsafe fn store(self, p: *mut f32) {
+            core::ptr::write_unaligned(p as *mut [f32; 4], self.0)
         }
         /// Four finite IEEE half floats (bit patterns) widened to f32, exactly (the same
         /// rebias-by-multiplication as the SIMD128 path, which LLVM vectorises).
