@@ -1,4 +1,4 @@
-// npm run bench, part 4: adapters on SmolLM2-135M (CPU backend, Node, one thread): decode
+// npm run bench, part 4: adapters on SmolLM2-135M (CPU backend, Node; BENCH_THREADS, 'auto' by default): decode
 // with no adapter, one all-linear r16, four stacked r16; a 4-row batch with 4 different
 // adapters vs the same adapter; switching cost; loading a ~10 MB PEFT adapter.
 import * as api from '../pkg-dev/index.js';
@@ -16,7 +16,10 @@ const now = () => performance.now();
 // exact f32 (the default; the batch, switch and load figures below use it) and int16 (opt-in).
 const PRECISIONS = ['f32', 'i16'];
 const models = [];
-for (const adapterPrecision of PRECISIONS) models.push(await (await api.LoraRuntime.create({ backend: 'cpu', adapterPrecision })).loadModel(MODEL));
+const threads = process.env.BENCH_THREADS ? Number(process.env.BENCH_THREADS) : 'auto';
+const runtimes = [];
+for (const adapterPrecision of PRECISIONS) runtimes.push(await api.LoraRuntime.create({ backend: 'cpu', adapterPrecision, threads }));
+for (const rt of runtimes) models.push(await rt.loadModel(MODEL));
 const model = models[0];
 const prompt = 'Write a haiku about foxes.';
 const TOK = 32;
@@ -58,7 +61,7 @@ const baseMacs = L * (2 * D * D + 2 * KV * D + 3 * F * D) + 49152 * D;
 const loraMacs = (r) => L * Object.values(MODULES).reduce((a, [o, i]) => a + r * (o + i), 0);
 const ceiling = api.wasmGlue().benchReadCeiling(256, 5); // GB/s: a SIMD sum over 256 MiB
 const byteShare = (r, bytes = 4) => (bytes * loraMacs(r)) / (ceiling * 1e9) / (baseMs / 1000); // read time / base token time
-console.log(`### Adapters on SmolLM2-135M Q4_1, CPU backend, Node ${process.version}, one thread, ${TOK} tokens greedy`);
+console.log(`### Adapters on SmolLM2-135M Q4_1, CPU backend, Node ${process.version}, ${runtimes[0].threads} thread(s), ${TOK} tokens greedy`);
 console.log(`wasm read ceiling ${ceiling.toFixed(1)} GB/s; one r16 adds ${((4 * loraMacs(16)) / 2 ** 20).toFixed(1)} MiB of f32 factors per token (half that in 16 bits)`);
 console.log(`| case | decode tok/s | overhead: median of ${REPS} rounds (range) | FLOP share | byte share at the ceiling | overhead / FLOP share | overhead / physical share (the larger) |`);
 console.log('|---|---|---|---|---|---|---|');

@@ -40,7 +40,7 @@ const median = (xs) => xs.sort((a, b) => a - b)[xs.length >> 1];
 const n1 = model.tokenize(text1).length, n2 = model.tokenize(text2).length;
 const aloneTokens = model.tokenize(text2.slice(text1.length)).length;
 const [cold, warm, alone] = ['cold', 'warm', 'alone'].map((k) => median(rows.map((x) => x[k].ms)));
-console.log(`\n### Chat turn 2 with prefix reuse: SmolLM2-135M-Instruct Q4_1, CPU (Node ${process.version}, one thread), median of ${REPS}\n`);
+console.log(`\n### Chat turn 2 with prefix reuse: SmolLM2-135M-Instruct Q4_1, CPU (Node ${process.version}), median of ${REPS}\n`);
 console.log('| step | prompt tokens | served from the cache | time to first token, ms |');
 console.log('|---|---|---|---|');
 console.log(`| turn 1 (empty cache) | ${n1} | ${rows[0].cold.cached} | ${cold.toFixed(0)} |`);
