@@ -90,5 +90,10 @@ export async function loadThreaded(n) {
   const workers = started.filter((s) => s.status === 'fulfilled').length;
   const failed = started.find((s) => s.status === 'rejected');
   glue.setThreads(1 + workers);
+  // A worker joins the pool just after it reports ready: wait until all have (microseconds),
+  // so the count the runtime reports is the one that runs.
+  for (let t0 = Date.now(); glue.poolThreads() < 1 + workers && Date.now() - t0 < START_TIMEOUT_MS; ) {
+    await new Promise((r) => setTimeout(r, 1));
+  }
   return { glue, threads: 1 + workers, note: failed ? `${n - 1 - workers} of ${n - 1} threads failed to start: ${failed.reason.message}` : undefined };
 }

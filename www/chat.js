@@ -255,7 +255,7 @@ window.addUserAdapter = addUserAdapter; // for the tests: they cannot synthesize
 async function main() {
   $('#model-name').textContent = MODEL_NAME.replace(/\.Q\w+$/, '');
   worker = await LoraWorker.create({ backend: params.get('backend') ?? 'auto' });
-  $('#backend').textContent = worker.backend === 'webgpu' ? `WebGPU: ${worker.device}` : `${worker.device} · ${worker.threads} thread${worker.threads > 1 ? 's' : ''}`;
+  $('#backend').textContent = worker.backend === 'webgpu' ? `WebGPU: ${worker.device}` : worker.device;
   if (worker.backend !== 'webgpu' && worker.threadsNote) $('#backend').title = worker.threadsNote;
   if (worker.fallbackReason) $('#backend').title = `WebGPU unavailable: ${worker.fallbackReason}`;
   model = await worker.loadModel(MODEL, {

@@ -117,8 +117,8 @@ impl<const R: usize, const C: usize> Acc<R, C> {
                     let dot = F::dot_int8(&ctx[c], blk[c], &q).to_f32();
                     self.v[r][c] = dot.mul_add(F32x4::splat(d * dx), self.v[r][c]);
                     if F::INT8_MIN {
-                        // m·Σx spread over the four lanes (exact: a power-of-two split).
-                        self.v[r][c] = self.v[r][c].add(F32x4::splat(0.25 * m * sum));
+                        // m·Σx in the scalar sums, off the vector accumulator's chain.
+                        self.s[r][c] += m * sum;
                     }
                 }
             }

@@ -87,7 +87,9 @@ impl Backend for CpuBackend {
             FactorFormat::F32 => String::new(),
             f => format!(", {} adapter factors", f.name()),
         };
-        format!("CPU ({simd}, 1 thread{int8}{factors})")
+        let threads = pool::threads();
+        let s = if threads > 1 { "s" } else { "" };
+        format!("CPU ({simd}, {threads} thread{s}{int8}{factors})")
     }
 
     fn tensor(&self, data: &[f32], rows: usize, cols: usize) -> Result<CpuTensor> {
