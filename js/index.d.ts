@@ -411,7 +411,7 @@ export class LoraRuntime {
   readonly fallbackReason: string | undefined;
   /** Threads the CPU kernels run on now (page-wide; 1 on the single-threaded build). */
   readonly threads: number;
-  /** Why fewer threads run than were asked for, when they do. */
+  /** Why fewer threads run than this create() asked for, when they do (page not isolated, or the page's first create() started fewer). */
   readonly threadsNote: string | undefined;
   /** Destroys the GPU device as a driver reset would (tests of the CPU fallback). */
   loseDeviceForTesting(): void;

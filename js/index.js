@@ -9,6 +9,7 @@ import { AbortError, BackendError, ConfigError, LoraError, ShapeError, AdapterEr
 export { LoraError, ShapeError, AdapterError, ConfigError, BackendError, FormatError, UnsupportedError, LimitError, AbortError } from './errors.js';
 
 // The wasm-bindgen glue of the build this realm runs (threads.js), once loaded.
+// Why the realm runs fewer threads than its first runtime asked for (undefined: as many).
 let wasm, loading, threadsNote;
 /** Instantiates the wasm module once per realm: the threaded build when `threads` > 1 can run. */
 function loadWasm(threads) {
@@ -60,9 +61,11 @@ function finite(name, v) {
 
 export class LoraRuntime {
   #rt;
+  #threadsNote;
   /** @internal use LoraRuntime.create */
-  constructor(rt) {
+  constructor(rt, threadsNote) {
     this.#rt = rt;
+    this.#threadsNote = threadsNote;
   }
 
   /** Picks a backend: "auto" (WebGPU when an adapter exists, else CPU), "webgpu" or "cpu". */
@@ -71,7 +74,13 @@ export class LoraRuntime {
     const n = await wantedThreads(threads);
     await loadWasm(n);
     if (wasm.threadsSupported()) wasm.setThreads(n);
-    return new LoraRuntime(await callAsync(() => wasm.Runtime.create(String(backend), String(adapterPrecision), String(prefillMath), subgroups)));
+    // The realm's build and workers come from its first create(): say so when this asks for more.
+    const running = wasm.poolThreads();
+    const note = running >= n ? undefined
+      : (threadsNote ?? (wasm.threadsSupported()
+        ? `${running} threads were started by this page's first LoraRuntime.create`
+        : "this page's first LoraRuntime.create asked for 1 thread: the single-threaded build runs"));
+    return new LoraRuntime(await callAsync(() => wasm.Runtime.create(String(backend), String(adapterPrecision), String(prefillMath), subgroups)), note);
   }
 
   /** Bytes of wasm memory in use (it only grows: this is the peak so far). */
@@ -89,7 +98,7 @@ export class LoraRuntime {
   }
   /** Why fewer threads run than were asked for (undefined when as many run). */
   get threadsNote() {
-    return threadsNote;
+    return this.#threadsNote;
   }
 
   /** "webgpu" or "cpu": what actually runs. */

@@ -38,6 +38,21 @@ test('threads must be "auto" or an integer 1..64', async () => {
   }
 });
 
+test("the realm's first create() picks the build and starts the workers; later ones say when they get fewer", async () => {
+  const two = await api.LoraRuntime.create({ backend: 'cpu', threads: 2 });
+  assert.equal(two.threads, 2);
+  assert.equal(two.threadsNote, undefined);
+  const four = await api.LoraRuntime.create({ backend: 'cpu', threads: 4 });
+  assert.equal(four.threads, 2);
+  assert.match(four.threadsNote, /2 threads were started by this page's first LoraRuntime.create/);
+  const one = await api.LoraRuntime.create({ backend: 'cpu', threads: 1 });
+  assert.equal(one.threads, 1, 'a page-wide cap');
+  assert.equal(one.threadsNote, undefined);
+  await api.LoraRuntime.create({ backend: 'cpu', threads: 2 });
+  assert.equal(two.threads, 2, 'raised back to the workers started');
+  for (const rt of [two, four, one]) rt.dispose();
+});
+
 test('Chromium: the CPU kernels on 2 threads in an isolated page; 1 thread, with the reason, in one that is not', { timeout: 300_000 }, async () => {
   for (const isolate of [true, false]) {
     const { server, url } = await serve('.', 0, { isolate });
