@@ -7,6 +7,7 @@
 //! prefetchers cold, and the shrink ran at a third of the f32 matvec's in-cache rate.
 
 use super::arena::{CpuArena, Values};
+use super::pool;
 use super::decode::{Decode, F32, I16};
 use super::simd::F32x4;
 use crate::backend::routing::{RouteEntry, Routes};
@@ -24,7 +25,8 @@ pub fn transpose_a(a: &[f32], rank: usize) -> Vec<f32> {
 }
 
 /// Fills T for every route entry. Entries of the same adapter go four rows at a time, so each
-/// Aᵀ is read once per block of rows.
+/// Aᵀ is read once per block of rows; the blocks are the pool's parts (each writes only its
+/// entries' T, computed the same way on any thread) where there is work enough (prefill).
 pub fn lora_shrink(x: &[f32], inp: usize, arena: &CpuArena, routes: &Routes, t: &mut [f32]) {
     let mut by_adapter: Vec<(u32, Vec<&RouteEntry>)> = Vec::new();
     for e in &routes.entries {
@@ -33,53 +35,63 @@ pub fn lora_shrink(x: &[f32], inp: usize, arena: &CpuArena, routes: &Routes, t: 
             None => by_adapter.push((e.a_off, vec![e])),
         }
     }
-    for (a_off, entries) in &by_adapter {
-        let rank = entries[0].rank as usize;
-        match arena.at(*a_off as usize) {
-            Values::F32(at) => adapter::<F32>(x, inp, &at[..rank * inp], rank, entries, None, t),
+    let blocks: Vec<&[&RouteEntry]> = by_adapter.iter().flat_map(|(_, v)| v.chunks(4)).collect();
+    let work: usize = routes.entries.iter().map(|e| e.rank as usize * inp).sum();
+    let t = pool::Disjoint::new(t);
+    let run = |block: &[&RouteEntry]| {
+        let rank = block[0].rank as usize;
+        match arena.at(block[0].a_off as usize) {
+            Values::F32(at) => adapter::<F32>(x, inp, &at[..rank * inp], rank, block, None, &t),
             Values::I16(at, a_scale) => {
                 // Aᵀ's and B's per-rank scales both fold into T.
-                let b_scale = arena.at(entries[0].b_off as usize).scales().expect("A and B share a precision");
-                adapter::<I16>(x, inp, &at[..rank * inp], rank, entries, Some((a_scale, b_scale)), t)
+                let b_scale = arena.at(block[0].b_off as usize).scales().expect("A and B share a precision");
+                adapter::<I16>(x, inp, &at[..rank * inp], rank, block, Some((a_scale, b_scale)), &t)
             }
         }
+    };
+    if pool::parts(work) == 1 {
+        blocks.iter().for_each(|b| run(b));
+    } else {
+        pool::for_each(blocks.len(), &|i| run(blocks[i]));
     }
 }
 
-/// One adapter's entries against its Aᵀ, stored in format `F`, T's values multiplied by
-/// A's and B's `scales[j]` too where given.
-fn adapter<F: Decode<Ctx = ()>>(x: &[f32], inp: usize, at: &[F::Unit], rank: usize, entries: &[&RouteEntry], scales: Option<(&[f32], &[f32])>, t: &mut [f32]) {
-    for block in entries.chunks(4) {
-        let xs: Vec<&[f32]> = block.iter().map(|e| &x[e.row as usize * inp..][..inp]).collect();
-        match block.len() {
-            1 => ranked::<F, 1>(xs.try_into().unwrap(), at, rank, block, t),
-            2 => ranked::<F, 2>(xs.try_into().unwrap(), at, rank, block, t),
-            3 => ranked::<F, 3>(xs.try_into().unwrap(), at, rank, block, t),
-            _ => ranked::<F, 4>(xs.try_into().unwrap(), at, rank, block, t),
-        }
-        if let Some((sa, sb)) = scales {
-            for e in block {
-                for ((v, a), b) in t[e.t_off as usize..][..rank].iter_mut().zip(sa).zip(sb) {
-                    *v *= a * b;
-                }
+/// One block of up to 4 entries of one adapter against its Aᵀ, stored in format `F`, T's
+/// values multiplied by A's and B's `scales[j]` too where given.
+fn adapter<F: Decode<Ctx = ()>>(x: &[f32], inp: usize, at: &[F::Unit], rank: usize, block: &[&RouteEntry], scales: Option<(&[f32], &[f32])>, t: &pool::Disjoint<f32>) {
+    let xs: Vec<&[f32]> = block.iter().map(|e| &x[e.row as usize * inp..][..inp]).collect();
+    match block.len() {
+        1 => ranked::<F, 1>(xs.try_into().unwrap(), at, rank, block, t),
+        2 => ranked::<F, 2>(xs.try_into().unwrap(), at, rank, block, t),
+        3 => ranked::<F, 3>(xs.try_into().unwrap(), at, rank, block, t),
+        _ => ranked::<F, 4>(xs.try_into().unwrap(), at, rank, block, t),
+    }
+    if let Some((sa, sb)) = scales {
+        for e in block {
+            // SAFETY: the entry's T range is its own (routes give each entry its own offset).
+            let te = unsafe { t.part(e.t_off as usize, rank) };
+            for ((v, a), b) in te.iter_mut().zip(sa).zip(sb) {
+                *v *= a * b;
             }
         }
     }
 }
 
 /// `rows` with the usual ranks as constants: Aᵀ's row stride folds into the addressing.
-fn ranked<F: Decode<Ctx = ()>, const R: usize>(xs: [&[f32]; R], at: &[F::Unit], rank: usize, entries: &[&RouteEntry], t: &mut [f32]) {
+fn ranked<F: Decode<Ctx = ()>, const R: usize>(xs: [&[f32]; R], at: &[F::Unit], rank: usize, entries: &[&RouteEntry], t: &pool::Disjoint<f32>) {
     with_const_rank!(rank, |rank| rows::<F, R>(xs, at, rank, entries, t))
 }
 
 /// R rows against one Aᵀ: ranks in passes of 16 (one or two rows) or 8 (three or four: the
 /// accumulators must stay in registers), then single vectors, then a scalar tail.
 #[inline(always)]
-fn rows<F: Decode<Ctx = ()>, const R: usize>(xs: [&[f32]; R], at: &[F::Unit], rank: usize, entries: &[&RouteEntry], t: &mut [f32]) {
-    let mut store = |j0: usize, v: &[f32], r: usize| {
+fn rows<F: Decode<Ctx = ()>, const R: usize>(xs: [&[f32]; R], at: &[F::Unit], rank: usize, entries: &[&RouteEntry], t: &pool::Disjoint<f32>) {
+    let store = |j0: usize, v: &[f32], r: usize| {
         let e = entries[r];
-        for (j, &v) in v.iter().enumerate() {
-            t[e.t_off as usize + j0 + j] = e.coef * v;
+        // SAFETY: ranks j0 .. j0 + v.len() of this entry's own T range.
+        let te = unsafe { t.part(e.t_off as usize + j0, v.len()) };
+        for (t, &v) in te.iter_mut().zip(v) {
+            *t = e.coef * v;
         }
     };
     let vecs = rank / 4;
