@@ -470,19 +470,13 @@ pub(crate) fn lora_linear<F: Sweep>(
     pool::for_each(ranges.len(), &|p| {
         let rows = ranges[p].clone();
         if panels {
-            let mut panel = vec![0f32; panel_rows.min(rows.len()) * inp];
-            for start in rows.clone().step_by(panel_rows) {
-                let len = panel_rows.min(rows.end - start);
-                for (i, dst) in panel.chunks_exact_mut(inp).take(len).enumerate() {
-                    // SAFETY: row `start + i` < out lies in `w` (asserted above).
-                    unsafe { F::decode_row(w.as_ptr().add((start + i) * stride), dst) };
+            PANEL.with_borrow_mut(|panel| {
+                let need = panel_rows.min(rows.len()) * inp;
+                if panel.len() < need {
+                    panel.resize(need, 0.0);
                 }
-                for block in &blocks {
-                    let mut sink = Output { o0: start, block, call: &call };
-                    // SAFETY: the x rows hold `inp` floats, the panel `len` rows of `inp`.
-                    unsafe { F32::sweep(&block.xs, &panel, len, inp, &mut sink) };
-                }
-            }
+                run_panels::<F>(&call, &blocks, w, stride, inp, rows.clone(), panel_rows, panel)
+            });
             return;
         }
         let w = &w[rows.start * stride..];
@@ -498,4 +492,27 @@ pub(crate) fn lora_linear<F: Sweep>(
             };
         }
     });
+}
+
+thread_local! {
+    /// Each thread's f32 panel, kept between calls (64 KiB at most).
+    static PANEL: core::cell::RefCell<Vec<f32>> = const { core::cell::RefCell::new(Vec::new()) };
+}
+
+/// One range of weight rows, a panel at a time: decoded to f32, then every row block's f32
+/// tiles over it.
+#[allow(clippy::too_many_arguments)]
+fn run_panels<F: Sweep>(call: &Call, blocks: &[RowBlock], w: &[F::Unit], stride: usize, inp: usize, rows: core::ops::Range<usize>, panel_rows: usize, panel: &mut [f32]) {
+    for start in rows.clone().step_by(panel_rows) {
+        let len = panel_rows.min(rows.end - start);
+        for (i, dst) in panel.chunks_exact_mut(inp).take(len).enumerate() {
+            // SAFETY: row `start + i` < out lies in `w` (asserted by the caller).
+            unsafe { F::decode_row(w.as_ptr().add((start + i) * stride), dst) };
+        }
+        for block in blocks {
+            let mut sink = Output { o0: start, block, call };
+            // SAFETY: the x rows hold `inp` floats, the panel `len` rows of `inp`.
+            unsafe { F32::sweep(&block.xs, panel, len, inp, &mut sink) };
+        }
+    }
 }

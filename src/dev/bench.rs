@@ -30,6 +30,34 @@ pub fn read_ceiling(mib: usize, reps: usize, now_ms: impl Fn() -> f64) -> f64 {
     (len * 4) as f64 / (best * 1e6)
 }
 
+/// Best GFLOP/s of the CPU kernels' arithmetic alone: 4-lane multiply-adds (a multiply and
+/// an add: wasm SIMD128 has no fused one) into 6 register accumulators, each step's
+/// multiplier moved by one add (so nothing is loop-invariant), no memory traffic. The compute
+/// ceiling the kernels' GFLOP/s are measured against.
+pub fn flop_ceiling(reps: usize, now_ms: impl Fn() -> f64) -> f64 {
+    const ACC: usize = 6;
+    const STEPS: usize = 1 << 21;
+    let (d, x0) = (std::hint::black_box(F32x4::splat(1e-9)), std::hint::black_box(F32x4::splat(0.5)));
+    let xs: [F32x4; ACC] = core::array::from_fn(|i| x0.add(F32x4::splat(i as f32)));
+    let mut best = f64::MAX;
+    let mut sink = 0.0;
+    for _ in 0..reps.max(1) {
+        let mut acc = [F32x4::zero(); ACC];
+        let mut w = x0;
+        let t0 = now_ms();
+        for _ in 0..STEPS {
+            w = w.add(d);
+            for (a, x) in acc.iter_mut().zip(&xs) {
+                *a = x.mul_add(w, *a);
+            }
+        }
+        best = best.min(now_ms() - t0);
+        sink += acc.iter().map(|v| v.sum() as f64).sum::<f64>();
+    }
+    std::hint::black_box(sink);
+    (ACC * STEPS * 8) as f64 / (best * 1e6)
+}
+
 /// Sums `buf` split into `S` equal parts read side by side, 16 floats per part per step.
 fn sum_streams<const S: usize>(buf: &[f32]) -> f64 {
     let part = buf.len() / S;

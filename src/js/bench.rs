@@ -10,6 +10,12 @@ pub fn bench_read_ceiling(mib: usize, reps: usize) -> f64 {
     crate::dev::bench::read_ceiling(mib, reps, now_ms)
 }
 
+/// The CPU's f32 multiply-add ceiling in GFLOP/s; see `bench::flop_ceiling`.
+#[wasm_bindgen(js_name = benchFlopCeiling)]
+pub fn bench_flop_ceiling(reps: usize) -> f64 {
+    crate::dev::bench::flop_ceiling(reps, now_ms)
+}
+
 /// Times `LoraLinear` on the CPU backend for one shape; see `bench::linear`.
 #[wasm_bindgen(js_name = benchLinear)]
 #[allow(clippy::too_many_arguments)]
