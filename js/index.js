@@ -1,15 +1,14 @@
 // lorafuse public API. Loads the wasm module itself (fetch in browsers and bundlers, the
 // file system in Node), so callers never run an init function.
-import { nodeBuiltin } from './node.js';
-import { loadThreaded, threadsUnavailable, wantedThreads } from './threads.js';
+import { compile, loadThreaded, threadsUnavailable, wantedThreads } from './threads.js';
 import * as single from './wasm/lorafuse.js';
 import { cacheCalls, openSources } from './sources.js';
 import { chatFetch, createChatCompletion } from './openai.js';
 import { AbortError, BackendError, ConfigError, LoraError, ShapeError, AdapterError, UnsupportedError, call, callAsync } from './errors.js';
 export { LoraError, ShapeError, AdapterError, ConfigError, BackendError, FormatError, UnsupportedError, LimitError, AbortError } from './errors.js';
 
-// The wasm-bindgen glue of the build this realm runs (threads.js), once loaded.
-// Why the realm runs fewer threads than its first runtime asked for (undefined: as many).
+// The wasm-bindgen glue of the build this realm runs (threads.js), once loaded, and why it
+// runs fewer threads than its first runtime asked for (undefined: as many).
 let wasm, loading, threadsNote;
 /** Instantiates the wasm module once per realm: the threaded build when `threads` > 1 can run. */
 function loadWasm(threads) {
@@ -27,15 +26,8 @@ function loadWasm(threads) {
       }
     }
     threadsNote ??= why;
-    const glue = single;
-    const url = new URL('./wasm/lorafuse_bg.wasm', import.meta.url);
-    if (url.protocol === 'file:') {
-      const { readFile } = await nodeBuiltin('fs/promises');
-      await glue.default({ module_or_path: await readFile(url) });
-    } else {
-      await glue.default({ module_or_path: url });
-    }
-    wasm = glue;
+    await single.default({ module_or_path: await compile(new URL('./wasm/lorafuse_bg.wasm', import.meta.url)) });
+    wasm = single;
   })();
   return loading;
 }
@@ -73,7 +65,7 @@ export class LoraRuntime {
     if (typeof subgroups !== 'boolean') throw new ConfigError(`subgroups must be true or false, got ${JSON.stringify(subgroups)}`);
     const n = await wantedThreads(threads);
     await loadWasm(n);
-    if (wasm.threadsSupported()) wasm.setThreads(n);
+    wasm.setThreads(n);
     // The realm's build and workers come from its first create(): say so when this asks for more.
     const running = wasm.poolThreads();
     const note = running >= n ? undefined

@@ -37,12 +37,23 @@ export function threadsUnavailable() {
   return undefined;
 }
 
-async function compile(url) {
+/**
+ * Compiles a build's wasm: read from the file system in Node, streamed from `url` elsewhere
+ * (from its bytes where the server does not send application/wasm, as wasm-bindgen's own
+ * loader does).
+ */
+export async function compile(url) {
   if (url.protocol === 'file:') {
     const { readFile } = await nodeBuiltin('fs/promises');
     return WebAssembly.compile(await readFile(url));
   }
-  return WebAssembly.compileStreaming(fetch(url));
+  const res = await fetch(url);
+  try {
+    return await WebAssembly.compileStreaming(res.clone());
+  } catch (e) {
+    if (!res.ok || res.headers.get('content-type') === 'application/wasm') throw e;
+    return WebAssembly.compile(await res.arrayBuffer());
+  }
 }
 
 /** Starts one worker thread on `module` and `memory`; resolves when it has instantiated. */
@@ -80,20 +91,19 @@ async function startThread(module, memory) {
 
 /**
  * Instantiates the threaded build and starts `n - 1` worker threads on its memory. Returns
- * the glue module and how many threads run (1 + the workers that started).
+ * the glue module and, when some workers failed to start, why.
  */
 export async function loadThreaded(n) {
-  const glue = threaded;
   const module = await compile(new URL('./wasm-mt/lorafuse_bg.wasm', import.meta.url));
-  const { memory } = await glue.default({ module_or_path: module });
+  const { memory } = await threaded.default({ module_or_path: module });
   const started = await Promise.allSettled(Array.from({ length: n - 1 }, () => startThread(module, memory)));
   const workers = started.filter((s) => s.status === 'fulfilled').length;
   const failed = started.find((s) => s.status === 'rejected');
-  glue.setThreads(1 + workers);
+  threaded.setThreads(1 + workers);
   // A worker joins the pool just after it reports ready: wait until all have (microseconds),
   // so the count the runtime reports is the one that runs.
-  for (let t0 = Date.now(); glue.poolThreads() < 1 + workers && Date.now() - t0 < START_TIMEOUT_MS; ) {
+  for (let t0 = Date.now(); threaded.poolThreads() < 1 + workers && Date.now() - t0 < START_TIMEOUT_MS; ) {
     await new Promise((r) => setTimeout(r, 1));
   }
-  return { glue, threads: 1 + workers, note: failed ? `${n - 1 - workers} of ${n - 1} threads failed to start: ${failed.reason.message}` : undefined };
+  return { glue: threaded, note: failed ? `${n - 1 - workers} of ${n - 1} threads failed to start: ${failed.reason.message}` : undefined };
 }

@@ -463,12 +463,10 @@ pub(crate) fn lora_linear<F: Sweep>(
             RowBlock { r0, xs, qs, entries, uniform, dora }
         })
         .collect();
-    let ranges: Vec<_> = pool::split(out, pool::parts(n * out * inp), 4).collect();
     let stride = F::row_units(inp);
     // Rows of one f32 panel (a multiple of 4, the tiles' widest).
     let panel_rows = (PANEL_BYTES / (4 * inp)).max(4) / 4 * 4;
-    pool::for_each(ranges.len(), &|p| {
-        let rows = ranges[p].clone();
+    pool::for_ranges(out, n * out * inp, 4, &|rows| {
         if panels {
             PANEL.with_borrow_mut(|panel| {
                 let need = panel_rows.min(rows.len()) * inp;

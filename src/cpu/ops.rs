@@ -126,11 +126,10 @@ pub fn attention(
     let group = heads / hs.kv_heads;
     // Threads take ranges of (row, head) pairs; each writes only its pairs' outputs.
     let work = heads * hd * (n * pos0 + n * (n + 1) / 2);
-    let ranges: Vec<_> = pool::split(n * heads, pool::parts(work), 1).collect();
     let out = pool::Disjoint::new(&mut out[..n * qw]);
-    pool::for_each(ranges.len(), &|c| {
+    pool::for_ranges(n * heads, work, 1, &|pairs| {
         let mut scores = vec![0f32; pos0 + n];
-        for p in ranges[c].clone() {
+        for p in pairs {
             let (i, h) = (p / heads, p % heads);
             let end = pos0 + i + 1;
             let start = window.map_or(0, |w| end.saturating_sub(w));

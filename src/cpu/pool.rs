@@ -72,8 +72,15 @@ pub fn set_min_work(mul_adds: usize) {
 
 /// How many parts a job of `mul_adds` should be cut into: 1 (stay on the caller) for small
 /// ones, else a few per thread, so a slow thread's share is picked up by the others.
-pub fn parts(mul_adds: usize) -> usize {
+fn parts(mul_adds: usize) -> usize {
     if mul_adds < MIN_WORK.load(Relaxed) { 1 } else { 4 * threads() }
+}
+
+/// Runs `f` over `0..len` cut into ranges (bounds multiples of `align`) spread over the
+/// pool's threads: one range on the caller when the job's `mul_adds` are few.
+pub fn for_ranges(len: usize, mul_adds: usize, align: usize, f: &(dyn Fn(core::ops::Range<usize>) + Sync)) {
+    let ranges: Vec<_> = split(len, parts(mul_adds), align).collect();
+    for_each(ranges.len(), &|p| f(ranges[p].clone()));
 }
 
 /// How many jobs so far ran on more than one thread.
@@ -250,7 +257,7 @@ impl<T: Send> Disjoint<T> {
 
 /// Splits `0..len` into about `parts` ranges whose bounds are multiples of `align`
 /// (the last range takes what is left).
-pub fn split(len: usize, parts: usize, align: usize) -> impl Iterator<Item = core::ops::Range<usize>> + Clone {
+fn split(len: usize, parts: usize, align: usize) -> impl Iterator<Item = core::ops::Range<usize>> + Clone {
     let step = len.div_ceil(parts.max(1)).next_multiple_of(align.max(1)).max(1);
     (0..len).step_by(step).map(move |s| s..(s + step).min(len))
 }

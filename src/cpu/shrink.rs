@@ -49,11 +49,7 @@ pub fn lora_shrink(x: &[f32], inp: usize, arena: &CpuArena, routes: &Routes, t: 
             }
         }
     };
-    if pool::parts(work) == 1 {
-        blocks.iter().for_each(|b| run(b));
-    } else {
-        pool::for_each(blocks.len(), &|i| run(blocks[i]));
-    }
+    pool::for_ranges(blocks.len(), work, 1, &|r| blocks[r].iter().for_each(|b| run(b)));
 }
 
 /// One block of up to 4 entries of one adapter against its Aᵀ, stored in format `F`, T's
