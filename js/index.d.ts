@@ -79,7 +79,7 @@ export interface LoadModelOptions {
   signal?: AbortSignal;
   /** The file name when the source does not carry one (raw bytes). */
   fileName?: string;
-  /** Opt-in: int8 activations for Q8_0/Q4_0/Q4_1 weights (faster, less exact). */
+  /** Opt-in: int8 activations for block-format weights (Q4_0 ... Q6_K) in decode: ~1.2-1.4x faster matvecs, logits ~1e-2 from exact. */
   int8Activations?: boolean;
   /** Keep fetched files in this cache; a later load reads them from there. */
   cache?: CacheOption;

@@ -133,7 +133,7 @@ export class LoraRuntime {
    * CPU, "upload" on WebGPU, where the weights go to the GPU) and "ready". The model
    * runs on this runtime's backend (info.backend): on WebGPU its weights, adapters and KV
    * cache live on the GPU. int8Activations (CPU only): opt-in faster path for
-   * Q8_0/Q4_0/Q4_1 weights that quantizes activations per 32-block (less exact).
+   * block-format weights that quantizes activations to 8 bits per 32-block (less exact).
    *
    * On WebGPU, if the GPU fails (device lost, out of memory) the model moves to the CPU and
    * running generations continue where they were: the model and its adapters are loaded

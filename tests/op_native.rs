@@ -167,6 +167,11 @@ fn f16_widening_is_exact() {
     check_f16_widening().unwrap();
 }
 
+#[test]
+fn cpu_integer_rows_are_exact_with_outliers() {
+    assert!(pollster::block_on(check_integer_rows()).unwrap() >= 100);
+}
+
 /// The opt-in int8-activation path: close to the exact result, and really different.
 #[test]
 fn cpu_int8_activations_are_close() {

@@ -493,3 +493,24 @@ fn sampling_from_the_selection_matches_whole_rows() {
         assert!(whole <= steps / 2, "{sample:?}: {whole} of {steps} steps read the whole row");
     }
 }
+
+/// The prompt fed one token at a time (decode's one-row calls: integer activation rows on
+/// the block formats): every position's logits within 1e-4 of PyTorch's, argmax equal.
+#[test]
+fn decode_steps_match_pytorch() {
+    let Some(bytes) = model_bytes() else { return };
+    let r = reference();
+    let model = load(&bytes, 1 << 20);
+    let vocab = model.cfg.vocab;
+    let mut s = model.session();
+    let mut worst = 0f64;
+    for (p, id) in r.prompt_ids.iter().enumerate() {
+        let got = model.forward(&mut s, &[*id], Logits::Last, &Mix::Base).unwrap().data;
+        let want = &r.logits[p * vocab..(p + 1) * vocab];
+        let e = rel(&got, want);
+        assert!(e <= 1e-4, "position {p}: relative L2 error {e:.2e}");
+        assert_eq!(argmax(&got), r.argmax[p], "argmax at position {p}");
+        worst = worst.max(e);
+    }
+    eprintln!("{} decode steps, worst relative L2 error {worst:.2e}", r.prompt_ids.len());
+}

@@ -2,7 +2,7 @@
 //! four weights at a time, widened to f32 in registers. Per-block constants (scales) are
 //! decoded once per block (`Decode::ctx`), not per four weights.
 
-use super::simd::{dot_q4, dot_q8, Bytes16, F32x4, I16x32, I32x4};
+use super::simd::{Bytes16, F32x4, I16x32};
 use crate::formats::dtype::{self, WeightFormat};
 
 /// A weight format as the CPU kernels see it.
@@ -37,14 +37,14 @@ pub trait Decode {
     fn scale(_ctx: &Self::Ctx) -> (f32, f32) {
         (1.0, 0.0)
     }
-    /// The block's codes dotted with 32 quantized activations (formats with `INT8`).
-    const INT8: bool = false;
-    /// The int8 dot leaves `m·Σx` to add.
-    const INT8_MIN: bool = false;
+    /// Block formats: the group's codes as integers for the integer dot products (`codes`).
+    const INT: bool = false;
+    /// The group's `GROUP` codes q (weight `d·q + m`), widened to 16 bits; a group of 16
+    /// fills the first 16 lanes.
     /// # Safety
     /// `block` must address a whole block.
-    unsafe fn dot_int8(_ctx: &Self::Ctx, _block: *const Self::Unit, _x: &I16x32) -> I32x4 {
-        unreachable!("format without an int8 path")
+    unsafe fn codes(_ctx: &Self::Ctx, _block: *const Self::Unit) -> I16x32 {
+        unreachable!("format without integer codes")
     }
     /// Weight `k` of a row (only used for tails, so only for element formats).
     /// # Safety
@@ -131,7 +131,7 @@ pub struct Q4Block(f32, f32, Bytes16);
 
 /// Q4_0 and Q4_1: byte j of the 16 quant bytes holds weight j (low nibble) and j + 16 (high).
 macro_rules! nibble_format {
-    ($name:ident, $bytes:expr, $qs:expr, $dm:expr, $offset:expr, $int8_min:expr) => {
+    ($name:ident, $bytes:expr, $qs:expr, $dm:expr) => {
         pub struct $name;
         impl Decode for $name {
             type Unit = u8;
@@ -154,11 +154,10 @@ macro_rules! nibble_format {
             fn scale(c: &Q4Block) -> (f32, f32) {
                 (c.0, c.1)
             }
-            const INT8: bool = true;
-            const INT8_MIN: bool = $int8_min;
+            const INT: bool = true;
             #[inline(always)]
-            unsafe fn dot_int8(c: &Q4Block, _: *const u8, x: &I16x32) -> I32x4 {
-                dot_q4::<$offset>(c.2, x)
+            unsafe fn codes(c: &Q4Block, _: *const u8) -> I16x32 {
+                I16x32::nibbles(c.2)
             }
             unsafe fn at(_: *const u8, _: usize) -> f32 {
                 unreachable!("block formats have no tails")
@@ -167,12 +166,11 @@ macro_rules! nibble_format {
     };
 }
 
-// Q4_0's int8 dot subtracts the 8 from the codes (no cancellation against a min term).
 nibble_format!(Q4_0, 18, 2, |b: *const u8| {
     let d = half_at(b);
     (d, -8.0 * d)
-}, 8, false);
-nibble_format!(Q4_1, 20, 4, |b: *const u8| (half_at(b), half_at(b.add(2))), 0, true);
+});
+nibble_format!(Q4_1, 20, 4, |b: *const u8| (half_at(b), half_at(b.add(2))));
 
 pub struct Q8_0;
 impl Decode for Q8_0 {
@@ -194,10 +192,10 @@ impl Decode for Q8_0 {
     fn scale(d: &f32) -> (f32, f32) {
         (*d, 0.0)
     }
-    const INT8: bool = true;
+    const INT: bool = true;
     #[inline(always)]
-    unsafe fn dot_int8(_: &f32, b: *const u8, x: &I16x32) -> I32x4 {
-        dot_q8(b.add(2), x)
+    unsafe fn codes(_: &f32, b: *const u8) -> I16x32 {
+        I16x32::load_i8(b.add(2))
     }
     unsafe fn at(_: *const u8, _: usize) -> f32 {
         unreachable!("block formats have no tails")
@@ -238,6 +236,11 @@ macro_rules! codes_format {
             #[inline(always)]
             fn scale(c: &Codes32) -> (f32, f32) {
                 (c.0, c.1)
+            }
+            const INT: bool = true;
+            #[inline(always)]
+            unsafe fn codes(c: &Codes32, _: *const u8) -> I16x32 {
+                I16x32::from_u8(c.2, c.3)
             }
             unsafe fn at(_: *const u8, _: usize) -> f32 {
                 unreachable!("block formats have no tails")

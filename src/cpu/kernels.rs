@@ -24,16 +24,14 @@ impl<const R: usize, const C: usize> Acc<R, C> {
     }
 
     /// Adds `Σ_k xs[r][k] · ws[c][k]` over `len` weights to every (r, c), weights in
-    /// format `F`, decoded block by block in registers.
+    /// element format `F` (f32, f16, bf16, i16), widened in registers.
     ///
     /// # Safety
     /// Every x pointer must address `len` floats and every w pointer a row of `len` weights.
     #[inline(always)]
     unsafe fn add<F: Decode>(&mut self, xs: &[*const f32; R], ws: &[*const F::Unit; C], len: usize) {
+        debug_assert!(!F::AFFINE, "block formats take integer rows (add_int)");
         let blocks = len / F::BLOCK;
-        if F::AFFINE {
-            return self.add_affine::<F>(xs, ws, blocks);
-        }
         for b in 0..blocks {
             let blk: [*const F::Unit; C] = core::array::from_fn(|c| ws[c].add(b * F::UNITS));
             let ctx: [F::Ctx; C] = core::array::from_fn(|c| F::ctx(blk[c], 0));
@@ -59,66 +57,38 @@ impl<const R: usize, const C: usize> Acc<R, C> {
         }
     }
 
-    /// Block formats: `Σ (d·q + m)·x = d·Σ q·x + m·Σ x` per group (a block, or a K-quant's
-    /// sub-block), so the per-weight work is one widening and one multiply-add.
-    ///
-    /// # Safety
-    /// As `add`, with rows of whole blocks.
-    #[inline(always)]
-    unsafe fn add_affine<F: Decode>(&mut self, xs: &[*const f32; R], ws: &[*const F::Unit; C], blocks: usize) {
-        for b in 0..blocks {
-            let blk: [*const F::Unit; C] = core::array::from_fn(|c| ws[c].add(b * F::UNITS));
-            for g in 0..F::BLOCK / F::GROUP {
-                let ctx: [F::Ctx; C] = core::array::from_fn(|c| F::ctx(blk[c], g));
-                let mut p = [[F32x4::zero(); C]; R];
-                let mut xsum = [F32x4::zero(); R];
-                for sub in g * F::GROUP / 4..(g + 1) * F::GROUP / 4 {
-                    let q: [F32x4; C] = core::array::from_fn(|c| F::load4(&ctx[c], blk[c], sub));
-                    let k = b * F::BLOCK + 4 * sub;
-                    for r in 0..R {
-                        let xv = F32x4::load(xs[r].add(k));
-                        if F::HAS_MIN {
-                            xsum[r] = xsum[r].add(xv);
-                        }
-                        for c in 0..C {
-                            p[r][c] = xv.mul_add(q[c], p[r][c]);
-                        }
-                    }
-                }
-                for c in 0..C {
-                    let (d, m) = F::scale(&ctx[c]);
-                    let (d, m) = (F32x4::splat(d), F32x4::splat(m));
-                    for r in 0..R {
-                        self.v[r][c] = p[r][c].mul_add(d, self.v[r][c]);
-                        if F::HAS_MIN {
-                            self.v[r][c] = xsum[r].mul_add(m, self.v[r][c]);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Int8 activations (opt-in): `Σ (d·q + m)·x ≈ d·dx·Σ q·qx + m·Σx` per block, the
-    /// integer dot four multiply-adds per instruction.
+    /// Integer activations (`QuantRow`): per group, `Σ (d·q + m)·x = d·dx·Σ q·(hi + lo·2⁻¹⁵)
+    /// + m·Σx`, the integer sums eight multiply-adds per instruction and exact; rows without
+    /// low halves are the opt-in int8 mode (a run-time test: one more copy of the loops per
+    /// format and tile costs ~80 KB of wasm, the test nothing measurable).
     ///
     /// # Safety
     /// As `add`, with rows of whole blocks and `xs` covering them.
     #[inline(always)]
-    unsafe fn add_int8<F: Decode>(&mut self, xs: &[&QuantRow; R], ws: &[*const F::Unit; C], blocks: usize) {
+    unsafe fn add_int<F: Decode>(&mut self, xs: &[QRow; R], ws: &[*const F::Unit; C], blocks: usize) {
+        let lanes_all = F::GROUP == 32;
+        let exact = !xs[0].lo.is_null();
         for b in 0..blocks {
             let blk: [*const F::Unit; C] = core::array::from_fn(|c| ws[c].add(b * F::UNITS));
-            let ctx: [F::Ctx; C] = core::array::from_fn(|c| F::ctx(blk[c], 0));
-            for (r, x) in xs.iter().enumerate() {
-                let (dx, sum) = (x.scale[b], x.sum[b]);
-                let q = I16x32::load(x.q.as_ptr().add(b * 32));
-                for c in 0..C {
-                    let (d, m) = F::scale(&ctx[c]);
-                    let dot = F::dot_int8(&ctx[c], blk[c], &q).to_f32();
-                    self.v[r][c] = dot.mul_add(F32x4::splat(d * dx), self.v[r][c]);
-                    if F::INT8_MIN {
-                        // m·Σx in the scalar sums, off the vector accumulator's chain.
-                        self.s[r][c] += m * sum;
+            for g in 0..F::BLOCK / F::GROUP {
+                let ctx: [F::Ctx; C] = core::array::from_fn(|c| F::ctx(blk[c], g));
+                let q: [I16x32; C] = core::array::from_fn(|c| F::codes(&ctx[c], blk[c]));
+                let k = b * F::BLOCK + g * F::GROUP;
+                for (r, x) in xs.iter().enumerate() {
+                    let dx = *x.scale.add(k / 32);
+                    let (hi, lo) = (x.hi.add(k), x.lo.add(k));
+                    let sum = if F::HAS_MIN { x.sum(k, F::GROUP) } else { 0.0 };
+                    for c in 0..C {
+                        let (d, m) = F::scale(&ctx[c]);
+                        let mut v = q[c].dot_at(hi, lanes_all).to_f32();
+                        if exact {
+                            v = q[c].dot_at(lo, lanes_all).to_f32().mul_add(F32x4::splat(LO_UNIT), v);
+                        }
+                        self.v[r][c] = v.mul_add(F32x4::splat(d * dx), self.v[r][c]);
+                        if F::HAS_MIN {
+                            // m·Σx in the scalar sums, off the vector accumulator's chain.
+                            self.s[r][c] += m * sum;
+                        }
                     }
                 }
             }
@@ -149,30 +119,103 @@ impl<const R: usize, const C: usize> Acc<R, C> {
     }
 }
 
-/// One activation row quantized per 32-block: `x ≈ scale · q`, with exact block sums.
-pub struct QuantRow {
-    q: Vec<i16>,
+/// The low halves' unit, in units of the high halves' (`Quant`).
+const LO_UNIT: f32 = 1.0 / 32768.0;
+
+/// Activation rows as integers per 32-block, for the integer dot products:
+/// - exact (the default): `x = dx·(hi + lo·2⁻¹⁵)` with dx a power of two, so `x − dx·hi`
+///   is exact and the remainder costs at most `dx·2⁻¹⁶` (about 1e-9 of the block's largest
+///   value) per element: the dot products are as close as f32's;
+/// - int8 (opt-in): `x ≈ dx·hi` with hi in ±127, no `lo`.
+///
+/// Each row's `hi` and `lo` are followed by 16 zeros (a last group of 16 reads 32 lanes);
+/// `sums` are f32 sums per 16 elements (the min terms).
+pub(crate) struct Quant {
+    hi: Vec<i16>,
+    lo: Vec<i16>,
     scale: Vec<f32>,
-    sum: Vec<f32>,
+    sums: Vec<f32>,
+    inp: usize,
 }
 
-impl QuantRow {
-    pub fn new(x: &[f32]) -> QuantRow {
-        let blocks = x.len() / 32;
-        let mut r = QuantRow { q: Vec::with_capacity(blocks * 32), scale: Vec::with_capacity(blocks), sum: Vec::with_capacity(blocks) };
-        for b in x.chunks_exact(32) {
-            let amax = b.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let d = amax / 127.0;
-            let id = if d > 0.0 { 1.0 / d } else { 0.0 };
-            r.q.extend(b.iter().map(|v| (v * id).round() as i16));
-            r.scale.push(d);
-            r.sum.push(b.iter().sum());
+impl Quant {
+    pub fn new(x: &[f32], n: usize, inp: usize, exact: bool) -> Quant {
+        let x = &x[..n * inp];
+        let mut q = Quant {
+            hi: Vec::with_capacity(n * (inp + 16)),
+            lo: Vec::with_capacity(if exact { n * (inp + 16) } else { 0 }),
+            scale: Vec::with_capacity(n * inp / 32),
+            sums: x.chunks_exact(16).map(|s| s.iter().sum()).collect(),
+            inp,
+        };
+        for (row, sums) in x.chunks_exact(inp).zip(q.sums.chunks_exact(inp / 16)) {
+            for (b, sums) in row.chunks_exact(32).zip(sums.chunks_exact(2)) {
+                let amax = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let dx = if exact {
+                    // The power of two at or above amax / 32000 (headroom: hi stays in i16).
+                    f32::from_bits(((amax / 32000.0).to_bits() + 0x007f_ffff) & 0xff80_0000)
+                } else {
+                    amax / 127.0
+                };
+                let id = if dx > 0.0 { 1.0 / dx } else { 0.0 };
+                for &v in b {
+                    let h = (v * id).round();
+                    q.hi.push(h as i16);
+                    if exact {
+                        q.lo.push(((v - h * dx) * id * 32768.0).round() as i16);
+                    }
+                }
+                // NaN or infinity in the block: NaN out, as f32 math gives (the integer casts
+                // above would hide it).
+                q.scale.push(if (sums[0] + sums[1]).is_finite() { dx } else { f32::NAN });
+            }
+            q.hi.extend([0; 16]);
+            if exact {
+                q.lo.extend([0; 16]);
+            }
         }
-        r
+        q
+    }
+
+    /// Row `r`.
+    fn row(&self, r: usize) -> QRow<'_> {
+        let (w, blocks) = (self.inp + 16, self.inp / 32);
+        QRow {
+            hi: self.hi[r * w..].as_ptr(),
+            lo: if self.lo.is_empty() { core::ptr::null() } else { self.lo[r * w..].as_ptr() },
+            scale: self.scale[r * blocks..].as_ptr(),
+            sums: self.sums[r * self.inp / 16..].as_ptr(),
+            _quant: core::marker::PhantomData,
+        }
     }
 }
 
-/// How activation rows reach the tiles: f32 pointers, or int8-quantized rows.
+/// One row of a `Quant`.
+#[derive(Clone, Copy)]
+pub(crate) struct QRow<'a> {
+    hi: *const i16,
+    /// Null in int8 mode.
+    lo: *const i16,
+    scale: *const f32,
+    sums: *const f32,
+    _quant: core::marker::PhantomData<&'a Quant>,
+}
+
+impl QRow<'_> {
+    /// Σx over the `len` (16 or 32) elements from `k` (a multiple of 16).
+    #[inline(always)]
+    unsafe fn sum(&self, k: usize, len: usize) -> f32 {
+        let s = self.sums.add(k / 16);
+        if len == 16 {
+            *s
+        } else {
+            *s + *s.add(1)
+        }
+    }
+}
+
+/// How activation rows reach the tiles: f32 pointers (element formats), or integer rows
+/// (block formats).
 pub(crate) trait XRow: Copy {
     /// Adds the base matmul's dot products for these rows to `acc`.
     ///
@@ -188,10 +231,10 @@ impl XRow for *const f32 {
     }
 }
 
-impl XRow for &QuantRow {
+impl XRow for QRow<'_> {
     #[inline(always)]
     unsafe fn base<F: Decode, const R: usize, const C: usize>(rows: &[Self; R], acc: &mut Acc<R, C>, ws: &[*const F::Unit; C], len: usize) {
-        acc.add_int8::<F>(rows, ws, len / F::BLOCK)
+        acc.add_int::<F>(rows, ws, len / F::BLOCK)
     }
 }
 
@@ -215,18 +258,20 @@ pub(crate) trait Sweep: Decode + Sized {
     /// Many input rows read this format's weights decoded to f32 panels (all but f32).
     const PANELS: bool = true;
 
-    /// Runs the tiles over all `nw` weight rows for the row block `xs`.
+    /// Runs the tiles over all `nw` weight rows for the row block `xs` (element formats).
     ///
     /// # Safety
     /// Each `xs` pointer and each of the `nw` rows of `w` must address `inp` readable elements.
-    unsafe fn sweep<S: Sinks, X: XRow>(xs: &[X], w: &[Self::Unit], nw: usize, inp: usize, sink: &mut S);
+    unsafe fn sweep<S: Sinks>(_xs: &[*const f32], _w: &[Self::Unit], _nw: usize, _inp: usize, _sink: &mut S) {
+        unreachable!("block formats take integer rows")
+    }
 
-    /// `sweep` with int8-quantized activation rows (formats with `INT8`).
+    /// `sweep` for block formats, over rows `r0 .. r0 + len` of `q`.
     ///
     /// # Safety
-    /// As `sweep`.
-    unsafe fn sweep_int8<S: Sinks>(_xs: &[&QuantRow], _w: &[Self::Unit], _nw: usize, _inp: usize, _sink: &mut S) {
-        unreachable!("format without an int8 path")
+    /// Each of the `nw` rows of `w` must address `inp` (`q`'s row length) weights.
+    unsafe fn sweep_int<S: Sinks>(_q: &Quant, _r0: usize, _len: usize, _w: &[Self::Unit], _nw: usize, _inp: usize, _sink: &mut S) {
+        unreachable!("element formats take f32 rows")
     }
 }
 
@@ -235,46 +280,37 @@ macro_rules! sweep_elements {
         impl Sweep for decode::$f {
             const STEP: usize = 4;
             const PANELS: bool = $panels;
-            unsafe fn sweep<S: Sinks, X: XRow>(xs: &[X], w: &[Self::Unit], nw: usize, inp: usize, sink: &mut S) {
+            unsafe fn sweep<S: Sinks>(xs: &[*const f32], w: &[Self::Unit], nw: usize, inp: usize, sink: &mut S) {
                 match xs.len() {
-                    4 => sweep_rc::<Self, S, X, 4, 2>(xs.try_into().unwrap(), w, nw, inp, sink),
-                    3 => sweep_rc::<Self, S, X, 3, 2>(xs.try_into().unwrap(), w, nw, inp, sink),
-                    2 => sweep_rc::<Self, S, X, 2, 4>(xs.try_into().unwrap(), w, nw, inp, sink),
-                    _ => sweep_rc::<Self, S, X, 1, 4>(xs.try_into().unwrap(), w, nw, inp, sink),
+                    4 => sweep_rc::<Self, S, _, 4, 2>(xs.try_into().unwrap(), w, nw, inp, sink),
+                    3 => sweep_rc::<Self, S, _, 3, 2>(xs.try_into().unwrap(), w, nw, inp, sink),
+                    2 => sweep_rc::<Self, S, _, 2, 4>(xs.try_into().unwrap(), w, nw, inp, sink),
+                    _ => sweep_rc::<Self, S, _, 1, 4>(xs.try_into().unwrap(), w, nw, inp, sink),
                 }
             }
         }
     )*};
 }
 
-/// Block formats: `$int8` says whether the format has an int8 path, `$c` how many weight
-/// rows a one-row (decode) tile takes. Measured in Node (V8 on x86-64, SmolLM2's shapes):
-/// two rows beat four for every block format (Q4_1 decode 24.8 → 30.7 tok/s: four rows'
-/// decoded blocks spilled registers), one row beats two where a row's decode is the larger
-/// part (Q8_0, Q6_K).
+/// Block formats (integer rows): `$c` says how many weight rows a one-row (decode) tile
+/// takes. Measured in Node (V8 on x86-64, SmolLM2's shapes): two rows for most formats
+/// (four spilled registers), one where a row's codes are the larger part (Q8_0, Q6_K).
 macro_rules! sweep_blocks {
-    ($($f:ident: $int8:tt $c:literal),*) => {$(
+    ($($f:ident: $c:literal),*) => {$(
         impl Sweep for decode::$f {
             const STEP: usize = 2;
-            unsafe fn sweep<S: Sinks, X: XRow>(xs: &[X], w: &[Self::Unit], nw: usize, inp: usize, sink: &mut S) {
-                match xs.len() {
-                    2 => sweep_rc::<Self, S, X, 2, 2>(xs.try_into().unwrap(), w, nw, inp, sink),
-                    _ => sweep_rc::<Self, S, X, 1, $c>(xs.try_into().unwrap(), w, nw, inp, sink),
+            unsafe fn sweep_int<S: Sinks>(q: &Quant, r0: usize, len: usize, w: &[Self::Unit], nw: usize, inp: usize, sink: &mut S) {
+                match len {
+                    2 => sweep_rc::<Self, S, _, 2, 2>(&[q.row(r0), q.row(r0 + 1)], w, nw, inp, sink),
+                    _ => sweep_rc::<Self, S, _, 1, $c>(&[q.row(r0)], w, nw, inp, sink),
                 }
             }
-            sweep_blocks!(@int8 $int8);
         }
     )*};
-    (@int8 true) => {
-        unsafe fn sweep_int8<S: Sinks>(xs: &[&QuantRow], w: &[Self::Unit], nw: usize, inp: usize, sink: &mut S) {
-            Self::sweep(xs, w, nw, inp, sink)
-        }
-    };
-    (@int8 false) => {};
 }
 
 sweep_elements!(F32: false, F16: true, BF16: true);
-sweep_blocks!(Q8_0: true 1, Q4_0: true 2, Q4_1: true 2, Q5_0: false 2, Q5_1: false 2, IQ4_NL: false 2, Q2_K: false 2, Q3_K: false 2, Q4_K: false 2, Q5_K: false 2, Q6_K: false 1);
+sweep_blocks!(Q8_0: 1, Q4_0: 2, Q4_1: 2, Q5_0: 2, Q5_1: 2, IQ4_NL: 2, Q2_K: 2, Q3_K: 2, Q4_K: 2, Q5_K: 2, Q6_K: 1);
 
 #[inline(always)]
 unsafe fn sweep_rc<F: Decode, S: TileSink<R>, X: XRow, const R: usize, const C: usize>(
@@ -314,7 +350,6 @@ struct Output<'a> {
 struct RowBlock<'a> {
     r0: usize,
     xs: Vec<*const f32>,
-    qs: Vec<&'a QuantRow>,
     /// Route entries of each row in the block.
     entries: [&'a [RouteEntry]; 4],
     /// All rows of this block use the same adapters: one pass covers the whole block.
@@ -417,7 +452,8 @@ const PANEL_MIN_ROWS: usize = 4;
 const PANEL_BYTES: usize = 64 << 10;
 
 /// `y[n, out] = x[n, inp]·wᵀ + Σ_entries T·Bᵀ` per row, with T from `lora_shrink`.
-/// `int8`: quantize activations for the base matmul where the format has an int8 path.
+/// `int8`: quantize activations to 8 bits for the base matmul (block formats; opt-in; the
+/// default integer rows are exact, `Quant`).
 /// Slices must match their shapes.
 ///
 /// The pool's threads take ranges of weight rows (a few per thread, so a slow thread's
@@ -441,9 +477,9 @@ pub(crate) fn lora_linear<F: Sweep>(
     let b = routes.entries.iter().map(|e| arena.at(e.b_off as usize).ptr(out * e.rank as usize)).collect();
     let g = routes.entries.iter().map(|e| if e.dora() { arena.at_f32(e.g_off as usize)[..out].as_ptr() } else { core::ptr::null() }).collect();
     let call = Call { out, entries: &routes.entries, b, g, t, y: pool::Disjoint::new(y) };
-    let int8 = int8 && F::INT8;
     let panels = F::PANELS && !int8 && n >= PANEL_MIN_ROWS;
-    let quant: Vec<QuantRow> = if int8 { x.chunks_exact(inp).take(n).map(QuantRow::new).collect() } else { vec![] };
+    // Block formats read in registers take integer rows (exact unless int8 was asked for).
+    let quant = (F::INT && !panels).then(|| Quant::new(x, n, inp, !int8));
     let step = if panels { F32::STEP } else { F::STEP };
     let blocks: Vec<RowBlock> = (0..n)
         .step_by(step)
@@ -459,8 +495,7 @@ pub(crate) fn lora_linear<F: Sweep>(
                 .all(|b| b.len() == first.len() && b.iter().zip(first).all(|(p, q)| p.b_off == q.b_off && p.rank == q.rank));
             let dora = entries[..rows.len()].iter().any(|b| b.iter().any(RouteEntry::dora));
             let xs = rows.clone().map(|r| x[r * inp..].as_ptr()).collect();
-            let qs = if quant.is_empty() { vec![] } else { quant[rows].iter().collect() };
-            RowBlock { r0, xs, qs, entries, uniform, dora }
+            RowBlock { r0, xs, entries, uniform, dora }
         })
         .collect();
     let stride = F::row_units(inp);
@@ -482,10 +517,10 @@ pub(crate) fn lora_linear<F: Sweep>(
             let mut sink = Output { o0: rows.start, block, call: &call };
             // SAFETY: every x row and w row holds `inp` elements (asserted above).
             unsafe {
-                if block.qs.is_empty() {
-                    F::sweep(&block.xs, w, rows.len(), inp, &mut sink)
-                } else {
-                    F::sweep_int8(&block.qs, w, rows.len(), inp, &mut sink)
+                let (r0, len) = (block.r0, block.xs.len());
+                match &quant {
+                    None => F::sweep(&block.xs, w, rows.len(), inp, &mut sink),
+                    Some(q) => F::sweep_int(q, r0, len, w, rows.len(), inp, &mut sink),
                 }
             };
         }
@@ -512,5 +547,31 @@ fn run_panels<F: Sweep>(call: &Call, blocks: &[RowBlock], w: &[F::Unit], stride:
             // SAFETY: the x rows hold `inp` floats, the panel `len` rows of `inp`.
             unsafe { F32::sweep(&block.xs, panel, len, inp, &mut sink) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Quant;
+
+    /// Exact rows give x back to `dx·2⁻¹⁶` per element (outliers, zeros, tiny values), and a
+    /// NaN or infinity makes its block's scale NaN (the model's activations are not checked
+    /// as the API's inputs are: an overflow must stay visible).
+    #[test]
+    fn exact_rows_reconstruct_and_poison() {
+        let mut x: Vec<f32> = (0..128).map(|i| ((i * 7919) % 200) as f32 / 100.0 - 1.0).collect();
+        x[5] = 1e3;
+        x[32..64].fill(0.0);
+        x[64..96].iter_mut().for_each(|v| *v *= 1e-30);
+        let q = Quant::new(&x, 1, 128, true);
+        for (k, &v) in x.iter().enumerate() {
+            let dx = q.scale[k / 32];
+            let got = dx * (q.hi[k] as f32 + q.lo[k] as f32 / 32768.0);
+            assert!((got - v).abs() <= dx / 65536.0 * 1.0001, "{k}: {got} vs {v}");
+        }
+        x[100] = f32::NAN;
+        x[40] = f32::INFINITY;
+        let q = Quant::new(&x, 1, 128, true);
+        assert!(q.scale[0].is_finite() && q.scale[1].is_nan() && q.scale[2].is_finite() && q.scale[3].is_nan());
     }
 }

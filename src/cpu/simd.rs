@@ -23,7 +23,8 @@ mod imp {
         }
     }
 
-    /// 32 quantized activations, loaded once per block and reused for every weight row.
+    /// 32 sixteen-bit integers: quantized activations, or a block's weight codes widened
+    /// once and dotted with each activation row.
     #[derive(Clone, Copy)]
     pub struct I16x32([v128; 4]);
 
@@ -34,31 +35,42 @@ mod imp {
         pub unsafe fn load(p: *const i16) -> Self {
             I16x32(core::array::from_fn(|i| v128_load(p.add(8 * i) as *const v128)))
         }
-    }
-
-    #[inline(always)]
-    fn dot4(a: [v128; 4], x: &I16x32) -> I32x4 {
-        let d = |i: usize| i32x4_dot_i16x8(a[i], x.0[i]);
-        I32x4(i32x4_add(i32x4_add(d(0), d(1)), i32x4_add(d(2), d(3))))
-    }
-
-    /// A Q4 block's 32 codes (16 bytes; low nibbles are weights 0..16), minus `OFFSET`,
-    /// dotted with 32 activations.
-    #[inline(always)]
-    pub fn dot_q4<const OFFSET: u8>(q: Bytes16, x: &I16x32) -> I32x4 {
-        let off = u8x16_splat(OFFSET);
-        let lo = i8x16_sub(v128_and(q.0, u8x16_splat(0xf)), off);
-        let hi = i8x16_sub(u8x16_shr(q.0, 4), off);
-        dot4([i16x8_extend_low_i8x16(lo), i16x8_extend_high_i8x16(lo), i16x8_extend_low_i8x16(hi), i16x8_extend_high_i8x16(hi)], x)
-    }
-
-    /// 32 signed bytes dotted with 32 activations.
-    /// # Safety
-    /// `q..q+32` must be readable.
-    #[inline(always)]
-    pub unsafe fn dot_q8(q: *const u8, x: &I16x32) -> I32x4 {
-        let (a, b) = (v128_load(q as *const v128), v128_load(q.add(16) as *const v128));
-        dot4([i16x8_extend_low_i8x16(a), i16x8_extend_high_i8x16(a), i16x8_extend_low_i8x16(b), i16x8_extend_high_i8x16(b)], x)
+        /// 32 unsigned byte codes (weights 0..16 in `a`, 16..32 in `b`), zero-extended.
+        #[inline(always)]
+        pub fn from_u8(a: Bytes16, b: Bytes16) -> Self {
+            I16x32([u16x8_extend_low_u8x16(a.0), u16x8_extend_high_u8x16(a.0), u16x8_extend_low_u8x16(b.0), u16x8_extend_high_u8x16(b.0)])
+        }
+        /// A Q4 block's 32 codes: low nibbles are weights 0..16, high nibbles 16..32.
+        #[inline(always)]
+        pub fn nibbles(q: Bytes16) -> Self {
+            Self::from_u8(Bytes16(v128_and(q.0, u8x16_splat(0xf))), Bytes16(u8x16_shr(q.0, 4)))
+        }
+        /// 32 signed bytes, sign-extended.
+        /// # Safety
+        /// `p..p+32` must be readable.
+        #[inline(always)]
+        pub unsafe fn load_i8(p: *const u8) -> Self {
+            let (a, b) = (v128_load(p as *const v128), v128_load(p.add(16) as *const v128));
+            I16x32([i16x8_extend_low_i8x16(a), i16x8_extend_high_i8x16(a), i16x8_extend_low_i8x16(b), i16x8_extend_high_i8x16(b)])
+        }
+        /// `Σ self[i]·x[i]` over all 32 lanes (`all`) or the first 16, in four i32 partial
+        /// sums (exact while they fit: the callers' codes are under 2^8, x under 2^15).
+        #[inline(always)]
+        pub fn dot(&self, x: &I16x32, all: bool) -> I32x4 {
+            let d = |i: usize| i32x4_dot_i16x8(self.0[i], x.0[i]);
+            let half = i32x4_add(d(0), d(1));
+            I32x4(if all { i32x4_add(half, i32x4_add(d(2), d(3))) } else { half })
+        }
+        /// `dot` with x read from memory at `p` (each vector loaded next to its use, so
+        /// that the activations need no registers of their own).
+        /// # Safety
+        /// `p..p+32` must be readable.
+        #[inline(always)]
+        pub unsafe fn dot_at(&self, p: *const i16, all: bool) -> I32x4 {
+            let d = |i: usize| i32x4_dot_i16x8(self.0[i], v128_load(p.add(8 * i) as *const v128));
+            let half = i32x4_add(d(0), d(1));
+            I32x4(if all { i32x4_add(half, i32x4_add(d(2), d(3))) } else { half })
+        }
     }
 
     impl Bytes16 {
@@ -241,27 +253,34 @@ mod imp {
         pub unsafe fn load(p: *const i16) -> Self {
             I16x32(core::ptr::read_unaligned(p as *const [i16; 32]))
         }
-    }
-
-    #[inline(always)]
-    pub fn dot_q4<const OFFSET: u8>(q: Bytes16, x: &I16x32) -> I32x4 {
-        let mut acc = [0i32; 4];
-        let o = OFFSET as i32;
-        for j in 0..16 {
-            acc[j % 4] += ((q.0[j] & 0xf) as i32 - o) * x.0[j] as i32 + ((q.0[j] >> 4) as i32 - o) * x.0[j + 16] as i32;
+        #[inline(always)]
+        pub fn from_u8(a: Bytes16, b: Bytes16) -> Self {
+            I16x32(core::array::from_fn(|i| if i < 16 { a.0[i] } else { b.0[i - 16] } as i16))
         }
-        I32x4(acc)
-    }
-
-    /// # Safety
-    /// `q..q+32` must be readable.
-    #[inline(always)]
-    pub unsafe fn dot_q8(q: *const u8, x: &I16x32) -> I32x4 {
-        let mut acc = [0i32; 4];
-        for j in 0..32 {
-            acc[j % 4] += *q.add(j) as i8 as i32 * x.0[j] as i32;
+        #[inline(always)]
+        pub fn nibbles(q: Bytes16) -> Self {
+            I16x32(core::array::from_fn(|i| if i < 16 { q.0[i] & 0xf } else { q.0[i - 16] >> 4 } as i16))
         }
-        I32x4(acc)
+        /// # Safety
+        /// `p..p+32` must be readable.
+        #[inline(always)]
+        pub unsafe fn load_i8(p: *const u8) -> Self {
+            I16x32(core::ptr::read_unaligned(p as *const [i8; 32]).map(|v| v as i16))
+        }
+        #[inline(always)]
+        pub fn dot(&self, x: &I16x32, all: bool) -> I32x4 {
+            let mut acc = [0i32; 4];
+            for j in 0..if all { 32 } else { 16 } {
+                acc[j % 4] += self.0[j] as i32 * x.0[j] as i32;
+            }
+            I32x4(acc)
+        }
+        /// # Safety
+        /// `p..p+32` must be readable.
+        #[inline(always)]
+        pub unsafe fn dot_at(&self, p: *const i16, all: bool) -> I32x4 {
+            self.dot(&I16x32::load(p), all)
+        }
     }
 
     impl Bytes16 {
@@ -405,4 +424,4 @@ mod imp {
     }
 }
 
-pub use imp::{dot_q4, dot_q8, Bytes16, F32x4, I16x32, I32x4};
+pub use imp::{Bytes16, F32x4, I16x32, I32x4};
