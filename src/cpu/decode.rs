@@ -1,6 +1,8 @@
-//! How the CPU kernels read each weight format: a row is a run of blocks, and a block is read
-//! four weights at a time, widened to f32 in registers. Per-block constants (scales) are
-//! decoded once per block (`Decode::ctx`), not per four weights.
+//! How the CPU kernels read each weight format: a row is a run of blocks. Element formats
+//! are read four weights at a time, widened to f32 in registers (`load4`); block formats give
+//! a group's codes as int16 for the integer dot products of decode (`codes`) and decode rows
+//! to f32 for prefill's panels (`decode_row`). Per-group constants (scales) are decoded once
+//! per group (`Decode::ctx`), not per four weights.
 
 use super::simd::{Bytes16, F32x4, I16x32};
 use crate::formats::dtype::{self, WeightFormat};

@@ -1,8 +1,10 @@
 //! The fused LoRA linear on the CPU. One micro-kernel (`tile`: up to 4 input rows against
 //! 1, 2 or 4 weight rows, 4 lanes at a time) serves the base matmul for decode and prefill
-//! and the LoRA expand (the shrink is `shrink.rs`); weights are decoded in registers (f16 →
-//! f32), never widened in memory. What happens to each finished tile is a `TileSink`: the
-//! base matmul adds the adapters' `T·Bᵀ` in-tile and writes y once.
+//! and the LoRA expand (the shrink is `shrink.rs`): element formats widen weights to f32 in
+//! registers against f32 rows; block formats dot their int16 codes with exact integer
+//! activation rows (`Quant`) in decode, and are decoded to f32 panels from 4 rows on. What
+//! happens to each finished tile is a `TileSink`: the base matmul adds the adapters' `T·Bᵀ`
+//! in-tile and writes y once.
 
 use super::arena::{CpuArena, Kind};
 use super::decode::{self, Decode, F32, I16};
