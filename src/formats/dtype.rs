@@ -149,7 +149,9 @@ pub fn scale_q3k(s: &[u8], g: usize) -> i32 {
 
 /// A finite f16 (block scales are checked finite at load) as f32, exactly, subnormals
 /// included: the exponent rebased by a multiply, a few instructions where wasm has no f16
-/// conversion (the CPU kernels decode every block's scales with it).
+/// conversion (the CPU kernels decode every block's scales with it). Measured in V8 against
+/// this form: the sign in the bits before the multiply, or normals by integer ops with a cold
+/// path for subnormals, were both up to 10% slower on Q4_1/Q8_0 decode matvecs.
 #[inline(always)]
 pub fn finite_half(bits: u16) -> f32 {
     let h = bits as u32;
@@ -440,6 +442,14 @@ mod tests {
 
     fn fixture(name: &str, ext: &str) -> Vec<u8> {
         std::fs::read(format!("{}/tests/fixtures/quant/{name}.{ext}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    /// Every finite f16 bit pattern (subnormals, both zeros) widens exactly.
+    #[test]
+    fn finite_half_is_exact() {
+        for bits in (0..=u16::MAX).filter(|b| b & 0x7c00 != 0x7c00) {
+            assert_eq!(finite_half(bits).to_bits(), half::f16::from_bits(bits).to_f32().to_bits(), "{bits:#06x}");
+        }
     }
 
     /// The scalar decoder equals gguf-py's dequantization of random blocks of every block
