@@ -41,12 +41,22 @@ pub trait Decode {
     }
     /// Block formats: the group's codes as integers for the integer dot products (`codes`).
     const INT: bool = false;
-    /// The group's `GROUP` codes q (weight `d·q + m`), widened to 16 bits; a group of 16
-    /// fills the first 16 lanes.
+    /// The integer group's `INT_GROUP` codes q (weight `d·q + m`), widened to 16 bits; a
+    /// group of 16 fills the first 16 lanes.
     /// # Safety
     /// `block` must address a whole block.
     unsafe fn codes(_ctx: &Self::Ctx, _block: *const Self::Unit) -> I16x32 {
         unreachable!("format without integer codes")
+    }
+    /// Weights per group of decode's integer dot products: `GROUP`, or 32 where two groups
+    /// of 16 are taken together with their integer scales folded into the codes.
+    const INT_GROUP: usize = Self::GROUP;
+    /// Integer group `g`'s constants, for `codes` and `scale`.
+    /// # Safety
+    /// `block` must address a whole block.
+    #[inline(always)]
+    unsafe fn int_ctx(block: *const Self::Unit, g: usize) -> Self::Ctx {
+        Self::ctx(block, g)
     }
     /// Weight `k` of a row (only used for tails, so only for element formats).
     /// # Safety
@@ -207,14 +217,18 @@ impl Decode for Q8_0 {
 /// A group of up to 32 weights decoded to byte codes in two registers (weights 0..16 and
 /// 16..32 of the group), so that each four weights are one widening, as Q4's, and its (d, m):
 /// a weight is `d·code + m`. The formats below decode a group at a time from their bit fields
-/// (`dtype::code` is the scalar definition). Codes are unsigned (signed formats fold their
-/// offset into m): V8 widens zero-extended bytes at Q4's speed, sign-extended ones at ~2/3
-/// of it (Node, 1536→576: Q4_K 0.36 → 0.26 ms, Q5_1 0.43 → 0.27).
+/// (`dtype::code` is the scalar definition). Formats with a real minimum (Q5_1, Q4_K, ...)
+/// keep unsigned codes and m; those whose offset is a constant (Q5_0's −16, Q6_K's −32, ...)
+/// subtract it from the bytes (`SIGNED`), so decode's integer dot products need no m·Σx term
+/// per group. Prefill's f32 panels widen signed bytes at ~2/3 of unsigned ones' speed in V8,
+/// but a panel is decoded once for many rows.
+/// Formats with groups of 16 taken two at a time in decode (`fold`) add their integer
+/// scales (of the groups in the two registers).
 #[derive(Clone, Copy)]
-pub struct Codes32(f32, f32, Bytes16, Bytes16);
+pub struct Codes32(f32, f32, Bytes16, Bytes16, [i16; 2]);
 
 macro_rules! codes_format {
-    ($name:ident, $fmt:expr, $ctx:expr) => {
+    ($name:ident, $fmt:expr, signed: $signed:literal, $ctx:expr $(, fold: $fold:expr)?) => {
         #[allow(non_camel_case_types)]
         pub struct $name;
         impl Decode for $name {
@@ -224,7 +238,7 @@ macro_rules! codes_format {
             const UNITS: usize = $fmt.block().1;
             const TAIL: bool = false;
             const AFFINE: bool = true;
-            const HAS_MIN: bool = true;
+            const HAS_MIN: bool = !$signed;
             const GROUP: usize = $fmt.group();
             #[inline(always)]
             unsafe fn ctx(b: *const u8, g: usize) -> Codes32 {
@@ -233,7 +247,12 @@ macro_rules! codes_format {
             #[inline(always)]
             unsafe fn load4(c: &Codes32, _: *const u8, sub: usize) -> F32x4 {
                 let j = sub % (Self::GROUP / 4);
-                F32x4::bytes_u8(if j < 4 { c.2 } else { c.3 }, j % 4)
+                let q = if j < 4 { c.2 } else { c.3 };
+                if $signed {
+                    F32x4::bytes_i8(q, j % 4)
+                } else {
+                    F32x4::bytes_u8(q, j % 4)
+                }
             }
             #[inline(always)]
             fn scale(c: &Codes32) -> (f32, f32) {
@@ -242,8 +261,27 @@ macro_rules! codes_format {
             const INT: bool = true;
             #[inline(always)]
             unsafe fn codes(c: &Codes32, _: *const u8) -> I16x32 {
-                I16x32::from_u8(c.2, c.3)
+                if Self::INT_GROUP != Self::GROUP {
+                    I16x32::from_i8_scaled(c.2, c.4[0], c.3, c.4[1])
+                } else if $signed {
+                    I16x32::from_i8(c.2, c.3)
+                } else {
+                    I16x32::from_u8(c.2, c.3)
+                }
             }
+            $(
+                // Groups of 16 with (d·scale, 0): decode takes two at a time as one group of
+                // 32, codes times their integer scales (`$fold`: the block's d and group g's
+                // scale), so the per-group work (conversion, scaling) is done once per 32.
+                const INT_GROUP: usize = 32;
+                #[inline(always)]
+                unsafe fn int_ctx(b: *const u8, g: usize) -> Codes32 {
+                    let fold: unsafe fn(*const u8, usize) -> (f32, i16) = $fold;
+                    let (c0, c1) = (Self::ctx(b, 2 * g), Self::ctx(b, 2 * g + 1));
+                    let ((d, s0), (_, s1)) = (fold(b, 2 * g), fold(b, 2 * g + 1));
+                    Codes32(d, 0.0, c0.2, c1.2, [s0, s1])
+                }
+            )?
             unsafe fn at(_: *const u8, _: usize) -> f32 {
                 unreachable!("block formats have no tails")
             }
@@ -251,12 +289,12 @@ macro_rules! codes_format {
     };
 }
 
-/// Q5_0/Q5_1's codes: nibbles at `qs`, fifth bits in the u32 at `qh`.
+/// Q5_0/Q5_1's codes: nibbles at `qs`, fifth bits in the u32 at `qh` (`signed`: minus 16).
 #[inline(always)]
-unsafe fn codes5(b: *const u8, qh: usize, qs: usize) -> (Bytes16, Bytes16) {
+unsafe fn codes5(b: *const u8, qh: usize, qs: usize, signed: bool) -> (Bytes16, Bytes16) {
     let bits = u32::from_le_bytes(core::ptr::read_unaligned(b.add(qh) as *const [u8; 4]));
     let q = Bytes16::load(b.add(qs));
-    (Bytes16::codes5(q, bits, false), Bytes16::codes5(q, bits >> 16, true))
+    (Bytes16::codes5(q, bits, false, signed), Bytes16::codes5(q, bits >> 16, true, signed))
 }
 
 /// Group g's (d, m) (`dtype::group_scale`, inlined: the format is a constant here).
@@ -268,36 +306,35 @@ unsafe fn dm(fmt: WeightFormat, b: *const u8, g: usize) -> (f32, f32) {
 /// 16 codes `(byte >> shift) & mask` of the 16 bytes at `p`.
 #[inline(always)]
 unsafe fn field(p: *const u8, shift: u32, mask: u8) -> Bytes16 {
-    Bytes16::load(p).shr(shift).and(mask)
+    Bytes16::load(p).bits(shift, mask)
 }
 
-// Q5_0: w = d·(q − 16), as d·q − 16d.
-codes_format!(Q5_0, WeightFormat::Q5_0, |b: *const u8, _| {
-    let (lo, hi) = codes5(b, 2, 6);
-    let d = half_at(b);
-    Codes32(d, -16.0 * d, lo, hi)
+// Q5_0: w = d·(q − 16).
+codes_format!(Q5_0, WeightFormat::Q5_0, signed: true, |b: *const u8, _| {
+    let (lo, hi) = codes5(b, 2, 6, true);
+    Codes32(half_at(b), 0.0, lo, hi, [0; 2])
 });
-codes_format!(Q5_1, WeightFormat::Q5_1, |b: *const u8, _| {
-    let (lo, hi) = codes5(b, 4, 8);
-    Codes32(half_at(b), half_at(b.add(2)), lo, hi)
+codes_format!(Q5_1, WeightFormat::Q5_1, signed: false, |b: *const u8, _| {
+    let (lo, hi) = codes5(b, 4, 8, false);
+    Codes32(half_at(b), half_at(b.add(2)), lo, hi, [0; 2])
 });
-// IQ4_NL: w = d·table[q], the table offset by 128 (unsigned), so d·(code − 128).
-codes_format!(IQ4_NL, WeightFormat::IQ4_NL, |b: *const u8, _| {
+// IQ4_NL: w = d·table[q] (the table's values are signed bytes).
+codes_format!(IQ4_NL, WeightFormat::IQ4_NL, signed: true, |b: *const u8, _| {
     let (q, d) = (Bytes16::load(b.add(2)), half_at(b));
-    Codes32(d, -128.0 * d, IQ4_NL_TABLE.lookup(q, false), IQ4_NL_TABLE.lookup(q, true))
+    Codes32(d, 0.0, IQ4_NL_TABLE.lookup(q, false), IQ4_NL_TABLE.lookup(q, true), [0; 2])
 });
 // Q4_K/Q5_K: groups of 32; group g's nibbles are the low (even g) or high halves of the 32
 // bytes at qs + 32·(g / 2); Q5_K's fifth bits are bit g of the 32 bytes at 16.
-codes_format!(Q4_K, WeightFormat::Q4_K, |b: *const u8, g: usize| {
+codes_format!(Q4_K, WeightFormat::Q4_K, signed: false, |b: *const u8, g: usize| {
     let (p, s) = (b.add(16 + 32 * (g / 2)), 4 * (g % 2) as u32);
     let (d, m) = dm(WeightFormat::Q4_K, b, g);
-    Codes32(d, m, field(p, s, 0xf), field(p.add(16), s, 0xf))
+    Codes32(d, m, field(p, s, 0xf), field(p.add(16), s, 0xf), [0; 2])
 });
-codes_format!(Q5_K, WeightFormat::Q5_K, |b: *const u8, g: usize| {
+codes_format!(Q5_K, WeightFormat::Q5_K, signed: false, |b: *const u8, g: usize| {
     let (p, s) = (b.add(48 + 32 * (g / 2)), 4 * (g % 2) as u32);
     let high = |i: usize| field(b.add(16 + i), g as u32, 1).shl(4);
     let (d, m) = dm(WeightFormat::Q5_K, b, g);
-    Codes32(d, m, field(p, s, 0xf).or(high(0)), field(p.add(16), s, 0xf).or(high(16)))
+    Codes32(d, m, field(p, s, 0xf).or(high(0)), field(p.add(16), s, 0xf).or(high(16)), [0; 2])
 });
 // Groups of 16 (weights 16g..16g+16 = 128h + 32s + i for i in one half of a 32-byte run):
 // 2-bit codes at bits 2s of the bytes at qs + 32h + 16·(g % 2).
@@ -307,37 +344,27 @@ unsafe fn two_bits16(b: *const u8, qs: usize, g: usize) -> Bytes16 {
     field(b.add(qs + 32 * h + 16 * (g % 2)), 2 * s as u32, 3)
 }
 // Groups of 16 use the first register only (the second is a copy).
-codes_format!(Q2_K, WeightFormat::Q2_K, |b: *const u8, g: usize| {
+codes_format!(Q2_K, WeightFormat::Q2_K, signed: false, |b: *const u8, g: usize| {
     let (d, m) = dm(WeightFormat::Q2_K, b, g);
     let q = two_bits16(b, 16, g);
-    Codes32(d, m, q, q)
+    Codes32(d, m, q, q, [0; 2])
 });
-// Q3_K: code = low 2 bits | high bit << 2, minus 4 (in m); the high bit of weight k is bit
+// Q3_K: code = low 2 bits | high bit << 2, minus 4; the high bit of weight k is bit
 // k / 32 of hmask[k % 32].
-codes_format!(Q3_K, WeightFormat::Q3_K, |b: *const u8, g: usize| {
+codes_format!(Q3_K, WeightFormat::Q3_K, signed: true, |b: *const u8, g: usize| {
     let high = field(b.add(16 * (g % 2)), (g / 2) as u32, 1).shl(2);
-    let q = two_bits16(b, 32, g).or(high);
-    let d = dm(WeightFormat::Q3_K, b, g).0;
-    Codes32(d, -4.0 * d, q, q)
-});
-// Q6_K: code = ql nibble | 2 bits of qh << 4, minus 32 (in m). Weight 128h + r: ql byte
+    let q = two_bits16(b, 32, g).or(high).sub(4);
+    Codes32(dm(WeightFormat::Q3_K, b, g).0, 0.0, q, q, [0; 2])
+}, fold: |b, g| (half_at(b.add(108)), dtype::scale_q3k(core::slice::from_raw_parts(b.add(96), 12), g) as i16));
+// Q6_K: code = ql nibble | 2 bits of qh << 4, minus 32. Weight 128h + r: ql byte
 // 64h + r % 64 (high nibble for r >= 64), qh byte 32h + r % 32 at bits 2·(r / 32).
-codes_format!(Q6_K, WeightFormat::Q6_K, |b: *const u8, g: usize| {
+codes_format!(Q6_K, WeightFormat::Q6_K, signed: true, |b: *const u8, g: usize| {
     let (h, r) = (g / 8, 16 * (g % 8));
     let lo = field(b.add(64 * h + r % 64), 4 * (r >= 64) as u32, 0xf);
     let hi = field(b.add(128 + 32 * h + r % 32), 2 * (r / 32) as u32, 3).shl(4);
-    let q = lo.or(hi);
-    let d = dm(WeightFormat::Q6_K, b, g).0;
-    Codes32(d, -32.0 * d, q, q)
-});
+    let q = lo.or(hi).sub(32);
+    Codes32(dm(WeightFormat::Q6_K, b, g).0, 0.0, q, q, [0; 2])
+}, fold: |b, g| (half_at(b.add(208)), *b.add(192 + g) as i8 as i16));
 
-/// IQ4_NL's table + 128 (as unsigned bytes) in one register.
-const IQ4_NL_TABLE: Bytes16 = Bytes16::from_i8({
-    let mut t = [0i8; 16];
-    let mut i = 0;
-    while i < 16 {
-        t[i] = (dtype::IQ4_NL_VALUES[i] as i16 + 128) as u8 as i8;
-        i += 1;
-    }
-    t
-});
+/// IQ4_NL's table in one register.
+const IQ4_NL_TABLE: Bytes16 = Bytes16::from_i8(dtype::IQ4_NL_VALUES);

@@ -68,18 +68,18 @@ impl<const R: usize, const C: usize> Acc<R, C> {
     /// As `add`, with rows of whole blocks and `xs` covering them.
     #[inline(always)]
     unsafe fn add_int<F: Decode>(&mut self, xs: &[QRow; R], ws: &[*const F::Unit; C], blocks: usize) {
-        let lanes_all = F::GROUP == 32;
+        let lanes_all = F::INT_GROUP == 32;
         let exact = !xs[0].lo.is_null();
         for b in 0..blocks {
             let blk: [*const F::Unit; C] = core::array::from_fn(|c| ws[c].add(b * F::UNITS));
-            for g in 0..F::BLOCK / F::GROUP {
-                let ctx: [F::Ctx; C] = core::array::from_fn(|c| F::ctx(blk[c], g));
+            for g in 0..F::BLOCK / F::INT_GROUP {
+                let ctx: [F::Ctx; C] = core::array::from_fn(|c| F::int_ctx(blk[c], g));
                 let q: [I16x32; C] = core::array::from_fn(|c| F::codes(&ctx[c], blk[c]));
-                let k = b * F::BLOCK + g * F::GROUP;
+                let k = b * F::BLOCK + g * F::INT_GROUP;
                 for (r, x) in xs.iter().enumerate() {
                     let dx = *x.scale.add(k / 32);
                     let (hi, lo) = (x.hi.add(k), x.lo.add(k));
-                    let sum = if F::HAS_MIN { x.sum(k, F::GROUP) } else { 0.0 };
+                    let sum = if F::HAS_MIN { x.sum(k, F::INT_GROUP) } else { 0.0 };
                     for c in 0..C {
                         let (d, m) = F::scale(&ctx[c]);
                         let mut v = q[c].dot_at(hi, lanes_all).to_f32();

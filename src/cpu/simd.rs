@@ -40,6 +40,19 @@ mod imp {
         pub fn from_u8(a: Bytes16, b: Bytes16) -> Self {
             I16x32([u16x8_extend_low_u8x16(a.0), u16x8_extend_high_u8x16(a.0), u16x8_extend_low_u8x16(b.0), u16x8_extend_high_u8x16(b.0)])
         }
+        /// The same for signed byte codes, sign-extended.
+        #[inline(always)]
+        pub fn from_i8(a: Bytes16, b: Bytes16) -> Self {
+            I16x32([i16x8_extend_low_i8x16(a.0), i16x8_extend_high_i8x16(a.0), i16x8_extend_low_i8x16(b.0), i16x8_extend_high_i8x16(b.0)])
+        }
+        /// Signed byte codes times a scale per 16 (`sa` for `a`'s, `sb` for `b`'s); the
+        /// products must fit 16 bits (K-quant codes under 2^5 times scales under 2^7).
+        #[inline(always)]
+        pub fn from_i8_scaled(a: Bytes16, sa: i16, b: Bytes16, sb: i16) -> Self {
+            let (sa, sb) = (i16x8_splat(sa), i16x8_splat(sb));
+            let w = Self::from_i8(a, b).0;
+            I16x32([i16x8_mul(w[0], sa), i16x8_mul(w[1], sa), i16x8_mul(w[2], sb), i16x8_mul(w[3], sb)])
+        }
         /// A Q4 block's 32 codes: low nibbles are weights 0..16, high nibbles 16..32.
         #[inline(always)]
         pub fn nibbles(q: Bytes16) -> Self {
@@ -54,7 +67,8 @@ mod imp {
             I16x32([i16x8_extend_low_i8x16(a), i16x8_extend_high_i8x16(a), i16x8_extend_low_i8x16(b), i16x8_extend_high_i8x16(b)])
         }
         /// `Σ self[i]·x[i]` over all 32 lanes (`all`) or the first 16, in four i32 partial
-        /// sums (exact while they fit: the callers' codes are under 2^8, x under 2^15).
+        /// sums, 8 products each (exact while they fit: the callers' codes are under 2^12,
+        /// x under 2^15).
         #[inline(always)]
         pub fn dot(&self, x: &I16x32, all: bool) -> I32x4 {
             let d = |i: usize| i32x4_dot_i16x8(self.0[i], x.0[i]);
@@ -78,14 +92,19 @@ mod imp {
             Bytes16(i8x16(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15]))
         }
         /// Sixteen 5-bit codes: the low (`high = false`) or high nibbles of `qs`, each with
-        /// bit 4 from the matching bit of `bits` (the 16 fifth bits of those weights).
+        /// bit 4 from the matching bit of `bits` (the 16 fifth bits of those weights); as
+        /// unsigned codes 0..32, or (`signed`) minus 16 (Q5_0's offset): a clear fifth bit
+        /// sets the top four bits instead, `n | 0xF0 = n − 16` as a signed byte.
         #[inline(always)]
-        pub fn codes5(qs: Bytes16, bits: u32, high: bool) -> Self {
+        pub fn codes5(qs: Bytes16, bits: u32, high: bool, signed: bool) -> Self {
             let n = if high { u8x16_shr(qs.0, 4) } else { v128_and(qs.0, u8x16_splat(0xf)) };
             // Byte i of the result tests bit i % 8 of byte i / 8 of `bits`.
             let spread = i8x16_swizzle(u32x4_splat(bits), u8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
-            let set = i8x16_ne(v128_and(spread, u8x16(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128)), u8x16_splat(0));
-            Bytes16(v128_or(n, v128_and(set, u8x16_splat(16))))
+            let mask = u8x16(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
+            // eq, not ne: x86 has no byte not-equal (V8 adds an xor).
+            let t = v128_and(spread, mask);
+            let high_bits = if signed { v128_and(i8x16_eq(t, u8x16_splat(0)), u8x16_splat(0xf0)) } else { v128_and(i8x16_eq(t, mask), u8x16_splat(16)) };
+            Bytes16(v128_or(n, high_bits))
         }
         /// `table[q & 15]` for each byte of `q` (its low or high nibbles).
         #[inline(always)]
@@ -93,13 +112,18 @@ mod imp {
             let n = if high { u8x16_shr(qs.0, 4) } else { v128_and(qs.0, u8x16_splat(0xf)) };
             Bytes16(i8x16_swizzle(self.0, n))
         }
+        /// Bits `shift .. shift + k` of each byte (`mask` = 2^k − 1, within the byte: `mask <<
+        /// shift` under 256). Shifted as 16-bit lanes, which x86 has (V8 emulates byte shifts,
+        /// at length when the count is not a constant); the mask drops what crosses bytes.
         #[inline(always)]
-        pub fn shr(self, n: u32) -> Self {
-            Bytes16(u8x16_shr(self.0, n))
+        pub fn bits(self, shift: u32, mask: u8) -> Self {
+            Bytes16(v128_and(u16x8_shr(self.0, shift), u8x16_splat(mask)))
         }
+        /// Each byte shifted left; the bits shifted out of a byte must be zero (16-bit lane
+        /// shifts, as `bits`).
         #[inline(always)]
         pub fn shl(self, n: u32) -> Self {
-            Bytes16(i8x16_shl(self.0, n))
+            Bytes16(i16x8_shl(self.0, n))
         }
         #[inline(always)]
         pub fn and(self, m: u8) -> Self {
@@ -108,6 +132,11 @@ mod imp {
         #[inline(always)]
         pub fn or(self, b: Self) -> Self {
             Bytes16(v128_or(self.0, b.0))
+        }
+        /// Each byte minus `v` (wrapping: unsigned codes to signed ones).
+        #[inline(always)]
+        pub fn sub(self, v: u8) -> Self {
+            Bytes16(i8x16_sub(self.0, u8x16_splat(v)))
         }
         /// # Safety
         /// `p..p+16` must be readable.
@@ -192,6 +221,14 @@ mod imp {
             let mask = u8x16(j, 16, 16, 16, j + 1, 16, 16, 16, j + 2, 16, 16, 16, j + 3, 16, 16, 16);
             F32x4(f32x4_convert_i32x4(i8x16_swizzle(q.0, mask)))
         }
+        /// Bytes `4j .. 4j + 4` of `q`, signed, as floats (each byte swizzled to the top of
+        /// its lane, then an arithmetic shift).
+        #[inline(always)]
+        pub fn bytes_i8(q: Bytes16, j: usize) -> Self {
+            let j = (4 * j) as u8;
+            let mask = u8x16(16, 16, 16, j, 16, 16, 16, j + 1, 16, 16, 16, j + 2, 16, 16, 16, j + 3);
+            F32x4(f32x4_convert_i32x4(i32x4_shr(i8x16_swizzle(q.0, mask), 24)))
+        }
         /// Bytes `4·(sub % 4) ..+4` of `q` as floats: their low nibbles for `sub < 4`, their
         /// high nibbles otherwise (GGUF's Q4 layout: byte j holds weights j and j + 16).
         #[inline(always)]
@@ -258,6 +295,15 @@ mod imp {
             I16x32(core::array::from_fn(|i| if i < 16 { a.0[i] } else { b.0[i - 16] } as i16))
         }
         #[inline(always)]
+        pub fn from_i8(a: Bytes16, b: Bytes16) -> Self {
+            I16x32(core::array::from_fn(|i| if i < 16 { a.0[i] } else { b.0[i - 16] } as i8 as i16))
+        }
+        #[inline(always)]
+        pub fn from_i8_scaled(a: Bytes16, sa: i16, b: Bytes16, sb: i16) -> Self {
+            let w = Self::from_i8(a, b).0;
+            I16x32(core::array::from_fn(|i| w[i] * if i < 16 { sa } else { sb }))
+        }
+        #[inline(always)]
         pub fn nibbles(q: Bytes16) -> Self {
             I16x32(core::array::from_fn(|i| if i < 16 { q.0[i] & 0xf } else { q.0[i - 16] >> 4 } as i16))
         }
@@ -294,10 +340,10 @@ mod imp {
             Bytes16(b)
         }
         #[inline(always)]
-        pub fn codes5(qs: Bytes16, bits: u32, high: bool) -> Self {
+        pub fn codes5(qs: Bytes16, bits: u32, high: bool, signed: bool) -> Self {
             Bytes16(core::array::from_fn(|i| {
                 let n = if high { qs.0[i] >> 4 } else { qs.0[i] & 0xf };
-                n | ((((bits >> i) & 1) as u8) << 4)
+                (n | ((((bits >> i) & 1) as u8) << 4)).wrapping_sub(if signed { 16 } else { 0 })
             }))
         }
         #[inline(always)]
@@ -305,8 +351,8 @@ mod imp {
             Bytes16(core::array::from_fn(|i| self.0[(if high { qs.0[i] >> 4 } else { qs.0[i] & 0xf }) as usize]))
         }
         #[inline(always)]
-        pub fn shr(self, n: u32) -> Self {
-            Bytes16(self.0.map(|v| v >> n))
+        pub fn bits(self, shift: u32, mask: u8) -> Self {
+            Bytes16(self.0.map(|v| (v >> shift) & mask))
         }
         #[inline(always)]
         pub fn shl(self, n: u32) -> Self {
@@ -319,6 +365,10 @@ mod imp {
         #[inline(always)]
         pub fn or(self, b: Self) -> Self {
             Bytes16(core::array::from_fn(|i| self.0[i] | b.0[i]))
+        }
+        #[inline(always)]
+        pub fn sub(self, v: u8) -> Self {
+            Bytes16(self.0.map(|b| b.wrapping_sub(v)))
         }
         /// # Safety
         /// `p..p+16` must be readable.
@@ -392,6 +442,10 @@ mod imp {
         #[inline(always)]
         pub fn bytes_u8(q: Bytes16, j: usize) -> Self {
             F32x4(core::array::from_fn(|i| q.0[4 * j + i] as f32))
+        }
+        #[inline(always)]
+        pub fn bytes_i8(q: Bytes16, j: usize) -> Self {
+            F32x4(core::array::from_fn(|i| q.0[4 * j + i] as i8 as f32))
         }
         #[inline(always)]
         pub fn nibbles(q: Bytes16, sub: usize) -> Self {
