@@ -56,7 +56,7 @@ mod imp {
         /// A Q4 block's 32 codes: low nibbles are weights 0..16, high nibbles 16..32.
         #[inline(always)]
         pub fn nibbles(q: Bytes16) -> Self {
-            Self::from_u8(Bytes16(v128_and(q.0, u8x16_splat(0xf))), Bytes16(u8x16_shr(q.0, 4)))
+            Self::from_u8(Bytes16(v128_and(q.0, u8x16_splat(0xf))), Bytes16(v128_and(u16x8_shr(q.0, 4), u8x16_splat(0xf))))
         }
         /// 32 signed bytes, sign-extended.
         /// # Safety
@@ -97,7 +97,7 @@ mod imp {
         /// sets the top four bits instead, `n | 0xF0 = n − 16` as a signed byte.
         #[inline(always)]
         pub fn codes5(qs: Bytes16, bits: u32, high: bool, signed: bool) -> Self {
-            let n = if high { u8x16_shr(qs.0, 4) } else { v128_and(qs.0, u8x16_splat(0xf)) };
+            let n = v128_and(if high { u16x8_shr(qs.0, 4) } else { qs.0 }, u8x16_splat(0xf));
             // Byte i of the result tests bit i % 8 of byte i / 8 of `bits`.
             let spread = i8x16_swizzle(u32x4_splat(bits), u8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
             let mask = u8x16(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
@@ -109,7 +109,7 @@ mod imp {
         /// `table[q & 15]` for each byte of `q` (its low or high nibbles).
         #[inline(always)]
         pub fn lookup(self, qs: Bytes16, high: bool) -> Self {
-            let n = if high { u8x16_shr(qs.0, 4) } else { v128_and(qs.0, u8x16_splat(0xf)) };
+            let n = v128_and(if high { u16x8_shr(qs.0, 4) } else { qs.0 }, u8x16_splat(0xf));
             Bytes16(i8x16_swizzle(self.0, n))
         }
         /// Bits `shift .. shift + k` of each byte (`mask` = 2^k − 1, within the byte: `mask <<
