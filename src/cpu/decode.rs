@@ -219,7 +219,7 @@ impl Decode for Q8_0 {
 /// a weight is `d·code + m`. The formats below decode a group at a time from their bit fields
 /// (`dtype::code` is the scalar definition). Formats with a real minimum (Q5_1, Q4_K, ...)
 /// keep unsigned codes and m; those whose offset is a constant (Q5_0's −16, Q6_K's −32, ...)
-/// subtract it from the bytes (`SIGNED`), so decode's integer dot products need no m·Σx term
+/// subtract it from the bytes (the macro's `signed: true`), so decode's integer dot products need no m·Σx term
 /// per group. Prefill's f32 panels widen signed bytes at ~2/3 of unsigned ones' speed in V8,
 /// but a panel is decoded once for many rows.
 /// Formats with groups of 16 taken two at a time in decode (`fold`) add their integer

@@ -126,10 +126,6 @@ mod imp {
             Bytes16(i16x8_shl(self.0, n))
         }
         #[inline(always)]
-        pub fn and(self, m: u8) -> Self {
-            Bytes16(v128_and(self.0, u8x16_splat(m)))
-        }
-        #[inline(always)]
         pub fn or(self, b: Self) -> Self {
             Bytes16(v128_or(self.0, b.0))
         }
@@ -357,10 +353,6 @@ mod imp {
         #[inline(always)]
         pub fn shl(self, n: u32) -> Self {
             Bytes16(self.0.map(|v| v << n))
-        }
-        #[inline(always)]
-        pub fn and(self, m: u8) -> Self {
-            Bytes16(self.0.map(|v| v & m))
         }
         #[inline(always)]
         pub fn or(self, b: Self) -> Self {
