@@ -143,16 +143,19 @@ pub(crate) struct Quant {
 impl Quant {
     pub fn new(x: &[f32], n: usize, inp: usize, exact: bool) -> Quant {
         let x = &x[..n * inp];
+        let w = inp + 16;
         let mut q = Quant {
-            hi: Vec::with_capacity(n * (inp + 16)),
-            lo: Vec::with_capacity(if exact { n * (inp + 16) } else { 0 }),
+            hi: vec![0; n * w],
+            lo: vec![0; if exact { n * w } else { 0 }],
             scale: Vec::with_capacity(n * inp / 32),
             sums: x.chunks_exact(16).map(|s| s.iter().sum()).collect(),
             inp,
         };
-        for (row, sums) in x.chunks_exact(inp).zip(q.sums.chunks_exact(inp / 16)) {
-            for (b, sums) in row.chunks_exact(32).zip(sums.chunks_exact(2)) {
-                let amax = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (r, (row, sums)) in x.chunks_exact(inp).zip(q.sums.chunks_exact(inp / 16)).enumerate() {
+            for (i, (b, sums)) in row.chunks_exact(32).zip(sums.chunks_exact(2)).enumerate() {
+                // SAFETY: `b` holds 32 floats; hi and lo hold `w` values per row.
+                let v: [F32x4; 8] = core::array::from_fn(|k| unsafe { F32x4::load(b[4 * k..].as_ptr()) });
+                let amax = v.iter().fold(F32x4::zero(), |m, v| v.abs_max(m)).max_lane();
                 let dx = if exact {
                     // The power of two at or above amax / 32000 (headroom: hi stays in i16).
                     f32::from_bits(((amax / 32000.0).to_bits() + 0x007f_ffff) & 0xff80_0000)
@@ -160,20 +163,22 @@ impl Quant {
                     amax / 127.0
                 };
                 let id = if dx > 0.0 { 1.0 / dx } else { 0.0 };
-                for &v in b {
-                    let h = (v * id).round();
-                    q.hi.push(h as i16);
+                // `x − h·dx` is exact (dx a power of two, |x − h·dx| ≤ dx/2), and so are the
+                // scalings by id and 2¹⁵ (two steps: id·2¹⁵ overflows for tiny blocks).
+                // Rounding ties to even, as f32x4.nearest does.
+                let (idv, dxv, lov) = (F32x4::splat(id), F32x4::splat(dx), F32x4::splat(32768.0));
+                let at = r * w + 32 * i;
+                for k in (0..8).step_by(2) {
+                    let h = [v[k].mul(idv).round_even(), v[k + 1].mul(idv).round_even()];
+                    unsafe { F32x4::store_i16(h[0], h[1], q.hi[at + 4 * k..].as_mut_ptr()) };
                     if exact {
-                        q.lo.push(((v - h * dx) * id * 32768.0).round() as i16);
+                        let l = [0, 1].map(|j| v[k + j].sub(h[j].mul(dxv)).mul(idv).mul(lov).round_even());
+                        unsafe { F32x4::store_i16(l[0], l[1], q.lo[at + 4 * k..].as_mut_ptr()) };
                     }
                 }
                 // NaN or infinity in the block: NaN out, as f32 math gives (the integer casts
                 // above would hide it).
                 q.scale.push(if (sums[0] + sums[1]).is_finite() { dx } else { f32::NAN });
-            }
-            q.hi.extend([0; 16]);
-            if exact {
-                q.lo.extend([0; 16]);
             }
         }
         q

@@ -255,6 +255,32 @@ mod imp {
             (f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v))
                 + (f32x4_extract_lane::<2>(v) + f32x4_extract_lane::<3>(v))
         }
+        #[inline(always)]
+        pub fn sub(self, b: Self) -> Self {
+            F32x4(f32x4_sub(self.0, b.0))
+        }
+        /// Lane-wise max of `m` and |self| (NaN lanes: either; `Quant` checks sums instead).
+        #[inline(always)]
+        pub fn abs_max(self, m: Self) -> Self {
+            F32x4(f32x4_pmax(m.0, f32x4_abs(self.0)))
+        }
+        #[inline(always)]
+        pub fn max_lane(self) -> f32 {
+            let v = self.0;
+            f32x4_extract_lane::<0>(v).max(f32x4_extract_lane::<1>(v)).max(f32x4_extract_lane::<2>(v).max(f32x4_extract_lane::<3>(v)))
+        }
+        /// Rounded to the nearest integer, ties to even.
+        #[inline(always)]
+        pub fn round_even(self) -> Self {
+            F32x4(f32x4_nearest(self.0))
+        }
+        /// Stores `a` and `b` (integers in i16's range) as eight i16 at `p`.
+        /// # Safety
+        /// `p..p+8` must be writable.
+        #[inline(always)]
+        pub unsafe fn store_i16(a: Self, b: Self, p: *mut i16) {
+            v128_store(p as *mut v128, i16x8_narrow_i32x4(i32x4_trunc_sat_f32x4(a.0), i32x4_trunc_sat_f32x4(b.0)))
+        }
     }
 }
 
@@ -466,6 +492,30 @@ mod imp {
         pub fn sum(self) -> f32 {
             let v = self.0;
             (v[0] + v[1]) + (v[2] + v[3])
+        }
+        #[inline(always)]
+        pub fn sub(self, b: Self) -> Self {
+            F32x4(core::array::from_fn(|i| self.0[i] - b.0[i]))
+        }
+        #[inline(always)]
+        pub fn abs_max(self, m: Self) -> Self {
+            F32x4(core::array::from_fn(|i| m.0[i].max(self.0[i].abs())))
+        }
+        #[inline(always)]
+        pub fn max_lane(self) -> f32 {
+            let v = self.0;
+            v[0].max(v[1]).max(v[2].max(v[3]))
+        }
+        #[inline(always)]
+        pub fn round_even(self) -> Self {
+            F32x4(self.0.map(f32::round_ties_even))
+        }
+        /// # Safety
+        /// `p..p+8` must be writable.
+        #[inline(always)]
+        pub unsafe fn store_i16(a: Self, b: Self, p: *mut i16) {
+            let v: [i16; 8] = core::array::from_fn(|i| if i < 4 { a.0[i] } else { b.0[i - 4] } as i32 as i16);
+            core::ptr::write_unaligned(p as *mut [i16; 8], v)
         }
     }
 }
