@@ -274,6 +274,19 @@ mod imp {
         pub fn round_even(self) -> Self {
             F32x4(f32x4_nearest(self.0))
         }
+        #[inline(always)]
+        pub fn div(self, b: Self) -> Self {
+            F32x4(f32x4_div(self.0, b.0))
+        }
+        #[inline(always)]
+        pub fn clamp(self, lo: f32, hi: f32) -> Self {
+            F32x4(f32x4_pmin(f32x4_splat(hi), f32x4_pmax(f32x4_splat(lo), self.0)))
+        }
+        /// 2ⁿ for integer-valued lanes n in -126..=127.
+        #[inline(always)]
+        pub fn pow2(self) -> Self {
+            F32x4(i32x4_shl(i32x4_add(i32x4_trunc_sat_f32x4(self.0), i32x4_splat(127)), 23))
+        }
         /// Stores `a` and `b` (integers in i16's range) as eight i16 at `p`.
         /// # Safety
         /// `p..p+8` must be writable.
@@ -510,6 +523,18 @@ mod imp {
         pub fn round_even(self) -> Self {
             F32x4(self.0.map(f32::round_ties_even))
         }
+        #[inline(always)]
+        pub fn div(self, b: Self) -> Self {
+            F32x4(core::array::from_fn(|i| self.0[i] / b.0[i]))
+        }
+        #[inline(always)]
+        pub fn clamp(self, lo: f32, hi: f32) -> Self {
+            F32x4(self.0.map(|v| v.max(lo).min(hi)))
+        }
+        #[inline(always)]
+        pub fn pow2(self) -> Self {
+            F32x4(self.0.map(|n| f32::from_bits(((n as i32 + 127) as u32) << 23)))
+        }
         /// # Safety
         /// `p..p+8` must be writable.
         #[inline(always)]
@@ -521,3 +546,51 @@ mod imp {
 }
 
 pub use imp::{Bytes16, F32x4, I16x32, I32x4};
+
+impl F32x4 {
+    /// eˣ per lane, Cephes' expf (range reduction by ln 2 in two parts, degree-6 polynomial):
+    /// within 2e-7 relative of the exact value for x in [-87, 88] (`tests::exp_is_close`);
+    /// lanes are clamped there (e⁻⁸⁷ ≈ 1.6e-38 stands for anything smaller, e⁸⁸ for larger),
+    /// and NaN or ±∞ give NaN: an overflow upstream stays visible. wasm's `f32::exp` is a
+    /// libm call per value.
+    #[inline(always)]
+    pub fn exp(self) -> Self {
+        let x = self.clamp(-87.0, 88.0);
+        let n = x.mul(F32x4::splat(core::f32::consts::LOG2_E)).round_even();
+        let r = x.sub(n.mul(F32x4::splat(0.693_359_4))).sub(n.mul(F32x4::splat(-2.121_944_4e-4)));
+        let mut p = F32x4::splat(1.987_569_1e-4);
+        for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1] {
+            p = p.mul_add(r, F32x4::splat(c));
+        }
+        let e = p.mul_add(r.mul(r), r.add(F32x4::splat(1.0)));
+        // x − x: 0, or NaN where x is NaN or infinite.
+        e.mul(n.pow2()).add(self.sub(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::F32x4;
+
+    #[test]
+    fn exp_is_close() {
+        let mut worst = 0f64;
+        let mut x = -87.0f32;
+        while x <= 88.0 {
+            let v = [x, x + 0.0137, -x * 0.5, x * 1e-3];
+            // SAFETY: four floats.
+            let got = unsafe { F32x4::load(v.as_ptr()) }.exp().to_array();
+            for (g, v) in got.iter().zip(v) {
+                let want = (v as f64).exp();
+                worst = worst.max(((*g as f64 - want) / want).abs());
+            }
+            x += 0.0731;
+        }
+        assert!(worst < 2e-7, "worst relative error {worst:e}");
+        assert_eq!(F32x4::splat(0.0).exp().to_array(), [1.0; 4]);
+        let odd = [f32::NAN, f32::INFINITY, -1e3, 1e3];
+        // SAFETY: four floats.
+        let got = unsafe { F32x4::load(odd.as_ptr()) }.exp().to_array();
+        assert!(got[0].is_nan() && got[1].is_nan() && got[2] > 0.0 && got[2] < 2e-38 && got[3] > 1e38, "{got:?}");
+    }
+}
