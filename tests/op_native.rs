@@ -168,6 +168,11 @@ fn f16_widening_is_exact() {
 }
 
 #[test]
+fn simd_round_and_exp() {
+    assert!(check_round_and_exp().unwrap() > 8000);
+}
+
+#[test]
 fn cpu_integer_rows_are_exact_with_outliers() {
     assert!(pollster::block_on(check_integer_rows()).unwrap() >= 100);
 }

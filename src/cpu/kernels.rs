@@ -165,14 +165,13 @@ impl Quant {
                 let id = if dx > 0.0 { 1.0 / dx } else { 0.0 };
                 // `x − h·dx` is exact (dx a power of two, |x − h·dx| ≤ dx/2), and so are the
                 // scalings by id and 2¹⁵ (two steps: id·2¹⁵ overflows for tiny blocks).
-                // Rounding ties to even, as f32x4.nearest does.
                 let (idv, dxv, lov) = (F32x4::splat(id), F32x4::splat(dx), F32x4::splat(32768.0));
                 let at = r * w + 32 * i;
                 for k in (0..8).step_by(2) {
-                    let h = [v[k].mul(idv).round_even(), v[k + 1].mul(idv).round_even()];
+                    let h = [v[k].mul(idv).round(), v[k + 1].mul(idv).round()];
                     unsafe { F32x4::store_i16(h[0], h[1], q.hi[at + 4 * k..].as_mut_ptr()) };
                     if exact {
-                        let l = [0, 1].map(|j| v[k + j].sub(h[j].mul(dxv)).mul(idv).mul(lov).round_even());
+                        let l = [0, 1].map(|j| v[k + j].sub(h[j].mul(dxv)).mul(idv).mul(lov).round());
                         unsafe { F32x4::store_i16(l[0], l[1], q.lo[at + 4 * k..].as_mut_ptr()) };
                     }
                 }

@@ -376,6 +376,49 @@ pub fn check_f16_widening() -> Result<usize, String> {
     Ok(bits.len())
 }
 
+/// `F32x4::round` is `f32::round` (ties away from zero, as the integer activation rows were
+/// first made) and `F32x4::exp` is within 2e-7 of e^x on [-87, 88], NaN and ±∞ giving NaN
+/// (the SIMD128 path in wasm, portable natively).
+pub fn check_round_and_exp() -> Result<usize, String> {
+    use lorafuse::cpu::simd::F32x4;
+    // SAFETY: four floats.
+    let lanes = |v: [f32; 4], f: fn(F32x4) -> F32x4| f(unsafe { F32x4::load(v.as_ptr()) }).to_array();
+    let mut checks = 0;
+    let ties = [0.5, -0.5, 1.5, -2.5, 126.5, 0.499_999_97, -0.499_999_97, 8_388_609.0, -0.0, 3.7, -3.2, 32_767.5];
+    let mut rng = Rng::new(7);
+    // Random values, and random halves (every one a tie).
+    let mut random = rng.vec(4096, 35_000.0);
+    random.extend((0..1024).map(|_| rng.below(65_536) as f32 - 32_768.5));
+    for v in ties.chunks_exact(4).chain(random.chunks_exact(4)) {
+        let got = lanes(v.try_into().unwrap(), F32x4::round);
+        for (x, g) in v.iter().zip(got) {
+            if g.to_bits() != x.round().to_bits() {
+                return Err(format!("round({x}) = {g}, not {}", x.round()));
+            }
+            checks += 1;
+        }
+    }
+    let mut worst = 0f64;
+    let mut x = -87.0f32;
+    while x <= 88.0 {
+        let v = [x, x + 0.0137, -x * 0.5, x * 1e-3];
+        for (g, v) in lanes(v, F32x4::exp).iter().zip(v) {
+            let want = (v as f64).exp();
+            worst = worst.max(((*g as f64 - want) / want).abs());
+            checks += 1;
+        }
+        x += 0.0731;
+    }
+    if worst >= 2e-7 {
+        return Err(format!("exp: worst relative error {worst:e}"));
+    }
+    let odd = lanes([f32::NAN, f32::INFINITY, -1e3, 1e3], F32x4::exp);
+    if !(odd[0].is_nan() && odd[1].is_nan() && odd[2] > 0.0 && odd[2] < 2e-38 && odd[3] > 1e38) {
+        return Err(format!("exp of NaN, inf, -1e3, 1e3: {odd:?}"));
+    }
+    Ok(checks)
+}
+
 /// Decode-sized calls (1 and 2 rows) on every block format take integer activation rows
 /// (`Quant`): exact to f32's tolerance against the f64 reference even where one value per
 /// 32-block is 10^3 times the others (LLMs' outlier channels), on blocks of zeros and tiny
