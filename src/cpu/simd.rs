@@ -574,4 +574,3 @@ impl F32x4 {
         e.mul(n.pow2()).add(self.sub(self))
     }
 }
-
