@@ -17,12 +17,14 @@ use crate::backend::routing::{RouteEntry, Routes};
 pub(crate) struct Acc<const R: usize, const C: usize> {
     v: [[F32x4; C]; R],
     s: [[f32; C]; R],
+    /// Block formats' m·Σx terms, column c in lane c.
+    m: [F32x4; R],
 }
 
 impl<const R: usize, const C: usize> Acc<R, C> {
     #[inline(always)]
     fn new() -> Self {
-        Acc { v: [[F32x4::zero(); C]; R], s: [[0.0; C]; R] }
+        Acc { v: [[F32x4::zero(); C]; R], s: [[0.0; C]; R], m: [F32x4::zero(); R] }
     }
 
     /// Adds `Σ_k xs[r][k] · ws[c][k]` over `len` weights to every (r, c), weights in
@@ -75,22 +77,22 @@ impl<const R: usize, const C: usize> Acc<R, C> {
             for g in 0..F::BLOCK / F::INT_GROUP {
                 let ctx: [F::Ctx; C] = core::array::from_fn(|c| F::int_ctx(blk[c], g));
                 let q: [I16x32; C] = core::array::from_fn(|c| F::codes(&ctx[c], blk[c]));
+                let (d, m) = F::scales(&ctx, &blk);
                 let k = b * F::BLOCK + g * F::INT_GROUP;
                 for (r, x) in xs.iter().enumerate() {
                     let dx = *x.scale.add(k / 32);
                     let (hi, lo) = (x.hi.add(k), x.lo.add(k));
-                    let sum = if F::HAS_MIN { x.sum(k, F::INT_GROUP) } else { 0.0 };
+                    if F::HAS_MIN {
+                        // m·Σx for all C columns in one accumulator, off the dot products' chains.
+                        self.m[r] = m.mul_add(F32x4::splat(x.sum(k, F::INT_GROUP)), self.m[r]);
+                    }
+                    let ddx = d.mul(F32x4::splat(dx));
                     for c in 0..C {
-                        let (d, m) = F::scale(&ctx[c]);
                         let mut v = q[c].dot_at(hi, lanes_all).to_f32();
                         if exact {
                             v = q[c].dot_at(lo, lanes_all).to_f32().mul_add(F32x4::splat(LO_UNIT), v);
                         }
-                        self.v[r][c] = v.mul_add(F32x4::splat(d * dx), self.v[r][c]);
-                        if F::HAS_MIN {
-                            // m·Σx in the scalar sums, off the vector accumulator's chain.
-                            self.s[r][c] += m * sum;
-                        }
+                        self.v[r][c] = v.mul_add(ddx.splat_lane(c), self.v[r][c]);
                     }
                 }
             }
@@ -117,7 +119,7 @@ impl<const R: usize, const C: usize> Acc<R, C> {
 
     #[inline(always)]
     fn finish(&self) -> [[f32; C]; R] {
-        core::array::from_fn(|r| core::array::from_fn(|c| self.v[r][c].sum() + self.s[r][c]))
+        core::array::from_fn(|r| core::array::from_fn(|c| self.v[r][c].sum() + self.s[r][c] + self.m[r].to_array()[c]))
     }
 }
 

@@ -169,11 +169,42 @@ mod imp {
         /// `p..p+4` must be readable.
         #[inline(always)]
         pub unsafe fn load_f16(p: *const u16) -> Self {
-            let h = u32x4_load_extend_u16x4(p);
+            Self::widen_halves(u32x4_load_extend_u16x4(p))
+        }
+        /// The finite halves in the low 16 bits of each lane (the high bits are ignored).
+        #[inline(always)]
+        fn widen_halves(h: v128) -> Self {
             let sign = u32x4_shl(v128_and(h, u32x4_splat(0x8000)), 16);
             let shifted = u32x4_shl(v128_and(h, u32x4_splat(0x7fff)), 13);
             // Rebias the exponent by multiplying with 2^112: also exact for subnormals and zero.
             F32x4(v128_or(f32x4_mul(shifted, f32x4_splat(f32::from_bits(0x7780_0000))), sign))
+        }
+        /// Two finite halves at each of four addresses (the first at the lower address),
+        /// widened exactly: (the first halves, the second). Blocks' (d, m) four at a time.
+        /// # Safety
+        /// Each `ps[i]..ps[i] + 4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load_half_pairs(ps: [*const u8; 4]) -> (Self, Self) {
+            let mut w = v128_load32_zero(ps[0] as *const u32);
+            w = v128_load32_lane::<1>(w, ps[1] as *const u32);
+            w = v128_load32_lane::<2>(w, ps[2] as *const u32);
+            w = v128_load32_lane::<3>(w, ps[3] as *const u32);
+            (Self::widen_halves(w), Self::widen_halves(u32x4_shr(w, 16)))
+        }
+        /// Lane `i` in all four lanes (`i` a constant after unrolling: one shuffle).
+        #[inline(always)]
+        pub fn splat_lane(self, i: usize) -> Self {
+            let v = self.0;
+            F32x4(match i {
+                0 => i32x4_shuffle::<0, 0, 0, 0>(v, v),
+                1 => i32x4_shuffle::<1, 1, 1, 1>(v, v),
+                2 => i32x4_shuffle::<2, 2, 2, 2>(v, v),
+                _ => i32x4_shuffle::<3, 3, 3, 3>(v, v),
+            })
+        }
+        #[inline(always)]
+        pub fn from_array(a: [f32; 4]) -> Self {
+            F32x4(f32x4(a[0], a[1], a[2], a[3]))
         }
         #[inline(always)]
         pub fn mul_add(self, b: Self, acc: Self) -> Self {
@@ -447,6 +478,22 @@ mod imp {
                 let b = b as u32;
                 f32::from_bits((b & 0x7fff) << 13) * f32::from_bits(0x7780_0000) * if b & 0x8000 != 0 { -1.0 } else { 1.0 }
             }))
+        }
+        /// # Safety
+        /// Each `ps[i]..ps[i] + 4` must be readable.
+        #[inline(always)]
+        pub unsafe fn load_half_pairs(ps: [*const u8; 4]) -> (Self, Self) {
+            let h = ps.map(|p| core::ptr::read_unaligned(p as *const [u8; 4]));
+            let half = |i: usize| F32x4(h.map(|b| crate::formats::dtype::finite_half(u16::from_le_bytes([b[i], b[i + 1]]))));
+            (half(0), half(2))
+        }
+        #[inline(always)]
+        pub fn splat_lane(self, i: usize) -> Self {
+            F32x4([self.0[i]; 4])
+        }
+        #[inline(always)]
+        pub fn from_array(a: [f32; 4]) -> Self {
+            F32x4(a)
         }
         #[inline(always)]
         pub fn add(self, b: Self) -> Self {
