@@ -12,6 +12,18 @@ const TOKENS = 32;
 const MODEL = new URL('../.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf', import.meta.url);
 const MiB = (b) => (b / 2 ** 20).toFixed(1);
 
+/** Cores kept busy by other processes over one idle second (Linux's /proc/stat; 0 elsewhere). */
+async function busyCores() {
+  const read = () => readFile('/proc/stat', 'utf8').then((t) => t.split('\n')[0].trim().split(/\s+/).slice(1).map(Number), () => null);
+  const a = await read();
+  await new Promise((r) => setTimeout(r, 1000));
+  const b = await read();
+  if (!a || !b) return 0;
+  const d = b.map((v, i) => v - a[i]);
+  const total = d.reduce((x, y) => x + y, 0);
+  return ((total - d[3] - d[4]) / total) * (await import('node:os')).availableParallelism();
+}
+
 function table(rows, ceiling, ref) {
   console.log('| runtime | prompt tokens | load ms | prefill ms | prefill tok/s | decode tok/s | decode GB/s (weights) | % ceiling | vs wllama 1 thread (prefill, decode) |');
   console.log('|---|---|---|---|---|---|---|---|---|');
@@ -44,6 +56,11 @@ const ceiling = api.wasmGlue().benchReadCeiling(256, 3);
 console.log(`\n### SmolLM2-135M-Instruct ${node.quantization}, greedy, ${TOKENS} tokens, 1 and 2 threads`);
 console.log(`Node ${process.version}: wasm read ceiling ${ceiling.toFixed(1)} GB/s; peak wasm memory ${MiB(node.peakWasmBytes)} MiB for a ${MiB(node.fileBytes)} MiB file\n`);
 
+// Chromium starts its own session, so Linux's autogroups schedule it as a peer of everything
+// else here: a niced background job (a fuzzer) still takes half the cores from its threads,
+// which halved both runtimes' 2-thread rows in sessions 18-19. Say so beside the figures.
+const busy = await busyCores();
+if (busy > 0.3) console.log(`**${busy.toFixed(1)} cores busy with other work before the Chromium runs (nice does not shield Chromium from it): its 2-thread rows are not comparable.**\n`);
 const { server, url } = await serve('.');
 const browser = await launch({ webgpu: false });
 try {
