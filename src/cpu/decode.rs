@@ -39,7 +39,7 @@ pub trait Decode {
     fn scale(_ctx: &Self::Ctx) -> (f32, f32) {
         (1.0, 0.0)
     }
-    /// Where the block opens with its f16 scale(s) (`scales` gathers them).
+    /// Where the block keeps its f16 scale(s) (`scales` gathers them).
     const HEAD: Head = Head::No;
     /// `scale` of one integer group in each of C blocks (`ctx` their `int_ctx`) as lanes, lanes
     /// from C on repeating the last: (d, m). Decode's per-group scale work for a whole tile
