@@ -49,19 +49,19 @@ pub trait Decode {
     #[inline(always)]
     unsafe fn scales<const C: usize>(ctx: &[Self::Ctx; C], blocks: &[*const Self::Unit; C]) -> (F32x4, F32x4) {
         let at = |off: usize| core::array::from_fn(|c| (blocks[c.min(C - 1)] as *const u8).add(off));
-        let (d, m) = match Self::HEAD {
+        match Self::HEAD {
             Head::No => {
                 let s: [(f32, f32); 4] = core::array::from_fn(|c| Self::scale(&ctx[c.min(C - 1)]));
-                return (F32x4::from_array(s.map(|s| s.0)), F32x4::from_array(s.map(|s| s.1)));
+                (F32x4::from_array(s.map(|s| s.0)), F32x4::from_array(s.map(|s| s.1)))
+            }
+            Head::D => (F32x4::load_half_pairs(at(0)).0, F32x4::zero()),
+            Head::DMin => F32x4::load_half_pairs(at(0)),
+            Head::DMinus8 => {
+                let d = F32x4::load_half_pairs(at(0)).0;
+                (d, d.mul(F32x4::splat(-8.0)))
             }
             // The 4 bytes read end with d, at the block's end.
-            Head::DAt(off) => return (F32x4::load_half_pairs(at(off - 2)).1, F32x4::zero()),
-            _ => F32x4::load_half_pairs(at(0)),
-        };
-        match Self::HEAD {
-            Head::DMin => (d, m),
-            Head::DMinus8 => (d, d.mul(F32x4::splat(-8.0))),
-            _ => (d, F32x4::zero()),
+            Head::DAt(off) => (F32x4::load_half_pairs(at(off - 2)).1, F32x4::zero()),
         }
     }
     /// Block formats: the group's codes as integers for the integer dot products (`codes`).
