@@ -60,8 +60,8 @@ pub trait Decode {
                 let d = F32x4::load_half_pairs(at(0)).0;
                 (d, d.mul(F32x4::splat(-8.0)))
             }
-            // The 4 bytes read end with d, at the block's end.
-            Head::DAt(off) => (F32x4::load_half_pairs(at(off - 2)).1, F32x4::zero()),
+            // The 4 bytes read end with d, the block's last two bytes (units are bytes here).
+            Head::DLast => (F32x4::load_half_pairs(at(Self::UNITS - 4)).1, F32x4::zero()),
         }
     }
     /// Block formats: the group's codes as integers for the integer dot products (`codes`).
@@ -163,8 +163,8 @@ unsafe fn half_at(p: *const u8) -> f32 {
 }
 
 /// Where a block keeps its f16 scales (`Decode::scales`): nowhere (element formats), f16 d
-/// at 0, f16 d then m, d with m = −8·d (Q4_0), or one f16 d at this offset, the block's last
-/// two bytes (Q3_K, Q6_K: their integer group scales are folded into the codes). Q4_K's
+/// at 0, f16 d then m, d with m = −8·d (Q4_0), or one f16 d in the block's last two bytes
+/// (Q3_K, Q6_K: their integer group scales are folded into the codes). Q4_K's
 /// 6-bit scales gathered per group measured 28% slower than per column: `No`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Head {
@@ -172,7 +172,7 @@ pub enum Head {
     D,
     DMin,
     DMinus8,
-    DAt(usize),
+    DLast,
 }
 
 /// A Q4 block: d, m and its 16 quant bytes; a weight is `d·q + m`.
@@ -313,15 +313,15 @@ macro_rules! codes_format {
             }
             $(
                 // Groups of 16 with (d·scale, 0): decode takes two at a time as one group of
-                // 32, codes times their integer scales (`$fold`: the block's d and group g's
-                // scale), so the per-group work (conversion, scaling) is done once per 32.
+                // 32, codes times their integer scales (`$fold`: group g's), so the per-group
+                // work (conversion, scaling) is done once per 32.
                 const INT_GROUP: usize = 32;
                 #[inline(always)]
                 unsafe fn int_ctx(b: *const u8, g: usize) -> Codes32 {
-                    let fold: unsafe fn(*const u8, usize) -> (f32, i16) = $fold;
+                    let fold: unsafe fn(*const u8, usize) -> i16 = $fold;
                     let (c0, c1) = (Self::ctx(b, 2 * g), Self::ctx(b, 2 * g + 1));
-                    let ((d, s0), (_, s1)) = (fold(b, 2 * g), fold(b, 2 * g + 1));
-                    Codes32(d, 0.0, c0.2, c1.2, [s0, s1])
+                    // d: the block's last two bytes, as `Head::DLast` reads it.
+                    Codes32(half_at(b.add(Self::UNITS - 2)), 0.0, c0.2, c1.2, [fold(b, 2 * g), fold(b, 2 * g + 1)])
                 }
             )?
             unsafe fn at(_: *const u8, _: usize) -> f32 {
@@ -331,7 +331,8 @@ macro_rules! codes_format {
     };
 }
 
-/// Q5_0/Q5_1's codes: nibbles at `qs`, fifth bits in the u32 at `qh` (`signed`: minus 16).
+/// Q5_0/Q5_1's codes: nibbles at `qs`, fifth bits in the u32 at `qh` (`signed`: minus 16; each
+/// format passes its own, `!HAS_MIN`, from the macro's `signed:`).
 #[inline(always)]
 unsafe fn codes5(b: *const u8, qh: usize, qs: usize, signed: bool) -> (Bytes16, Bytes16) {
     let bits = u32::from_le_bytes(core::ptr::read_unaligned(b.add(qh) as *const [u8; 4]));
@@ -353,11 +354,11 @@ unsafe fn field(p: *const u8, shift: u32, mask: u8) -> Bytes16 {
 
 // Q5_0: w = d·(q − 16).
 codes_format!(Q5_0, WeightFormat::Q5_0, signed: true, head: Head::D, |b: *const u8, _| {
-    let (lo, hi) = codes5(b, 2, 6, true);
+    let (lo, hi) = codes5(b, 2, 6, !Self::HAS_MIN);
     Codes32(half_at(b), 0.0, lo, hi, [0; 2])
 });
 codes_format!(Q5_1, WeightFormat::Q5_1, signed: false, head: Head::DMin, |b: *const u8, _| {
-    let (lo, hi) = codes5(b, 4, 8, false);
+    let (lo, hi) = codes5(b, 4, 8, !Self::HAS_MIN);
     Codes32(half_at(b), half_at(b.add(2)), lo, hi, [0; 2])
 });
 // IQ4_NL: w = d·table[q] (the table's values are signed bytes).
@@ -393,20 +394,20 @@ codes_format!(Q2_K, WeightFormat::Q2_K, signed: false, head: Head::No, |b: *cons
 });
 // Q3_K: code = low 2 bits | high bit << 2, minus 4; the high bit of weight k is bit
 // k / 32 of hmask[k % 32].
-codes_format!(Q3_K, WeightFormat::Q3_K, signed: true, head: Head::DAt(108), |b: *const u8, g: usize| {
+codes_format!(Q3_K, WeightFormat::Q3_K, signed: true, head: Head::DLast, |b: *const u8, g: usize| {
     let high = field(b.add(16 * (g % 2)), (g / 2) as u32, 1).shl(2);
     let q = two_bits16(b, 32, g).or(high).sub(4);
     Codes32(dm(WeightFormat::Q3_K, b, g).0, 0.0, q, q, [0; 2])
-}, fold: |b, g| (half_at(b.add(108)), dtype::scale_q3k(core::slice::from_raw_parts(b.add(96), 12), g) as i16));
+}, fold: |b, g| dtype::scale_q3k(core::slice::from_raw_parts(b.add(96), 12), g) as i16);
 // Q6_K: code = ql nibble | 2 bits of qh << 4, minus 32. Weight 128h + r: ql byte
 // 64h + r % 64 (high nibble for r >= 64), qh byte 32h + r % 32 at bits 2·(r / 32).
-codes_format!(Q6_K, WeightFormat::Q6_K, signed: true, head: Head::DAt(208), |b: *const u8, g: usize| {
+codes_format!(Q6_K, WeightFormat::Q6_K, signed: true, head: Head::DLast, |b: *const u8, g: usize| {
     let (h, r) = (g / 8, 16 * (g % 8));
     let lo = field(b.add(64 * h + r % 64), 4 * (r >= 64) as u32, 0xf);
     let hi = field(b.add(128 + 32 * h + r % 32), 2 * (r / 32) as u32, 3).shl(4);
     let q = lo.or(hi).sub(32);
     Codes32(dm(WeightFormat::Q6_K, b, g).0, 0.0, q, q, [0; 2])
-}, fold: |b, g| (half_at(b.add(208)), *b.add(192 + g) as i8 as i16));
+}, fold: |b, g| *b.add(192 + g) as i8 as i16);
 
 /// IQ4_NL's table in one register.
 const IQ4_NL_TABLE: Bytes16 = Bytes16::from_i8(dtype::IQ4_NL_VALUES);

@@ -81,7 +81,8 @@ impl<const R: usize, const C: usize> Acc<R, C> {
                 let k = b * F::BLOCK + g * F::INT_GROUP;
                 for (r, x) in xs.iter().enumerate() {
                     let dx = *x.scale.add(k / 32);
-                    let (hi, lo) = (x.hi.add(k), x.lo.add(k));
+                    // `lo` is null in int8 mode: offset only where it is read.
+                    let hi = x.hi.add(k);
                     if F::HAS_MIN {
                         // m·Σx for all C columns in one accumulator, off the dot products' chains.
                         self.m[r] = m.mul_add(F32x4::splat(x.sum(k, F::INT_GROUP)), self.m[r]);
@@ -90,7 +91,7 @@ impl<const R: usize, const C: usize> Acc<R, C> {
                     for c in 0..C {
                         let mut v = q[c].dot_at(hi, lanes_all).to_f32();
                         if exact {
-                            v = q[c].dot_at(lo, lanes_all).to_f32().mul_add(F32x4::splat(LO_UNIT), v);
+                            v = q[c].dot_at(x.lo.add(k), lanes_all).to_f32().mul_add(F32x4::splat(LO_UNIT), v);
                         }
                         self.v[r][c] = v.mul_add(ddx.splat_lane(c), self.v[r][c]);
                     }
@@ -162,7 +163,8 @@ impl Quant {
                     // The power of two at or above amax / 32000 (headroom: hi stays in i16).
                     f32::from_bits(((amax / 32000.0).to_bits() + 0x007f_ffff) & 0xff80_0000)
                 } else {
-                    amax / 127.0
+                    // Not subnormal: 1/dx must stay finite for tiny blocks.
+                    (amax / 127.0).max(f32::MIN_POSITIVE)
                 };
                 let id = if dx > 0.0 { 1.0 / dx } else { 0.0 };
                 // `x − h·dx` is exact (dx a power of two, |x − h·dx| ≤ dx/2), and so are the

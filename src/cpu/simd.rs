@@ -389,7 +389,9 @@ mod imp {
         pub fn dot(&self, x: &I16x32, all: bool) -> I32x4 {
             let mut acc = [0i32; 4];
             for j in 0..if all { 32 } else { 16 } {
-                acc[j % 4] += self.0[j] as i32 * x.0[j] as i32;
+                // Lane (j % 8) / 2, as i32x4.dot_i16x8 pairs them (the f32 sums per lane
+                // then round the same way).
+                acc[(j % 8) / 2] += self.0[j] as i32 * x.0[j] as i32;
             }
             I32x4(acc)
         }
@@ -467,17 +469,13 @@ mod imp {
         pub unsafe fn store(self, p: *mut f32) {
             core::ptr::write_unaligned(p as *mut [f32; 4], self.0)
         }
-        /// Four finite IEEE half floats (bit patterns) widened to f32, exactly (the same
-        /// rebias-by-multiplication as the SIMD128 path, which LLVM vectorises).
+        /// Four finite IEEE half floats (bit patterns) widened to f32, exactly
+        /// (`dtype::finite_half`: the SIMD128 path's rebias by multiplication).
         /// # Safety
         /// `p..p+4` must be readable.
         #[inline(always)]
         pub unsafe fn load_f16(p: *const u16) -> Self {
-            let h = core::ptr::read_unaligned(p as *const [u16; 4]);
-            F32x4(h.map(|b| {
-                let b = b as u32;
-                f32::from_bits((b & 0x7fff) << 13) * f32::from_bits(0x7780_0000) * if b & 0x8000 != 0 { -1.0 } else { 1.0 }
-            }))
+            F32x4(core::ptr::read_unaligned(p as *const [u16; 4]).map(crate::formats::dtype::finite_half))
         }
         /// # Safety
         /// Each `ps[i]..ps[i] + 4` must be readable.
@@ -592,7 +590,8 @@ mod imp {
         /// `p..p+8` must be writable.
         #[inline(always)]
         pub unsafe fn store_i16(a: Self, b: Self, p: *mut i16) {
-            let v: [i16; 8] = core::array::from_fn(|i| if i < 4 { a.0[i] } else { b.0[i - 4] } as i32 as i16);
+            // Saturating, as trunc_sat then narrow in wasm.
+            let v: [i16; 8] = core::array::from_fn(|i| if i < 4 { a.0[i] } else { b.0[i - 4] } as i16);
             core::ptr::write_unaligned(p as *mut [i16; 8], v)
         }
     }
