@@ -17,8 +17,15 @@ fn run(case: &Case, layer: &LoraLinear<CpuBackend>, mix: &lorafuse::Mix, threads
     pollster::block_on(b.read(&y)).unwrap()
 }
 
+/// The pool is one per process: its tests take turns (each counts what ran where).
+fn pool_turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn outputs_do_not_depend_on_the_thread_count() {
+    let _turn = pool_turn();
     pool::start_native(3);
     pool::set_min_work(0);
     let before = pool::shared_jobs();
@@ -42,4 +49,37 @@ fn outputs_do_not_depend_on_the_thread_count() {
     eprintln!("{checks} (case, routing) pairs; {} jobs shared", pool::shared_jobs() - before);
     assert!(checks >= 100);
     assert!(pool::shared_jobs() - before >= checks, "the jobs ran on one thread");
+}
+
+/// A job that panics, on a worker or on the caller, is re-raised on the caller once every
+/// thread has left it, and the pool is free again: a later job runs on several threads.
+#[test]
+fn a_panicking_job_is_reraised_and_the_pool_recovers() {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    let _turn = pool_turn();
+    pool::start_native(3);
+    pool::set_threads(4);
+    // A few µs per chunk, so that workers join before the caller has taken every chunk.
+    let work = || (0..5_000u32).fold(0u32, |a, i| std::hint::black_box(a ^ i));
+    for bad in [0, 37, 63] {
+        let r = std::panic::catch_unwind(|| {
+            pool::for_each(64, &|c| {
+                work();
+                assert_ne!(c, bad, "chunk {c} fails on purpose");
+            })
+        });
+        assert!(r.is_err(), "chunk {bad}'s panic was lost");
+    }
+    let caller = std::thread::current().id();
+    let shared = (0..1000).any(|_| {
+        let other = AtomicBool::new(false);
+        pool::for_each(64, &|_| {
+            work();
+            if std::thread::current().id() != caller {
+                other.store(true, Relaxed);
+            }
+        });
+        other.load(Relaxed)
+    });
+    assert!(shared, "no job ran on a worker after the panics");
 }

@@ -88,8 +88,9 @@ pub fn shared_jobs() -> usize {
     SHARED_JOBS.load(Relaxed)
 }
 
-/// Runs `f(c)` for every `c` in `0..chunks`, spread over the pool's threads. `f` must not
-/// panic (a worker's panic aborts the module in wasm; natively it is re-raised here).
+/// Runs `f(c)` for every `c` in `0..chunks`, spread over the pool's threads. `f` should not
+/// panic: a worker's panic aborts the module in wasm; natively it is re-raised here, once
+/// every thread has left the job (as is a panic on the caller), and the pool stays usable.
 pub fn for_each(chunks: usize, f: &(dyn Fn(usize) + Sync)) {
     let k = threads().min(chunks);
     if k <= 1 || BUSY.compare_exchange(0, 1, Acquire, Relaxed).is_err() {
@@ -107,16 +108,30 @@ pub fn for_each(chunks: usize, f: &(dyn Fn(usize) + Sync)) {
     if SLEEPERS.load(SeqCst) > 0 {
         wake_all();
     }
+    let close = Close;
     run_chunks(f, chunks);
-    let entered = ENTER.fetch_or(CLOSED, AcqRel) & !CLOSED;
-    SHARED_JOBS.fetch_add((entered > 0) as usize, Relaxed);
-    while DONE.load(Acquire) < entered {
-        if POISONED.load(Relaxed) != 0 {
-            panic!("a CPU worker thread panicked");
-        }
-        core::hint::spin_loop();
+    drop(close);
+    if POISONED.swap(0, Relaxed) != 0 {
+        panic!("a CPU worker thread panicked");
     }
-    BUSY.store(0, Release);
+}
+
+/// Closes the current job and waits for the workers that entered it, then frees the pool;
+/// on drop, so also when `f` panics on the caller: no thread may run `f` once `for_each`'s
+/// frame (which `f` borrows from) is gone.
+struct Close;
+
+impl Drop for Close {
+    fn drop(&mut self) {
+        let entered = ENTER.fetch_or(CLOSED, AcqRel) & !CLOSED;
+        SHARED_JOBS.fetch_add((entered > 0) as usize, Relaxed);
+        // Natively a worker that panicked still counts itself done (`run_job`); in wasm it
+        // trapped and never will.
+        while DONE.load(Acquire) < entered && !(cfg!(target_arch = "wasm32") && POISONED.load(Relaxed) != 0) {
+            core::hint::spin_loop();
+        }
+        BUSY.store(0, Release);
+    }
 }
 
 fn run_chunks(f: &(dyn Fn(usize) + Sync), chunks: usize) {
@@ -165,7 +180,7 @@ fn run_job(f: &(dyn Fn(usize) + Sync), chunks: usize) {
     }
 }
 
-/// Marks the pool broken (a worker panicked), so the caller stops waiting for it.
+/// Says a worker panicked: the caller re-raises it (and in wasm stops waiting for it).
 pub fn poison() {
     POISONED.store(1, Relaxed);
 }
