@@ -61,8 +61,9 @@ impl<const R: usize, const C: usize> Acc<R, C> {
         }
     }
 
-    /// Integer activations (`QuantRow`): per group, `Σ (d·q + m)·x = d·dx·Σ q·(hi + lo·2⁻¹⁵)
-    /// + m·Σx`, the integer sums eight multiply-adds per instruction and exact; rows without
+    /// Integer activations (`QRow`): per group, `Σ (d·q + m)·x = d·dx·Σ q·(hi + lo·2⁻¹⁵)
+    /// + m·Σx`, the integer sums eight multiply-adds per instruction and exact (their f32
+    /// conversion rounds past 2^24, as f32 sums would); rows without
     /// low halves are the opt-in int8 mode (a run-time test: one more copy of the loops per
     /// format and tile costs ~80 KB of wasm, the test nothing measurable).
     ///

@@ -46,7 +46,7 @@ mod imp {
             I16x32([i16x8_extend_low_i8x16(a.0), i16x8_extend_high_i8x16(a.0), i16x8_extend_low_i8x16(b.0), i16x8_extend_high_i8x16(b.0)])
         }
         /// Signed byte codes times a scale per 16 (`sa` for `a`'s, `sb` for `b`'s); the
-        /// products must fit 16 bits (K-quant codes under 2^5 times scales under 2^7).
+        /// products must fit 16 bits (K-quant codes at most 2^5 times scales at most 2^7).
         #[inline(always)]
         pub fn from_i8_scaled(a: Bytes16, sa: i16, b: Bytes16, sb: i16) -> Self {
             let (sa, sb) = (i16x8_splat(sa), i16x8_splat(sb));
@@ -67,8 +67,8 @@ mod imp {
             I16x32([i16x8_extend_low_i8x16(a), i16x8_extend_high_i8x16(a), i16x8_extend_low_i8x16(b), i16x8_extend_high_i8x16(b)])
         }
         /// `Σ self[i]·x[i]` over all 32 lanes (`all`) or the first 16, in four i32 partial
-        /// sums, 8 products each (exact while they fit: the callers' codes are under 2^12,
-        /// x under 2^15).
+        /// sums, 8 products each (exact while they fit: the callers' codes are at most 2^12
+        /// in magnitude, x at most 2^15; a lane's sum becomes f32 later, rounded past 2^24).
         #[inline(always)]
         pub fn dot(&self, x: &I16x32, all: bool) -> I32x4 {
             let d = |i: usize| i32x4_dot_i16x8(self.0[i], x.0[i]);
